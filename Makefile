@@ -1,0 +1,38 @@
+# growthlake — the two commands a newcomer needs:
+#   make demo   set up, simulate a week of product events, ingest it (embedded defaults)
+#   make test   set up and run the whole test suite (unit, integration, definitions)
+PY ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export GROWTHLAKE_ROOT ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install demo run dev test bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DAGSTER_HOME):
+	mkdir -p $(DAGSTER_HOME)
+
+demo: install $(DAGSTER_HOME)  ## simulate a week and materialize it (demo profile: generated PII key)
+	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake simulate --users 2000 --days 7 --seed 42
+	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake run
+
+dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:3000
+	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+bench: install
+	$(BIN)/python benchmarks/bench_ingestion.py
+	$(BIN)/python benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) data .dagster_home

@@ -1,0 +1,89 @@
+"""One error hierarchy for growthlake: every error says what was wrong and what to do."""
+
+from __future__ import annotations
+
+__all__ = [
+    "GrowthlakeError",
+    "ConfigError",
+    "PiiKeyMissing",
+    "TrackingPlanError",
+    "BreakingPlanChange",
+    "LandingPartitionError",
+    "GateFailed",
+    "ReconciliationError",
+]
+
+
+class GrowthlakeError(Exception):
+    """Root of every error growthlake raises on purpose."""
+
+
+class ConfigError(GrowthlakeError):
+    """A setting is missing or malformed."""
+
+    def __init__(self, setting: str, problem: str, fix: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {problem}. {fix}")
+
+
+class PiiKeyMissing(ConfigError):
+    """Ingestion refuses to run without a pseudonymization key."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "GROWTHLAKE_PII_KEY",
+            "not set, and PII (IPs, emails) cannot be pseudonymized without a secret key",
+            "Export a long random secret (e.g. `export GROWTHLAKE_PII_KEY=$(openssl rand -hex 32)`), "
+            "or set GROWTHLAKE_PROFILE=demo to use a generated, clearly-labelled demo key "
+            "kept under the storage root (never for real data).",
+        )
+
+
+class TrackingPlanError(GrowthlakeError):
+    """The tracking plan file itself is invalid."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"tracking plan {path}: {problem}. Fix the YAML and rerun.")
+
+
+class BreakingPlanChange(GrowthlakeError):
+    """A breaking tracking-plan change was made without a major version bump."""
+
+    def __init__(self, old_version: str, new_version: str, changes: list[str]) -> None:
+        self.changes = changes
+        listing = "; ".join(changes)
+        super().__init__(
+            f"tracking plan changed incompatibly ({listing}) but its version went "
+            f"{old_version} -> {new_version}. Bump the major version (consumers must be told), "
+            "or make the change additive (new optional property / new event)."
+        )
+
+
+class LandingPartitionError(GrowthlakeError):
+    """A landing partition key or folder is malformed."""
+
+    def __init__(self, value: str, expected: str) -> None:
+        super().__init__(f"landing partition {value!r} is not valid: expected {expected}.")
+
+
+class GateFailed(GrowthlakeError):
+    """A data-quality gate rejected a batch before it was published."""
+
+    def __init__(self, suite: str, partition: str, summary: str, held_at: str) -> None:
+        self.suite = suite
+        self.partition = partition
+        super().__init__(
+            f"gate {suite!r} rejected landing partition {partition}: {summary}. Nothing was "
+            f"published; the batch is kept for inspection at {held_at}. Fix the source (or the "
+            "suite, if the expectation is wrong) and re-materialize the partition."
+        )
+
+
+class ReconciliationError(GrowthlakeError):
+    """Ledger counts of a partition do not add up."""
+
+    def __init__(self, partition: str, detail: str) -> None:
+        super().__init__(
+            f"landing partition {partition} does not reconcile: {detail}. Re-materialize the "
+            "partition (ingestion is idempotent) and inspect the ledger with `growthlake status`."
+        )

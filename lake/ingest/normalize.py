@@ -1,0 +1,207 @@
+"""Turn landed lines into bronze rows, quarantine rows or consent drops (pure, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from lake.contracts.plan import TrackingPlan
+from lake.contracts.validate import EventValidator
+from lake.pii import PiiMasker, looks_like_pii
+from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE
+from lake.useragent import parse_user_agent
+
+__all__ = ["Normalizer", "NormalizedBatch", "partition_date"]
+
+_BRONZE_COLS = [f.name for f in BRONZE_EVENTS]
+_QUAR_COLS = [f.name for f in BRONZE_QUARANTINE]
+
+
+def partition_date(landing_partition: str) -> date:
+    """``2026-11-02-05:00`` -> ``date(2026, 11, 2)``."""
+    return date.fromisoformat(landing_partition[:10])
+
+
+@dataclass
+class NormalizedBatch:
+    """What one landing partition (or a replay) turned into, before any table was touched."""
+
+    lines_landed: int = 0
+    consent_dropped: int = 0
+    batch_duplicates: int = 0  # same event_id twice within this batch (the later copies)
+    bronze: pa.Table = field(default_factory=BRONZE_EVENTS.empty_table)
+    quarantine: pa.Table = field(default_factory=BRONZE_QUARANTINE.empty_table)
+
+    @property
+    def quarantined_by_reason(self) -> dict[str, int]:
+        if self.quarantine.num_rows == 0:
+            return {}
+        counts = self.quarantine.group_by("violation_type").aggregate([("violation_type", "count")])
+        return dict(zip(counts["violation_type"].to_pylist(), counts["violation_type_count"].to_pylist()))
+
+
+class Normalizer:
+    """Validates, pseudonymizes and reshapes events for one batch.
+
+    One instance per batch: it remembers which event_ids it has already accepted, so the later
+    copy of an event delivered twice in the same batch is counted as a duplicate.
+    """
+
+    def __init__(self, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
+                 validator: EventValidator | None = None) -> None:
+        self.plan = plan
+        self.validator = validator or EventValidator(plan)
+        self.masker = masker
+        self.ingested_at = ingested_at or datetime.now(timezone.utc)
+        self._consent_key = plan.consent_required
+        self._seen: set[str] = set()
+        self._bronze: dict[str, list[Any]] = {c: [] for c in _BRONZE_COLS}
+        self._quar: dict[str, list[Any]] = {c: [] for c in _QUAR_COLS}
+        self.lines = 0
+        self.consent_dropped = 0
+        self.batch_duplicates = 0
+
+    # -- entry points -------------------------------------------------------------------------
+    def add_line(self, raw: bytes, source_file: str, line_number: int, landing_partition: str) -> None:
+        """Process one landed line (without its newline). Blank lines are not events: skip them."""
+        if not raw.strip():
+            return
+        self.lines += 1
+        try:
+            ev = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            ev = None
+        if type(ev) is not dict:
+            text = raw.decode("utf-8", errors="replace")
+            self._quarantine_raw(self.masker.mask_text(text), [], "malformed_json",
+                                 "line is not a JSON object", None, None, source_file, line_number, landing_partition)
+            return
+        self.add_event(ev, source_file, line_number, landing_partition)
+
+    def add_event(self, ev: dict[str, Any], source_file: str, line_number: int, landing_partition: str,
+                  *, already_masked: frozenset[str] = frozenset(), count_line: bool = False) -> str:
+        """Process a parsed event. Returns ``bronze``, ``quarantine``, ``consent`` or ``duplicate``.
+
+        ``already_masked`` lists JSON paths (``context.ip``, ``properties.email``) hashed earlier,
+        as recorded for a quarantined line that is being replayed.
+        """
+        if count_line:
+            self.lines += 1
+        ctx = ev.get("context")
+        if type(ctx) is not dict:
+            ctx = {}
+        consent = ctx.get("consent")
+        if type(consent) is not dict or consent.get(self._consent_key) is not True:
+            # Without analytics consent nothing of the event is kept, not even in quarantine.
+            self.consent_dropped += 1
+            return "consent"
+
+        violation, ts, received = self.validator.check(ev)
+        name = ev.get("event_name")
+        props = ev.get("properties")
+        if type(props) is not dict:
+            props = {} if props is None else props
+        ip = ctx.get("ip")
+        if violation is not None:
+            masked = self._mask_event(ev, ctx, props, name, already_masked)
+            text = self.masker.mask_text(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS).decode())
+            event_id = ev.get("event_id") if type(ev.get("event_id")) is str else None
+            self._quarantine_raw(text, masked, violation.type, violation.detail, event_id,
+                                 name if type(name) is str else None, source_file, line_number, landing_partition)
+            return "quarantine"
+
+        event_id = ev["event_id"]
+        if event_id in self._seen:
+            self.batch_duplicates += 1
+            return "duplicate"
+        self._seen.add(event_id)
+
+        pii = self.validator.pii_of(name)
+        prop_prefix_masked = frozenset(p[11:] for p in already_masked if p.startswith("properties."))
+        self.masker.mask_properties(props, pii, prop_prefix_masked)
+        if ip is None:
+            ip_hash = None
+        elif "context.ip" in already_masked:
+            ip_hash = ip
+        else:
+            ip_hash = self.masker.hash(ip)
+        browser, device = parse_user_agent(ctx.get("user_agent"))
+        locale = ctx.get("locale")
+        marketing = consent.get("marketing")
+        b = self._bronze
+        b["event_id"].append(event_id)
+        b["event_name"].append(name)
+        b["event_ts"].append(ts)
+        b["received_at"].append(received)
+        b["event_date"].append(ts.date())
+        b["user_id"].append(self._ident(ev.get("user_id")))
+        b["anonymous_id"].append(self._ident(ev.get("anonymous_id")))
+        b["session_id"].append(ev.get("session_id"))
+        b["properties"].append(orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode())
+        b["ip_hash"].append(ip_hash)
+        b["browser_family"].append(browser)
+        b["device_type"].append(device)
+        b["locale"].append(locale if type(locale) is str else None)
+        b["consent_marketing"].append(marketing if type(marketing) is bool else None)
+        b["plan_version"].append(self.plan.version)
+        b["_landing_partition"].append(landing_partition)
+        b["_source_file"].append(source_file)
+        b["_line_number"].append(line_number)
+        b["_ingested_at"].append(self.ingested_at)
+        return "bronze"
+
+    def finish(self) -> NormalizedBatch:
+        return NormalizedBatch(
+            lines_landed=self.lines,
+            consent_dropped=self.consent_dropped,
+            batch_duplicates=self.batch_duplicates,
+            bronze=pa.Table.from_pydict(self._bronze, schema=BRONZE_EVENTS),
+            quarantine=pa.Table.from_pydict(self._quar, schema=BRONZE_QUARANTINE),
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _ident(self, value: Any) -> str | None:
+        # An identifier that is itself an email (some apps use one as user_id) is hashed too;
+        # the hash is stable, so identity stitching still joins on it.
+        if value is None:
+            return None
+        return self.masker.hash(value) if looks_like_pii(value) else value
+
+    def _mask_event(self, ev: dict[str, Any], ctx: dict[str, Any], props: Any, name: Any,
+                    already: frozenset[str]) -> list[str]:
+        masked = sorted(already)
+        if ctx.get("ip") is not None and "context.ip" not in already:
+            ctx["ip"] = self.masker.hash(ctx["ip"])
+            masked.append("context.ip")
+        if type(props) is dict:
+            pii = self.validator.pii_of(name) if type(name) is str else frozenset()
+            done = frozenset(p[11:] for p in already if p.startswith("properties."))
+            masked += [f"properties.{p}" for p in self.masker.mask_properties(props, pii, done)]
+        for key in ("user_id", "anonymous_id"):
+            value = ev.get(key)
+            if type(value) is str and looks_like_pii(value):
+                ev[key] = self.masker.hash(value)
+                masked.append(key)
+        return sorted(set(masked))
+
+    def _quarantine_raw(self, text: str, masked: list[str], vtype: str, detail: str, event_id: str | None,
+                        event_name: str | None, source_file: str, line_number: int, landing_partition: str) -> None:
+        q = self._quar
+        q["raw_line"].append(text)
+        q["masked_fields"].append(masked)
+        q["violation_type"].append(vtype)
+        q["detail"].append(detail[:2000])
+        q["event_id"].append(event_id)
+        q["event_name"].append(event_name)
+        q["source_file"].append(source_file)
+        q["line_number"].append(line_number)
+        q["landing_partition"].append(landing_partition)
+        q["landing_date"].append(partition_date(landing_partition))
+        q["plan_version"].append(self.plan.version)
+        q["ingested_at"].append(self.ingested_at)
+        q["resolution"].append(None)
+        q["resolved_at"].append(None)

@@ -1,0 +1,122 @@
+"""The landing zone: hourly folders of JSONL batches, as collectors deliver them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pyarrow.fs as pafs
+
+from lake.errors import LandingPartitionError
+from lake.paths import LakePaths
+
+__all__ = [
+    "LandingFile",
+    "partition_key",
+    "partition_folder",
+    "parse_partition_key",
+    "list_landing_files",
+    "list_landing_partitions",
+    "iter_lines",
+    "hour_keys",
+]
+
+_KEY = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d{2}):00$")
+_FOLDER = re.compile(r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})$")
+_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: str  # filesystem path as pyarrow.fs sees it
+    relative: str  # below the landing root, e.g. date=2026-11-02/hour=05/batch-1.jsonl
+    size: int
+
+
+def partition_key(hour: datetime) -> str:
+    """The hourly partition key (Dagster's format) of a UTC hour: ``2026-11-02-05:00``."""
+    return hour.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:00")
+
+
+def parse_partition_key(key: str) -> datetime:
+    """``2026-11-02-05:00`` -> aware UTC datetime; anything else is a clear error."""
+    m = _KEY.match(key)
+    if not m:
+        raise LandingPartitionError(key, "an hourly key like 2026-11-02-05:00 (UTC)")
+    try:
+        return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}:00:00+00:00")
+    except ValueError:
+        raise LandingPartitionError(key, "a real calendar date and an hour 00-23") from None
+
+
+def partition_folder(key: str) -> str:
+    """``2026-11-02-05:00`` -> ``date=2026-11-02/hour=05``."""
+    hour = parse_partition_key(key)
+    return f"date={hour:%Y-%m-%d}/hour={hour:%H}"
+
+
+def hour_keys(start: datetime, end: datetime) -> list[str]:
+    """Every hourly key from ``start`` up to, not including, ``end``."""
+    start = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    keys = []
+    while start < end:
+        keys.append(partition_key(start))
+        start += timedelta(hours=1)
+    return keys
+
+
+def _fs(paths: LakePaths) -> tuple[pafs.FileSystem, str]:
+    if paths.is_local:
+        return pafs.LocalFileSystem(), paths.landing_events
+    fs, base = pafs.FileSystem.from_uri(paths.landing_events)
+    return fs, base
+
+
+def list_landing_files(paths: LakePaths, key: str) -> list[LandingFile]:
+    """Complete batch files of one landing hour, sorted by name (hidden/partial names skipped)."""
+    fs, base = _fs(paths)
+    folder = partition_folder(key)
+    sel = pafs.FileSelector(f"{base}/{folder}", allow_not_found=True)
+    out = []
+    for info in fs.get_file_info(sel):
+        name = info.base_name
+        if info.type != pafs.FileType.File or name.startswith((".", "_")) or not name.endswith(_SUFFIXES):
+            continue
+        out.append(LandingFile(info.path, f"{folder}/{name}", info.size or 0))
+    return sorted(out, key=lambda f: f.relative)
+
+
+def list_landing_partitions(paths: LakePaths) -> list[str]:
+    """Every hourly key that has a folder in the landing zone, oldest first."""
+    fs, base = _fs(paths)
+    keys = []
+    for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True, recursive=False)):
+        if info.type != pafs.FileType.Directory or not info.base_name.startswith("date="):
+            continue
+        for sub in fs.get_file_info(pafs.FileSelector(info.path, allow_not_found=True)):
+            m = _FOLDER.search(sub.path)
+            if sub.type == pafs.FileType.Directory and m:
+                keys.append(f"{m.group(1)}-{m.group(2)}:00")
+    return sorted(keys)
+
+
+def iter_lines(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(line_number, raw_line)`` (1-based, newline stripped), streaming in chunks."""
+    fs, _ = _fs(paths)
+    compression = "gzip" if file.path.endswith(".gz") else None
+    with fs.open_input_stream(file.path, compression=compression) as stream:
+        number = 0
+        tail = b""
+        while True:
+            chunk = stream.read(chunk_size)
+            if not chunk:
+                break
+            lines = (tail + chunk).split(b"\n")
+            tail = lines.pop()
+            for raw in lines:
+                number += 1
+                yield number, raw
+        if tail:
+            yield number + 1, tail

@@ -1,0 +1,15 @@
+"""Bronze layer wiring: landing hour -> events, quarantine, ledger."""
+
+from orchestration.bronze.assets import ingest_landing_hour, landing_events
+from orchestration.bronze.checks import ledger_reconciles
+from orchestration.bronze.schedules import bronze_ingestion_job, hourly_ingestion_schedule
+from orchestration.bronze.sensors import landing_files_sensor
+
+__all__ = [
+    "bronze_ingestion_job",
+    "hourly_ingestion_schedule",
+    "ingest_landing_hour",
+    "landing_events",
+    "landing_files_sensor",
+    "ledger_reconciles",
+]

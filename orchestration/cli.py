@@ -1,0 +1,229 @@
+"""The ``growthlake`` command line: simulate, run, replay-quarantine, status, plan.
+
+Heavy imports (Dagster, Great Expectations) happen inside the verbs that need them, so
+``growthlake --help`` and ``growthlake status`` answer quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+
+from lake.errors import GrowthlakeError
+
+__all__ = ["main", "partition_range"]
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-02") from None
+
+
+def partition_range(start: str, end: str) -> list[str]:
+    """Hourly keys from ``start`` to ``end`` inclusive; each is a date (whole day) or an hour key."""
+    from lake.ingest import hour_keys, parse_partition_key
+
+    def bound(value: str, *, upper: bool) -> datetime:
+        if len(value) == 10:
+            day = datetime.combine(_date(value), datetime.min.time(), tzinfo=timezone.utc)
+            return day + timedelta(days=1) if upper else day
+        hour = parse_partition_key(value)
+        return hour + timedelta(hours=1) if upper else hour
+
+    lo, hi = bound(start, upper=False), bound(end, upper=True)
+    if hi <= lo:
+        raise GrowthlakeError(f"--from {start} is after --to {end}: give an increasing range.")
+    return hour_keys(lo, hi)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from growth_loops.simulator import simulate
+
+    summary = simulate(args.root or os.environ.get("GROWTHLAKE_ROOT", "./data"), users=args.users, days=args.days,
+                       seed=args.seed, start=args.start, fault_rate=args.fault_rate)
+    rate = summary.lines_written / summary.elapsed_s if summary.elapsed_s else 0.0
+    print(f"simulated {summary.users} users over {summary.days} days from {summary.start} (seed {summary.seed}): "
+          f"{summary.lines_written} lines in {summary.files_written} files, {summary.elapsed_s:.1f}s ({rate:,.0f} lines/s)")
+    print(f"landing: {summary.landing_dir}")
+    print("injected collector faults: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.faults.items())))
+    return 0
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lake.ingest import list_landing_partitions
+    from lake.ledger import read_ledger
+    from lake.paths import LakePaths
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import LakeResource
+
+    paths = LakePaths.from_root(args.root)
+    if args.from_ or args.to:
+        if not (args.from_ and args.to):
+            raise GrowthlakeError("give both --from and --to (dates like 2026-11-02, or hour keys like 2026-11-02-05:00).")
+        keys = partition_range(args.from_, args.to)
+    else:
+        keys = list_landing_partitions(paths)
+        if not keys:
+            raise GrowthlakeError(f"nothing has landed under {paths.landing_events}: run `growthlake simulate` first, "
+                                  "or pass --from/--to.")
+    defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
+    job = defs.resolve_job_def("bronze_ingestion")
+    instance = _instance()
+    print(f"materializing {len(keys)} hourly partitions {keys[0]} .. {keys[-1]} into {paths.root}")
+    failed: list[str] = []
+    log_level = "INFO" if args.verbose else "WARNING"
+    started = time.perf_counter()
+    for i, key in enumerate(keys, 1):
+        t0 = time.perf_counter()
+        res = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
+                                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+        checks = [e for e in res.get_asset_check_evaluations()]
+        bad = [c.check_name for c in checks if not c.passed]
+        if not res.success or bad:
+            failed.append(key)
+        led = read_ledger(paths, [key]).to_pylist()
+        figures = led[0] if led else {}
+        print(f"[{i:>4}/{len(keys)}] {key}  landed {figures.get('lines_landed', 0):>6}  bronze {figures.get('bronze_rows', 0):>6}  "
+              f"quarantined {figures.get('quarantined', 0):>4}  consent {figures.get('consent_dropped', 0):>4}  "
+              f"dups {figures.get('duplicates_dropped', 0):>4}  "
+              f"{'FAILED: ' + ', '.join(bad or ['run']) if key in failed else 'gates ok'}  {time.perf_counter() - t0:.2f}s",
+              flush=True)
+    print(f"done in {time.perf_counter() - started:.1f}s")
+    _print_summary(read_ledger(paths, keys).to_pylist())
+    if failed:
+        print(f"\n{len(failed)} partition(s) failed a gate or did not reconcile: {', '.join(failed[:10])}"
+              f"{' …' if len(failed) > 10 else ''}\nInspect with `growthlake status`; held batches are under "
+              f"{paths.audit_holds}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(rows: list[dict]) -> None:
+    total = {k: sum(r[k] for r in rows) for k in
+             ("lines_landed", "bronze_rows", "quarantined", "consent_dropped", "duplicates_dropped", "held_for_audit")}
+    reasons: dict[str, int] = {}
+    for r in rows:
+        for k, v in json.loads(r["quarantined_by_reason"]).items():
+            reasons[k] = reasons.get(k, 0) + v
+    print("\nsummary")
+    print(f"  lines landed          {total['lines_landed']:>10,}")
+    print(f"  ingested into bronze  {total['bronze_rows']:>10,}")
+    print(f"  quarantined           {total['quarantined']:>10,}")
+    for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"    {k:<20}{v:>10,}")
+    print(f"  dropped for consent   {total['consent_dropped']:>10,}")
+    print(f"  duplicates dropped    {total['duplicates_dropped']:>10,}")
+    if total["held_for_audit"]:
+        print(f"  held by a failed gate {total['held_for_audit']:>10,}")
+    ok = sum(1 for r in rows if r["reconciled"])
+    print(f"  partitions reconciled {ok:>10,} / {len(rows)}")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from lake.contracts import load_plan
+    from lake.paths import LakePaths
+    from lake.pii import PiiMasker, pii_key_from_env
+    from lake.replay import replay_quarantine
+
+    paths = LakePaths.from_root(args.root)
+    res = replay_quarantine(paths, plan=load_plan(args.tracking_plan), masker=PiiMasker(pii_key_from_env(paths)),
+                            partitions=args.partition or None)
+    print(f"examined {res.examined} open quarantined lines: {res.replayed} moved to bronze, "
+          f"{res.duplicates} were duplicates of events already in bronze")
+    if res.still_failing:
+        print("still failing the plan: " + ", ".join(f"{k}={v}" for k, v in sorted(res.still_failing.items())))
+    if res.gate_failed:
+        print(f"nothing published: the bronze gate rejected the replayed rows: {res.gate_failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from lake.paths import LakePaths
+    from lake.status import lake_status
+
+    st = lake_status(LakePaths.from_root(args.root))
+    print(f"storage root: {st['root']}")
+    print(f"landing: {st['landing_hours']} hour folders, {st['landing_files']} files")
+    print(f"{'table':<28}{'rows':>12}{'version':>9}  last partition")
+    for t in st["tables"]:
+        print(f"{t['table']:<28}{t['rows']:>12,}{t['version']:>9}  {t['last_partition'] or '-'}")
+    if st["failed"]:
+        print(f"\nfailed gates / unreconciled partitions ({len(st['failed'])}):")
+        for f in st["failed"][:20]:
+            print(f"  {f['landing_partition']}  {f['gate_status']}  {f['gate_summary']}")
+    else:
+        print("\nno failed gates; every ingested partition reconciles")
+    return 1 if st["failed"] else 0
+
+
+def _cmd_plan_check(args: argparse.Namespace) -> int:
+    from lake.contracts import check_version_bump, load_plan
+    from lake.contracts.history import plan_at_revision
+
+    new = load_plan(args.tracking_plan)
+    old = plan_at_revision(args.against, new.source)
+    changes = check_version_bump(old, new)
+    print(f"tracking plan {old.version} -> {new.version}: " + ("; ".join(map(str, changes)) or "no changes"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", help="storage root (default: $GROWTHLAKE_ROOT or ./data)")
+    common.add_argument("--tracking-plan", help="tracking plan YAML (default: the one shipped in lake/contracts)")
+    p = argparse.ArgumentParser(prog="growthlake", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    s = sub.add_parser("simulate", parents=[common], help="write simulated product events into the landing zone")
+    s.add_argument("--users", type=int, default=2000)
+    s.add_argument("--days", type=int, default=7)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--start", type=_date, help="first simulated day (default: today minus --days)")
+    s.add_argument("--fault-rate", type=float, default=0.02, help="share of lines hit by a collector fault")
+    s.set_defaults(fn=_cmd_simulate)
+
+    r = sub.add_parser("run", parents=[common], help="materialize the asset graph in process for a range of hourly partitions")
+    r.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD) or hour (YYYY-MM-DD-HH:00)")
+    r.add_argument("--to", help="last day or hour, inclusive (default with neither: every landed hour)")
+    r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    r.set_defaults(fn=_cmd_run)
+
+    q = sub.add_parser("replay-quarantine", parents=[common], help="move quarantined lines that now pass the plan into bronze")
+    q.add_argument("--partition", action="append", help="only this landing hour (repeatable)")
+    q.set_defaults(fn=_cmd_replay)
+
+    st = sub.add_parser("status", parents=[common], help="what is in the lake: tables, rows, last partition, failed gates")
+    st.set_defaults(fn=_cmd_status)
+
+    pl = sub.add_parser("plan", help="tracking plan tools")
+    plsub = pl.add_subparsers(dest="plan_verb", required=True)
+    pc = plsub.add_parser("check", parents=[common], help="fail on a breaking change without a major version bump")
+    pc.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
+    pc.set_defaults(fn=_cmd_plan_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except GrowthlakeError as exc:
+        print(f"growthlake: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

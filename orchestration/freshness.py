@@ -1,0 +1,20 @@
+"""Freshness SLAs of every asset, declared in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+__all__ = ["SLAS", "freshness"]
+
+# layer -> (warn after, fail after) without a new materialization
+SLAS: dict[str, tuple[timedelta, timedelta]] = {
+    "landing": (timedelta(hours=2), timedelta(hours=4)),
+    "bronze": (timedelta(hours=2), timedelta(hours=3)),
+}
+
+
+def freshness(layer: str) -> dg.FreshnessPolicy:
+    warn, fail = SLAS[layer]
+    return dg.FreshnessPolicy.time_window(fail_window=fail, warn_window=warn)

@@ -1,0 +1,69 @@
+"""Builders for hand-made landing batches (tests that need exact control over every line)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from lake.ingest import partition_folder
+from lake.paths import LakePaths
+
+UA_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+             "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
+
+
+def event(name: str = "page_viewed", props: dict[str, Any] | None = None, *, event_id: str | None = None,
+          ts: str = "2026-11-02T05:10:00Z", received: str = "2026-11-02T05:10:01Z", user_id: str | None = None,
+          anonymous_id: str | None = "anon-1", analytics: bool = True, ip: str = "203.0.113.7") -> dict:
+    return {
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_name": name,
+        "timestamp": ts,
+        "received_at": received,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "session_id": "sess-1",
+        "properties": {"path": "/pricing"} if props is None else props,
+        "context": {"ip": ip, "user_agent": UA_IPHONE, "locale": "en-US",
+                    "consent": {"analytics": analytics, "marketing": False}},
+    }
+
+
+def write_batch(paths: LakePaths, key: str, lines: list[dict | bytes], name: str = "batch-1.jsonl") -> Path:
+    """Write a complete batch file into the landing hour ``key`` (dicts are serialized)."""
+    folder = Path(paths.landing_events) / partition_folder(key)
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = [x if isinstance(x, bytes) else orjson.dumps(x) for x in lines]
+    target = folder / name
+    target.write_bytes(b"\n".join(raw) + b"\n")
+    return target
+
+
+def every_fault_batch() -> tuple[list[dict | bytes], dict[str, int]]:
+    """One batch holding every fault kind, and what the ledger must say about it."""
+    good = [event(props={"path": f"/p{i}"}) for i in range(5)]
+    signup = event("user_signed_up", {"method": "email", "email": "ada.lovelace@example.com"}, user_id="u-1")
+    lines: list[dict | bytes] = [*good, signup]
+    lines.append(good[0])  # duplicate in the same batch
+    lines.append(b'{"event_id": "broken", "context": {"ip": "198.51.100.23", "email": "eve@example.org"')  # malformed
+    no_id = event()
+    del no_id["event_id"]
+    lines.append(no_id)
+    lines.append(event(ts="yesterday"))  # invalid timestamp
+    lines.append(event(ts="2026-11-05T05:10:00Z"))  # days after received_at
+    lines.append(event("button_clicked", {}))  # unplanned event
+    lines.append(event("onboarding_step_completed", {"step": "profile"}))  # required step_index missing
+    lines.append(event("onboarding_step_completed", {"step": "profile", "step_index": "one"}))  # wrong type
+    lines.append(event("trial_started", {"plan": "gold", "trial_days": 14}))  # not an allowed value
+    lines.append(event(props={"path": "/", "contact": "bob@example.com"}))  # unexpected property with PII
+    lines.append(event(analytics=False))  # no analytics consent
+    lines.append(b"")  # blank line: not an event
+    expected = {
+        "lines_landed": 17, "bronze_rows": 6, "quarantined": 9, "consent_dropped": 1, "duplicates_dropped": 1,
+        "by_reason": {"malformed_json": 1, "missing_event_id": 1, "invalid_timestamp": 2, "unplanned_event": 1,
+                      "required_missing": 1, "datatype_mismatch": 1, "disallowed_value": 1, "unexpected_property": 1},
+    }
+    return lines, expected
