@@ -1,0 +1,124 @@
+"""Knobs of the product model: seasonality, funnel rates, prices, delivery and faults."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from lake.errors import ConfigError
+
+__all__ = ["SimulatorConfig", "FAULT_KINDS", "NO_CONSENT", "default_hourly_profile"]
+
+# Collector faults, at most one per line. `duplicate` and `late` keep the event valid.
+FAULT_KINDS: tuple[str, ...] = (
+    "duplicate",
+    "late",
+    "malformed_json",
+    "unplanned_event",
+    "required_missing",
+    "datatype_mismatch",
+    "invalid_timestamp",
+    "missing_event_id",
+    "unexpected_property",
+)
+# Lines of users who did not grant analytics consent (not a collector fault, counted apart).
+NO_CONSENT = "no_analytics_consent"
+
+
+def default_hourly_profile() -> tuple[float, ...]:
+    """Relative arrival intensity per UTC hour: a night floor and a bump over working hours."""
+    return tuple(round(0.22 + 0.78 * math.exp(-0.5 * ((h - 14.0) / 3.6) ** 2), 4) for h in range(24))
+
+
+def _default_fault_weights() -> dict[str, float]:
+    return {
+        "duplicate": 0.20,
+        "late": 0.20,
+        "malformed_json": 0.10,
+        "unplanned_event": 0.08,
+        "required_missing": 0.10,
+        "datatype_mismatch": 0.10,
+        "invalid_timestamp": 0.08,
+        "missing_event_id": 0.06,
+        "unexpected_property": 0.08,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatorConfig:
+    """Every tunable of the simulator; the defaults give ~50 lines per arriving visitor over 7 days.
+
+    Rates that depend on a user are *base* rates: population.py scales them by the user's
+    latent traits (engagement, price sensitivity, channel) and stores the resulting true
+    probabilities in the ground truth.
+    """
+
+    # Arrivals: intensity per UTC hour of day, and the weekend multiplier (~35% fewer arrivals).
+    hourly_profile: tuple[float, ...] = field(default_factory=default_hourly_profile)
+    weekend_factor: float = 0.65
+    weekend_activity_factor: float = 0.5  # multiplies p_active_daily of known users on Sat/Sun
+    # Traits.
+    marketing_consent_rate: float = 0.60
+    device_count_weights: tuple[float, float, float] = (0.60, 0.30, 0.10)
+    guided_onboarding_share: float = 0.5  # share of users shown the "guided" onboarding variant
+    guided_onboarding_lift: float = 0.06  # true additive effect of "guided" on p_onboarding_step
+    # Funnel (base rates).
+    signup_base: float = 0.42
+    first_visit_signup_share: float = 0.6  # of sign-ups, the share that sign up on the first visit
+    return_visits_mean: float = 1.4  # anonymous return visits of a typical visitor
+    onboarding_base: float = 0.62
+    trial_base: float = 0.42
+    trial_team_share: float = 0.28
+    convert_base: float = 0.45
+    early_conversion_share: float = 0.3  # converters who pay before the trial ends
+    churn_daily_base: float = 0.07
+    paying_churn_factor: float = 0.3
+    active_daily_base: float = 0.75
+    cancel_monthly_base: float = 0.06
+    consent_change_rate: float = 0.03  # signed-up users who later flip their marketing consent
+    # Sessions.
+    extra_sessions_per_day: float = 4.0  # extra sessions on an active day, scaled by engagement
+    actions_per_session: float = 20.5
+    feature_share: float = 0.62  # share of in-app actions that are feature_used (rest: page_viewed)
+    # Money.
+    plan_prices: Mapping[str, float] = field(default_factory=lambda: {"pro": 29.0, "team": 99.0})
+    currency: str = "USD"
+    trial_days: int = 14
+    billing_period_days: int = 30
+    payment_failure_rate: float = 0.05
+    # Email.
+    email_open_base: float = 0.35
+    email_click_rate: float = 0.3
+    # Delivery and faults.
+    max_delivery_delay_ms: int = 5_000
+    fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
+    # Files.
+    max_lines_per_file: int = 10_000
+    max_buffered_bytes: int = 24 * 1024 * 1024
+    truth_row_group: int = 50_000
+    tracking_plan: str | os.PathLike[str] | None = None  # default: $GROWTHLAKE_TRACKING_PLAN or lake's plan
+
+    def __post_init__(self) -> None:
+        if len(self.hourly_profile) != 24 or min(self.hourly_profile) < 0 or sum(self.hourly_profile) <= 0:
+            raise ConfigError("SimulatorConfig.hourly_profile", "needs 24 non-negative weights, not all zero",
+                              "Pass one weight per UTC hour.")
+        unknown = set(self.fault_weights) - set(FAULT_KINDS)
+        if unknown or sum(self.fault_weights.values()) <= 0 or min(self.fault_weights.values()) < 0:
+            raise ConfigError("SimulatorConfig.fault_weights",
+                              f"must map kinds of {FAULT_KINDS} to non-negative weights (unknown: {sorted(unknown)})",
+                              "Fix the mapping.")
+        if set(self.plan_prices) != {"pro", "team"}:
+            raise ConfigError("SimulatorConfig.plan_prices", "needs exactly the plans 'pro' and 'team'",
+                              "Give a price for each plan of the tracking plan.")
+        for name in ("weekend_factor", "weekend_activity_factor", "marketing_consent_rate", "guided_onboarding_share",
+                     "first_visit_signup_share", "trial_team_share", "early_conversion_share",
+                     "paying_churn_factor", "consent_change_rate", "feature_share", "payment_failure_rate",
+                     "email_click_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"SimulatorConfig.{name}", f"is {value}, outside [0, 1]", "Use a probability.")
+        if self.max_lines_per_file < 1 or self.max_buffered_bytes < 1 or self.trial_days < 1:
+            raise ConfigError("SimulatorConfig", "max_lines_per_file, max_buffered_bytes and trial_days must be >= 1",
+                              "Use positive sizes.")
