@@ -23,32 +23,66 @@ def storage_options(uri: str) -> dict[str, str] | None:
     return {k: v for k in keys if (v := os.environ.get(k))}
 
 
+_OPEN: dict[str, DeltaTable] = {}
+
+
 def open_table(uri: str) -> DeltaTable | None:
-    """The Delta table at ``uri``, or None when nothing was ever committed there."""
+    """The Delta table at ``uri`` at its latest version, or None when nothing was committed there.
+
+    Tables are kept open per process and brought up to date incrementally, so an hourly run
+    does not replay the whole transaction log on every read.
+    """
+    dt = _OPEN.get(uri)
+    if dt is not None:
+        try:
+            dt.update_incremental()
+            return dt
+        except Exception:  # the table was removed or rewritten under us: open it afresh
+            _OPEN.pop(uri, None)
     try:
-        return DeltaTable(uri, storage_options=storage_options(uri))
+        dt = DeltaTable(uri, storage_options=storage_options(uri))
     except TableNotFoundError:
         return None
+    _OPEN[uri] = dt
+    return dt
+
+
+Partitions = list[tuple[str, str, Any]]
+
+
+def _partition_filter(partitions: Partitions | None) -> list[tuple[str, str, Any]] | None:
+    if not partitions:
+        return None
+    out = []
+    for col, op, value in partitions:
+        if isinstance(value, (list, tuple, set)):
+            value = sorted(v.isoformat() if hasattr(v, "isoformat") else str(v) for v in value)
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        out.append((col, op, value))
+    return out
 
 
 def read(uri: str, schema: pa.Schema, *, columns: Sequence[str] | None = None,
-         filter: pads.Expression | None = None) -> pa.Table:
-    """Read a table (projected and filtered, with partition and statistics pruning).
+         filter: pads.Expression | None = None, partitions: Partitions | None = None) -> pa.Table:
+    """Read a table, projected and filtered.
 
-    A table that does not exist yet reads as empty with ``schema``.
+    ``partitions`` (e.g. ``[("event_date", "in", dates)]``) prunes files from the Delta log before
+    any file is opened — cheap however many files the table has; ``filter`` then applies row
+    filters with Parquet statistics pruning. A table that does not exist yet reads as empty.
     """
     dt = open_table(uri)
     cols = list(columns) if columns is not None else schema.names
     if dt is None:
         return pa.schema([schema.field(c) for c in cols]).empty_table()
-    return dt.to_pyarrow_dataset().to_table(columns=cols, filter=filter)
+    return dt.to_pyarrow_dataset(partitions=_partition_filter(partitions)).to_table(columns=cols, filter=filter)
 
 
-def row_count(uri: str, *, filter: pads.Expression | None = None) -> int:
+def row_count(uri: str, *, filter: pads.Expression | None = None, partitions: Partitions | None = None) -> int:
     dt = open_table(uri)
     if dt is None:
         return 0
-    return dt.to_pyarrow_dataset().count_rows(filter=filter)
+    return dt.to_pyarrow_dataset(partitions=_partition_filter(partitions)).count_rows(filter=filter)
 
 
 def version(uri: str) -> int | None:
@@ -67,8 +101,11 @@ def append(uri: str, data: pa.Table, *, partition_by: Sequence[str] | None = Non
     """Append ``data`` in one Delta commit (creating the table on first write)."""
     if data.num_rows == 0:
         return
-    write_deltalake(uri, data, mode="append", partition_by=list(partition_by) if partition_by else None,
-                    storage_options=storage_options(uri), commit_properties=_commit(operation, metadata))
+    dt = open_table(uri)
+    write_deltalake(dt if dt is not None else uri, data, mode="append",
+                    partition_by=list(partition_by) if partition_by else None,
+                    storage_options=None if dt is not None else storage_options(uri),
+                    commit_properties=_commit(operation, metadata))
 
 
 def replace_where(uri: str, data: pa.Table, predicate: str, *, partition_by: Sequence[str] | None = None,
@@ -78,10 +115,11 @@ def replace_where(uri: str, data: pa.Table, predicate: str, *, partition_by: Seq
     ``predicate`` must be built only from identifiers and values this project controls
     (validated partition keys), never from free user input.
     """
-    if open_table(uri) is None:
+    dt = open_table(uri)
+    if dt is None:
         write_deltalake(uri, data, mode="append", partition_by=list(partition_by) if partition_by else None,
                         storage_options=storage_options(uri), commit_properties=_commit(operation, metadata))
         return
-    write_deltalake(uri, data, mode="overwrite", predicate=predicate,
+    write_deltalake(dt, data, mode="overwrite", predicate=predicate,
                     partition_by=list(partition_by) if partition_by else None,
-                    storage_options=storage_options(uri), commit_properties=_commit(operation, metadata))
+                    commit_properties=_commit(operation, metadata))

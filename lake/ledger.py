@@ -2,8 +2,8 @@
 
     lines_landed = bronze_rows + quarantined + consent_dropped + duplicates_dropped
 
-``bronze_rows`` and ``quarantined`` are counted in the tables themselves (never trusted from the
-writer's memory), so the ledger check can catch a lost or doubled row.
+The writer records what it classified; :func:`verify_partition` recounts the landing files and
+the tables independently, so a lost or doubled row (a crash, a foreign writer, a bug) fails it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from lake import delta_io
 from lake.landing import iter_lines, list_landing_files, parse_partition_key
 from lake.paths import LakePaths
-from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE, INGESTION_LEDGER
+from lake.schemas import BRONZE_EVENTS, INGESTION_LEDGER
 
 __all__ = ["LedgerEntry", "TableCounts", "Reconciliation", "count_tables", "write_entry", "read_entry",
            "read_ledger", "verify_partition", "count_landed_lines"]
@@ -31,8 +31,6 @@ class TableCounts:
     bronze_rows: int
     bronze_distinct_ids: int
     quarantined_open: int
-    replayed_duplicates: int
-    quarantined_by_reason: dict[str, int]
 
 
 @dataclass
@@ -42,8 +40,7 @@ class LedgerEntry:
     bronze_rows: int
     quarantined: int
     consent_dropped: int
-    duplicates_at_ingest: int
-    replayed_duplicates: int = 0
+    duplicates_dropped: int
     held_for_audit: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     event_dates: list[date] = field(default_factory=list)
@@ -53,10 +50,6 @@ class LedgerEntry:
     gate_summary: str = ""
 
     @property
-    def duplicates_dropped(self) -> int:
-        return self.duplicates_at_ingest + self.replayed_duplicates
-
-    @property
     def reconciled(self) -> bool:
         accounted = self.bronze_rows + self.quarantined + self.consent_dropped + self.duplicates_dropped
         return self.held_for_audit == 0 and accounted == self.lines_landed
@@ -64,12 +57,12 @@ class LedgerEntry:
     def to_row(self) -> dict:
         return {
             "landing_partition": self.landing_partition,
+            "landing_date": parse_partition_key(self.landing_partition).date(),
             "lines_landed": self.lines_landed,
             "bronze_rows": self.bronze_rows,
             "quarantined": self.quarantined,
             "consent_dropped": self.consent_dropped,
             "duplicates_dropped": self.duplicates_dropped,
-            "duplicates_at_ingest": self.duplicates_at_ingest,
             "held_for_audit": self.held_for_audit,
             "reconciled": self.reconciled,
             "quarantined_by_reason": json.dumps(self.quarantined_by_reason, sort_keys=True),
@@ -94,47 +87,44 @@ class LedgerEntry:
         }
 
 
-def _partition_filter(key: str) -> str:
-    parse_partition_key(key)  # validated: only then is it used inside a predicate
-    return f"landing_partition = '{key}'"
+def _partition_predicate(key: str) -> str:
+    day = parse_partition_key(key).date()  # validated: only then is it used inside a predicate
+    return f"landing_date = '{day.isoformat()}' AND landing_partition = '{key}'"
 
 
 def count_tables(paths: LakePaths, key: str, event_dates: list[date]) -> TableCounts:
     """Count, in the tables, the rows that came from landing partition ``key``."""
     bronze = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=["event_id"],
-        filter=pc.field("event_date").isin(pa.array(sorted(set(event_dates)), pa.date32()))
-        & (pc.field("_landing_partition") == key),
+        partitions=[("event_date", "in", sorted(set(event_dates)))], filter=pc.field("_landing_partition") == key,
     ) if event_dates else BRONZE_EVENTS.empty_table().select(["event_id"])
     day = parse_partition_key(key).date()
-    quar = delta_io.read(
-        paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["violation_type", "resolution"],
-        filter=(pc.field("landing_date") == pa.scalar(day, pa.date32())) & (pc.field("landing_partition") == key),
+    open_rows = delta_io.row_count(
+        paths.bronze_quarantine, partitions=[("landing_date", "=", day)],
+        filter=(pc.field("landing_partition") == key) & pc.is_null(pc.field("resolution")),
     )
-    open_rows = quar.filter(pc.is_null(quar["resolution"]))
-    by_reason: dict[str, int] = {}
-    for reason in open_rows["violation_type"].to_pylist():
-        by_reason[reason] = by_reason.get(reason, 0) + 1
-    replayed_dup = pc.sum(pc.equal(quar["resolution"], "replayed_duplicate")).as_py() or 0
     return TableCounts(
         bronze_rows=bronze.num_rows,
         bronze_distinct_ids=pc.count_distinct(bronze["event_id"]).as_py() if bronze.num_rows else 0,
-        quarantined_open=open_rows.num_rows,
-        replayed_duplicates=int(replayed_dup),
-        quarantined_by_reason=by_reason,
+        quarantined_open=open_rows,
     )
 
 
 def write_entry(paths: LakePaths, entry: LedgerEntry) -> None:
     """Insert or replace the ledger row of one partition (one atomic Delta commit)."""
     row = pa.Table.from_pylist([entry.to_row()], schema=INGESTION_LEDGER)
-    delta_io.replace_where(paths.ingestion_ledger, row, _partition_filter(entry.landing_partition),
-                           operation="ledger", metadata={"partition": entry.landing_partition})
+    delta_io.replace_where(paths.ingestion_ledger, row, _partition_predicate(entry.landing_partition),
+                           partition_by=["landing_date"], operation="ledger",
+                           metadata={"partition": entry.landing_partition})
 
 
 def read_ledger(paths: LakePaths, keys: list[str] | None = None) -> pa.Table:
-    filt = pc.field("landing_partition").isin(keys) if keys is not None else None
-    return delta_io.read(paths.ingestion_ledger, INGESTION_LEDGER, filter=filt)
+    """Ledger rows (all, or of ``keys``; only their landing_date partitions are opened)."""
+    if keys is None:
+        return delta_io.read(paths.ingestion_ledger, INGESTION_LEDGER)
+    days = sorted({parse_partition_key(k).date() for k in keys})
+    return delta_io.read(paths.ingestion_ledger, INGESTION_LEDGER, partitions=[("landing_date", "in", days)],
+                         filter=pc.field("landing_partition").isin(keys))
 
 
 def read_entry(paths: LakePaths, key: str) -> LedgerEntry | None:
@@ -145,9 +135,7 @@ def read_entry(paths: LakePaths, key: str) -> LedgerEntry | None:
     return LedgerEntry(
         landing_partition=r["landing_partition"], lines_landed=r["lines_landed"], bronze_rows=r["bronze_rows"],
         quarantined=r["quarantined"], consent_dropped=r["consent_dropped"],
-        duplicates_at_ingest=r["duplicates_at_ingest"],
-        replayed_duplicates=r["duplicates_dropped"] - r["duplicates_at_ingest"],
-        held_for_audit=r["held_for_audit"], quarantined_by_reason=json.loads(r["quarantined_by_reason"]),
+        duplicates_dropped=r["duplicates_dropped"], held_for_audit=r["held_for_audit"], quarantined_by_reason=json.loads(r["quarantined_by_reason"]),
         event_dates=list(r["event_dates"] or []), files=list(r["files"] or []), plan_version=r["plan_version"],
         gate_status=r["gate_status"], gate_summary=r["gate_summary"],
     )
@@ -190,16 +178,15 @@ def verify_partition(paths: LakePaths, key: str) -> Reconciliation:
         problems.append(f"quarantine holds {counts.quarantined_open} open rows of this partition, the ledger says {entry.quarantined}")
     if entry.held_for_audit:
         problems.append(f"{entry.held_for_audit} rows held by a failed gate ({entry.gate_summary})")
-    accounted = counts.bronze_rows + counts.quarantined_open + entry.consent_dropped + entry.duplicates_at_ingest + counts.replayed_duplicates
+    accounted = counts.bronze_rows + counts.quarantined_open + entry.consent_dropped + entry.duplicates_dropped
     if accounted != landed:
         problems.append(
             f"{landed} lines landed but {accounted} accounted for "
             f"(bronze {counts.bronze_rows} + quarantined {counts.quarantined_open} + consent {entry.consent_dropped} "
-            f"+ duplicates {entry.duplicates_at_ingest + counts.replayed_duplicates})"
+            f"+ duplicates {entry.duplicates_dropped})"
         )
     figures = {"lines_landed": landed, "bronze_rows": counts.bronze_rows, "quarantined": counts.quarantined_open,
-               "consent_dropped": entry.consent_dropped,
-               "duplicates_dropped": entry.duplicates_at_ingest + counts.replayed_duplicates,
+               "consent_dropped": entry.consent_dropped, "duplicates_dropped": entry.duplicates_dropped,
                "held_for_audit": entry.held_for_audit}
     return Reconciliation(key, not problems, tuple(problems), figures)
 

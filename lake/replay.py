@@ -7,9 +7,11 @@ event is already in bronze from another line). Steps, under the bronze writer lo
 1. append the passing rows to bronze — skipping rows a crashed earlier replay already appended
    (same event_id from the same line);
 2. rewrite each affected partition's quarantine slice with the resolutions (one commit each);
-3. refresh the ledger entries from the tables.
+3. re-derive each affected partition's ledger entry by ingesting it again (idempotent: every
+   line is already where it belongs, so nothing is written but the ledger).
 
-A crash between any two steps is repaired by running replay again.
+A crash between steps 1 and 2 is repaired by running replay again; between 2 and 3, by
+re-materializing the partition (the ledger check points at it).
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
 from lake.landing import parse_partition_key
 from lake.ingest.normalize import Normalizer, partition_date
-from lake.ingest.pipeline import BRONZE_LOCK, Auditor, classify_against_bronze, gx_auditor
-from lake.ledger import count_tables, read_entry, write_entry
+from lake.ingest.pipeline import BRONZE_LOCK, Auditor, classify_against_bronze, gx_auditor, ingest_locked
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
@@ -109,8 +110,8 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
         now = datetime.now(timezone.utc)
         for key, lines in sorted(by_partition.items()):
             _resolve_partition(paths, key, set(lines), in_bronze, now)
-            dates = [d for d in batch.bronze.filter(pc.equal(batch.bronze["_landing_partition"], key))["event_date"].to_pylist()]
-            _refresh_ledger(paths, key, dates)
+            failpoint("after_replay_resolve")
+            ingest_locked(paths, key, plan=plan, masker=masker, auditor=auditor)
         result.replayed = sum(1 for line in passing if line in in_bronze)
         result.duplicates = len(passing) - result.replayed
         result.partitions = sorted(by_partition)
@@ -130,7 +131,8 @@ def _lines_in_bronze(paths: LakePaths, rows: pa.Table) -> set[tuple[str, int]]:
         return set()
     found = delta_io.read(
         paths.bronze_events, rows.schema, columns=["_source_file", "_line_number"],
-        filter=pc.field("event_date").isin(pc.unique(rows["event_date"])) & pc.field("event_id").isin(rows["event_id"]),
+        partitions=[("event_date", "in", pc.unique(rows["event_date"]).to_pylist())],
+        filter=pc.field("event_id").isin(rows["event_id"]),
     )
     return set(zip(found["_source_file"].to_pylist(), found["_line_number"].to_pylist()))
 
@@ -141,7 +143,7 @@ def _resolve_partition(paths: LakePaths, key: str, lines: set[tuple[str, int]], 
     day = partition_date(key)
     current = delta_io.read(
         paths.bronze_quarantine, BRONZE_QUARANTINE,
-        filter=(pc.field("landing_date") == pa.scalar(day, pa.date32())) & (pc.field("landing_partition") == key),
+        partitions=[("landing_date", "=", day)], filter=pc.field("landing_partition") == key,
     ).to_pylist()
     for row in current:
         line = (row["source_file"], row["line_number"])
@@ -154,16 +156,3 @@ def _resolve_partition(paths: LakePaths, key: str, lines: set[tuple[str, int]], 
         paths.bronze_quarantine, table, f"landing_date = '{day.isoformat()}' AND landing_partition = '{key}'",
         partition_by=["landing_date"], operation="replay", metadata={"partition": key},
     )
-
-
-def _refresh_ledger(paths: LakePaths, key: str, extra_dates: list) -> None:
-    entry = read_entry(paths, key)
-    if entry is None:
-        return
-    entry.event_dates = sorted(set(entry.event_dates) | set(extra_dates))
-    counts = count_tables(paths, key, entry.event_dates)
-    entry.bronze_rows = counts.bronze_rows
-    entry.quarantined = counts.quarantined_open
-    entry.replayed_duplicates = counts.replayed_duplicates
-    entry.quarantined_by_reason = counts.quarantined_by_reason
-    write_entry(paths, entry)

@@ -54,12 +54,12 @@ BRONZE_QUARANTINE = pa.schema(
 INGESTION_LEDGER = pa.schema(
     [
         pa.field("landing_partition", pa.string(), nullable=False),
+        pa.field("landing_date", pa.date32(), nullable=False),
         pa.field("lines_landed", pa.int64(), nullable=False),
         pa.field("bronze_rows", pa.int64(), nullable=False),
         pa.field("quarantined", pa.int64(), nullable=False),
         pa.field("consent_dropped", pa.int64(), nullable=False),
         pa.field("duplicates_dropped", pa.int64(), nullable=False),
-        pa.field("duplicates_at_ingest", pa.int64(), nullable=False),
         pa.field("held_for_audit", pa.int64(), nullable=False),
         pa.field("reconciled", pa.bool_(), nullable=False),
         pa.field("quarantined_by_reason", pa.string(), nullable=False),  # JSON object reason -> count

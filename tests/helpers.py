@@ -67,3 +67,32 @@ def every_fault_batch() -> tuple[list[dict | bytes], dict[str, int]]:
                       "required_missing": 1, "datatype_mismatch": 1, "disallowed_value": 1, "unexpected_property": 1},
     }
     return lines, expected
+
+
+def write_hours(paths: LakePaths, day: str, hours: int, per_hour: int) -> dict[str, Any]:
+    """``hours`` landing hours of ``day``, each with ``per_hour`` valid events, a redelivery of the
+    previous hour's first event, one contract violation and one unconsented event.
+
+    Returns the truth: the set of valid event_ids and per-kind line counts.
+    """
+    valid: set[str] = set()
+    prev_first: dict | None = None
+    for h in range(hours):
+        key = f"{day}-{h:02d}:00"
+        ts = f"{day}T{h:02d}:15:00Z"
+        rec = f"{day}T{h:02d}:15:02Z"
+        batch: list[dict | bytes] = []
+        for i in range(per_hour):
+            ev = event(props={"path": f"/h{h}/{i}"}, ts=ts, received=rec, anonymous_id=f"anon-{h}-{i % 17}")
+            valid.add(ev["event_id"])
+            batch.append(ev)
+        if prev_first is not None:
+            batch.append(dict(prev_first, received_at=rec))
+        batch.append(event("button_clicked", {}, ts=ts, received=rec))
+        batch.append(event(ts=ts, received=rec, analytics=False))
+        prev_first = batch[0]  # type: ignore[assignment]
+        half = len(batch) // 2
+        write_batch(paths, key, batch[:half], name="part-a.jsonl")
+        write_batch(paths, key, batch[half:], name="part-b.jsonl")
+    return {"valid": valid, "duplicates": hours - 1, "quarantined": hours, "consent": hours,
+            "lines": hours * (per_hour + 2) + hours - 1}

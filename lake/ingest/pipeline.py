@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,14 +27,14 @@ from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
 from lake.landing import iter_lines, list_landing_files, parse_partition_key
 from lake.ingest.normalize import NormalizedBatch, Normalizer, partition_date
-from lake.ledger import LedgerEntry, count_tables, write_entry
+from lake.ledger import LedgerEntry, write_entry
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
 from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE
 
-__all__ = ["GateOutcome", "Auditor", "IngestionResult", "ingest_partition", "gx_auditor", "classify_against_bronze",
-           "bronze_gate_parameters", "BRONZE_LOCK"]
+__all__ = ["GateOutcome", "Auditor", "IngestionResult", "ingest_partition", "ingest_locked", "gx_auditor",
+           "classify_against_bronze", "bronze_gate_parameters", "BRONZE_LOCK"]
 
 BRONZE_LOCK = "bronze"
 
@@ -100,7 +100,7 @@ def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table
     dates = pc.unique(batch["event_date"])
     existing = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "_source_file", "_line_number"],
-        filter=pc.field("event_date").isin(dates) & pc.field("event_id").isin(batch["event_id"]),
+        partitions=[("event_date", "in", dates.to_pylist())], filter=pc.field("event_id").isin(batch["event_id"]),
     )
     if existing.num_rows == 0:
         return batch, 0, 0
@@ -121,8 +121,7 @@ def _new_quarantine_rows(paths: LakePaths, key: str, quarantine: pa.Table) -> tu
         return quarantine, 0
     existing = delta_io.read(
         paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["source_file", "line_number"],
-        filter=(pc.field("landing_date") == pa.scalar(partition_date(key), pa.date32()))
-        & (pc.field("landing_partition") == key),
+        partitions=[("landing_date", "=", partition_date(key))], filter=pc.field("landing_partition") == key,
     )
     if existing.num_rows == 0:
         return quarantine, 0
@@ -143,6 +142,7 @@ def _hold(paths: LakePaths, key: str, new_bronze: pa.Table, new_quar: pa.Table) 
 
 
 def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: PiiMasker) -> tuple[NormalizedBatch, list[str]]:
+    """Read every batch file of a landing hour through the contract (no table is touched)."""
     files = list_landing_files(paths, key)
     norm = Normalizer(plan, masker)
     for f in files:
@@ -151,11 +151,12 @@ def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan, maske
     return norm.finish(), [f.relative for f in files]
 
 
-def audit_and_publish(paths: LakePaths, key: str, *, plan: TrackingPlan, batch: NormalizedBatch, files: list[str],
-                      auditor: Auditor, consent_dropped: int, base_duplicates: int) -> IngestionResult:
-    """Classify, gate and publish one partition's normalized batch. Call under the bronze lock."""
+def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: PiiMasker,
+                  auditor: Auditor = gx_auditor) -> IngestionResult:
+    """:func:`ingest_partition` for a caller that already holds the bronze writer lock."""
     started = time.perf_counter()
-    new_bronze, present, dups = classify_against_bronze(paths, batch.bronze)
+    batch, files = normalize_partition(paths, key, plan=plan, masker=masker)
+    new_bronze, present, table_dups = classify_against_bronze(paths, batch.bronze)
     new_quar, quar_present = _new_quarantine_rows(paths, key, batch.quarantine)
 
     gates: dict[str, dict] = {}
@@ -168,19 +169,22 @@ def audit_and_publish(paths: LakePaths, key: str, *, plan: TrackingPlan, batch: 
         gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
     failed = [g for g in gates.values() if not g["success"]]
 
-    event_dates: list[date] = pc.unique(batch.bronze["event_date"]).to_pylist() if batch.bronze.num_rows else []
     entry = LedgerEntry(
-        landing_partition=key, lines_landed=batch.lines_landed, bronze_rows=0, quarantined=0,
-        consent_dropped=consent_dropped, duplicates_at_ingest=base_duplicates + dups,
-        quarantined_by_reason=batch.quarantined_by_reason, event_dates=event_dates, files=files,
-        plan_version=plan.version,
+        landing_partition=key, lines_landed=batch.lines_landed,
+        bronze_rows=present + new_bronze.num_rows, quarantined=quar_present + new_quar.num_rows,
+        consent_dropped=batch.consent_dropped, duplicates_dropped=batch.batch_duplicates + table_dups,
+        quarantined_by_reason=batch.quarantined_by_reason,
+        event_dates=pc.unique(batch.bronze["event_date"]).to_pylist() if batch.bronze.num_rows else [],
+        files=files, plan_version=plan.version,
     )
     result = IngestionResult(partition=key, ledger=entry, gates=gates)
     if failed:
+        # Write-audit-publish: nothing of a rejected batch becomes visible; it is kept aside.
         result.held_at = _hold(paths, key, new_bronze, new_quar)
+        entry.bronze_rows, entry.quarantined = present, quar_present
+        entry.held_for_audit = new_bronze.num_rows + new_quar.num_rows
         entry.gate_status = "failed"
         entry.gate_summary = " | ".join(g["summary"] for g in failed)
-        entry.held_for_audit = new_bronze.num_rows + new_quar.num_rows
     else:
         entry.gate_summary = "; ".join(f"{name}: passed" for name in gates) or "nothing new to publish"
         delta_io.append(paths.bronze_events, new_bronze, partition_by=["event_date"], operation="ingest",
@@ -190,13 +194,6 @@ def audit_and_publish(paths: LakePaths, key: str, *, plan: TrackingPlan, batch: 
                         metadata={"partition": key})
         failpoint("after_quarantine_commit")
         result.bronze_appended, result.quarantine_appended = new_bronze.num_rows, new_quar.num_rows
-
-    # The ledger counts what the tables hold now, not what this run believes it wrote.
-    counts = count_tables(paths, key, event_dates)
-    entry.bronze_rows = counts.bronze_rows
-    entry.quarantined = counts.quarantined_open
-    entry.replayed_duplicates = counts.replayed_duplicates
-    entry.quarantined_by_reason = counts.quarantined_by_reason
     write_entry(paths, entry)
     result.elapsed_s = time.perf_counter() - started
     return result
@@ -218,11 +215,6 @@ def ingest_partition(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: 
         nothing is published, the batch is kept at ``result.held_at`` and the ledger is marked
         unreconciled; the caller decides how to fail (the Dagster asset fails its blocking check).
     """
-    started = time.perf_counter()
     parse_partition_key(key)
-    batch, files = normalize_partition(paths, key, plan=plan, masker=masker)
     with table_lock(paths, BRONZE_LOCK):
-        result = audit_and_publish(paths, key, plan=plan, batch=batch, files=files, auditor=auditor,
-                                   consent_dropped=batch.consent_dropped, base_duplicates=batch.batch_duplicates)
-    result.elapsed_s = time.perf_counter() - started
-    return result
+        return ingest_locked(paths, key, plan=plan, masker=masker, auditor=auditor)
