@@ -83,7 +83,7 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
                 continue
             outcome = norm.add_event(ev, row["source_file"], row["line_number"], row["landing_partition"],
                                      already_masked=frozenset(row["masked_fields"] or []))
-            if outcome in ("bronze", "duplicate"):
+            if outcome == "bronze":
                 passing[(row["source_file"], row["line_number"])] = row["landing_partition"]
         batch = norm.finish()
         for reason, n in batch.quarantined_by_reason.items():

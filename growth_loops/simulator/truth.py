@@ -25,12 +25,12 @@ _TS = pa.timestamp("ms", tz="UTC")
 _PROBS = ("p_signup", "p_onboarding_step", "p_trial", "p_team", "p_convert", "p_churn_daily",
           "p_active_daily", "p_cancel_monthly")
 _OUTCOME_TS = ("signup_ms", "trial_ms", "converted_ms", "cancelled_ms", "churned_ms", "consent_changed_ms")
-_OUTCOME_STR = ("user_id", "email", "signup_method", "plan", "locale", "referrer", "utm_source", "utm_medium",
+_OUTCOME_STR = ("user_id", "signup_method", "plan", "locale", "referrer", "utm_source", "utm_medium",
                 "utm_campaign")
 
 USERS_SCHEMA = pa.schema(
     [("user_index", pa.int32()), ("user_id", pa.string()), ("anonymous_ids", pa.list_(pa.string())),
-     ("email", pa.string()), ("arrival_ts", _TS), ("signup_ts", _TS), ("trial_start_ts", _TS),
+     ("arrival_ts", _TS), ("signup_ts", _TS), ("trial_start_ts", _TS),
      ("converted_ts", _TS), ("cancelled_ts", _TS), ("churned_ts", _TS), ("consent_changed_ts", _TS),
      ("channel", pa.string()), ("referrer", pa.string()), ("utm_source", pa.string()),
      ("utm_medium", pa.string()), ("utm_campaign", pa.string()), ("signup_method", pa.string()),
@@ -53,6 +53,10 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 def write_manifest(truth_dir: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` (sorted keys, indented) atomically."""
     _atomic_bytes(truth_dir / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+
+
+# The truth keeps no email or IP: it lives under the storage root, where no raw PII may be stored
+# in any Parquet file (the landing zone is the only place raw collector payloads exist).
 
 
 class TruthWriter:

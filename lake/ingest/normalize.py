@@ -32,7 +32,6 @@ class NormalizedBatch:
 
     lines_landed: int = 0
     consent_dropped: int = 0
-    batch_duplicates: int = 0  # same event_id twice within this batch (the later copies)
     bronze: pa.Table = field(default_factory=BRONZE_EVENTS.empty_table)
     quarantine: pa.Table = field(default_factory=BRONZE_QUARANTINE.empty_table)
 
@@ -45,10 +44,11 @@ class NormalizedBatch:
 
 
 class Normalizer:
-    """Validates, pseudonymizes and reshapes events for one batch.
+    """Validates, pseudonymizes and reshapes the lines of one batch.
 
-    One instance per batch: it remembers which event_ids it has already accepted, so the later
-    copy of an event delivered twice in the same batch is counted as a duplicate.
+    Every valid line becomes a bronze candidate, redeliveries included: which copy of an event
+    is kept is decided against the table (:func:`lake.ingest.pipeline.classify_against_bronze`),
+    so that a rerun keeps the copy that was published first.
     """
 
     def __init__(self, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
@@ -58,12 +58,10 @@ class Normalizer:
         self.masker = masker
         self.ingested_at = ingested_at or datetime.now(timezone.utc)
         self._consent_key = plan.consent_required
-        self._seen: set[str] = set()
         self._bronze: dict[str, list[Any]] = {c: [] for c in _BRONZE_COLS}
         self._quar: dict[str, list[Any]] = {c: [] for c in _QUAR_COLS}
         self.lines = 0
         self.consent_dropped = 0
-        self.batch_duplicates = 0
 
     # -- entry points -------------------------------------------------------------------------
     def add_line(self, raw: bytes, source_file: str, line_number: int, landing_partition: str) -> None:
@@ -84,7 +82,7 @@ class Normalizer:
 
     def add_event(self, ev: dict[str, Any], source_file: str, line_number: int, landing_partition: str,
                   *, already_masked: frozenset[str] = frozenset(), count_line: bool = False) -> str:
-        """Process a parsed event. Returns ``bronze``, ``quarantine``, ``consent`` or ``duplicate``.
+        """Process a parsed event. Returns ``bronze`` (a candidate), ``quarantine`` or ``consent``.
 
         ``already_masked`` lists JSON paths (``context.ip``, ``properties.email``) hashed earlier,
         as recorded for a quarantined line that is being replayed.
@@ -115,11 +113,6 @@ class Normalizer:
             return "quarantine"
 
         event_id = ev["event_id"]
-        if event_id in self._seen:
-            self.batch_duplicates += 1
-            return "duplicate"
-        self._seen.add(event_id)
-
         pii = self.validator.pii_of(name)
         prop_prefix_masked = frozenset(p[11:] for p in already_masked if p.startswith("properties."))
         self.masker.mask_properties(props, pii, prop_prefix_masked)
@@ -158,7 +151,6 @@ class Normalizer:
         return NormalizedBatch(
             lines_landed=self.lines,
             consent_dropped=self.consent_dropped,
-            batch_duplicates=self.batch_duplicates,
             bronze=pa.Table.from_pydict(self._bronze, schema=BRONZE_EVENTS),
             quarantine=pa.Table.from_pydict(self._quar, schema=BRONZE_QUARANTINE),
         )

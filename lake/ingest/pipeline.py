@@ -90,29 +90,29 @@ class IngestionResult:
 
 
 def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table, int, int]:
-    """Split candidate bronze rows into (new rows, already published, duplicates of other lines).
+    """Split candidate rows into (rows to publish, lines already published, duplicates).
 
-    Only the event_date partitions the batch touches are read: a redelivered event carries its
-    original timestamp, so its copy already in bronze lives in the same event_date partition.
+    Per event_id: if bronze holds it, the candidate from that very line is "already published"
+    and every other copy is a duplicate; if not, the first copy in (file, line) order is new and
+    the others are duplicates. Only the event_date partitions the batch touches are read: a
+    redelivered event carries its original timestamp, so its copy lives in the same partition.
     """
     if batch.num_rows == 0:
         return batch, 0, 0
-    dates = pc.unique(batch["event_date"])
     existing = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "_source_file", "_line_number"],
-        partitions=[("event_date", "in", dates.to_pylist())], filter=pc.field("event_id").isin(batch["event_id"]),
+        partitions=[("event_date", "in", pc.unique(batch["event_date"]).to_pylist())],
+        filter=pc.field("event_id").isin(batch["event_id"]),
     )
-    if existing.num_rows == 0:
-        return batch, 0, 0
     cand = pl.from_arrow(batch.select(["event_id", "_source_file", "_line_number"])).with_row_index("_i")
     have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
     joined = cand.join(have, on="event_id", how="left")
-    is_new = joined["_f"].is_null()
-    same_line = (joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])
-    present = int(same_line.fill_null(False).sum())
-    new_idx = joined.filter(is_new)["_i"].sort().to_arrow()
-    duplicates = batch.num_rows - len(new_idx) - present
-    return batch.take(new_idx), present, duplicates
+    same_line = ((pl.col("_f") == pl.col("_source_file")) & (pl.col("_l") == pl.col("_line_number"))).fill_null(False)
+    first_copy = pl.col("_i") == pl.col("_i").min().over("event_id")
+    joined = joined.with_columns(present=same_line, new=pl.col("_f").is_null() & first_copy)
+    present = int(joined["present"].sum())
+    new_idx = joined.filter(pl.col("new"))["_i"].sort().to_arrow()
+    return batch.take(new_idx), present, batch.num_rows - len(new_idx) - present
 
 
 def _new_quarantine_rows(paths: LakePaths, key: str, quarantine: pa.Table) -> tuple[pa.Table, int]:
@@ -172,7 +172,7 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
     entry = LedgerEntry(
         landing_partition=key, lines_landed=batch.lines_landed,
         bronze_rows=present + new_bronze.num_rows, quarantined=quar_present + new_quar.num_rows,
-        consent_dropped=batch.consent_dropped, duplicates_dropped=batch.batch_duplicates + table_dups,
+        consent_dropped=batch.consent_dropped, duplicates_dropped=table_dups,
         quarantined_by_reason=batch.quarantined_by_reason,
         event_dates=pc.unique(batch.bronze["event_date"]).to_pylist() if batch.bronze.num_rows else [],
         files=files, plan_version=plan.version,
