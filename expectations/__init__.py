@@ -14,7 +14,7 @@ from expectations.errors import (
     UnknownSuiteError,
 )
 from expectations.outcome import FailedExpectation, ValidationOutcome
-from expectations.runner import validate
+from expectations.runner import validate, warm_up
 from expectations.suites import suite_names
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "ValidationOutcome",
     "suite_names",
     "validate",
+    "warm_up",
 ]

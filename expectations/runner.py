@@ -211,3 +211,11 @@ def _outcome(spec: SuiteSpec, result: Any, *, row_count: int) -> ValidationOutco
         failed=tuple(f for _, f in failed),
         row_count=row_count,
     )
+
+
+def warm_up() -> None:
+    """Import Great Expectations and build its context now (seconds), e.g. in a thread while the
+    caller's CPU-heavy work runs elsewhere, so the first :func:`validate` does not pay for it."""
+    from expectations import _gx
+
+    _gx._get_batch_definition()

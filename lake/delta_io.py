@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
 
-__all__ = ["storage_options", "open_table", "read", "append", "replace_where", "row_count", "version"]
+__all__ = ["storage_options", "open_table", "read", "append", "replace_where", "row_count", "version",
+           "StagedFiles", "stage", "publish", "discard"]
 
 
 def storage_options(uri: str) -> dict[str, str] | None:
@@ -123,3 +133,68 @@ def replace_where(uri: str, data: pa.Table, predicate: str, *, partition_by: Seq
     write_deltalake(dt, data, mode="overwrite", predicate=predicate,
                     partition_by=list(partition_by) if partition_by else None,
                     commit_properties=_commit(operation, metadata))
+
+
+@dataclass(frozen=True)
+class StagedFiles:
+    """Parquet files written into a table's folder but not yet committed: invisible to readers."""
+
+    uri: str
+    actions: tuple[AddAction, ...]
+    partition_by: tuple[str, ...]
+    schema: pa.Schema
+
+    @property
+    def rows(self) -> int:
+        return sum(json.loads(a.stats)["numRecords"] for a in self.actions)
+
+
+def stage(uri: str, data: pa.Table, *, partition_by: Sequence[str]) -> StagedFiles:
+    """Write ``data`` as Parquet files inside the table folder, without committing them.
+
+    This is the "write" of write-audit-publish: the gate audits while the files are written,
+    and :func:`publish` makes them visible in one commit (or :func:`discard` removes them).
+    A crash in between leaves only unreferenced files, which ``VACUUM`` removes.
+    """
+    if "://" in uri:
+        raise NotImplementedError("staged writes are implemented for local tables; use append() on object stores")
+    now_ms = int(time.time() * 1000)
+    actions: list[AddAction] = []
+    data_cols = [c for c in data.column_names if c not in partition_by]
+    groups = pc.unique(data[partition_by[0]]).to_pylist() if partition_by and data.num_rows else [None]
+    for value in groups:
+        part = data if value is None else data.filter(pc.equal(data[partition_by[0]], value))
+        rel_dir = f"{partition_by[0]}={value.isoformat() if hasattr(value, 'isoformat') else value}" if value is not None else ""
+        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        rel = f"{rel_dir}/{name}" if rel_dir else name
+        full = Path(uri) / rel
+        full.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part.select(data_cols), full, compression="snappy")
+        stats = {"numRecords": part.num_rows}
+        actions.append(AddAction(
+            path=rel, size=full.stat().st_size,
+            partition_values={partition_by[0]: value.isoformat() if hasattr(value, "isoformat") else str(value)}
+            if value is not None else {},
+            modification_time=now_ms, data_change=True, stats=json.dumps(stats),
+        ))
+    return StagedFiles(uri, tuple(actions), tuple(partition_by), data.schema)
+
+
+def publish(staged: StagedFiles, *, operation: str = "append", metadata: dict[str, Any] | None = None) -> None:
+    """Commit staged files in one Delta transaction (creating the table on first write)."""
+    if not staged.actions:
+        return
+    dt = open_table(staged.uri)
+    props = _commit(operation, metadata)
+    if dt is None:
+        create_table_with_add_actions(staged.uri, DeltaSchema.from_arrow(staged.schema), list(staged.actions),
+                                      mode="append", partition_by=list(staged.partition_by), commit_properties=props)
+        return
+    dt.create_write_transaction(list(staged.actions), mode="append", schema=staged.schema,
+                                partition_by=list(staged.partition_by), commit_properties=props)
+
+
+def discard(staged: StagedFiles) -> None:
+    """Remove staged files that will never be published."""
+    for a in staged.actions:
+        Path(staged.uri, a.path).unlink(missing_ok=True)

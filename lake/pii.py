@@ -74,6 +74,11 @@ class PiiMasker:
         self._key = key
         self._cache: dict[str, str] = {}
 
+    @property
+    def key(self) -> bytes:
+        """The secret (handed to worker processes; never logged or stored)."""
+        return self._key
+
     def hash(self, value: Any) -> str:
         text = value if isinstance(value, str) else str(value)
         hit = self._cache.get(text)

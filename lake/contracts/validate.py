@@ -17,6 +17,8 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "boolean": lambda v: type(v) is bool,
 }
 _RANK = {name: i for i, name in enumerate(VIOLATION_TYPES)}
+_NO_PII: frozenset[str] = frozenset()
+_ID_FIELDS = ("user_id", "anonymous_id", "session_id")
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -27,7 +29,10 @@ def parse_timestamp(value: Any) -> datetime | None:
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if dt.tzinfo is None:
+    tz = dt.tzinfo
+    if tz is timezone.utc:  # the common "…Z" case: already UTC
+        return dt
+    if tz is None:
         return None
     return dt.astimezone(timezone.utc)
 
@@ -43,6 +48,7 @@ class EventValidator:
         self._skew = timedelta(seconds=plan.max_clock_skew_seconds)
         self._lateness = timedelta(days=plan.max_lateness_days)
         self._events: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {}
+        self._pii = {name: spec.pii for name, spec in plan.events.items()}
         for name, spec in plan.events.items():
             props = {
                 p.name: (_TYPE_CHECKS[p.type], p.type, frozenset(p.enum) if p.enum is not None else None, p.min, p.max)
@@ -51,8 +57,7 @@ class EventValidator:
             self._events[name] = (spec.required, props)
 
     def pii_of(self, event_name: str) -> frozenset[str]:
-        spec = self.plan.events.get(event_name)
-        return spec.pii if spec else frozenset()
+        return self._pii.get(event_name, _NO_PII)
 
     def check(self, ev: dict[str, Any]) -> tuple[Violation | None, datetime | None, datetime | None]:
         """Validate a parsed event.
@@ -77,7 +82,7 @@ class EventValidator:
             elif ts < received - self._lateness:
                 problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is more than {self.plan.max_lateness_days} days before received_at"))
 
-        for key in ("user_id", "anonymous_id", "session_id"):
+        for key in _ID_FIELDS:
             value = ev.get(key)
             if value is not None and type(value) is not str:
                 problems.append(Violation("datatype_mismatch", f"{key} must be a string or null, got {type(value).__name__}"))

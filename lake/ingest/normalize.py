@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lake.contracts.plan import TrackingPlan
 from lake.contracts.validate import EventValidator
@@ -18,6 +19,9 @@ from lake.useragent import parse_user_agent
 __all__ = ["Normalizer", "NormalizedBatch", "partition_date"]
 
 _BRONZE_COLS = [f.name for f in BRONZE_EVENTS]
+_ROW_COLS = ("event_id", "event_name", "event_ts", "received_at", "user_id", "anonymous_id", "session_id",
+             "properties", "ip_hash", "browser_family", "device_type", "locale", "consent_marketing",
+             "_landing_partition", "_source_file", "_line_number")
 _QUAR_COLS = [f.name for f in BRONZE_QUARANTINE]
 
 
@@ -58,7 +62,7 @@ class Normalizer:
         self.masker = masker
         self.ingested_at = ingested_at or datetime.now(timezone.utc)
         self._consent_key = plan.consent_required
-        self._bronze: dict[str, list[Any]] = {c: [] for c in _BRONZE_COLS}
+        self._rows: list[tuple] = []  # one tuple per bronze candidate, in _ROW_COLS order
         self._quar: dict[str, list[Any]] = {c: [] for c in _QUAR_COLS}
         self.lines = 0
         self.consent_dropped = 0
@@ -66,7 +70,7 @@ class Normalizer:
     # -- entry points -------------------------------------------------------------------------
     def add_line(self, raw: bytes, source_file: str, line_number: int, landing_partition: str) -> None:
         """Process one landed line (without its newline). Blank lines are not events: skip them."""
-        if not raw.strip():
+        if not raw or raw.isspace():
             return
         self.lines += 1
         try:
@@ -114,46 +118,52 @@ class Normalizer:
 
         event_id = ev["event_id"]
         pii = self.validator.pii_of(name)
-        prop_prefix_masked = frozenset(p[11:] for p in already_masked if p.startswith("properties."))
-        self.masker.mask_properties(props, pii, prop_prefix_masked)
-        if ip is None:
-            ip_hash = None
-        elif "context.ip" in already_masked:
-            ip_hash = ip
+        if already_masked:
+            self.masker.mask_properties(props, pii, frozenset(p[11:] for p in already_masked if p.startswith("properties.")))
+            ip_hash = ip if "context.ip" in already_masked else (None if ip is None else self.masker.hash(ip))
         else:
-            ip_hash = self.masker.hash(ip)
+            if props:
+                self.masker.mask_properties(props, pii)
+            ip_hash = None if ip is None else self.masker.hash(ip)
         browser, device = parse_user_agent(ctx.get("user_agent"))
         locale = ctx.get("locale")
         marketing = consent.get("marketing")
-        b = self._bronze
-        b["event_id"].append(event_id)
-        b["event_name"].append(name)
-        b["event_ts"].append(ts)
-        b["received_at"].append(received)
-        b["event_date"].append(ts.date())
-        b["user_id"].append(self._ident(ev.get("user_id")))
-        b["anonymous_id"].append(self._ident(ev.get("anonymous_id")))
-        b["session_id"].append(ev.get("session_id"))
-        b["properties"].append(orjson.dumps(props, option=orjson.OPT_SORT_KEYS).decode())
-        b["ip_hash"].append(ip_hash)
-        b["browser_family"].append(browser)
-        b["device_type"].append(device)
-        b["locale"].append(locale if type(locale) is str else None)
-        b["consent_marketing"].append(marketing if type(marketing) is bool else None)
-        b["plan_version"].append(self.plan.version)
-        b["_landing_partition"].append(landing_partition)
-        b["_source_file"].append(source_file)
-        b["_line_number"].append(line_number)
-        b["_ingested_at"].append(self.ingested_at)
+        self._rows.append((
+            event_id, name, round(ts.timestamp() * 1_000_000), round(received.timestamp() * 1_000_000),
+            self._ident(ev.get("user_id")), self._ident(ev.get("anonymous_id")), ev.get("session_id"),
+            orjson.dumps(props).decode(), ip_hash, browser, device,
+            locale if type(locale) is str else None, marketing if type(marketing) is bool else None,
+            landing_partition, source_file, line_number,
+        ))
         return "bronze"
 
     def finish(self) -> NormalizedBatch:
         return NormalizedBatch(
             lines_landed=self.lines,
             consent_dropped=self.consent_dropped,
-            bronze=pa.Table.from_pydict(self._bronze, schema=BRONZE_EVENTS),
+            bronze=self._bronze_table(),
             quarantine=pa.Table.from_pydict(self._quar, schema=BRONZE_QUARANTINE),
         )
+
+    def _bronze_table(self) -> pa.Table:
+        n = len(self._rows)
+        if n == 0:
+            return BRONZE_EVENTS.empty_table()
+        cols = dict(zip(_ROW_COLS, zip(*self._rows)))
+        arrays: dict[str, pa.Array] = {}
+        for name in _BRONZE_COLS:
+            field = BRONZE_EVENTS.field(name)
+            if name in ("event_ts", "received_at"):
+                arrays[name] = pa.array(cols[name], pa.int64()).cast(field.type)
+            elif name == "event_date":
+                arrays[name] = pc.cast(arrays["event_ts"], pa.date32())
+            elif name == "plan_version":
+                arrays[name] = pa.array([self.plan.version] * n, field.type)
+            elif name == "_ingested_at":
+                arrays[name] = pa.array([self.ingested_at] * n, field.type)
+            else:
+                arrays[name] = pa.array(cols[name], field.type)
+        return pa.Table.from_pydict(arrays, schema=BRONZE_EVENTS)
 
     # -- helpers ------------------------------------------------------------------------------
     def _ident(self, value: Any) -> str | None:

@@ -11,6 +11,7 @@ every landed line exactly once in bronze or quarantine.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -25,8 +26,9 @@ import pyarrow.parquet as pq
 from lake import delta_io
 from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
-from lake.landing import iter_lines, list_landing_files, parse_partition_key
-from lake.ingest.normalize import NormalizedBatch, Normalizer, partition_date
+from lake.landing import list_landing_files, parse_partition_key
+from lake.ingest.normalize import NormalizedBatch, partition_date
+from lake.ingest.parallel import normalize_files, runs_in_parallel
 from lake.ledger import LedgerEntry, write_entry
 from lake.locks import table_lock
 from lake.paths import LakePaths
@@ -37,6 +39,7 @@ __all__ = ["GateOutcome", "Auditor", "IngestionResult", "ingest_partition", "ing
            "classify_against_bronze", "bronze_gate_parameters", "BRONZE_LOCK"]
 
 BRONZE_LOCK = "bronze"
+_STAGER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="growthlake-stage")
 
 
 class GateOutcome(Protocol):
@@ -102,17 +105,22 @@ def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table
     existing = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "_source_file", "_line_number"],
         partitions=[("event_date", "in", pc.unique(batch["event_date"]).to_pylist())],
-        filter=pc.field("event_id").isin(batch["event_id"]),
     )
-    cand = pl.from_arrow(batch.select(["event_id", "_source_file", "_line_number"])).with_row_index("_i")
-    have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
-    joined = cand.join(have, on="event_id", how="left")
-    same_line = ((pl.col("_f") == pl.col("_source_file")) & (pl.col("_l") == pl.col("_line_number"))).fill_null(False)
-    first_copy = pl.col("_i") == pl.col("_i").min().over("event_id")
-    joined = joined.with_columns(present=same_line, new=pl.col("_f").is_null() & first_copy)
-    present = int(joined["present"].sum())
-    new_idx = joined.filter(pl.col("new"))["_i"].sort().to_arrow()
-    return batch.take(new_idx), present, batch.num_rows - len(new_idx) - present
+    cand = pl.from_arrow(batch.select(["event_id", "_source_file", "_line_number"]))
+    first_copy = cand["event_id"].is_first_distinct()
+    if existing.num_rows == 0:
+        present = 0
+        new_mask = first_copy
+    else:
+        have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
+        joined = cand.join(have, on="event_id", how="left", maintain_order="left")
+        same_line = ((joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])).fill_null(False)
+        present = int(same_line.sum())
+        new_mask = joined["_f"].is_null() & first_copy
+    new_count = int(new_mask.sum())
+    if new_count == batch.num_rows:
+        return batch, 0, 0
+    return batch.filter(new_mask.to_arrow()), present, batch.num_rows - new_count - present
 
 
 def _new_quarantine_rows(paths: LakePaths, key: str, quarantine: pa.Table) -> tuple[pa.Table, int]:
@@ -144,29 +152,42 @@ def _hold(paths: LakePaths, key: str, new_bronze: pa.Table, new_quar: pa.Table) 
 def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: PiiMasker) -> tuple[NormalizedBatch, list[str]]:
     """Read every batch file of a landing hour through the contract (no table is touched)."""
     files = list_landing_files(paths, key)
-    norm = Normalizer(plan, masker)
-    for f in files:
-        for number, raw in iter_lines(paths, f):
-            norm.add_line(raw, f.relative, number, key)
-    return norm.finish(), [f.relative for f in files]
+    return normalize_files(paths, key, files, plan=plan, masker=masker), [f.relative for f in files]
+
+
+def _warm_up_gates() -> None:
+    from expectations import warm_up
+
+    warm_up()
 
 
 def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: PiiMasker,
                   auditor: Auditor = gx_auditor) -> IngestionResult:
     """:func:`ingest_partition` for a caller that already holds the bronze writer lock."""
     started = time.perf_counter()
+    if auditor is gx_auditor and runs_in_parallel(list_landing_files(paths, key)):
+        # Workers do the parsing; this process would only wait, so it imports GX meanwhile.
+        _STAGER.submit(_warm_up_gates)
     batch, files = normalize_partition(paths, key, plan=plan, masker=masker)
     new_bronze, present, table_dups = classify_against_bronze(paths, batch.bronze)
     new_quar, quar_present = _new_quarantine_rows(paths, key, batch.quarantine)
 
+    # Write-audit-publish: the bronze files are written (staged, invisible) while the gates audit
+    # the batch; only a passing batch is published, in one commit.
+    staging = None
+    if paths.is_local and new_bronze.num_rows:
+        staging = _STAGER.submit(delta_io.stage, paths.bronze_events, new_bronze, partition_by=["event_date"])
     gates: dict[str, dict] = {}
-    if new_bronze.num_rows:
-        audit_view = new_bronze.append_column("identity_key", pc.coalesce(new_bronze["user_id"], new_bronze["anonymous_id"]))
-        out = auditor("bronze_events", audit_view, bronze_gate_parameters(plan, key))
-        gates["bronze_events"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
-    if new_quar.num_rows:
-        out = auditor("bronze_quarantine", new_quar, {})
-        gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
+    try:
+        if new_bronze.num_rows:
+            audit_view = new_bronze.append_column("identity_key", pc.coalesce(new_bronze["user_id"], new_bronze["anonymous_id"]))
+            out = auditor("bronze_events", audit_view, bronze_gate_parameters(plan, key))
+            gates["bronze_events"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
+        if new_quar.num_rows:
+            out = auditor("bronze_quarantine", new_quar, {})
+            gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
+    finally:
+        staged = staging.result() if staging is not None else None
     failed = [g for g in gates.values() if not g["success"]]
 
     entry = LedgerEntry(
@@ -179,7 +200,9 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
     )
     result = IngestionResult(partition=key, ledger=entry, gates=gates)
     if failed:
-        # Write-audit-publish: nothing of a rejected batch becomes visible; it is kept aside.
+        # Nothing of a rejected batch becomes visible; it is kept aside for inspection.
+        if staged is not None:
+            delta_io.discard(staged)
         result.held_at = _hold(paths, key, new_bronze, new_quar)
         entry.bronze_rows, entry.quarantined = present, quar_present
         entry.held_for_audit = new_bronze.num_rows + new_quar.num_rows
@@ -187,8 +210,11 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
         entry.gate_summary = " | ".join(g["summary"] for g in failed)
     else:
         entry.gate_summary = "; ".join(f"{name}: passed" for name in gates) or "nothing new to publish"
-        delta_io.append(paths.bronze_events, new_bronze, partition_by=["event_date"], operation="ingest",
-                        metadata={"partition": key})
+        if staged is not None:
+            delta_io.publish(staged, operation="ingest", metadata={"partition": key})
+        else:
+            delta_io.append(paths.bronze_events, new_bronze, partition_by=["event_date"], operation="ingest",
+                            metadata={"partition": key})
         failpoint("after_bronze_commit")
         delta_io.append(paths.bronze_quarantine, new_quar, partition_by=["landing_date"], operation="ingest",
                         metadata={"partition": key})

@@ -77,7 +77,7 @@ def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):
     assert evals["gx_bronze_events"].passed is False
     assert "identity_key" in (evals["gx_bronze_events"].description or "")
 
-    bronze = DeltaTable(paths.bronze_events).to_pyarrow_table() if Path(paths.bronze_events).exists() else None
+    bronze = DeltaTable(paths.bronze_events).to_pyarrow_table() if DeltaTable.is_deltatable(paths.bronze_events) else None
     assert bronze is None or bronze.num_rows == 0, "nothing of the bad batch may be visible in bronze"
     entry = read_entry(paths, KEY)
     assert entry.gate_status == "failed" and entry.held_for_audit == 30 and not entry.reconciled

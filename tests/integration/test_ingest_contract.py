@@ -115,3 +115,23 @@ def test_bad_partition_key_is_a_clear_error(paths, plan, masker):
     from pathlib import Path
 
     assert not Path(paths.ingestion_ledger).exists(), "nothing may be written for a bad key"
+
+
+def test_parallel_normalization_gives_the_same_rows_as_serial(paths, plan, masker, monkeypatch):
+    """Big hours are normalized in worker processes; the result must not depend on it."""
+    import lake.ingest.parallel as parallel
+    from lake.ingest.pipeline import normalize_partition
+
+    lines, _ = every_fault_batch()
+    for i in range(3):
+        write_batch(paths, KEY, lines + [event() for _ in range(50)], name=f"batch-{i}.jsonl")
+    serial, _ = normalize_partition(paths, KEY, plan=plan, masker=masker)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    from lake.landing import list_landing_files
+
+    assert parallel.runs_in_parallel(list_landing_files(paths, KEY))
+    par, _ = normalize_partition(paths, KEY, plan=plan, masker=masker)
+    drop = ["_ingested_at"]
+    assert par.bronze.drop_columns(drop).equals(serial.bronze.drop_columns(drop))
+    assert par.quarantine.drop_columns(["ingested_at"]).equals(serial.quarantine.drop_columns(["ingested_at"]))
+    assert (par.lines_landed, par.consent_dropped) == (serial.lines_landed, serial.consent_dropped)

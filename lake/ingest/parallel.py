@@ -1,0 +1,108 @@
+"""Normalize a large landing partition on every core.
+
+Parsing, validating and pseudonymizing lines is pure Python and CPU-bound; a big hour is split
+into line ranges of its files, each range normalized in a worker process, and the pieces are
+concatenated back in (file, line) order — the same result as the serial path, row for row.
+Small hours stay in-process: starting workers would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+from lake.contracts.plan import TrackingPlan
+from lake.ingest.normalize import NormalizedBatch, Normalizer
+from lake.landing import LandingFile, iter_lines
+from lake.paths import LakePaths
+from lake.pii import PiiMasker
+
+__all__ = ["normalize_files", "runs_in_parallel", "PARALLEL_MIN_BYTES"]
+
+# Below this many bytes in a partition, normalize in-process (~30k events).
+PARALLEL_MIN_BYTES = int(os.environ.get("GROWTHLAKE_PARALLEL_MIN_BYTES", 16 << 20))
+_POOL: ProcessPoolExecutor | None = None
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    root: str
+    key: str
+    file: LandingFile
+    first_line: int  # 1-based, inclusive
+    last_line: int | None  # inclusive; None: to the end
+
+
+def _workers() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+def _pool() -> ProcessPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        # forkserver: never fork a process that runs Dagster/GX/delta-rs threads.
+        _POOL = ProcessPoolExecutor(max_workers=_workers(), mp_context=mp.get_context("forkserver"))
+    return _POOL
+
+
+def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime) -> NormalizedBatch:
+    paths = LakePaths(chunk.root)
+    norm = Normalizer(plan, PiiMasker(key), ingested_at=ingested_at)
+    for number, raw in iter_lines(paths, chunk.file):
+        if number < chunk.first_line:
+            continue
+        if chunk.last_line is not None and number > chunk.last_line:
+            break
+        norm.add_line(raw, chunk.file.relative, number, chunk.key)
+    return norm.finish()
+
+
+def _count_lines(paths: LakePaths, file: LandingFile) -> int:
+    return sum(1 for _ in iter_lines(paths, file))
+
+
+def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int) -> list[_Chunk]:
+    if len(files) >= parts:
+        return [_Chunk(paths.root, key, f, 1, None) for f in files]
+    out = []
+    per_file = max(1, parts // max(1, len(files)))
+    for f in files:
+        if per_file == 1:
+            out.append(_Chunk(paths.root, key, f, 1, None))
+            continue
+        n = _count_lines(paths, f)
+        step = -(-n // per_file)
+        for lo in range(1, n + 1, step):
+            out.append(_Chunk(paths.root, key, f, lo, min(n, lo + step - 1)))
+    return out
+
+
+def runs_in_parallel(files: list[LandingFile]) -> bool:
+    """Whether :func:`normalize_files` will use worker processes for these files."""
+    return sum(f.size for f in files) >= PARALLEL_MIN_BYTES and _workers() >= 2
+
+
+def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, plan: TrackingPlan,
+                    masker: PiiMasker) -> NormalizedBatch:
+    """Normalize every line of ``files`` (one landing partition), in parallel when it pays."""
+    norm = Normalizer(plan, masker)
+    if not runs_in_parallel(files):
+        for f in files:
+            for number, raw in iter_lines(paths, f):
+                norm.add_line(raw, f.relative, number, key)
+        return norm.finish()
+    chunks = _chunks(paths, key, files, _workers() * 2)
+    pool = _pool()
+    parts = list(pool.map(_normalize_chunk, chunks, [plan] * len(chunks), [masker.key] * len(chunks),
+                          [norm.ingested_at] * len(chunks)))
+    return NormalizedBatch(
+        lines_landed=sum(p.lines_landed for p in parts),
+        consent_dropped=sum(p.consent_dropped for p in parts),
+        bronze=pa.concat_tables([p.bronze for p in parts]),
+        quarantine=pa.concat_tables([p.quarantine for p in parts]),
+    )
