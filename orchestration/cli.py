@@ -56,9 +56,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _instance():
+    """The Dagster instance of ``$DAGSTER_HOME`` (created if missing), so runs show in the UI;
+    an ephemeral one when it is unset."""
     import dagster as dg
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    os.makedirs(home, exist_ok=True)
+    return dg.DagsterInstance.get()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -15,6 +15,14 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch):
+    """Tests never touch the developer's lake or Dagster instance (subprocesses inherit this)."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("GROWTHLAKE_TRACKING_PLAN", raising=False)
+    monkeypatch.delenv("GROWTHLAKE_FAILPOINT", raising=False)
+
+
 @pytest.fixture
 def pii_key(monkeypatch) -> str:
     key = secrets.token_hex(32)  # the tests set their own secret; nothing is hard-coded
