@@ -91,3 +91,23 @@ def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):
     write_batch(paths, KEY, good + [event(anonymous_id="anon-fixed") for _ in range(10)])
     assert _run(paths, KEY).success
     assert DeltaTable(paths.bronze_events).to_pyarrow_table().num_rows == 30
+
+
+def test_sensor_requests_a_run_when_an_hours_files_change(paths):
+    from datetime import datetime, timedelta, timezone
+
+    from lake.ingest import partition_key
+
+    key = partition_key(datetime.now(timezone.utc) - timedelta(hours=2))
+    old = "2020-01-01-00:00"  # beyond the sensor's look-back: never re-requested
+    write_batch(paths, key, [event()])
+    write_batch(paths, old, [event()])
+    sensor = build_definitions(lake=LakeResource(root=paths.root)).resolve_sensor_def("landing_files_sensor")
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"lake": LakeResource(root=paths.root)}) as ctx:
+        first = list(sensor(ctx))
+        assert [r.partition_key for r in first] == [key]
+        again = list(sensor(ctx))
+        assert again[0].run_key == first[0].run_key  # same files: Dagster skips a repeated run key
+        write_batch(paths, key, [event()], name="batch-2.jsonl")
+        changed = list(sensor(ctx))
+        assert changed[0].run_key != first[0].run_key
