@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,7 +51,10 @@ def _pool() -> ProcessPoolExecutor:
     return _POOL
 
 
-def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime) -> NormalizedBatch:
+def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime,
+                     spool: str) -> tuple[int, int, str, str]:
+    """Normalize one chunk in a worker; hand the tables back as Arrow IPC files in ``spool``
+    (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
     norm = Normalizer(plan, PiiMasker(key), ingested_at=ingested_at)
     for number, raw in iter_lines(paths, chunk.file):
@@ -59,7 +63,20 @@ def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at:
         if chunk.last_line is not None and number > chunk.last_line:
             break
         norm.add_line(raw, chunk.file.relative, number, chunk.key)
-    return norm.finish()
+    batch = norm.finish()
+    out = []
+    for name, table in (("bronze", batch.bronze), ("quarantine", batch.quarantine)):
+        fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".arrow", dir=spool)
+        with os.fdopen(fd, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        out.append(path)
+    return batch.lines_landed, batch.consent_dropped, out[0], out[1]
+
+
+def _read_spooled(path: str) -> pa.Table:
+    table = pa.ipc.open_file(pa.memory_map(path)).read_all()
+    os.unlink(path)  # the mapping stays valid until the table is released
+    return table
 
 
 def _count_lines(paths: LakePaths, file: LandingFile) -> int:
@@ -97,12 +114,13 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
                 norm.add_line(raw, f.relative, number, key)
         return norm.finish()
     chunks = _chunks(paths, key, files, _workers() * 2)
-    pool = _pool()
-    parts = list(pool.map(_normalize_chunk, chunks, [plan] * len(chunks), [masker.key] * len(chunks),
-                          [norm.ingested_at] * len(chunks)))
-    return NormalizedBatch(
-        lines_landed=sum(p.lines_landed for p in parts),
-        consent_dropped=sum(p.consent_dropped for p in parts),
-        bronze=pa.concat_tables([p.bronze for p in parts]),
-        quarantine=pa.concat_tables([p.quarantine for p in parts]),
-    )
+    n = len(chunks)
+    with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
+        parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,
+                                 [spool] * n))
+        return NormalizedBatch(
+            lines_landed=sum(p[0] for p in parts),
+            consent_dropped=sum(p[1] for p in parts),
+            bronze=pa.concat_tables([_read_spooled(p[2]) for p in parts]),
+            quarantine=pa.concat_tables([_read_spooled(p[3]) for p in parts]),
+        )
