@@ -11,6 +11,7 @@ __all__ = [
     "LandingPartitionError",
     "GateFailed",
     "ReconciliationError",
+    "SilverStateError",
 ]
 
 
@@ -86,4 +87,41 @@ class ReconciliationError(GrowthlakeError):
         super().__init__(
             f"landing partition {partition} does not reconcile: {detail}. Re-materialize the "
             "partition (ingestion is idempotent) and inspect the ledger with `growthlake status`."
+        )
+
+
+class SilverStateError(GrowthlakeError):
+    """The silver tables cannot be brought back to the state their last build recorded."""
+
+    def __init__(self, table: str, problem: str) -> None:
+        self.table = table
+        super().__init__(
+            f"silver table {table}: {problem}. The silver layer is derived data: rebuild it from bronze "
+            "with `lake.silver.rebuild_silver(paths)` (nothing in bronze is touched)."
+        )
+
+
+class WarehouseBuildFailed(GrowthlakeError):
+    """dbt could not build the analyst warehouse; the previous warehouse file is left in place."""
+
+    def __init__(self, failed: list[str], detail: str, warehouse: str, log_path: str | None = None) -> None:
+        self.failed = list(failed)
+        names = ", ".join(self.failed) or "no node (dbt stopped before running any)"
+        log = f"; dbt's log: {log_path}" if log_path else ""
+        super().__init__(
+            f"dbt build of the warehouse failed at {names}: {detail}. {warehouse} was left unchanged "
+            f"(analysts keep the last good build). Fix the upstream data or the model, then rebuild{log}."
+        )
+
+
+class WarehouseBusy(GrowthlakeError):
+    """Another process holds the warehouse file open read-write."""
+
+    def __init__(self, warehouse: str, detail: str) -> None:
+        super().__init__(
+            f"{warehouse} is open read-write by another process or was not closed cleanly ({detail}), so "
+            "it can be neither copied consistently nor replaced safely. Analysts must connect read-only "
+            "(`duckdb -readonly <file>`, `duckdb.connect(path, read_only=True)`): close that session "
+            "(or open the file once read-write with nothing else connected, so DuckDB checkpoints its "
+            "write-ahead log) and rebuild."
         )

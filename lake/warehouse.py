@@ -1,0 +1,358 @@
+"""The analyst warehouse: build it with dbt, then swap it in without disturbing readers.
+
+Analysts open ``$GROWTHLAKE_ROOT/warehouse.duckdb`` and query ``marts.*`` with nothing else
+running::
+
+    duckdb -readonly $GROWTHLAKE_ROOT/warehouse.duckdb
+    >>> duckdb.connect(path, read_only=True)
+
+DuckDB allows one read-write process *or* any number of read-only ones per file, and an open
+session holds its lock for as long as it lives, so dbt cannot build in place while an analyst
+is connected. :func:`build_warehouse` therefore builds a private copy and swaps it in:
+
+1. copy the current ``warehouse.duckdb`` (or start empty) to ``warehouse.duckdb.building-<id>``
+   in the same folder — incremental models continue from the last good build;
+2. run ``dbt build`` against the copy (``GROWTHLAKE_WAREHOUSE_PATH`` points dbt at it);
+3. if every model and test passed, checkpoint the copy and ``os.replace`` it onto
+   ``warehouse.duckdb`` (an atomic rename); otherwise delete the copy, leave the old file
+   untouched and raise :class:`~lake.errors.WarehouseBuildFailed` naming the failing nodes.
+
+A session opened before a swap keeps reading the file it opened (the old inode, whose disk
+space is freed when the last such session closes) until it reconnects; new connections see the
+new build. Builds of one storage root are serialized by a writer lock.
+
+Steps 1 and 3 are :func:`staged_warehouse`, a context manager for runners that invoke dbt
+themselves (dagster-dbt's ``DbtCliResource``, which cannot set a per-call environment, passes the
+copy's path as ``--vars '{"warehouse_path": ...}'``; ``profiles.yml`` reads that var first).
+
+dbt runs in a subprocess (``python -m dbt.cli.main``), not in-process through ``dbtRunner``:
+the build needs its own ``GROWTHLAKE_WAREHOUSE_PATH`` (``dbtRunner`` reads the process-wide
+environment, shared with whatever else runs in a Dagster process); dbt's global state is not
+safe for concurrent invocations in one process; and the swap requires the DuckDB file to be
+closed and checkpointed — dbt-duckdb keeps its connection open and DuckDB caches database
+instances per process, so only a finished process guarantees the file is released. A
+subprocess can also be timed out and killed. The price is ~2-3 s of interpreter and dbt import
+per build; it is also how dagster-dbt's ``DbtCliResource`` runs dbt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
+from lake.locks import table_lock
+from lake.paths import LakePaths
+
+__all__ = ["DBT_PROJECT_DIR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild", "build_warehouse",
+           "dbt_build_args", "dbt_env", "how_to_connect", "staged_warehouse"]
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+SILVER_TABLES = ("events", "sessions", "identity_map")  # the dbt sources (models/staging/silver)
+WAREHOUSE_PATH_VAR = "warehouse_path"  # dbt CLI var read by profiles.yml before GROWTHLAKE_WAREHOUSE_PATH
+
+_FAILED = {"error", "fail", "runtime error"}
+_TEST_PREFIXES = ("test.", "unit_test.")
+
+
+@dataclass(frozen=True)
+class WarehouseBuild:
+    """What one successful :func:`build_warehouse` did."""
+
+    path: str  # the warehouse file analysts open
+    build_id: str
+    nodes_built: tuple[str, ...]  # models (re)built, e.g. "marts.fct_daily_oec"
+    tests_passed: int  # data tests and unit tests
+    tests_warned: int
+    tests_failed: int  # always 0 for a build that was swapped in
+    elapsed_s: float  # copy + dbt + checkpoint + swap
+    dbt_elapsed_s: float
+    full_refresh: bool
+    select: str | None
+    run_results: str  # dbt's run_results.json of this build
+
+
+def dbt_build_args(*, select: str | None, full_refresh: bool, vars: Mapping[str, Any] | None) -> list[str]:
+    """The ``dbt`` command-line arguments of a warehouse build (what follows ``dbt``).
+
+    Project, profiles and target folders are not included: the caller (``build_warehouse`` or
+    dagster-dbt's ``DbtCliResource``) adds them.
+
+    Args:
+        select: a dbt selection (``"marts.growth"``, ``"+fct_daily_oec"``), or None for every
+            node. A bare model name rebuilds that model only, reading its parents as last built;
+            prefix ``+`` to rebuild its parents too, down to the staging models, which copy the
+            current silver tables into the warehouse.
+        full_refresh: rebuild incremental models from scratch (after erasures, silver backfills
+            older than ``incremental_lookback_days``, or a change of their SQL).
+        vars: dbt vars overriding ``dbt_project.yml`` (e.g. ``{"reporting_currency": "EUR"}``).
+
+    Returns:
+        e.g. ``["build", "--select", "marts.growth", "--full-refresh", "--vars", '{"a": 1}']``.
+
+    Raises:
+        ConfigError: ``vars`` is not JSON-serializable.
+    """
+    args = ["build"]
+    if select is not None and select.strip():
+        args += ["--select", select.strip()]
+    if full_refresh:
+        args.append("--full-refresh")
+    if vars:
+        try:
+            args += ["--vars", json.dumps(dict(vars), sort_keys=True)]
+        except TypeError as exc:
+            raise ConfigError("dbt vars", f"cannot be passed to dbt ({exc})",
+                              "Use strings, numbers, booleans, lists and mappings only.") from None
+    return args
+
+
+def dbt_env(paths: LakePaths, warehouse_path: str | os.PathLike[str], *,
+            base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a dbt process of this project needs (offline, no usage tracking).
+
+    Args:
+        paths: the lake whose silver tables dbt reads (``GROWTHLAKE_ROOT``).
+        warehouse_path: the DuckDB file dbt writes (``GROWTHLAKE_WAREHOUSE_PATH``).
+        base: the environment to extend; defaults to ``os.environ``.
+    """
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "GROWTHLAKE_ROOT": paths.root,
+        "GROWTHLAKE_WAREHOUSE_PATH": os.fspath(warehouse_path),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    })
+    return env
+
+
+def how_to_connect(paths: LakePaths | None = None) -> str:
+    """How analysts open the warehouse (the text the CLI and Dagster show)."""
+    path = (paths or LakePaths.from_root()).warehouse
+    return (
+        f"The analyst warehouse is {path} (DuckDB); query the marts schema (marts.fct_daily_oec, "
+        "marts.dim_users, ...).\n"
+        f"  CLI:    duckdb -readonly {path}\n"
+        f"  Python: duckdb.connect({path!r}, read_only=True)\n"
+        "Always connect read-only: a read-write session locks the file and blocks every rebuild. "
+        "A rebuild swaps in a new file atomically; an open session keeps seeing the build it opened "
+        "until it reconnects (in Python, close every connection to the file first: DuckDB reuses an "
+        "open database per path within a process)."
+    )
+
+
+@contextmanager
+def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
+    """Yield a private copy of the warehouse to build into; swap it in if the block succeeds.
+
+    Holds the warehouse writer lock of ``paths`` throughout. On entry, removes copies left by a
+    killed build, refuses a warehouse some process has open read-write, and copies
+    ``warehouse.duckdb`` (when there is one) to ``warehouse.duckdb.building-<id>``. When the
+    block exits normally the copy is checkpointed and atomically renamed onto
+    ``warehouse.duckdb``; when it raises, the copy is deleted and the old file is untouched.
+
+    Example::
+
+        with staged_warehouse(paths) as building:
+            dbt.cli(dbt_build_args(select=None, full_refresh=False,
+                                   vars={WAREHOUSE_PATH_VAR: str(building)}), context=context)
+
+    Raises:
+        WarehouseBusy: another process holds the warehouse open read-write.
+        WarehouseBuildFailed: the block succeeded but left no checkpointable database file.
+        ConfigError: the storage root is not a local folder.
+    """
+    _require_local(paths)
+    warehouse = Path(paths.warehouse)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with table_lock(paths, "warehouse"):
+        _remove_stale_builds(warehouse)
+        _ensure_no_writer(warehouse)
+        build_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        building = warehouse.with_name(f"{warehouse.name}.building-{build_id}")
+        try:
+            if warehouse.exists():
+                shutil.copyfile(warehouse, building)
+            yield building
+            problem = _checkpoint(building)
+            if problem:
+                raise WarehouseBuildFailed([], problem, str(warehouse))
+            os.replace(building, warehouse)
+            _fsync_dir(warehouse.parent)
+        finally:
+            _remove(building)
+
+
+def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh: bool = False,
+                    vars: Mapping[str, Any] | None = None, project_dir: str | os.PathLike[str] | None = None,
+                    timeout_s: float | None = None) -> WarehouseBuild:
+    """Run ``dbt build`` on a copy of the warehouse and swap it in when everything passed.
+
+    Args:
+        paths: the lake (silver tables are read from it; the warehouse lives at ``paths.warehouse``).
+        select: a dbt selection, or None for the whole project (see :func:`dbt_build_args`).
+        full_refresh: rebuild incremental models from scratch.
+        vars: dbt vars overriding ``dbt_project.yml``.
+        project_dir: the dbt project (default: ``dbt_project/`` of this repository).
+        timeout_s: kill dbt and fail after this many seconds (default: no limit).
+
+    Returns:
+        What was built and tested, and how long it took.
+
+    Raises:
+        WarehouseBuildFailed: a model, test or unit test failed (or dbt could not run); the
+            previous warehouse file is untouched.
+        WarehouseBusy: another process holds the warehouse open read-write.
+        ConfigError: the storage root is not a local folder, or a silver table does not exist.
+    """
+    started = time.monotonic()
+    _require_local(paths)
+    missing = [t for t in SILVER_TABLES if not Path(paths.table("silver", t), "_delta_log").is_dir()]
+    if missing:
+        raise ConfigError("silver tables", f"{', '.join(missing)} not found under {paths.table('silver', '')}",
+                          "Materialize the silver layer before building the warehouse.")
+    project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
+    target, logs = Path(paths.root, "_dbt", "target"), Path(paths.root, "_dbt", "logs")
+    run_results, log_path = target / "run_results.json", str(logs / "dbt.log")
+    args = [*dbt_build_args(select=select, full_refresh=full_refresh, vars=vars),
+            "--project-dir", str(project), "--profiles-dir", str(project),
+            "--target-path", str(target), "--log-path", str(logs)]
+
+    with staged_warehouse(paths) as building:
+        run_results.unlink(missing_ok=True)  # never read a previous build's results
+        dbt_started = time.monotonic()
+        proc = _run_dbt(args, env=dbt_env(paths, building), cwd=project, timeout_s=timeout_s,
+                        warehouse=paths.warehouse, log_path=log_path)
+        dbt_elapsed = time.monotonic() - dbt_started
+        summary = _summarize(_read_run_results(run_results))
+        if proc.returncode != 0 or summary["failed"]:
+            detail = "; ".join(summary["failed_detail"]) or _tail(proc.stdout + proc.stderr)
+            raise WarehouseBuildFailed(summary["failed"], detail, paths.warehouse, log_path)
+        build_id = building.name.rsplit(".building-", 1)[-1]
+
+    return WarehouseBuild(
+        path=paths.warehouse, build_id=build_id, nodes_built=tuple(summary["built"]),
+        tests_passed=summary["tests_passed"], tests_warned=summary["tests_warned"], tests_failed=0,
+        elapsed_s=time.monotonic() - started, dbt_elapsed_s=dbt_elapsed, full_refresh=full_refresh,
+        select=select, run_results=str(run_results),
+    )
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def _require_local(paths: LakePaths) -> None:
+    if not paths.is_local:
+        raise ConfigError("GROWTHLAKE_ROOT", f"{paths.root} is not a local folder, and the DuckDB warehouse is a "
+                          "local file", "Build the warehouse on a machine with a local storage root.")
+
+
+def _remove_stale_builds(warehouse: Path) -> None:
+    """Copies left by a build that was killed (the writer lock guarantees none is running)."""
+    for stale in warehouse.parent.glob(f"{warehouse.name}.building-*"):
+        _remove(stale)
+
+
+def _remove(path: Path) -> None:
+    """A database file and what DuckDB keeps beside it (write-ahead log, spill folder)."""
+    for p in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".tmp")):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _ensure_no_writer(warehouse: Path) -> None:
+    """Refuse to copy or replace a file some process writes in place (analysts must read only)."""
+    if not warehouse.exists():
+        return
+    wal = warehouse.with_name(warehouse.name + ".wal")
+    if wal.exists():
+        raise WarehouseBusy(str(warehouse), f"its write-ahead log {wal.name} exists")
+    try:
+        duckdb.connect(str(warehouse), read_only=True).close()
+    except duckdb.Error as exc:  # a read-write session holds the lock (the message names its PID)
+        raise WarehouseBusy(str(warehouse), str(exc).splitlines()[0]) from None
+
+
+def _run_dbt(args: list[str], *, env: dict[str, str], cwd: Path, timeout_s: float | None, warehouse: str,
+             log_path: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([sys.executable, "-m", "dbt.cli.main", *args], env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise WarehouseBuildFailed([], f"dbt did not finish within {timeout_s:.0f}s and was killed",
+                                   warehouse, log_path) from None
+
+
+def _read_run_results(path: Path) -> list[dict[str, Any]]:
+    """The node results of this dbt invocation ([] when dbt stopped before running nodes)."""
+    try:
+        return json.loads(path.read_text())["results"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return []
+
+
+def _summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    built, failed, failed_detail = [], [], []
+    passed = warned = 0
+    for r in results:
+        uid, status = r["unique_id"], str(r["status"]).lower()
+        name = _node_name(uid)
+        if uid.startswith(_TEST_PREFIXES):
+            passed += status == "pass"
+            warned += status == "warn"
+        elif uid.startswith("model.") and status == "success":
+            relation = r.get("relation_name") or name
+            built.append(relation.replace('"', "").split(".", 1)[-1] if "." in relation else relation)
+        if status in _FAILED:
+            failed.append(name)
+            message = " ".join(str(r.get("message") or status).split())
+            failed_detail.append(f"{name} ({status}: {message[:300]})")
+    return {"built": built, "failed": failed, "failed_detail": failed_detail, "tests_passed": passed,
+            "tests_warned": warned}
+
+
+def _node_name(unique_id: str) -> str:
+    """The name dbt prints: ``test.pkg.<name>.<hash>`` -> name, ``unit_test.pkg.<model>.<name>`` -> model::name."""
+    parts = unique_id.split(".")
+    if parts[0] == "unit_test" and len(parts) >= 4:
+        return f"{parts[2]}::{parts[3]}"
+    return parts[2] if len(parts) >= 3 else unique_id
+
+
+def _checkpoint(database: Path) -> str | None:
+    """Fold any write-ahead log into the file (the swap moves the file alone); a problem, or None."""
+    if not database.exists():
+        return "dbt reported success but wrote no database file (did the selection match no model?)"
+    con = duckdb.connect(str(database))
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    if database.with_name(database.name + ".wal").exists():
+        return f"{database.name} still has a write-ahead log after CHECKPOINT"
+    return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:]) or "no output"
