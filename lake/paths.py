@@ -80,3 +80,21 @@ class LakePaths:
     @property
     def demo_pii_key(self) -> str:
         return self._join("_demo", "pii_key")
+
+    # -- silver layer (lake/silver) ---------------------------------------------------------------
+    @property
+    def silver_events(self) -> str:
+        return self.table("silver", "events")
+
+    @property
+    def silver_identity_map(self) -> str:
+        return self.table("silver", "identity_map")
+
+    @property
+    def silver_sessions(self) -> str:
+        return self.table("silver", "sessions")
+
+    @property
+    def silver_build_state(self) -> str:
+        """The silver builder's commit marker: the bronze version the silver tables reflect."""
+        return self.table("silver", "_build_state")

@@ -1,0 +1,157 @@
+"""The three commits of an incremental silver build: identity_map, events, sessions.
+
+Each step reads only what the change touches (the devices linked, the event_date partitions of
+the new rows and of the re-attributed devices, the sessions near the changed instants) and
+commits at most once (events: at most twice, a partition rewrite and an append). Each is a
+function of (silver tables, bronze rows): given rows silver already reflects, it finds nothing
+to change and commits nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake._failpoints import failpoint
+from lake.paths import LakePaths
+from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS, UTC_TS
+from lake.silver.sessions import (SESSION_GAP, SESSION_INPUT, affected_sessions, event_windows, events_in_windows,
+                                  sessionize, window_dates)
+from lake.silver.tables import Tables, to_arrow
+from lake.silver.transform import IdentityUpdate, link_candidates, resolve_person, silver_events, update_identities
+
+__all__ = ["EventsOutcome", "SessionsOutcome", "apply_identity", "apply_events", "apply_sessions"]
+
+_SESSION_KEYS = ["session_id", "person_id", "session_start", "session_end", "session_date"]
+_EVENT_KEYS = ["event_id", "event_date", "event_ts", "user_id", "anonymous_id", "person_id"]
+_EVENT_ORDER = ["event_date", "event_ts", "event_id"]
+_COMPACT_AFTER_FILES = 24  # appends a partition may take before it is rewritten as one file
+
+
+def _isin(column: str, values: list[Any]) -> pc.Expression:
+    return pc.field(column).isin(pa.array(values, pa.string()))
+
+
+def apply_identity(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, *,
+                   metadata: dict[str, Any]) -> IdentityUpdate:
+    """Upsert the earliest links the new bronze rows carry into silver/identity_map (one commit)."""
+    candidates = link_candidates(bronze)
+    if candidates.height == 0:
+        return IdentityUpdate(candidates, 0, 0, {})
+    existing = tables.read(paths.silver_identity_map, SILVER_IDENTITY_MAP,
+                           filter=_isin("anonymous_id", candidates["anonymous_id"].to_list()))
+    update = update_identities(existing, candidates)
+    tables.upsert(paths.silver_identity_map, to_arrow(update.rows, SILVER_IDENTITY_MAP), key="anonymous_id",
+                  inserts_only=update.changed == 0, operation="silver_identity", metadata=metadata)
+    return update
+
+
+def _dates_of_persons(paths: LakePaths, tables: Tables, persons: set[str]) -> set[date]:
+    """The event dates holding events of ``persons``: every event lies in one of its person's
+    sessions, so the sessions table (small) says which event partitions to open."""
+    if not persons:
+        return set()
+    spans = tables.read(paths.silver_sessions, SILVER_SESSIONS, columns=["person_id", "session_start", "session_end"],
+                        filter=_isin("person_id", sorted(persons)))
+    return set(window_dates(spans.rename({"session_start": "lo", "session_end": "hi"})))
+
+
+@dataclass
+class EventsOutcome:
+    """What the events step changed; ``dirty`` are the (person_id, event_ts) instants where a
+    person gained or lost an event — the input of the sessions step."""
+
+    dirty: pl.DataFrame
+    new_rows: int = 0
+    reattributed_rows: int = 0
+    persons_restitched: int = 0
+    partitions: list[date] = field(default_factory=list)
+
+
+def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previous_person: dict[str, str], *,
+                 metadata: dict[str, Any]) -> EventsOutcome:
+    """Add the new rows to silver/events and re-attribute the events of re-linked devices.
+
+    Only key columns of the touched partitions are read to decide. New events are appended (one
+    commit, a small file per partition); a partition is rewritten whole (one partition-scoped
+    overwrite) only when rows already in it change person, or when appends left it with
+    ``_COMPACT_AFTER_FILES`` files — which keeps every partition compact.
+    """
+    uri = paths.silver_events
+    located = _dates_of_persons(paths, tables, set(previous_person.values()))
+    stored = tables.read(uri, SILVER_EVENTS, columns=_EVENT_KEYS, dates=set(bronze["event_date"].to_list()) | located)
+    devices = pl.concat([bronze["anonymous_id"], stored.filter(pl.col("user_id").is_null())["anonymous_id"]])
+    identity = tables.read(paths.silver_identity_map, SILVER_IDENTITY_MAP, columns=["anonymous_id", "user_id"],
+                           filter=_isin("anonymous_id", devices.drop_nulls().unique().to_list()))
+    fresh = silver_events(bronze, identity)
+    now = resolve_person(stored.rename({"person_id": "_old_person"}), identity)
+    moved = now.filter(pl.col("person_id").ne_missing(pl.col("_old_person")))
+    added = fresh.join(stored.select("event_id"), on="event_id", how="anti")
+    dirty = pl.concat([
+        added.select("person_id", "event_ts"),
+        moved.select("person_id", "event_ts"),
+        moved.select(pl.col("_old_person").alias("person_id"), "event_ts"),
+    ]).filter(pl.col("person_id").is_not_null()).unique()
+
+    files = tables.files_per_partition(uri, "event_date")
+    rewrite = set(moved["event_date"].to_list()) | {
+        d for d in added["event_date"].unique().to_list() if files.get(d, 0) >= _COMPACT_AFTER_FILES}
+    if rewrite:
+        kept = tables.read(uri, SILVER_EVENTS, dates=rewrite)
+        kept = kept.filter(~pl.col("event_id").is_in(fresh["event_id"].implode()))
+        out = pl.concat([resolve_person(kept, identity).select(SILVER_EVENTS.names),
+                         fresh.filter(pl.col("event_date").is_in(sorted(rewrite)))])
+        tables.replace_partitions(uri, to_arrow(out.sort(_EVENT_ORDER), SILVER_EVENTS), column="event_date",
+                                  days=rewrite, operation="silver_events", metadata=metadata)
+        failpoint("silver_between_events_commits")
+    appended = added.filter(~pl.col("event_date").is_in(sorted(rewrite)))
+    tables.append(uri, to_arrow(appended.sort(_EVENT_ORDER), SILVER_EVENTS), partition_by=["event_date"],
+                  operation="silver_events", metadata=metadata)
+    return EventsOutcome(dirty, added.height, moved.height, moved["_old_person"].drop_nulls().n_unique(),
+                         sorted(rewrite | set(appended["event_date"].to_list())))
+
+
+@dataclass
+class SessionsOutcome:
+    """What the sessions step changed: rows inserted or recomputed, sessions gone, partitions."""
+
+    written: int = 0
+    removed: int = 0
+    partitions: list[date] = field(default_factory=list)
+
+
+def apply_sessions(paths: LakePaths, tables: Tables, dirty: pl.DataFrame, *,
+                   metadata: dict[str, Any]) -> SessionsOutcome:
+    """Recompute the sessions near the dirty instants and replace the session_date partitions
+    whose content changed (one commit)."""
+    if dirty.height == 0:
+        return SessionsOutcome()
+    persons = dirty["person_id"].unique().sort().to_list()
+    lo = pa.scalar(dirty["event_ts"].min() - SESSION_GAP, UTC_TS)
+    hi = pa.scalar(dirty["event_ts"].max() + SESSION_GAP, UTC_TS)
+    near = _isin("person_id", persons) & (pc.field("session_end") >= lo) & (pc.field("session_start") <= hi)
+    existing = tables.read(paths.silver_sessions, SILVER_SESSIONS, columns=_SESSION_KEYS, filter=near)
+    affected = affected_sessions(existing, dirty)
+    windows = event_windows(affected, dirty)
+    events = tables.read(paths.silver_events, SILVER_EVENTS, columns=SESSION_INPUT, dates=window_dates(windows),
+                         filter=_isin("person_id", persons))
+    fresh = sessionize(events_in_windows(events, windows))
+
+    days = set(affected["session_date"].to_list()) | set(fresh["session_date"].to_list())
+    current = tables.read(paths.silver_sessions, SILVER_SESSIONS, dates=days, partition_column="session_date")
+    result = pl.concat([current.filter(~pl.col("session_id").is_in(affected["session_id"].implode())), fresh])
+    added = result.join(current, on=SILVER_SESSIONS.names, how="anti", nulls_equal=True)
+    removed = current.join(result, on=SILVER_SESSIONS.names, how="anti", nulls_equal=True)
+    changed_days = sorted(set(added["session_date"].to_list()) | set(removed["session_date"].to_list()))
+    if changed_days:
+        out = result.filter(pl.col("session_date").is_in(changed_days))
+        out = out.sort(["session_date", "person_id", "session_start"])
+        tables.replace_partitions(paths.silver_sessions, to_arrow(out, SILVER_SESSIONS), column="session_date",
+                                  days=changed_days, operation="silver_sessions", metadata=metadata)
+    gone = current.filter(~pl.col("session_id").is_in(result["session_id"].implode()))
+    return SessionsOutcome(added.height, gone.height, changed_days)
