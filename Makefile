@@ -15,7 +15,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# dagster-dbt reads dbt's manifest when the definitions load: parse once, offline.
+dbt_project/target/manifest.json: $(VENV)/.installed $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml
+	GROWTHLAKE_WAREHOUSE_PATH=$(GROWTHLAKE_ROOT)/warehouse.duckdb $(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+install: $(VENV)/.installed dbt_project/target/manifest.json
 
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)

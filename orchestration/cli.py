@@ -85,7 +85,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise GrowthlakeError(f"nothing has landed under {paths.landing_events}: run `growthlake simulate` first, "
                                   "or pass --from/--to.")
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
-    job = defs.resolve_job_def("bronze_ingestion")
+    job = defs.resolve_job_def("hourly_ingestion")
     instance = _instance()
     print(f"materializing {len(keys)} hourly partitions {keys[0]} .. {keys[-1]} into {paths.root}")
     failed: list[str] = []
@@ -106,7 +106,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"dups {figures.get('duplicates_dropped', 0):>4}  "
               f"{'FAILED: ' + ', '.join(bad or ['run']) if key in failed else 'gates ok'}  {time.perf_counter() - t0:.2f}s",
               flush=True)
-    print(f"done in {time.perf_counter() - started:.1f}s")
+    print(f"hourly partitions done in {time.perf_counter() - started:.1f}s")
+    if not args.no_warehouse and not failed:
+        t0 = time.perf_counter()
+        res = defs.resolve_job_def("nightly_warehouse").execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+        bad = [c.check_name for c in res.get_asset_check_evaluations() if not c.passed]
+        built = len(res.get_asset_materialization_events())
+        if not res.success:
+            failed.append("warehouse")
+        print(f"warehouse: {built} dbt models built, {len(bad)} failed tests"
+              f"{' (' + ', '.join(bad[:5]) + ')' if bad else ''}, {'ok' if res.success else 'FAILED'} "
+              f"in {time.perf_counter() - t0:.1f}s -> {paths.warehouse}")
     _print_summary(read_ledger(paths, keys).to_pylist())
     if failed:
         print(f"\n{len(failed)} partition(s) failed a gate or did not reconcile: {', '.join(failed[:10])}"
@@ -205,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD) or hour (YYYY-MM-DD-HH:00)")
     r.add_argument("--to", help="last day or hour, inclusive (default with neither: every landed hour)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    r.add_argument("--no-warehouse", action="store_true", help="skip the dbt build of the warehouse marts")
     r.set_defaults(fn=_cmd_run)
 
     q = sub.add_parser("replay-quarantine", parents=[common], help="move quarantined lines that now pass the plan into bronze")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import bronze
+from orchestration import bronze, marts, silver
 from orchestration.resources import LakeResource
 
 __all__ = ["defs", "build_definitions"]
@@ -13,12 +13,12 @@ __all__ = ["defs", "build_definitions"]
 def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
     """Build the definitions; tests pass a ``LakeResource`` rooted in a temporary folder."""
     return dg.Definitions(
-        assets=[bronze.landing_events, bronze.ingest_landing_hour],
+        assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour, marts.marts_dbt_assets],
         asset_checks=[bronze.ledger_reconciles],
-        jobs=[bronze.bronze_ingestion_job],
-        schedules=[bronze.hourly_ingestion_schedule],
+        jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job],
+        schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule],
         sensors=[bronze.landing_files_sensor],
-        resources={"lake": lake or LakeResource()},
+        resources={"lake": lake or LakeResource(), "dbt": marts.dbt_resource()},
     )
 
 

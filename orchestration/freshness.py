@@ -12,6 +12,9 @@ __all__ = ["SLAS", "freshness"]
 SLAS: dict[str, tuple[timedelta, timedelta]] = {
     "landing": (timedelta(hours=2), timedelta(hours=4)),
     "bronze": (timedelta(hours=2), timedelta(hours=3)),
+    "silver": (timedelta(hours=2), timedelta(hours=3)),
+    "warehouse": (timedelta(hours=26), timedelta(hours=30)),  # staging/intermediate: nightly
+    "marts": (timedelta(hours=26), timedelta(hours=30)),  # nightly build, plus slack
 }
 
 

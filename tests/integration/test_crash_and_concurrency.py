@@ -76,7 +76,8 @@ def test_kill_9_between_commits_then_rerun(paths, failpoint):
 def test_kill_9_at_arbitrary_moments_of_a_cli_run_then_rerun(paths):
     truth = write_hours(paths, DAY, hours=12, per_hour=400)
     keys = _keys(12)
-    cmd = [sys.executable, "-m", "orchestration.cli", "run", "--root", paths.root, "--from", keys[0], "--to", keys[-1]]
+    cmd = [sys.executable, "-m", "orchestration.cli", "run", "--root", paths.root, "--from", keys[0], "--to", keys[-1],
+           "--no-warehouse"]
     for delay in (3.0, 4.5, 6.0):
         proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
@@ -90,8 +91,10 @@ def test_kill_9_at_arbitrary_moments_of_a_cli_run_then_rerun(paths):
 def test_overlapping_backfills_run_concurrently(paths):
     truth = write_hours(paths, DAY, hours=10, per_hour=300)
     keys = _keys(10)
-    a = [sys.executable, "-m", "orchestration.cli", "run", "--root", paths.root, "--from", keys[0], "--to", keys[6]]
-    b = [sys.executable, "-m", "orchestration.cli", "run", "--root", paths.root, "--from", keys[3], "--to", keys[9]]
+    a = [sys.executable, "-m", "orchestration.cli", "run", "--root", paths.root, "--no-warehouse", "--from", keys[0],
+         "--to", keys[6]]
+    b = [sys.executable, "-m", "orchestration.cli", "run", "--root", paths.root, "--no-warehouse", "--from", keys[3],
+         "--to", keys[9]]
     procs = [subprocess.Popen(c, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for c in (a, b)]
     outs = [p.communicate(timeout=300)[0] for p in procs]

@@ -21,20 +21,27 @@ def test_definitions_load_with_the_asset_graph_checks_and_freshness():
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"landing/events", "bronze/events", "bronze/quarantine", "bronze/ingestion_ledger"}
+    assert {"landing/events", "bronze/events", "bronze/quarantine", "bronze/ingestion_ledger", "silver/events",
+            "silver/identity_map", "silver/sessions", "marts/fct_daily_oec", "marts/dim_users"} <= keys
+    oec = graph.get(dg.AssetKey(["marts", "fct_daily_oec"]))
+    assert dg.AssetKey(["marts", "fct_daily_active"]) in oec.parent_keys
+    stg = graph.get(dg.AssetKey(["staging", "stg_silver__events"]))
+    assert stg.parent_keys == {dg.AssetKey(["silver", "events"])}  # dbt source -> silver asset via meta.dagster
     for key in ("bronze/events", "bronze/quarantine", "bronze/ingestion_ledger"):
         node = graph.get(dg.AssetKey.from_user_string(key))
         assert node.parent_keys == {dg.AssetKey(["landing", "events"])}
         assert node.partitions_def is not None
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert checks == {("bronze/events", "gx_bronze_events"), ("bronze/quarantine", "gx_bronze_quarantine"),
-                      ("bronze/ingestion_ledger", "ledger_reconciles")}
+    assert {("bronze/events", "gx_bronze_events"), ("bronze/quarantine", "gx_bronze_quarantine"),
+            ("bronze/ingestion_ledger", "ledger_reconciles"), ("silver/events", "gx_silver_events"),
+            ("silver/sessions", "gx_silver_sessions"), ("silver/identity_map", "gx_silver_identity_map")} <= checks
+    assert any(k.startswith("marts/fct_daily_oec") for k, _ in checks)  # dbt tests became checks
     specs = {s.key.to_user_string(): s for a in repo.assets_defs_by_key.values() for s in a.specs}
     assert all(spec.freshness_policy is not None for spec in specs.values()), "every asset carries a freshness SLA"
     for check in repo.asset_checks_defs_by_key.values() if hasattr(repo, "asset_checks_defs_by_key") else []:
         assert all(s.blocking for s in check.check_specs)
-    assert defs.resolve_job_def("bronze_ingestion") is not None
-    assert defs.resolve_schedule_def("hourly_bronze_ingestion").cron_schedule == "10 * * * *"
+    assert defs.resolve_job_def("hourly_ingestion") is not None
+    assert defs.resolve_schedule_def("hourly_ingestion_schedule").cron_schedule == "10 * * * *"
     assert defs.resolve_sensor_def("landing_files_sensor") is not None
 
 
@@ -46,11 +53,14 @@ def test_gates_are_blocking():
     blocking["ledger_reconciles"] = next(iter(
         defs.get_repository_def().asset_graph.get_check_spec(
             dg.AssetCheckKey(dg.AssetKey(["bronze", "ingestion_ledger"]), "ledger_reconciles")).blocking for _ in [0]))
-    assert blocking == {"gx_bronze_events": True, "gx_bronze_quarantine": True, "ledger_reconciles": True}
+    assert {k: blocking[k] for k in ("gx_bronze_events", "gx_bronze_quarantine", "ledger_reconciles",
+                                     "gx_silver_events", "gx_silver_sessions", "gx_silver_identity_map")} == dict.fromkeys(
+        ("gx_bronze_events", "gx_bronze_quarantine", "ledger_reconciles", "gx_silver_events", "gx_silver_sessions",
+         "gx_silver_identity_map"), True)
 
 
 def _run(paths, key):
-    job = build_definitions(lake=LakeResource(root=paths.root)).resolve_job_def("bronze_ingestion")
+    job = build_definitions(lake=LakeResource(root=paths.root)).resolve_job_def("hourly_ingestion")
     return job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 
 
@@ -59,7 +69,8 @@ def test_good_hour_materializes_with_passing_checks_and_metadata(paths):
     res = _run(paths, KEY)
     assert res.success
     evals = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
-    assert evals == {"gx_bronze_events": True, "gx_bronze_quarantine": True, "ledger_reconciles": True}
+    assert evals == {"gx_bronze_events": True, "gx_bronze_quarantine": True, "ledger_reconciles": True,
+                     "gx_silver_events": True, "gx_silver_sessions": True, "gx_silver_identity_map": True}
     mats = {m.asset_key.to_user_string(): m for m in res.get_asset_materialization_events()}
     meta = mats["bronze/ingestion_ledger"].materialization.metadata
     assert meta["lines_landed"].value == 3 and meta["consent_dropped"].value == 1 and meta["bronze_rows"].value == 2
