@@ -185,6 +185,8 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
         try:
             if warehouse.exists():
                 shutil.copyfile(warehouse, building)
+            else:
+                _create_readable_by_cli(building)
             yield building
             problem = _checkpoint(building)
             if problem:
@@ -193,6 +195,17 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
             _fsync_dir(warehouse.parent)
         finally:
             _remove(building)
+
+
+# The warehouse is written in a storage format the DuckDB command-line tool on PyPI (duckdb-cli,
+# which trails the Python package by a major version) can open, so analysts can use either.
+STORAGE_COMPATIBILITY = "v1.4.0"
+
+
+def _create_readable_by_cli(database: Path) -> None:
+    import duckdb
+
+    duckdb.connect(str(database), config={"storage_compatibility_version": STORAGE_COMPATIBILITY}).close()
 
 
 def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh: bool = False,

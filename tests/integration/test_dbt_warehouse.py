@@ -310,6 +310,17 @@ def test_analyst_reads_the_file_with_nothing_else_running(built):
     assert proc.stdout.split() == ["16", str(len(scenario_events()))]
 
 
+def test_the_duckdb_command_line_opens_the_warehouse(built):
+    """What the README tells analysts: `duckdb -readonly $GROWTHLAKE_ROOT/warehouse.duckdb -c ...`."""
+    paths, _ = built
+    cli = Path(sys.executable).with_name("duckdb")
+    assert cli.exists(), "duckdb-cli is a project dependency"
+    proc = subprocess.run([str(cli), "-readonly", "-csv", paths.warehouse, "-c",
+                           "select count(*) from marts.fct_daily_oec"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "16"
+
+
 # -- build-and-swap ------------------------------------------------------------------------------
 
 def test_failing_dbt_test_keeps_the_previous_warehouse(built, tmp_path):
