@@ -1,0 +1,41 @@
+"""The nightly warehouse job through Dagster: dbt models materialize, dbt tests are checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from growth_loops.simulator import simulate
+from lake.contracts import load_plan
+from lake.ingest import ingest_partition, list_landing_partitions
+from lake.silver import build_silver
+from orchestration.definitions import build_definitions
+from orchestration.resources import LakeResource
+
+pytestmark = pytest.mark.slow
+
+
+def test_nightly_warehouse_job_builds_the_marts_with_dbt_tests_as_checks(paths, masker):
+    simulate(paths.root, users=150, days=3, seed=5)
+    plan = load_plan()
+    for key in list_landing_partitions(paths):
+        ingest_partition(paths, key, plan=plan, masker=masker)
+    build_silver(paths)
+
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    res = defs.resolve_job_def("nightly_warehouse").execute_in_process(instance=dg.DagsterInstance.ephemeral(),
+                                                                       raise_on_error=False)
+    assert res.success
+    built = {m.asset_key.to_user_string() for m in res.get_asset_materialization_events()}
+    assert {"marts/fct_daily_oec", "marts/dim_users", "staging/stg_silver__events"} <= built
+    checks = res.get_asset_check_evaluations()
+    assert len(checks) > 20 and all(c.passed for c in checks)
+
+    con = duckdb.connect(paths.warehouse, read_only=True)
+    try:
+        days, active = con.execute("select count(*), sum(active_users) from marts.fct_daily_oec").fetchone()
+        users = con.execute("select count(*) from marts.dim_users").fetchone()[0]
+    finally:
+        con.close()
+    assert days == 3 and active > 0 and users > 0
