@@ -6,6 +6,7 @@ checks. Importing this package does not import Great Expectations; the first ``v
 call does.
 """
 
+from expectations.bands import learned_band
 from expectations.errors import (
     ExpectationsError,
     InvalidParameterError,
@@ -13,6 +14,7 @@ from expectations.errors import (
     MissingParameterError,
     UnknownSuiteError,
 )
+from expectations.oec import validate_daily_oec
 from expectations.outcome import FailedExpectation, ValidationOutcome
 from expectations.runner import validate, warm_up
 from expectations.suites import suite_names
@@ -25,7 +27,9 @@ __all__ = [
     "MissingParameterError",
     "UnknownSuiteError",
     "ValidationOutcome",
+    "learned_band",
     "suite_names",
     "validate",
+    "validate_daily_oec",
     "warm_up",
 ]

@@ -14,7 +14,7 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
     """Build the definitions; tests pass a ``LakeResource`` rooted in a temporary folder."""
     return dg.Definitions(
         assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour, marts.marts_dbt_assets],
-        asset_checks=[bronze.ledger_reconciles],
+        asset_checks=[bronze.ledger_reconciles, marts.oec_within_learned_band],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job],
         schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule],
         sensors=[bronze.landing_files_sensor],

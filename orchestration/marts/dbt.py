@@ -85,10 +85,28 @@ def _lake_env(root: str) -> Iterator[None]:
 ensure_manifest()
 
 
+SILVER_GATES = [dg.AssetCheckKey(dg.AssetKey(["silver", table]), f"gx_silver_{table}")
+                for table in ("events", "identity_map", "sessions")]
+
+
+def failed_silver_gates(instance: dg.DagsterInstance) -> list[str]:
+    """Silver gates whose latest evaluation failed: the warehouse must not be built on that data."""
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(SILVER_GATES)
+    return sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key, record in latest.items()
+                  if record.status.value == "FAILED")
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator,
             name="warehouse_dbt_build")
 def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource):
     """Build the warehouse with dbt (models and tests) into a private copy; swap it in on success."""
+    failed = failed_silver_gates(context.instance)
+    if failed:
+        raise dg.Failure(
+            description=f"silver gate(s) {', '.join(failed)} failed on their latest evaluation: the warehouse is not "
+                        "rebuilt on that data (analysts keep the last good build). Fix silver and re-materialize it.",
+            metadata={"failed_gates": failed},
+        )
     paths = lake.paths()
     with _lake_env(paths.root), staged_warehouse(paths) as building:
         args = dbt_build_args(select=None, full_refresh=False, vars={WAREHOUSE_PATH_VAR: str(building)})

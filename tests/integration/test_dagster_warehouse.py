@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import pytest
@@ -31,6 +33,7 @@ def test_nightly_warehouse_job_builds_the_marts_with_dbt_tests_as_checks(paths, 
     assert {"marts/fct_daily_oec", "marts/dim_users", "staging/stg_silver__events"} <= built
     checks = res.get_asset_check_evaluations()
     assert len(checks) > 20 and all(c.passed for c in checks)
+    assert "gx_fct_daily_oec" in {c.check_name for c in checks}
 
     con = duckdb.connect(paths.warehouse, read_only=True)
     try:
@@ -39,3 +42,15 @@ def test_nightly_warehouse_job_builds_the_marts_with_dbt_tests_as_checks(paths, 
     finally:
         con.close()
     assert days == 3 and active > 0 and users > 0
+
+
+def test_a_failed_silver_gate_keeps_the_nightly_build_off_that_data(paths):
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey(["silver", "events"]), check_name="gx_silver_events", passed=False))
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    res = defs.resolve_job_def("nightly_warehouse").execute_in_process(instance=instance, raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "silver/events:gx_silver_events" in str(failure.event_specific_data.error)
+    assert not Path(paths.warehouse).exists()
