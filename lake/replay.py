@@ -27,9 +27,9 @@ import pyarrow.compute as pc
 from lake import delta_io
 from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
-from lake.landing import parse_partition_key
 from lake.ingest.normalize import Normalizer, partition_date
 from lake.ingest.pipeline import BRONZE_LOCK, Auditor, classify_against_bronze, gx_auditor, ingest_locked
+from lake.landing import parse_partition_key
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.pii import PiiMasker

@@ -14,9 +14,25 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import itemgetter
 
-from .catalog import (APP_PAGES, CANCEL_REASONS, CHANNELS, EMAIL_DOMAINS, EMAIL_LINKS, FEATURE_WEIGHTS, FEATURES,
-                      FIRST_NAMES, LOCALE_WEIGHTS, LOCALES, MARKETING_PAGES, ONBOARDING_STEPS, PAGE_TITLES,
-                      PAYMENT_FAILURE_REASONS, SIGNUP_METHOD_WEIGHTS, SIGNUP_METHODS, USER_AGENTS)
+from .catalog import (
+    APP_PAGES,
+    CANCEL_REASONS,
+    CHANNELS,
+    EMAIL_DOMAINS,
+    EMAIL_LINKS,
+    FEATURE_WEIGHTS,
+    FEATURES,
+    FIRST_NAMES,
+    LOCALE_WEIGHTS,
+    LOCALES,
+    MARKETING_PAGES,
+    ONBOARDING_STEPS,
+    PAGE_TITLES,
+    PAYMENT_FAILURE_REASONS,
+    SIGNUP_METHOD_WEIGHTS,
+    SIGNUP_METHODS,
+    USER_AGENTS,
+)
 from .config import SimulatorConfig
 from .formats import MS_DAY, MS_HOUR, MS_MINUTE, short_hex, uuid4_str
 from .population import CHANNEL_NAMES, Population

@@ -1,5 +1,7 @@
 """Ingestion: landing hour -> bronze events + quarantine, exactly once, with a ledger."""
 
+from lake.ingest.normalize import NormalizedBatch, Normalizer
+from lake.ingest.pipeline import Auditor, GateOutcome, IngestionResult, gx_auditor, ingest_partition
 from lake.landing import (
     LandingFile,
     hour_keys,
@@ -10,8 +12,6 @@ from lake.landing import (
     partition_folder,
     partition_key,
 )
-from lake.ingest.normalize import NormalizedBatch, Normalizer
-from lake.ingest.pipeline import Auditor, GateOutcome, IngestionResult, gx_auditor, ingest_partition
 
 __all__ = [
     "Auditor",

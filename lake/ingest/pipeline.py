@@ -11,8 +11,8 @@ every landed line exactly once in bronze or quarantine.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 from lake import delta_io
 from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
-from lake.landing import list_landing_files, parse_partition_key
 from lake.ingest.normalize import NormalizedBatch, partition_date
 from lake.ingest.parallel import normalize_files, runs_in_parallel
+from lake.landing import list_landing_files, parse_partition_key
 from lake.ledger import LedgerEntry, write_entry
 from lake.locks import table_lock
 from lake.paths import LakePaths

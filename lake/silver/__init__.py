@@ -14,8 +14,14 @@ from lake.silver.build import SILVER_LOCK, SilverResult, build_silver, rebuild_s
 from lake.silver.changes import BronzeChanges, bronze_changes
 from lake.silver.sessions import SESSION_GAP, session_id, sessionize
 from lake.silver.state import BuildState, read_state
-from lake.silver.transform import (ANON_PREFIX, IdentityUpdate, link_candidates, resolve_person, silver_events,
-                                   update_identities)
+from lake.silver.transform import (
+                                   ANON_PREFIX,
+                                   IdentityUpdate,
+                                   link_candidates,
+                                   resolve_person,
+                                   silver_events,
+                                   update_identities,
+)
 
 __all__ = [
     "ANON_PREFIX",

@@ -20,8 +20,15 @@ import pyarrow.compute as pc
 from lake._failpoints import failpoint
 from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS, UTC_TS
-from lake.silver.sessions import (SESSION_GAP, SESSION_INPUT, affected_sessions, event_windows, events_in_windows,
-                                  sessionize, window_dates)
+from lake.silver.sessions import (
+    SESSION_GAP,
+    SESSION_INPUT,
+    affected_sessions,
+    event_windows,
+    events_in_windows,
+    sessionize,
+    window_dates,
+)
 from lake.silver.tables import Tables, to_arrow
 from lake.silver.transform import IdentityUpdate, link_candidates, resolve_person, silver_events, update_identities
 

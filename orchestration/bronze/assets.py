@@ -6,6 +6,7 @@ from lake.ingest import ingest_partition
 from orchestration.bronze.partitions import hourly
 from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
+from orchestration.specs import hourly_delta_spec
 
 __all__ = ["landing_events", "ingest_landing_hour", "EVENTS", "QUARANTINE", "LEDGER", "GX_EVENTS", "GX_QUARANTINE"]
 
@@ -25,9 +26,10 @@ landing_events = dg.AssetSpec(
     metadata={"layout": "landing/events/date=YYYY-MM-DD/hour=HH/<batch>.jsonl[.gz]"},
 )
 
+
 def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(key, description=description, deps=[landing_events], group_name="bronze",
-                        kinds={"delta", "polars"}, freshness_policy=freshness("bronze"), partitions_def=hourly)
+    return hourly_delta_spec(key, description, layer="bronze", upstream=landing_events)
+
 
 @dg.multi_asset(
     name="ingest_landing_hour",
@@ -37,10 +39,20 @@ def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         _spec(LEDGER, "Per landing hour: lines landed = bronze + quarantined + consent-dropped + duplicates."),
     ],
     check_specs=[
-        dg.AssetCheckSpec(GX_EVENTS, asset=EVENTS, blocking=True, partitions_def=hourly,
-                          description="Great Expectations suite bronze_events, run on the batch BEFORE it is published."),
-        dg.AssetCheckSpec(GX_QUARANTINE, asset=QUARANTINE, blocking=True, partitions_def=hourly,
-                          description="Great Expectations suite bronze_quarantine (PII masked), run before publishing."),
+        dg.AssetCheckSpec(
+            GX_EVENTS,
+            asset=EVENTS,
+            blocking=True,
+            partitions_def=hourly,
+            description="Great Expectations suite bronze_events, run on the batch BEFORE it is published.",
+        ),
+        dg.AssetCheckSpec(
+            GX_QUARANTINE,
+            asset=QUARANTINE,
+            blocking=True,
+            partitions_def=hourly,
+            description="Great Expectations suite bronze_quarantine (PII masked), run before publishing.",
+        ),
     ],
     partitions_def=hourly,
 )
@@ -52,26 +64,47 @@ def ingest_landing_hour(context: dg.AssetExecutionContext, lake: LakeResource):
     led = result.ledger
     context.log.info(f"{key}: {led.summary()} quarantined_by_reason={led.quarantined_by_reason}")
     common = {"partition": key, "published": result.published, "plan_version": led.plan_version}
-    yield dg.MaterializeResult(asset_key=EVENTS, metadata={
-        **common, "path": paths.bronze_events, "rows_appended": result.bronze_appended,
-        "partition_rows": led.bronze_rows, "event_dates": [d.isoformat() for d in led.event_dates],
-        "dagster/row_count": led.bronze_rows,
-    })
-    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={
-        **common, "path": paths.bronze_quarantine, "rows_appended": result.quarantine_appended,
-        "quarantined_by_reason": led.quarantined_by_reason, "dagster/row_count": led.quarantined,
-    })
+    yield dg.MaterializeResult(
+        asset_key=EVENTS,
+        metadata={
+            **common,
+            "path": paths.bronze_events,
+            "rows_appended": result.bronze_appended,
+            "partition_rows": led.bronze_rows,
+            "event_dates": [d.isoformat() for d in led.event_dates],
+            "dagster/row_count": led.bronze_rows,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata={
+            **common,
+            "path": paths.bronze_quarantine,
+            "rows_appended": result.quarantine_appended,
+            "quarantined_by_reason": led.quarantined_by_reason,
+            "dagster/row_count": led.quarantined,
+        },
+    )
     yield dg.MaterializeResult(asset_key=LEDGER, metadata={**common, "path": paths.ingestion_ledger, **led.summary()})
     for check, asset in ((GX_EVENTS, EVENTS), (GX_QUARANTINE, QUARANTINE)):
         suite = "bronze_events" if asset == EVENTS else "bronze_quarantine"
         gate = result.gates.get(suite)
         if gate is None:
-            yield dg.AssetCheckResult(asset_key=asset, check_name=check, passed=True,
-                                      metadata={"rows_validated": 0, "note": "no new rows to publish"})
+            yield dg.AssetCheckResult(
+                asset_key=asset,
+                check_name=check,
+                passed=True,
+                metadata={"rows_validated": 0, "note": "no new rows to publish"},
+            )
             continue
         yield dg.AssetCheckResult(
-            asset_key=asset, check_name=check, passed=gate["success"], severity=dg.AssetCheckSeverity.ERROR,
+            asset_key=asset,
+            check_name=check,
+            passed=gate["success"],
+            severity=dg.AssetCheckSeverity.ERROR,
             description=gate["summary"],
-            metadata={**{k: v for k, v in gate["metadata"].items() if isinstance(v, (int, float, str, bool))},
-                      "held_at": result.held_at or ""},
+            metadata={
+                **{k: v for k, v in gate["metadata"].items() if isinstance(v, (int, float, str, bool))},
+                "held_at": result.held_at or "",
+            },
         )

@@ -13,6 +13,7 @@ __all__ = ["landing_files_sensor"]
 
 LOOKBACK = timedelta(days=3)
 
+
 @dg.sensor(job=bronze_ingestion_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
 def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Request a run per landing hour (last 3 days) whose set of batch files changed."""

@@ -9,8 +9,8 @@ from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
 from lake.silver import build_silver
 from orchestration.bronze.assets import EVENTS as BRONZE_EVENTS
 from orchestration.bronze.partitions import hourly
-from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
+from orchestration.specs import hourly_delta_spec
 
 __all__ = ["build_silver_hour", "SILVER_EVENTS_KEY", "SILVER_IDENTITY_KEY", "SILVER_SESSIONS_KEY"]
 
@@ -22,8 +22,7 @@ _SUITES = {SILVER_EVENTS_KEY: "silver_events", SILVER_IDENTITY_KEY: "silver_iden
 
 
 def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(key, description=description, deps=[BRONZE_EVENTS], group_name="silver",
-                        kinds={"delta", "polars"}, freshness_policy=freshness("silver"), partitions_def=hourly)
+    return hourly_delta_spec(key, description, layer="silver", upstream=BRONZE_EVENTS)
 
 
 @dg.multi_asset(
