@@ -444,3 +444,21 @@ def test_readers_never_fail_while_the_warehouse_is_rebuilt(built, tmp_path):
                            "read_only=True).sql('select * from marts.fct_daily_oec').fetchall()))", paths.warehouse],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "16", proc.stderr
+
+
+def test_dbt_docs_generate_works(built, tmp_path):
+    """`dbt docs generate` documents every model with its columns from the built warehouse."""
+    paths, _ = built
+    from lake.warehouse import DBT_PROJECT_DIR, dbt_env
+
+    target = tmp_path / "docs"
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
+        env=dbt_env(paths, paths.warehouse), capture_output=True, text=True, timeout=180, cwd=DBT_PROJECT_DIR,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    catalog = json.loads((target / "catalog.json").read_text())
+    oec = next(v for k, v in catalog["nodes"].items() if k.endswith(".fct_daily_oec"))
+    assert {"date_day", "active_users", "revenue_per_active_user"} <= set(oec["columns"])
+    assert (target / "index.html").exists()
