@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from lake.warehouse import DBT_PROJECT_DIR, WAREHOUSE_PATH_VAR, dbt_build_args, 
 from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
 
-__all__ = ["dbt_project", "GrowthlakeDbtTranslator", "marts_dbt_assets", "dbt_resource", "ensure_manifest"]
+__all__ = ["dbt_project", "WarehouseBuildConfig", "GrowthlakeDbtTranslator", "marts_dbt_assets", "dbt_resource", "ensure_manifest"]
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
@@ -96,9 +97,29 @@ def failed_silver_gates(instance: dg.DagsterInstance) -> list[str]:
                   if record.status.value == "FAILED")
 
 
+class WarehouseBuildConfig(dg.Config):
+    """Launchpad settings of a warehouse build (the Dagster UI's way to backfill the marts)."""
+
+    backfill_from: str | None = None  # YYYY-MM-DD: recompute the daily facts from this date on
+    lookback_days: int | None = None  # override var incremental_lookback_days for this build
+    full_refresh: bool = False  # rebuild every incremental model from scratch
+
+    def dbt_vars(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.backfill_from:
+            try:
+                out["backfill_from"] = date.fromisoformat(self.backfill_from).isoformat()
+            except ValueError:
+                raise dg.Failure(description=f"backfill_from={self.backfill_from!r} is not a date like 2026-11-02") from None
+        if self.lookback_days is not None:
+            out["incremental_lookback_days"] = max(0, int(self.lookback_days))
+        return out
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator,
             name="warehouse_dbt_build")
-def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource):
+def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                     config: WarehouseBuildConfig):
     """Build the warehouse with dbt (models and tests) into a private copy; swap it in on success."""
     failed = failed_silver_gates(context.instance)
     if failed:
@@ -109,6 +130,7 @@ def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lak
         )
     paths = lake.paths()
     with _lake_env(paths.root), staged_warehouse(paths) as building:
-        args = dbt_build_args(select=None, full_refresh=False, vars={WAREHOUSE_PATH_VAR: str(building)})
+        args = dbt_build_args(select=None, full_refresh=config.full_refresh,
+                              vars={WAREHOUSE_PATH_VAR: str(building), **config.dbt_vars()})
         yield from dbt.cli(args, context=context).stream()
 

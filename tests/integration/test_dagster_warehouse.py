@@ -54,3 +54,61 @@ def test_a_failed_silver_gate_keeps_the_nightly_build_off_that_data(paths):
     failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
     assert "silver/events:gx_silver_events" in str(failure.event_specific_data.error)
     assert not Path(paths.warehouse).exists()
+
+
+def test_rows_written_into_silver_behind_the_builders_back_are_rolled_back(paths):
+    """Silver is derived data: a foreign write (doubled rows) is undone by the next build, whose
+    gate then passes on the repaired table. (When a gate does fail, the test above shows the
+    nightly build refusing to run.)"""
+    from deltalake import DeltaTable, write_deltalake
+
+    from tests.helpers import event, write_batch
+
+    key = "2026-11-02-05:00"
+    write_batch(paths, key, [event(), event(), event(user_id="u-1")])
+    instance = dg.DagsterInstance.ephemeral()
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    assert defs.resolve_job_def("hourly_ingestion").execute_in_process(partition_key=key, instance=instance).success
+    silver = DeltaTable(paths.silver_events).to_pyarrow_table()
+    write_deltalake(paths.silver_events, silver, mode="append", partition_by=["event_date"])  # the corruption
+    assert DeltaTable(paths.silver_events).to_pyarrow_table().num_rows == 6
+
+    rerun = defs.resolve_job_def("hourly_ingestion").execute_in_process(partition_key=key, instance=instance)
+    gate = {e.check_name: e for e in rerun.get_asset_check_evaluations()}["gx_silver_events"]
+    assert gate.passed
+    assert DeltaTable(paths.silver_events).to_pyarrow_table().num_rows == 3
+
+
+def test_backfill_from_a_date_recomputes_older_rows_of_the_daily_facts(paths, masker):
+    """From the Dagster launchpad (config of warehouse_dbt_build): backfill_from reaches rows the
+    incremental lookback would not."""
+    simulate(paths.root, users=80, days=4, seed=9)
+    plan = load_plan()
+    for key in list_landing_partitions(paths):
+        ingest_partition(paths, key, plan=plan, masker=masker)
+    build_silver(paths)
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    job = defs.resolve_job_def("nightly_warehouse")
+    instance = dg.DagsterInstance.ephemeral()
+    assert job.execute_in_process(instance=instance).success
+
+    def first_day() -> tuple:
+        con = duckdb.connect(paths.warehouse, read_only=True)
+        try:
+            return con.execute("select date_day, active_users from marts.fct_daily_oec order by 1 limit 1").fetchone()
+        finally:
+            con.close()
+
+    day, truth = first_day()
+    con = duckdb.connect(paths.warehouse)
+    con.execute("update marts.fct_daily_oec set active_users = 9999 where date_day = ?", [day])
+    con.close()
+
+    def run(config: dict) -> None:
+        cfg = {"ops": {"warehouse_dbt_build": {"config": config}}}
+        assert job.execute_in_process(instance=instance, run_config=cfg).success
+
+    run({"lookback_days": 0})  # a normal nightly that only recomputes the last day
+    assert first_day() == (day, 9999)
+    run({"lookback_days": 0, "backfill_from": day.isoformat()})
+    assert first_day() == (day, truth)

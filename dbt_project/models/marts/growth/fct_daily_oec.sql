@@ -19,10 +19,7 @@ daily_active as (
     select date_day, dau
     from {{ ref('fct_daily_active') }}
     {% if is_incremental() %}
-    where date_day >= coalesce(
-        (select max(date_day) from {{ this }}) - {{ var('incremental_lookback_days') | int }},
-        date '0001-01-01'
-    )
+    where date_day >= {{ incremental_start_date("date '0001-01-01'") }}
     {% endif %}
 
 ),

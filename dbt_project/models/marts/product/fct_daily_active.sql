@@ -25,13 +25,7 @@ bounds as (
 
     select
         {% if is_incremental() %}
-        greatest(
-            min(activity_date),
-            coalesce(
-                (select max(date_day) from {{ this }}) - {{ var('incremental_lookback_days') | int }},
-                min(activity_date)
-            )
-        ) as start_date,
+        greatest(min(activity_date), {{ incremental_start_date('min(activity_date)') }}) as start_date,
         {% else %}
         min(activity_date) as start_date,
         {% endif %}
