@@ -13,7 +13,7 @@ derives them from all of bronze. The frame functions are public for tests and no
 from lake.silver.build import SILVER_LOCK, SilverResult, build_silver, rebuild_silver
 from lake.silver.changes import BronzeChanges, bronze_changes
 from lake.silver.sessions import SESSION_GAP, session_id, sessionize
-from lake.silver.state import BuildState, read_state
+from lake.silver.state import BuildState, read_state, unaudited_tables
 from lake.silver.transform import (
                                    ANON_PREFIX,
                                    IdentityUpdate,
@@ -40,5 +40,6 @@ __all__ = [
     "session_id",
     "sessionize",
     "silver_events",
+    "unaudited_tables",
     "update_identities",
 ]

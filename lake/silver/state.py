@@ -78,3 +78,14 @@ def roll_back_unfinished(paths: LakePaths, tables: Tables, state: BuildState | N
     """
     recorded = state.__dict__ if state is not None else {}
     return [uri for name, uri in _silver_tables(paths).items() if tables.roll_back(uri, recorded.get(name))]
+
+
+def unaudited_tables(paths: LakePaths, tables: Tables | None = None) -> list[str]:
+    """Silver tables changed since the last finished build recorded them (a foreign write, a
+    crashed build): their content has not passed the silver gates. Empty before any build."""
+    tables = tables or Tables()
+    state = read_state(paths, tables)
+    if state is None:
+        return []
+    current = table_versions(paths, tables)
+    return sorted(_silver_tables(paths)[name] for name, version in current.items() if version != getattr(state, name))

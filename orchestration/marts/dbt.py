@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from lake.silver import unaudited_tables
 from lake.warehouse import DBT_PROJECT_DIR, WAREHOUSE_PATH_VAR, dbt_build_args, staged_warehouse
 from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
@@ -129,6 +130,14 @@ def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lak
             metadata={"failed_gates": failed},
         )
     paths = lake.paths()
+    unaudited = unaudited_tables(paths)
+    if unaudited:
+        raise dg.Failure(
+            description=f"silver table(s) {', '.join(unaudited)} changed after the last finished, gated silver build: "
+                        "the warehouse is not rebuilt on unaudited data. Materialize the hourly job (its silver build "
+                        "rolls such writes back and re-runs the gates), then rebuild the warehouse.",
+            metadata={"unaudited_tables": unaudited},
+        )
     with _lake_env(paths.root), staged_warehouse(paths) as building:
         args = dbt_build_args(select=None, full_refresh=config.full_refresh,
                               vars={WAREHOUSE_PATH_VAR: str(building), **config.dbt_vars()})

@@ -56,10 +56,9 @@ def test_a_failed_silver_gate_keeps_the_nightly_build_off_that_data(paths):
     assert not Path(paths.warehouse).exists()
 
 
-def test_rows_written_into_silver_behind_the_builders_back_are_rolled_back(paths):
-    """Silver is derived data: a foreign write (doubled rows) is undone by the next build, whose
-    gate then passes on the repaired table. (When a gate does fail, the test above shows the
-    nightly build refusing to run.)"""
+def test_a_corrupt_silver_partition_stops_dbt_until_the_next_gated_build_repairs_it(paths):
+    """Rows doubled in a silver partition behind the builder's back: the warehouse build refuses
+    that unaudited data; the next silver build rolls the write back and its gate passes again."""
     from deltalake import DeltaTable, write_deltalake
 
     from tests.helpers import event, write_batch
@@ -72,11 +71,17 @@ def test_rows_written_into_silver_behind_the_builders_back_are_rolled_back(paths
     silver = DeltaTable(paths.silver_events).to_pyarrow_table()
     write_deltalake(paths.silver_events, silver, mode="append", partition_by=["event_date"])  # the corruption
     assert DeltaTable(paths.silver_events).to_pyarrow_table().num_rows == 6
+    nightly = defs.resolve_job_def("nightly_warehouse")
+    refused = nightly.execute_in_process(instance=instance, raise_on_error=False)
+    assert not refused.success and not Path(paths.warehouse).exists()
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "delta/silver/events" in str(failure.event_specific_data.error)
 
     rerun = defs.resolve_job_def("hourly_ingestion").execute_in_process(partition_key=key, instance=instance)
     gate = {e.check_name: e for e in rerun.get_asset_check_evaluations()}["gx_silver_events"]
     assert gate.passed
     assert DeltaTable(paths.silver_events).to_pyarrow_table().num_rows == 3
+    assert nightly.execute_in_process(instance=instance, raise_on_error=False).success
 
 
 def test_backfill_from_a_date_recomputes_older_rows_of_the_daily_facts(paths, masker):
