@@ -18,12 +18,17 @@ from orchestration.resources import LakeResource
 pytestmark = pytest.mark.slow
 
 
-def test_nightly_warehouse_job_builds_the_marts_with_dbt_tests_as_checks(paths, masker):
-    simulate(paths.root, users=150, days=3, seed=5)
+def _simulated_silver(paths, masker, *, users: int, days: int, seed: int) -> None:
+    """Simulated traffic ingested hour by hour into bronze, then silver built."""
+    simulate(paths.root, users=users, days=days, seed=seed)
     plan = load_plan()
     for key in list_landing_partitions(paths):
         ingest_partition(paths, key, plan=plan, masker=masker)
     build_silver(paths)
+
+
+def test_nightly_warehouse_job_builds_the_marts_with_dbt_tests_as_checks(paths, masker):
+    _simulated_silver(paths, masker, users=150, days=3, seed=5)
 
     defs = build_definitions(lake=LakeResource(root=paths.root))
     res = defs.resolve_job_def("nightly_warehouse").execute_in_process(instance=dg.DagsterInstance.ephemeral(),
@@ -87,11 +92,7 @@ def test_a_corrupt_silver_partition_stops_dbt_until_the_next_gated_build_repairs
 def test_backfill_from_a_date_recomputes_older_rows_of_the_daily_facts(paths, masker):
     """From the Dagster launchpad (config of warehouse_dbt_build): backfill_from reaches rows the
     incremental lookback would not."""
-    simulate(paths.root, users=80, days=4, seed=9)
-    plan = load_plan()
-    for key in list_landing_partitions(paths):
-        ingest_partition(paths, key, plan=plan, masker=masker)
-    build_silver(paths)
+    _simulated_silver(paths, masker, users=80, days=4, seed=9)
     defs = build_definitions(lake=LakeResource(root=paths.root))
     job = defs.resolve_job_def("nightly_warehouse")
     instance = dg.DagsterInstance.ephemeral()
