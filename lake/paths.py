@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LakePaths", "resolve_root", "DEFAULT_ROOT"]
+__all__ = ["DEFAULT_ROOT", "LakePaths", "resolve_root"]
 
 DEFAULT_ROOT = "./data"
 
@@ -30,7 +30,7 @@ class LakePaths:
     root: str
 
     @classmethod
-    def from_root(cls, root: str | os.PathLike[str] | None = None) -> "LakePaths":
+    def from_root(cls, root: str | os.PathLike[str] | None = None) -> LakePaths:
         return cls(resolve_root(root))
 
     @property
@@ -98,3 +98,45 @@ class LakePaths:
     def silver_build_state(self) -> str:
         """The silver builder's commit marker: the bronze version the silver tables reflect."""
         return self.table("silver", "_build_state")
+
+    # -- feature store (growth_loops/features) ---------------------------------------------------
+    def feature_view(self, view: str) -> str:
+        """A feature view's offline history (Delta, partitioned by materialized day)."""
+        return self.table("features", view)
+
+    def feature_rollup(self, source: str) -> str:
+        """Daily per-person rollup of one feature source (Delta, partitioned by day)."""
+        return self.table("features", f"_rollup_{source}")
+
+    @property
+    def feature_rollup_state(self) -> str:
+        """Which silver files each rollup day was built from."""
+        return self.table("features", "_rollup_state")
+
+    @property
+    def feature_materializations(self) -> str:
+        """Append-only log of every materialization attempt: status, gates, drift."""
+        return self.table("features", "_materializations")
+
+    @property
+    def feature_holds(self) -> str:
+        """Feature values a gate kept from publishing, for inspection."""
+        return self._join("audit", "held", "features")
+
+    @property
+    def online_store(self) -> str:
+        """The online store's SQLite file; ``GROWTHLAKE_ONLINE_STORE`` overrides it (required for
+        object-store roots, where a SQLite file cannot live)."""
+        override = os.environ.get("GROWTHLAKE_ONLINE_STORE")
+        if override:
+            return str(Path(override).expanduser().resolve())
+        if not self.is_local:
+            from lake.errors import ConfigError
+
+            raise ConfigError(
+                "GROWTHLAKE_ONLINE_STORE",
+                f"it is unset and GROWTHLAKE_ROOT ({self.root}) is an object store, where the online "
+                "feature store's SQLite file cannot live",
+                "Set GROWTHLAKE_ONLINE_STORE to a local file path, e.g. /var/lib/growthlake/online.sqlite",
+            )
+        return self._join("features", "online.sqlite")

@@ -21,6 +21,7 @@ def _isolated_environment(monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     monkeypatch.delenv("GROWTHLAKE_TRACKING_PLAN", raising=False)
     monkeypatch.delenv("GROWTHLAKE_FAILPOINT", raising=False)
+    monkeypatch.delenv("GROWTHLAKE_ONLINE_STORE", raising=False)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Literal
 
+from growth_loops.features.aggregations import Aggregation
 from growth_loops.features.errors import FeatureStoreError
 
 __all__ = ["Feature", "FeatureDtype", "FeatureView"]
@@ -23,11 +24,14 @@ class Feature:
         name: Column name in the view's history and in retrieved frames.
         dtype: Logical type; retrieval casts the history column to it.
         description: What the value means, for the catalog.
+        aggregation: How the materializer computes it from the view's source (None for views
+            whose history is supplied by hand, e.g. in tests of point-in-time retrieval).
     """
 
     name: str
     dtype: FeatureDtype
     description: str
+    aggregation: Aggregation | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -55,8 +59,13 @@ class FeatureView:
         ttl: A value older than this (relative to the lookup time) is treated as missing.
         owner: Team or person answerable for the view.
         source: The table the history comes from (e.g. a silver or mart table).
-        requires_consent: Consent purpose a person must have granted for the view to be served.
+        requires_consent: Consent purpose a person must have granted for the view to be served;
+            for anyone else the materializer writes nulls (never the values).
         description: What the view is for.
+        population_days: The materializer writes a row for every person active within this many
+            days; others get no new row and their last one expires after ``ttl``.
+        drift_threshold: Population stability index above which a feature's new distribution,
+            compared with the previous materialization, blocks publishing.
     """
 
     name: str
@@ -67,6 +76,8 @@ class FeatureView:
     source: str
     requires_consent: Literal["analytics", "marketing"] = "analytics"
     description: str = ""
+    population_days: int = 28
+    drift_threshold: float = 0.25
 
     def __post_init__(self) -> None:
         subject = f"feature view {self.name!r}"
@@ -114,6 +125,25 @@ class FeatureView:
                 f"requires_consent {self.requires_consent!r} is not a consent purpose",
                 f"Use one of {', '.join(_CONSENTS)}.",
             )
+
+        if not isinstance(self.population_days, int) or self.population_days < 1:
+            raise FeatureStoreError(
+                subject,
+                f"population_days must be a positive whole number, got {self.population_days!r}",
+                "Set it to the activity window that decides who gets a row, e.g. 28.",
+            )
+        if not isinstance(self.drift_threshold, (int, float)) or not self.drift_threshold > 0:
+            raise FeatureStoreError(
+                subject,
+                f"drift_threshold must be a positive number, got {self.drift_threshold!r}",
+                "Use a population stability index such as 0.25 (significant shift).",
+            )
+
+    @property
+    def longest_window_days(self) -> int:
+        """The longest trailing window of any feature (``population_days`` when none is windowed)."""
+        windows = [f.aggregation.window_days for f in self.features if f.aggregation and f.aggregation.window_days]
+        return max([self.population_days, *windows])
 
     @property
     def feature_names(self) -> tuple[str, ...]:
