@@ -1,4 +1,4 @@
-"""The ``growthlake`` command line: simulate, run, replay-quarantine, status, plan.
+"""The ``growthlake`` command line: simulate, run, replay-quarantine, status, features, plan.
 
 Heavy imports (Dagster, Great Expectations) happen inside the verbs that need them, so
 ``growthlake --help`` and ``growthlake status`` answer quickly.
@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from lake.errors import GrowthlakeError
 
@@ -31,7 +31,7 @@ def partition_range(start: str, end: str) -> list[str]:
 
     def bound(value: str, *, upper: bool) -> datetime:
         if len(value) == 10:
-            day = datetime.combine(_date(value), datetime.min.time(), tzinfo=timezone.utc)
+            day = datetime.combine(_date(value), datetime.min.time(), tzinfo=UTC)
             return day + timedelta(days=1) if upper else day
         hour = parse_partition_key(value)
         return hour + timedelta(hours=1) if upper else hour
@@ -122,6 +122,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"warehouse: {built} dbt models built, {len(bad)} failed tests"
               f"{' (' + ', '.join(bad[:5]) + ')' if bad else ''}, {'ok' if res.success else 'FAILED'} "
               f"in {time.perf_counter() - t0:.1f}s -> {paths.warehouse}")
+    if not args.no_features and not failed:
+        from orchestration.cli_features import complete_days, materialize_days
+
+        days = complete_days(keys)
+        if days:
+            t0 = time.perf_counter()
+            failed += [f"features {d}" for d in materialize_days(defs, instance, days, log_level=log_level)]
+            print(f"features: {len(days)} day(s) materialized in {time.perf_counter() - t0:.1f}s "
+                  f"(`growthlake features list` to inspect)")
     _print_summary(read_ledger(paths, keys).to_pylist())
     if failed:
         print(f"\n{len(failed)} partition(s) failed a gate or did not reconcile: {', '.join(failed[:10])}"
@@ -221,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--to", help="last day or hour, inclusive (default with neither: every landed hour)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     r.add_argument("--no-warehouse", action="store_true", help="skip the dbt build of the warehouse marts")
+    r.add_argument("--no-features", action="store_true", help="skip materializing the feature views of the days run")
     r.set_defaults(fn=_cmd_run)
 
     q = sub.add_parser("replay-quarantine", parents=[common], help="move quarantined lines that now pass the plan into bronze")
@@ -229,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", parents=[common], help="what is in the lake: tables, rows, last partition, failed gates")
     st.set_defaults(fn=_cmd_status)
+
+    from orchestration.cli_features import add_parser as add_features_parser
+
+    add_features_parser(sub, common, _date)
 
     pl = sub.add_parser("plan", help="tracking plan tools")
     plsub = pl.add_subparsers(dest="plan_verb", required=True)

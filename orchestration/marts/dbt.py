@@ -20,6 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from lake.silver import unaudited_tables
 from lake.warehouse import DBT_PROJECT_DIR, WAREHOUSE_PATH_VAR, dbt_build_args, staged_warehouse
 from orchestration.freshness import freshness
+from orchestration.gates import failed_silver_gates
 from orchestration.resources import LakeResource
 
 __all__ = ["dbt_project", "WarehouseBuildConfig", "GrowthlakeDbtTranslator", "marts_dbt_assets", "dbt_resource", "ensure_manifest"]
@@ -85,17 +86,6 @@ def _lake_env(root: str) -> Iterator[None]:
 
 
 ensure_manifest()
-
-
-SILVER_GATES = [dg.AssetCheckKey(dg.AssetKey(["silver", table]), f"gx_silver_{table}")
-                for table in ("events", "identity_map", "sessions")]
-
-
-def failed_silver_gates(instance: dg.DagsterInstance) -> list[str]:
-    """Silver gates whose latest evaluation failed: the warehouse must not be built on that data."""
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(SILVER_GATES)
-    return sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key, record in latest.items()
-                  if record.status.value == "FAILED")
 
 
 class WarehouseBuildConfig(dg.Config):
