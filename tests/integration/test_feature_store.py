@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 
 import polars as pl
@@ -261,3 +262,29 @@ def test_feature_lookups_reject_naive_or_malformed_moments(bad, paths, capsys):
         main(["features", "get", "usr_1", "--at", bad, "--root", paths.root])
     assert exc.value.code == 2
     assert "time zone" in capsys.readouterr().err or bad == "yesterday"
+
+
+def test_the_cli_lists_shows_and_gets_features(paths, capsys):
+    from orchestration.cli import main
+
+    synthetic_days(paths, START, 3, people=40, seed=8)
+    FeatureStore(paths).materialize(_day(2))
+    person = FeatureStore(paths).history("user_features")["person_id"][0]
+    capsys.readouterr()
+
+    assert main(["features", "list", "--root", paths.root]) == 0
+    listing = capsys.readouterr().out
+    assert "user_marketing" in listing and "2025-01-03" in listing
+
+    assert main(["features", "show", "user_sessions", "--root", paths.root]) == 0
+    shown = capsys.readouterr().out
+    assert "window_ratio(bounces / sessions, 28d)" in shown and "published" in shown
+
+    assert main(["features", "get", person, "--at", "2025-01-04T08:00:00Z", "--json", "--root", paths.root]) == 0
+    values = json.loads(capsys.readouterr().out)
+    expected = FeatureStore(paths).history("user_features", entity_ids=[person]).row(0, named=True)
+    assert values["events_28d"] == expected["events_28d"] and values["plan"] == "free"
+    # Online, now (2026 or later): the 2025 values are long expired, and the command says so.
+    assert main(["features", "get", person, "--root", paths.root]) == 1
+    assert "no values" in capsys.readouterr().err
+    assert main(["features", "show", "no_such_view", "--root", paths.root]) == 2
