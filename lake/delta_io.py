@@ -198,3 +198,26 @@ def discard(staged: StagedFiles) -> None:
     """Remove staged files that will never be published."""
     for a in staged.actions:
         Path(staged.uri, a.path).unlink(missing_ok=True)
+
+
+def insert_missing(uri: str, data: pa.Table, *, on: Sequence[str], partition_by: Sequence[str] | None = None,
+                   operation: str = "insert", metadata: dict[str, Any] | None = None) -> int:
+    """Insert the rows of ``data`` whose key (``on``) is not in the table yet; return how many.
+
+    A Delta MERGE keyed on ``on`` (include the partition column to prune the scan). A MERGE that
+    inserts nothing commits nothing, so replaying the same rows leaves the version unchanged.
+    Callers serialize writers (``lake.locks.table_lock``) on a local root.
+    """
+    if data.num_rows == 0:
+        return 0
+    dt = open_table(uri)
+    if dt is None:
+        append(uri, data, partition_by=partition_by, operation=operation, metadata=metadata)
+        return data.num_rows
+    predicate = " AND ".join(f"t.{c} = s.{c}" for c in on)
+    metrics = (
+        dt.merge(data, predicate, source_alias="s", target_alias="t", commit_properties=_commit(operation, metadata))
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return int(metrics["num_target_rows_inserted"])
