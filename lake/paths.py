@@ -140,3 +140,18 @@ class LakePaths:
                 "Set GROWTHLAKE_ONLINE_STORE to a local file path, e.g. /var/lib/growthlake/online.sqlite",
             )
         return self._join("features", "online.sqlite")
+
+    # -- growth loops (growth_loops/loops, growth_loops/actuation) -------------------------------
+    def loop_decisions(self, loop: str) -> str:
+        """A loop's decisions (Delta, partitioned by decision day): asset ``["loops", loop, "decisions"]``."""
+        return self._join("delta", "loops", loop, "decisions")
+
+    @property
+    def audit_log(self) -> str:
+        """Append-only audit log of every decision, rollback and approval."""
+        return self.table("decisions", "audit_log")
+
+    @property
+    def approvals(self) -> str:
+        """Append-only approval events of policy versions."""
+        return self.table("decisions", "approvals")

@@ -244,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_features_parser(sub, common, _date)
 
+    from orchestration.cli_loops import add_parser as add_loops_parser
+
+    add_loops_parser(sub, common)
+
     pl = sub.add_parser("plan", help="tracking plan tools")
     plsub = pl.add_subparsers(dest="plan_verb", required=True)
     pc = plsub.add_parser("check", parents=[common], help="fail on a breaking change without a major version bump")

@@ -1,0 +1,147 @@
+"""A growth loop declared in one place: what it reads, how it decides, what it changes, how it is
+measured, what stops it, and who must agree before it acts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from growth_loops.loops.errors import LoopError
+
+__all__ = ["ApprovalPolicy", "Guardrail", "LoopSpec"]
+
+PolicyKind = Literal["rule", "scored_model", "bandit", "contextual_bandit", "experiment"]
+ActuationKind = Literal["feature_flag", "message", "in_app_variant"]
+_POLICIES = ("rule", "scored_model", "bandit", "contextual_bandit", "experiment")
+_ACTUATIONS = ("feature_flag", "message", "in_app_variant")
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guardrail:
+    """A metric that must not get worse: roll back when we are confident it did.
+
+    The loop's treatment is rolled back when, over the last ``window_days``, the relative change
+    of ``metric`` (treatment vs control) is below ``-max_relative_drop`` with ``confidence``: the
+    upper end of the one-sided interval is below the threshold. ``max_relative_drop`` is a
+    setting, not 0: a guardrail that fires on any dip fires on noise.
+
+    Attributes:
+        metric: Per-unit metric name (e.g. ``revenue_per_user``).
+        max_relative_drop: Tolerated relative drop, e.g. 0.02 for -2%.
+        window_days: Trailing days of exposure the verdict is computed over.
+        confidence: One-sided confidence required to roll back, e.g. 0.95.
+        min_units_per_arm: Below this many units per arm the verdict is "insufficient data".
+    """
+
+    metric: str
+    max_relative_drop: float
+    window_days: int = 7
+    confidence: float = 0.95
+    min_units_per_arm: int = 100
+
+    def __post_init__(self) -> None:
+        subject = f"guardrail on {self.metric!r}"
+        if not self.metric:
+            raise LoopError("guardrail", "metric is empty", "Name the per-unit metric it watches.")
+        if not 0 <= self.max_relative_drop < 1:
+            raise LoopError(subject, f"max_relative_drop {self.max_relative_drop!r} is not in [0, 1)",
+                            "Give the tolerated relative drop as a share, e.g. 0.02 for -2%.")
+        if self.window_days < 1:
+            raise LoopError(subject, f"window_days {self.window_days!r} < 1", "Use a window of at least one day.")
+        if not 0.5 < self.confidence < 1:
+            raise LoopError(subject, f"confidence {self.confidence!r} is not in (0.5, 1)", "Use e.g. 0.95.")
+        if self.min_units_per_arm < 2:
+            raise LoopError(subject, "min_units_per_arm must be at least 2", "Use e.g. 100.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalPolicy:
+    """Who lets a new policy version act.
+
+    ``mode="human"``: nothing is actuated until a person approves the version
+    (``growthlake approvals approve <loop> <version>``). ``mode="auto"``: a version is approved
+    automatically once its guardrails have passed on ``stable_days`` consecutive decision days;
+    until then it runs only where a human approved it (or not at all).
+    """
+
+    mode: Literal["human", "auto"] = "human"
+    stable_days: int = 3
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("human", "auto"):
+            raise LoopError("approval policy", f"mode {self.mode!r} is unknown", "Use 'human' or 'auto'.")
+        if self.stable_days < 1:
+            raise LoopError("approval policy", "stable_days must be at least 1", "Use e.g. 3.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopSpec:
+    """One growth loop.
+
+    Attributes:
+        name: Identifier (lower snake case); used in asset keys ``["loops", name, "decisions"]``.
+        description: What the loop is for.
+        owner: Team answerable for it.
+        inputs: Features read, as ``"<view>.<feature>"``.
+        policy: How it decides: a rule, a scored model, a bandit, a contextual bandit, or a
+            randomized experiment.
+        actuation: What it changes: a feature flag, a message, or an in-app variant.
+        target: The flag key or message template actuated.
+        variants: The actions; ``control`` is the one applied on rollback and to the holdout.
+        control: The control action.
+        feedback_metric: The per-unit metric the loop optimizes; it must feed the OEC.
+        guardrails: Metrics that trigger a rollback.
+        approval: Who lets a new policy version act.
+        cadence: ``nightly`` or ``hourly`` decision runs.
+    """
+
+    name: str
+    description: str
+    owner: str
+    inputs: tuple[str, ...]
+    policy: PolicyKind
+    actuation: ActuationKind
+    target: str
+    variants: tuple[str, ...]
+    control: str
+    feedback_metric: str
+    guardrails: tuple[Guardrail, ...] = ()
+    approval: ApprovalPolicy = ApprovalPolicy()
+    cadence: Literal["nightly", "hourly"] = "nightly"
+
+    def __post_init__(self) -> None:
+        subject = f"loop {self.name!r}"
+        if not _NAME.match(self.name or ""):
+            raise LoopError(subject, "the name is not lower snake case (a-z, 0-9, _; at most 63 characters)",
+                            "Rename it; it becomes part of table paths and asset keys.")
+        if self.policy not in _POLICIES:
+            raise LoopError(subject, f"policy {self.policy!r} is unknown", f"Use one of {', '.join(_POLICIES)}.")
+        if self.actuation not in _ACTUATIONS:
+            raise LoopError(subject, f"actuation {self.actuation!r} is unknown", f"Use one of {', '.join(_ACTUATIONS)}.")
+        for field_name in ("inputs", "variants", "guardrails"):
+            if not isinstance(getattr(self, field_name), tuple):
+                raise LoopError(subject, f"{field_name} is not a tuple", "Pass a tuple so the spec stays immutable.")
+        if len(self.variants) < 2 or len(set(self.variants)) != len(self.variants):
+            raise LoopError(subject, f"variants {self.variants!r} must be at least two distinct actions",
+                            "List the control and every treatment once.")
+        if self.control not in self.variants:
+            raise LoopError(subject, f"control {self.control!r} is not one of the variants",
+                            "Name the variant applied on rollback and to the global holdout.")
+        bad = [i for i in self.inputs if i.count(".") != 1]
+        if bad:
+            raise LoopError(subject, f"inputs {bad} are not '<view>.<feature>'", "Name each input by view and feature.")
+        if not self.target or not self.owner or not self.feedback_metric:
+            raise LoopError(subject, "target, owner and feedback_metric are required", "Fill them in.")
+        if self.cadence not in ("nightly", "hourly"):
+            raise LoopError(subject, f"cadence {self.cadence!r} is unknown", "Use 'nightly' or 'hourly'.")
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        return tuple(v for v in self.variants if v != self.control)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """Feature views the loop reads (its decisions depend on their gates)."""
+        return tuple(sorted({i.split(".")[0] for i in self.inputs}))
