@@ -6,8 +6,7 @@ import datetime as dt
 
 import pytest
 
-from growth_loops.loops import LoopError
-from growth_loops.loops import approvals, audit
+from growth_loops.loops import LoopError, approvals, audit
 from lake import delta_io
 
 NOW = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
