@@ -1,0 +1,82 @@
+"""The experiment engine: who gets which variation, and what the experiment showed.
+
+* ``assign`` / ``assign_many`` — deterministic, sticky, salted assignment whose buckets equal a
+  GrowthBook SDK's (hash version 2), so the lake and the SDK agree on every unit's variation;
+  ``in_holdout`` / ``in_holdout_many`` — the global holdout no growth loop may touch;
+* ``welch``, ``relative_lift``, ``cuped``, ``chance_to_win`` — fixed-horizon analysis of one metric;
+* ``sequential_test`` / ``AlwaysValidMonitor`` — the mSPRT, safe to peek at every day;
+* ``srm_test`` — sample-ratio mismatch of the assignment counts;
+* ``analyze`` — all of it for one metric, with ``MetricResult.to_record()`` as a results-table row.
+
+Pure functions over strings and numpy arrays: no Dagster, no I/O.
+"""
+
+from growth_loops.experiments.assignment import (
+    DEFAULT_HOLDOUT_SEED,
+    DEFAULT_HOLDOUT_SHARE,
+    HASH_BUCKETS,
+    assign,
+    assign_many,
+    bucket,
+    bucket_many,
+    bucket_ranges,
+    check_weights,
+    fnv1a32,
+    in_holdout,
+    in_holdout_many,
+)
+from growth_loops.experiments.errors import ExperimentError
+from growth_loops.experiments.stats import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIXING_EFFECT_SIZE,
+    SRM_THRESHOLD,
+    AlwaysValidMonitor,
+    CupedEstimate,
+    Estimate,
+    MetricResult,
+    SequentialResult,
+    SrmResult,
+    analyze,
+    chance_to_win,
+    cuped,
+    default_tau2,
+    relative_lift,
+    running_p_values,
+    sequential_test,
+    srm_test,
+    welch,
+)
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_HOLDOUT_SEED",
+    "DEFAULT_HOLDOUT_SHARE",
+    "DEFAULT_MIXING_EFFECT_SIZE",
+    "HASH_BUCKETS",
+    "SRM_THRESHOLD",
+    "AlwaysValidMonitor",
+    "CupedEstimate",
+    "Estimate",
+    "ExperimentError",
+    "MetricResult",
+    "SequentialResult",
+    "SrmResult",
+    "analyze",
+    "assign",
+    "assign_many",
+    "bucket",
+    "bucket_many",
+    "bucket_ranges",
+    "chance_to_win",
+    "check_weights",
+    "cuped",
+    "default_tau2",
+    "fnv1a32",
+    "in_holdout",
+    "in_holdout_many",
+    "relative_lift",
+    "running_p_values",
+    "sequential_test",
+    "srm_test",
+    "welch",
+]
