@@ -107,11 +107,18 @@ class FlagDecision:
         default: The value for every unit no rule applies to (the control, usually).
         decision_id: The loop decision this actuates; prefixes the rule ids, which the SDK
             reports as ``FeatureResult.ruleId`` (for exposure logging). Optional.
+        holdout_share: Share of units in the global holdout, which always get ``default``
+            (0: none). The first rule forces ``default`` on the hash range ``[0, share)`` of
+            ``holdout_seed`` (hash version 2), the same units
+            ``growth_loops.experiments.in_holdout`` names, so no loop touches them.
+        holdout_seed: Seed of the global holdout's hash.
     """
 
     key: str
     default: JsonValue
     decision_id: str = ""
+    holdout_share: float = 0.0
+    holdout_seed: str = "global-holdout"
 
     kind: ClassVar[str] = ""
 
@@ -123,6 +130,9 @@ class FlagDecision:
             raise ActuationError(f"flag {self.key!r}", "the key is empty or has characters GrowthBook rejects",
                                  "Use letters, digits and _ . : | - only.")
         _json_value(self.default, self.subject, "the default value")
+        if not isinstance(self.holdout_share, (int, float)) or not 0 <= self.holdout_share < 1:
+            raise ActuationError(self.subject, f"holdout_share {self.holdout_share!r} is not in [0, 1)",
+                                 "Give the global holdout's share, e.g. 0.05, or 0 for none.")
 
     @property
     def subject(self) -> str:
@@ -137,7 +147,11 @@ class FlagDecision:
 
     def to_feature(self) -> dict[str, Any]:
         """The flag's entry in the ``features`` document."""
-        return {"defaultValue": self.default, "rules": self.rules()}
+        holdout = []
+        if self.holdout_share > 0:
+            holdout = [{"id": self._rule_id("global-holdout"), "force": self.default, "hashAttribute": "id",
+                        "seed": self.holdout_seed, "hashVersion": 2, "range": [0.0, float(self.holdout_share)]}]
+        return {"defaultValue": self.default, "rules": holdout + self.rules()}
 
 
 @dataclass(frozen=True, kw_only=True)

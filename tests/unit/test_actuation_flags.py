@@ -277,3 +277,22 @@ def test_load_refuses_missing_or_foreign_files(tmp_path):
     (tmp_path / "torn.json").write_text('{"features": {"a": ')
     with pytest.raises(ActuationError, match="not valid JSON"):
         load_features_document(tmp_path / "torn.json")
+
+
+def test_the_global_holdout_gets_the_default_from_the_real_sdk():
+    from growthbook import GrowthBook
+
+    from growth_loops.actuation import HashExperiment, build_features_document
+    from growth_loops.experiments import in_holdout
+
+    doc = build_features_document([HashExperiment(
+        key="onboarding_variant", default="control", experiment_key="onboarding", variations=["control", "guided"],
+        weights=[0.0, 1.0], holdout_share=0.05)])
+    ids = [f"usr_{i:05d}" for i in range(4000)]
+    held = [uid for uid in ids if in_holdout(uid, share=0.05)]
+    assert 120 < len(held) < 290
+    for uid in ids:
+        gb = GrowthBook(attributes={"id": uid}, features=doc["features"])
+        expected = "control" if uid in held else "guided"
+        assert gb.get_feature_value("onboarding_variant", "missing") == expected, uid
+        gb.destroy()
