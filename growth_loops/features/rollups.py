@@ -37,6 +37,7 @@ NON_ACTIVITY_EVENTS: tuple[str, ...] = (
     "payment_failed",
     "email_opened",
     "email_clicked",
+    "experiment_viewed",
 )
 # Revenue is summed in one currency, as in the marts (dbt var ``reporting_currency``).
 REPORTING_CURRENCY = "USD"
