@@ -1,0 +1,1245 @@
+"""A day-stepped, closed-loop product simulator with known true effects.
+
+Unlike :func:`growth_loops.simulator.simulate` (whole journeys at once), this model advances one UTC
+day per :meth:`ClosedLoopSimulator.step`, and each day reads the actuation outbox of the growth
+loops — a GrowthBook features document and the sent messages — so decisions taken for day ``d-1``
+change what users do from day ``d``. The effects of every intervention are configured
+(:class:`ClosedLoopConfig`, :meth:`ClosedLoopConfig.true_effects`) and the realized truth is
+recorded per user and day, so loop lifts and experiment estimates can be checked against it.
+
+Model, per day ``d`` (in this order):
+
+1. messages sent (``sent_at``, else ``created_at``) before ``d`` 00:00 UTC and not delivered yet are
+   delivered: users with marketing consent open / click them (``email_opened`` / ``email_clicked``,
+   ``campaign`` = template); a message to a user without marketing consent is ignored and counted
+   as a consent violation. ``trial_nudge`` to a user in trial adds ``trial_nudge_lift`` to their
+   conversion probability; ``retention_offer`` to a paying user multiplies their daily churn hazard
+   by ``retention_offer_churn_multiplier`` for ``retention_offer_days`` days;
+2. paying users churn (``subscription_cancelled``) with their daily hazard, the others renew on
+   their billing day (``payment_succeeded``);
+3. trials ending today show the paywall (flag ``paywall_variant``, evaluated with the GrowthBook
+   SDK); a user converts with ``p = (p_base + lift·nudged) · conversion_multiplier[variant]`` and
+   pays ``price · price_factor[variant]`` (``subscription_started`` + ``payment_succeeded``);
+4. planned trials start (``trial_started``); signed-up users are active with a probability raised by
+   completed onboarding, and their sessions emit ``page_viewed`` / ``feature_used``;
+5. ``arrivals_per_day`` anonymous visitors arrive; some sign up (``user_signed_up`` links
+   ``anonymous_id`` and ``user_id``), get the onboarding variant of flag ``onboarding_variant`` and
+   complete onboarding with that variant's true probability (``onboarding_step_completed``).
+
+Every outcome draw is a keyed uniform of (seed, purpose, user, day), not a position in a shared
+stream: a user's outcomes do not depend on what happens to other users, so two runs that differ
+only in their interventions are paired user by user (common random numbers). Cosmetic details
+(timestamps, event ids, page choices) come from a per-day generator.
+
+Layout below ``root``: landing files ``landing/events/date=…/hour=…/closed-loop-s<seed>-<YYYYMMDD>-<n>.jsonl``
+(written with :class:`LandingWriter`, published atomically); state and truth under
+``simulator/closed_loop/``: ``cursor.json`` (the commit point of a step), ``state/users-<next day>.parquet``,
+``state/delivered-<next day>.parquet``, ``truth/day=YYYY-MM-DD.parquet`` (one row per signed-up user),
+``truth/messages/day=YYYY-MM-DD.parquet`` (one row per delivered message) and
+``truth/day=YYYY-MM-DD.json`` (day counts). No raw email or IP is stored outside the landing zone:
+both are re-derived from the seed when needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+
+from lake.errors import ConfigError
+
+from .catalog import (
+    APP_PAGES,
+    CANCEL_REASONS,
+    CHANNELS,
+    EMAIL_DOMAINS,
+    FEATURE_WEIGHTS,
+    FEATURES,
+    FIRST_NAMES,
+    LOCALE_WEIGHTS,
+    LOCALES,
+    MARKETING_PAGES,
+    ONBOARDING_STEPS,
+    PAGE_TITLES,
+    SIGNUP_METHOD_WEIGHTS,
+    SIGNUP_METHODS,
+    USER_AGENTS,
+)
+from .config import default_hourly_profile
+from .formats import MS_DAY, MS_HOUR, MS_MINUTE, TimestampFormatter, short_hex, uuid4_str
+from .writer import LandingWriter
+
+__all__ = [
+    "ClosedLoopConfig",
+    "ClosedLoopSimulator",
+    "DayTruth",
+    "PaywallEffect",
+    "closed_loop_dir",
+    "read_message_truth",
+    "read_truth",
+    "truth_summary",
+]
+
+_EPOCH = date(1970, 1, 1)
+_STATUSES = ("free", "trial", "expired", "paying", "churned")
+_CURRENCIES = ("USD", "EUR", "GBP")  # the tracking plan's enum
+_OCTETS = tuple(o for o in range(11, 224) if o not in (100, 127, 169, 172, 192, 198))
+_EMAIL_LINKS = {
+    "trial_nudge": ("https://app.growthlake.example/app/billing", "https://growthlake.example/pricing"),
+    "retention_offer": ("https://app.growthlake.example/app/billing", "https://app.growthlake.example/app"),
+}
+_DEFAULT_LINKS = ("https://app.growthlake.example/app", "https://growthlake.example/features")
+_MAX_GAP_MS = 300_000
+
+
+# -- configuration ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PaywallEffect:
+    """True effect of a paywall variant on the users it is shown to (at the end of their trial).
+
+    Attributes:
+        conversion_multiplier: multiplies the conversion probability.
+        price_factor: multiplies the plan price of every payment of a converted user.
+    """
+
+    conversion_multiplier: float = 1.0
+    price_factor: float = 1.0
+
+    @property
+    def relative_revenue_per_exposed(self) -> float:
+        """Expected revenue per exposed user relative to ``control`` (1, 1), minus 1."""
+        return self.conversion_multiplier * self.price_factor - 1.0
+
+
+def _default_onboarding() -> dict[str, float]:
+    return {"control": 0.40, "guided": 0.52, "checklist": 0.45}
+
+
+def _default_paywall() -> dict[str, PaywallEffect]:
+    return {"control": PaywallEffect(1.0, 1.0), "discount_popup": PaywallEffect(1.05, 0.80)}
+
+
+def _default_status_activity() -> dict[str, float]:
+    return {"free": 1.0, "trial": 1.3, "expired": 0.7, "paying": 1.4, "churned": 0.3}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClosedLoopConfig:
+    """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`).
+
+    Engagement ``e`` is a per-user uniform on [0, 1); ``(0.5 + e)`` has mean 1, so the ``*_base``
+    rates are population means.
+    """
+
+    # Acquisition and consent.
+    arrivals_per_day: int = 400
+    signup_rate: float = 0.40
+    analytics_consent_rate: float = 0.95  # the others' events land with consent.analytics=false
+    marketing_consent_rate: float = 0.60
+    # Onboarding: true probability of completing all steps, per variant of flag `onboarding_flag`.
+    onboarding_flag: str = "onboarding_variant"
+    onboarding_completion: Mapping[str, float] = field(default_factory=_default_onboarding)
+    # Activation: completing onboarding multiplies daily activity and the chance to start a trial.
+    active_base: float = 0.35
+    onboarded_activity_multiplier: float = 1.6
+    status_activity_multiplier: Mapping[str, float] = field(default_factory=_default_status_activity)
+    trial_base: float = 0.25
+    onboarded_trial_multiplier: float = 1.8
+    trial_start_max_delay_days: int = 3  # a trial starts 0..this many days after sign-up
+    team_plan_share: float = 0.25
+    trial_days: int = 14
+    # Conversion at the end of the trial: p = (base·(0.5+e) + nudge_lift·nudged) · multiplier[variant].
+    trial_conversion_base: float = 0.20
+    trial_nudge_template: str = "trial_nudge"
+    trial_nudge_lift: float = 0.08  # absolute, when a nudge was delivered during the trial
+    paywall_flag: str = "paywall_variant"
+    paywall_variants: Mapping[str, PaywallEffect] = field(default_factory=_default_paywall)
+    plan_prices: Mapping[str, float] = field(default_factory=lambda: {"pro": 29.0, "team": 99.0})
+    currency: str = "USD"
+    billing_period_days: int = 30
+    # Churn of paying users: daily hazard base·(1.5 - e); a retention offer multiplies it.
+    churn_daily_base: float = 0.01
+    retention_offer_template: str = "retention_offer"
+    retention_offer_churn_multiplier: float = 0.5
+    retention_offer_days: int = 14
+    # Email engagement with delivered messages (consenting users only).
+    email_open_rate: float = 0.45
+    email_click_rate: float = 0.30
+    # Sessions (cosmetic volume).
+    extra_sessions_mean: float = 1.0
+    actions_per_session_mean: float = 5.0
+    feature_share: float = 0.62
+    max_delivery_delay_ms: int = 5_000
+    # Files.
+    max_lines_per_file: int = 10_000
+    max_buffered_bytes: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        name = "ClosedLoopConfig"
+        for attr in ("signup_rate", "analytics_consent_rate", "marketing_consent_rate", "team_plan_share",
+                     "trial_conversion_base", "trial_nudge_lift", "churn_daily_base", "email_open_rate",
+                     "email_click_rate", "feature_share", "active_base", "trial_base"):
+            value = getattr(self, attr)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
+        for attr in ("arrivals_per_day", "trial_start_max_delay_days", "max_delivery_delay_ms"):
+            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 0:
+                raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use a non-negative integer.")
+        for attr in ("billing_period_days", "retention_offer_days", "max_lines_per_file", "max_buffered_bytes"):
+            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
+                raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use an integer >= 1.")
+        if not isinstance(self.trial_days, int) or not 1 <= self.trial_days <= 60:
+            raise ConfigError(f"{name}.trial_days", f"is {self.trial_days!r}", "The tracking plan allows 1..60.")
+        if "control" not in self.onboarding_completion or any(
+                not 0.0 <= p <= 1.0 for p in self.onboarding_completion.values()):
+            raise ConfigError(f"{name}.onboarding_completion", "needs a 'control' variant and probabilities",
+                              "Map every variant (control included) to its completion probability.")
+        if "control" not in self.paywall_variants or any(
+                not isinstance(e, PaywallEffect) or e.conversion_multiplier < 0 or e.price_factor < 0
+                for e in self.paywall_variants.values()):
+            raise ConfigError(f"{name}.paywall_variants", "needs a 'control' variant and PaywallEffect values",
+                              "Map every variant (control included) to a PaywallEffect.")
+        if set(self.plan_prices) != {"pro", "team"} or min(self.plan_prices.values()) < 0:
+            raise ConfigError(f"{name}.plan_prices", "needs non-negative prices for exactly 'pro' and 'team'",
+                              "Give a price for each plan of the tracking plan.")
+        if self.currency not in _CURRENCIES:
+            raise ConfigError(f"{name}.currency", f"is {self.currency!r}", f"Use one of {_CURRENCIES}.")
+        if set(self.status_activity_multiplier) != set(_STATUSES):
+            raise ConfigError(f"{name}.status_activity_multiplier", f"needs exactly the statuses {_STATUSES}",
+                              "Give a multiplier per status.")
+        # No probability is ever clipped, so every configured effect holds exactly per user.
+        worst = (1.5 * self.trial_conversion_base + self.trial_nudge_lift) * max(
+            e.conversion_multiplier for e in self.paywall_variants.values())
+        if worst > 1.0:
+            raise ConfigError(f"{name}.trial_conversion_base",
+                              f"(1.5·base + nudge lift)·max multiplier = {worst:.3f} > 1", "Lower the base, the lift or the paywall conversion multipliers.")
+        if 1.5 * self.churn_daily_base > 1.0 or self.retention_offer_churn_multiplier < 0 or (
+                1.5 * self.churn_daily_base * self.retention_offer_churn_multiplier > 1.0):
+            raise ConfigError(f"{name}.churn_daily_base", "gives a daily hazard above 1",
+                              "Lower churn_daily_base or retention_offer_churn_multiplier.")
+
+    def true_effects(self) -> dict[str, Any]:
+        """The true effect of every intervention, as plain values.
+
+        * ``onboarding``: completion probability per variant, the lift vs control, the best variant;
+        * ``trial_nudge``: the absolute conversion lift of a nudge delivered during the trial (under
+          the control paywall; under a variant it is scaled by that variant's conversion multiplier);
+        * ``paywall``: per variant its multipliers and ``relative_revenue_per_exposed`` — expected
+          revenue per user shown the variant relative to control, minus 1 (exact for the first
+          payment, and for any horizon since churn does not depend on the variant);
+        * ``retention_offer``: the churn-hazard multiplier, its duration, and the probability that a
+          paying user of mean hazard churns within that window, with and without the offer.
+        """
+        onboarding = dict(self.onboarding_completion)
+        control = onboarding["control"]
+        h, days, f = self.churn_daily_base, self.retention_offer_days, self.retention_offer_churn_multiplier
+        return {
+            "onboarding": {
+                "completion_rate": onboarding,
+                "lift_vs_control": {v: p - control for v, p in onboarding.items()},
+                "best_variant": max(sorted(onboarding), key=lambda v: onboarding[v]),
+                "activity_multiplier_if_completed": self.onboarded_activity_multiplier,
+                "trial_multiplier_if_completed": self.onboarded_trial_multiplier,
+            },
+            "trial_nudge": {
+                "template": self.trial_nudge_template,
+                "conversion_lift": self.trial_nudge_lift,
+                "base_conversion": self.trial_conversion_base,
+            },
+            "paywall": {
+                v: {"conversion_multiplier": e.conversion_multiplier, "price_factor": e.price_factor,
+                    "relative_revenue_per_exposed": e.relative_revenue_per_exposed}
+                for v, e in self.paywall_variants.items()
+            },
+            "retention_offer": {
+                "template": self.retention_offer_template,
+                "churn_multiplier": f,
+                "days": days,
+                "churn_probability_in_window_without": 1.0 - (1.0 - h) ** days,
+                "churn_probability_in_window_with": 1.0 - (1.0 - h * f) ** days,
+            },
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (stored in the cursor, so a resumed run can check it has the same config)."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClosedLoopConfig:
+        """The inverse of :meth:`to_json`."""
+        values = dict(data)
+        values["paywall_variants"] = {k: PaywallEffect(**v) for k, v in values["paywall_variants"].items()}
+        return cls(**values)
+
+
+# -- keyed randomness ---------------------------------------------------------------------------
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S11, _S27, _S30, _S31 = (np.uint64(s) for s in (11, 27, 30, 31))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, elementwise on uint64 (wrapping arithmetic)."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+class _Keyed:
+    """Counter-based random numbers: a pure function of (seed, purpose…, index)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def _key(self, parts: tuple) -> np.uint64:
+        digest = hashlib.blake2b(repr((self.seed, *parts)).encode(), digest_size=8).digest()
+        return np.uint64(int.from_bytes(digest, "little"))
+
+    def bits(self, idx: np.ndarray, *parts: Any) -> np.ndarray:
+        k = self._key(parts)
+        with np.errstate(over="ignore"):
+            return _mix(_mix(idx.astype(np.uint64) * _GOLDEN + k) ^ k)
+
+    def uniform(self, idx: np.ndarray, *parts: Any) -> np.ndarray:
+        return (self.bits(idx, *parts) >> _S11).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+    def scalar(self, *parts: Any) -> float:
+        digest = hashlib.blake2b(repr((self.seed, *parts)).encode(), digest_size=8).digest()
+        return (int.from_bytes(digest, "little") >> 11) / 9007199254740992.0
+
+
+def _ip(b: int) -> str:
+    """A plausible public IPv4 address from 64 random bits (never stored: re-derived from the seed)."""
+    return f"{_OCTETS[b % len(_OCTETS)]}.{(b >> 16) & 255}.{(b >> 24) & 255}.{1 + (b >> 32) % 254}"
+
+
+def _day_number(day: date) -> int:
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise ConfigError("day", f"{day!r} is not a date", "Pass a datetime.date.")
+    return (day - _EPOCH).days
+
+
+def _date(dn: int) -> date:
+    return date.fromordinal(_EPOCH.toordinal() + dn)
+
+
+# -- state ----------------------------------------------------------------------------------------
+# One row per signed-up user; -1 means "never" in day columns, NaN "not yet" in probabilities.
+_STATE_SCHEMA: dict[str, pl.DataType] = {
+    "idx": pl.Int64(), "user_id": pl.String(), "anonymous_id": pl.String(), "signup_day": pl.Int32(),
+    "channel": pl.String(), "ua": pl.Int16(), "locale": pl.Int16(), "analytics": pl.Boolean(),
+    "marketing": pl.Boolean(), "engagement": pl.Float64(), "onboarding_variant": pl.String(),
+    "onboarding_steps": pl.Int8(), "onboarded": pl.Boolean(), "p_trial": pl.Float64(),
+    "trial_plan_day": pl.Int32(), "plan": pl.String(), "status": pl.String(), "trial_start": pl.Int32(),
+    "trial_end": pl.Int32(), "nudged": pl.Boolean(), "nudge_day": pl.Int32(), "paywall_variant": pl.String(),
+    "paywall_day": pl.Int32(), "p_convert_base": pl.Float64(), "p_convert_control": pl.Float64(),
+    "p_convert": pl.Float64(), "converted_day": pl.Int32(), "amount": pl.Float64(), "next_payment": pl.Int32(),
+    "offer_until": pl.Int32(), "churned_day": pl.Int32(), "revenue_total": pl.Float64(),
+    "messages_total": pl.Int32(), "consent_violations_total": pl.Int32(),
+}
+_NP_DTYPES = {pl.Int64(): np.int64, pl.Int32(): np.int32, pl.Int16(): np.int16, pl.Int8(): np.int8,
+              pl.Boolean(): np.bool_, pl.Float64(): np.float64, pl.String(): object}
+
+
+def _empty_state() -> dict[str, np.ndarray]:
+    return {name: np.empty(0, dtype=_NP_DTYPES[dt]) for name, dt in _STATE_SCHEMA.items()}
+
+
+def _state_frame(state: dict[str, np.ndarray]) -> pl.DataFrame:
+    return pl.DataFrame({name: pl.Series(name, state[name].tolist() if dt == pl.String() else state[name], dtype=dt)
+                         for name, dt in _STATE_SCHEMA.items()})
+
+
+def _state_from_frame(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    out = {}
+    for name, dt in _STATE_SCHEMA.items():
+        col = frame[name]
+        out[name] = np.array(col.to_list(), dtype=object) if dt == pl.String() else col.to_numpy().astype(
+            _NP_DTYPES[dt], copy=True)
+    return out
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def _write_parquet(path: Path, frame: pl.DataFrame) -> None:
+    _atomic_write(path, lambda p: frame.write_parquet(p, compression="zstd", statistics=False))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, lambda p: p.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)))
+
+
+def closed_loop_dir(root: str | os.PathLike[str]) -> Path:
+    """``<root>/simulator/closed_loop``: the simulator's state and truth."""
+    return Path(os.fspath(root)) / "simulator" / "closed_loop"
+
+
+# -- flags and messages ---------------------------------------------------------------------------
+class _Flags:
+    """Evaluates flags of a GrowthBook features document per user with the real SDK."""
+
+    def __init__(self, doc: Mapping[str, Any] | None) -> None:
+        self.features: Mapping[str, Any] | None = None
+        self.unknown_values = 0
+        self.exposures: dict[tuple[str, str], tuple[str, str]] = {}
+        if doc is None:
+            return
+        features = doc.get("features") if isinstance(doc, Mapping) else None
+        if not isinstance(features, Mapping):
+            raise ConfigError("flags_document", "is not a GrowthBook features document (no `features` object)",
+                              "Pass {'features': {...}}, e.g. growth_loops.actuation.build_features_document(...).")
+        self.features = features
+
+    def value(self, key: str, user_id: str, allowed: Mapping[str, Any]) -> str:
+        """The variant the product renders: the flag's value, or control when the flag is absent
+        or serves a value the product does not know."""
+        if self.features is None or key not in self.features:
+            return "control"
+        from growthbook import GrowthBook  # the SDK the product uses; imported only when flags exist
+
+        gb = GrowthBook(attributes={"id": user_id}, features=dict(self.features))
+        try:
+            result = gb.eval_feature(key)
+        finally:
+            gb.destroy()
+        value = "control" if result.value is None else result.value
+        if isinstance(value, str) and value in allowed:
+            if result.source == "experiment" and result.experiment is not None:
+                # What the product's trackingCallback logs: the exposure of an experiment rule.
+                self.exposures[(key, user_id)] = (result.experiment.key, value)
+            return value
+        self.unknown_values += 1
+        return "control"
+
+    def exposure(self, key: str, user_id: str) -> dict | None:
+        """``experiment_viewed`` properties of the user's last evaluation of ``key`` by an
+        experiment rule (None for forced values, defaults and holdouts)."""
+        hit = self.exposures.get((key, user_id))
+        if hit is None:
+            return None
+        return {"experiment_id": hit[0], "variation_id": hit[1], "feature_key": key}
+
+
+@dataclass(frozen=True)
+class _Message:
+    key: str
+    person_id: str
+    template: str
+    sent_ms: int
+
+
+def _messages_due(messages: pl.DataFrame | None, before_ms: int, delivered: set[str]) -> list[_Message]:
+    """Messages sent before ``before_ms`` and not delivered yet, in (sent time, key) order."""
+    if messages is None or messages.height == 0:
+        return []
+    if not isinstance(messages, pl.DataFrame):
+        raise ConfigError("messages", f"is a {type(messages).__name__}", "Pass a polars DataFrame (or None).")
+    cols = set(messages.columns)
+    ts_cols = [c for c in ("sent_at", "created_at") if c in cols]
+    if not {"person_id", "template"} <= cols or not ts_cols:
+        raise ConfigError("messages", f"has columns {sorted(cols)}",
+                          "Give at least person_id, template and sent_at and/or created_at (UTC datetimes).")
+    for c in ts_cols:
+        if not isinstance(messages.schema[c], pl.Datetime):
+            raise ConfigError(f"messages.{c}", f"is {messages.schema[c]}", "Use a (UTC) datetime column.")
+    sent = pl.coalesce([pl.col(c).dt.epoch("ms") for c in ts_cols]).alias("_sent_ms")
+    key = pl.col("message_id").cast(pl.String) if "message_id" in cols else pl.lit(None, pl.String)
+    frame = messages.select(pl.col("person_id").cast(pl.String), pl.col("template").cast(pl.String), sent,
+                            key.alias("_key"))
+    if frame["person_id"].null_count() or frame["template"].null_count():
+        raise ConfigError("messages", "has rows without person_id or template", "Drop or fix them.")
+    frame = frame.filter(pl.col("_sent_ms").is_not_null() & (pl.col("_sent_ms") < before_ms))
+    out: dict[str, _Message] = {}
+    for person, template, sent_ms, mkey in frame.iter_rows():
+        if mkey is None:
+            mkey = hashlib.sha256(f"{person}\x1f{template}\x1f{sent_ms}".encode()).hexdigest()[:32]
+        if mkey in delivered or mkey in out:
+            continue
+        out[mkey] = _Message(mkey, person, template, int(sent_ms))
+    return sorted(out.values(), key=lambda m: (m.sent_ms, m.key))
+
+
+# -- truth ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DayTruth:
+    """What truly happened on one day.
+
+    Attributes:
+        day: the simulated day.
+        users: one row per signed-up user at the end of the day (see ``truth/day=…parquet``).
+        messages: one row per message delivered today (consent violations and unknown recipients included).
+        arrivals: anonymous visitors who arrived.
+        signups: of them, the ones who signed up.
+        events_written: landed lines (all valid against the tracking plan).
+        events_by_name: landed lines per event name.
+        no_analytics_consent: of the landed lines, those with ``consent.analytics = false``.
+        unknown_flag_values: flag evaluations that served a value the product does not know (-> control).
+        files_written: landing files published.
+        elapsed_s: wall time of the step.
+    """
+
+    day: date
+    users: pl.DataFrame
+    messages: pl.DataFrame
+    arrivals: int
+    signups: int
+    events_written: int
+    events_by_name: dict[str, int]
+    no_analytics_consent: int
+    unknown_flag_values: int
+    files_written: int
+    elapsed_s: float
+
+
+_MESSAGE_SCHEMA = {
+    "day": pl.Date(), "message_key": pl.String(), "person_id": pl.String(), "template": pl.String(),
+    "sent_at": pl.Datetime("ms", "UTC"), "user_index": pl.Int64(), "known_recipient": pl.Boolean(),
+    "marketing_consent": pl.Boolean(), "consent_violation": pl.Boolean(), "status_at_delivery": pl.String(),
+    "effective": pl.Boolean(), "opened": pl.Boolean(), "clicked": pl.Boolean(),
+}
+
+
+def read_truth(root: str | os.PathLike[str]) -> pl.DataFrame:
+    """Every per-user truth row written so far (``truth/day=*.parquet``), ordered by day and user."""
+    files = sorted((closed_loop_dir(root) / "truth").glob("day=*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical").sort("day", "user_index")
+
+
+def read_message_truth(root: str | os.PathLike[str]) -> pl.DataFrame:
+    """Every delivered message so far (``truth/messages/day=*.parquet``)."""
+    files = sorted((closed_loop_dir(root) / "truth" / "messages").glob("day=*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=_MESSAGE_SCHEMA)
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+
+
+def _rate(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """Aggregate the recorded truth of every simulated day.
+
+    Returns a dict with ``days``, ``arrivals``, ``signups``, ``events``; ``onboarding`` (per variant:
+    exposed users, completions, observed and true completion rate); ``trial_nudge`` (trials that
+    ended with / without a nudge delivered during the trial, their conversion rates, the observed
+    difference, the mean true probability lift of the nudged, and the configured lift); ``paywall``
+    (per variant: exposures, conversions, conversion-day revenue per exposed user, expected revenue
+    per exposed user, revenue to date per exposed user, the observed and the true relative revenue
+    vs control); ``retention_offer``; ``messages`` (delivered per template, consent violations,
+    unknown recipients) and ``true_effects`` (:meth:`ClosedLoopConfig.true_effects`).
+    """
+    base = closed_loop_dir(root)
+    cursor = orjson.loads((base / "cursor.json").read_bytes()) if (base / "cursor.json").exists() else None
+    cfg = ClosedLoopConfig.from_json(cursor["config"]) if cursor else ClosedLoopConfig()
+    truth = read_truth(root)
+    msgs = read_message_truth(root)
+    days = [orjson.loads(p.read_bytes()) for p in sorted((base / "truth").glob("day=*.json"))]
+    out: dict[str, Any] = {
+        "days": len(days),
+        "first_day": days[0]["day"] if days else None,
+        "last_day": days[-1]["day"] if days else None,
+        "arrivals": sum(d["arrivals"] for d in days),
+        "signups": sum(d["signups"] for d in days),
+        "events": sum(d["events_written"] for d in days),
+        "true_effects": cfg.true_effects(),
+    }
+    if truth.height == 0:
+        return out
+    last = truth.filter(pl.col("day") == pl.col("day").max())
+    onboarding = {}
+    for variant in sorted(set(cfg.onboarding_completion) | set(last["onboarding_variant"].unique().to_list())):
+        rows = last.filter(pl.col("onboarding_variant") == variant)
+        done = int(rows["onboarding_completed"].sum())
+        onboarding[variant] = {"exposed": rows.height, "completed": done, "completion_rate": _rate(done, rows.height),
+                               "true_completion_rate": cfg.onboarding_completion.get(variant)}
+    out["onboarding"] = onboarding
+
+    ended = truth.filter(pl.col("paywall_exposed_today"))
+    nudge: dict[str, Any] = {"true_lift": cfg.trial_nudge_lift}
+    for label, flag in (("nudged", True), ("not_nudged", False)):
+        rows = ended.filter(pl.col("nudged") == flag)
+        conv = int(rows["converted_today"].sum())
+        nudge[f"trials_ended_{label}"] = rows.height
+        nudge[f"conversion_rate_{label}"] = _rate(conv, rows.height)
+    a, b = nudge["conversion_rate_nudged"], nudge["conversion_rate_not_nudged"]
+    nudge["observed_lift"] = a - b if a is not None and b is not None else None
+    nudged = ended.filter(pl.col("nudged"))
+    nudge["mean_true_probability_lift"] = (
+        float((nudged["p_convert_control"] - nudged["p_convert_base"]).mean()) if nudged.height else None)
+    out["trial_nudge"] = nudge
+
+    paywall: dict[str, Any] = {}
+    to_date = last.filter(pl.col("paywall_variant").is_not_null())
+    for variant in sorted(set(ended["paywall_variant"].to_list())):
+        rows = ended.filter(pl.col("paywall_variant") == variant)
+        n = rows.height
+        effect = cfg.paywall_variants.get(variant, PaywallEffect())
+        paywall[variant] = {
+            "exposed": n,
+            "converted": int(rows["converted_today"].sum()),
+            "conversion_rate": _rate(int(rows["converted_today"].sum()), n),
+            "revenue_per_exposed": _rate(float(rows["revenue_today"].sum()), n),
+            "expected_revenue_per_exposed": _rate(float(rows["expected_revenue"].sum()), n),
+            "revenue_to_date_per_exposed": _rate(
+                float(to_date.filter(pl.col("paywall_variant") == variant)["revenue_to_date"].sum()), n),
+            "true_relative_revenue_per_exposed": effect.relative_revenue_per_exposed,
+        }
+    control = paywall.get("control", {}).get("revenue_per_exposed")
+    for variant, stats in paywall.items():
+        rpe = stats["revenue_per_exposed"]
+        stats["observed_relative_revenue_per_exposed"] = rpe / control - 1.0 if control and rpe is not None else None
+    out["paywall"] = paywall
+
+    offers = truth.filter(pl.col("retention_offer_delivered_today"))
+    paying_days = truth.filter(pl.col("churn_hazard").is_not_null())
+    out["retention_offer"] = {
+        "delivered": offers.height,
+        "users": offers["user_id"].n_unique(),
+        "paying_user_days_with_offer": int(paying_days["retention_offer_active"].sum()),
+        "paying_user_days_without_offer": int((~paying_days["retention_offer_active"]).sum()),
+        "churned_with_offer": int(paying_days.filter(pl.col("retention_offer_active"))["churned_today"].sum()),
+        "churned_without_offer": int(paying_days.filter(~pl.col("retention_offer_active"))["churned_today"].sum()),
+    }
+    out["messages"] = {
+        "delivered": {t: n for t, n in msgs.group_by("template").len().sort("template").iter_rows()},
+        "consent_violations": int(msgs["consent_violation"].sum()),
+        "consent_violation_users": msgs.filter(pl.col("consent_violation"))["person_id"].n_unique(),
+        "unknown_recipients": int((~msgs["known_recipient"]).sum()),
+    }
+    return out
+
+
+# -- the simulator --------------------------------------------------------------------------------
+class ClosedLoopSimulator:
+    """Steps the product one day at a time, acting on the growth loops' outbox.
+
+    Args:
+        root: the storage root (local directory); landing files go to ``<root>/landing/events``.
+        seed: run seed (non-negative int).
+        start: the first simulated day.
+        config: model knobs and true effects.
+
+    A new object on a root that already holds a run continues it (same seed, start and config
+    required); ``step`` is deterministic given the seed, the day and its inputs, so stopping and
+    resuming gives byte-identical landing files to one continuous run.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, seed: int, start: date,
+                 config: ClosedLoopConfig | None = None) -> None:
+        text = os.fspath(root)
+        if "://" in text:
+            raise ConfigError("root", f"{text!r} is an object-store URI", "Simulate into a local directory.")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError("seed", f"is {seed!r}", "Pass a non-negative integer.")
+        if _day_number(start) < 1:
+            raise ConfigError("start", f"is {start}", "Start after 1970-01-01.")
+        self.root = Path(text)
+        self.seed = seed
+        self.start = start
+        self.config = config or ClosedLoopConfig()
+        self.base = closed_loop_dir(self.root)
+        self.landing_dir = self.root / "landing" / "events"
+        self._keyed = _Keyed(seed)
+        cursor = self._read_cursor()
+        if cursor is not None:
+            mine = {"seed": seed, "start": start.isoformat(), "config": self.config.to_json()}
+            theirs = {k: cursor[k] for k in mine}
+            if orjson.dumps(mine, option=orjson.OPT_SORT_KEYS) != orjson.dumps(theirs, option=orjson.OPT_SORT_KEYS):
+                raise ConfigError("ClosedLoopSimulator", f"{self.base} holds a run with seed {cursor['seed']}, "
+                                  f"start {cursor['start']} and another config",
+                                  "Use the same seed, start and config to continue it, or a fresh root.")
+
+    # -- cursor and state --
+    def _read_cursor(self) -> dict[str, Any] | None:
+        path = self.base / "cursor.json"
+        return orjson.loads(path.read_bytes()) if path.exists() else None
+
+    @property
+    def next_day(self) -> date:
+        """The day the next ``step`` must simulate."""
+        cursor = self._read_cursor()
+        return date.fromisoformat(cursor["next_day"]) if cursor else self.start
+
+    def users(self) -> pl.DataFrame:
+        """The users' current state (one row per signed-up user)."""
+        state, _, _ = self._load()
+        return _state_frame(state)
+
+    def _load(self) -> tuple[dict[str, np.ndarray], set[str], dict[str, Any]]:
+        cursor = self._read_cursor()
+        if cursor is None:
+            return _empty_state(), set(), {"next_day": self.start.isoformat(), "next_visitor": 0}
+        state = _state_from_frame(pl.read_parquet(self.base / cursor["users_file"]))
+        delivered = set(pl.read_parquet(self.base / cursor["delivered_file"])["message_key"].to_list())
+        return state, delivered, cursor
+
+    # -- one day --
+    def step(self, day: date, *, flags_document: Mapping[str, Any] | None = None,
+             messages: pl.DataFrame | None = None) -> DayTruth:
+        """Simulate ``day``: deliver due messages, evaluate flags, land the day's events, record truth.
+
+        Args:
+            day: must equal :attr:`next_day`.
+            flags_document: a GrowthBook features document ``{"features": {...}}``; flags
+                ``onboarding_variant`` (at sign-up) and ``paywall_variant`` (at the end of a trial)
+                are evaluated per user with the ``growthbook`` SDK. None or a missing flag: control.
+            messages: the message outbox (or any frame with ``person_id``, ``template`` and
+                ``sent_at`` and/or ``created_at``, optionally ``message_id``). Messages sent before
+                ``day`` 00:00 UTC that were not delivered yet are delivered today; the frame may
+                hold older (already delivered) and newer (not yet due) rows.
+
+        Returns:
+            The day's truth, also written to ``simulator/closed_loop/truth/``.
+
+        Raises:
+            ConfigError: ``day`` is not the next day to simulate, or an input is malformed.
+        """
+        t0 = time.perf_counter()
+        dn = _day_number(day)
+        state, delivered, cursor = self._load()
+        expected = date.fromisoformat(cursor["next_day"])
+        if day != expected:
+            raise ConfigError("step(day)", f"{day} is not the next day to simulate ({expected})",
+                              "Step the days in order, starting at next_day.")
+        flags = _Flags(flags_document)
+        due = _messages_due(messages, dn * MS_DAY, delivered)
+        run = _DayRun(self, state, dn, int(cursor["next_visitor"]), flags)
+        run.deliver(due)
+        run.churn_and_renew()
+        run.end_trials()
+        run.start_trials()
+        run.sessions()
+        run.arrivals()
+
+        writer = LandingWriter(self.landing_dir, batch_name=f"closed-loop-s{self.seed}-{day:%Y%m%d}",
+                               max_lines_per_file=self.config.max_lines_per_file,
+                               max_buffered_bytes=self.config.max_buffered_bytes)
+        try:
+            by_name, no_consent = run.land(writer)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        users = run.truth_users(day)
+        msgs = pl.DataFrame(run.message_rows, schema=_MESSAGE_SCHEMA)
+        truth = DayTruth(day=day, users=users, messages=msgs, arrivals=run.n_arrivals, signups=run.n_signups,
+                         events_written=sum(by_name.values()), events_by_name=by_name,
+                         no_analytics_consent=no_consent, unknown_flag_values=flags.unknown_values,
+                         files_written=writer.files_written, elapsed_s=0.0)
+
+        # Publish: truth and next state first, the cursor last (the commit point). A crash before
+        # the cursor moves re-runs the day from the old state, rewriting identical files.
+        next_dn = dn + 1
+        tag = _date(next_dn).isoformat()
+        _write_parquet(self.base / "truth" / f"day={day.isoformat()}.parquet", users)
+        _write_parquet(self.base / "truth" / "messages" / f"day={day.isoformat()}.parquet", msgs)
+        _write_json(self.base / "truth" / f"day={day.isoformat()}.json", {
+            "day": day.isoformat(), "arrivals": run.n_arrivals, "signups": run.n_signups,
+            "events_written": truth.events_written, "events_by_name": by_name, "no_analytics_consent": no_consent,
+            "files_written": writer.files_written, "messages_delivered": msgs.height,
+            "unknown_flag_values": flags.unknown_values,
+        })
+        users_file, delivered_file = f"state/users-{tag}.parquet", f"state/delivered-{tag}.parquet"
+        _write_parquet(self.base / users_file, _state_frame(run.s))
+        keys = sorted(delivered | {m.key for m in due})
+        _write_parquet(self.base / delivered_file, pl.DataFrame({"message_key": keys}, schema={"message_key": pl.String}))
+        _write_json(self.base / "cursor.json", {
+            "version": 1, "seed": self.seed, "start": self.start.isoformat(), "config": self.config.to_json(),
+            "next_day": tag, "next_visitor": run.next_visitor, "users_file": users_file,
+            "delivered_file": delivered_file,
+        })
+        for old in (self.base / "state").glob("*.parquet"):
+            if old.name not in (Path(users_file).name, Path(delivered_file).name):
+                old.unlink(missing_ok=True)
+        return replace(truth, elapsed_s=round(time.perf_counter() - t0, 4))
+
+
+class _DayRun:
+    """The mutable work of one ``step``: state arrays, today's flags, and the events to land."""
+
+    def __init__(self, sim: ClosedLoopSimulator, state: dict[str, np.ndarray], dn: int, next_visitor: int,
+                 flags: _Flags) -> None:
+        self.sim, self.cfg, self.k, self.flags = sim, sim.config, sim._keyed, flags
+        self.s = state
+        self.dn = dn
+        self.t0 = dn * MS_DAY
+        self.next_visitor = next_visitor
+        self.n0 = n = len(state["idx"])
+        self.r = random.Random(f"growthlake-closed-loop:{sim.seed}:{dn}")
+        self.g = np.random.default_rng([sim.seed, dn, 0xC105ED])
+        self.events: list[tuple] = []
+        self.message_rows: list[dict[str, Any]] = []
+        self.pos = {uid: i for i, uid in enumerate(state["user_id"].tolist())}
+        self.n_arrivals = self.n_signups = 0
+        hourly = default_hourly_profile()
+        self.hour_cum_session = np.cumsum(hourly[:23])
+        self.hour_cum_arrival = np.cumsum(hourly[:22])
+        self.hour_cum_all = np.cumsum(hourly)
+        self.feature_cum = np.cumsum(FEATURE_WEIGHTS)
+        self.fmt = TimestampFormatter()
+        # Today's per-user facts, for existing users (new users are appended in arrivals()).
+        self.day: dict[str, list] = {
+            "new_today": [False] * n, "active_today": [False] * n, "events_today": [0] * n,
+            "messages_delivered_today": [0] * n, "trial_nudge_delivered_today": [False] * n,
+            "retention_offer_delivered_today": [False] * n, "consent_violations_today": [0] * n,
+            "trial_started_today": [False] * n, "paywall_exposed_today": [False] * n,
+            "converted_today": [False] * n, "revenue_today": [0.0] * n, "payment_today": [False] * n,
+            "churn_hazard": [None] * n, "retention_offer_active": [False] * n, "churned_today": [False] * n,
+            "p_active": [None] * n, "u_convert": [None] * n,
+        }
+        self.contexts: dict[int, dict] = {}
+        self.ip_bits = self.k.bits(state["idx"], "ip")
+        self.n_new = 0
+
+    # -- helpers --
+    def _emit(self, ts: int, name: str, i: int | None, uid: str | None, anon: str, sid: str | None,
+              props: dict, ctx: dict) -> None:
+        self.events.append((ts, name, uid, anon, sid, props, ctx))
+        if i is not None:
+            self.day["events_today"][i] += 1
+
+    def _gap(self, mean_ms: int = 80_000) -> int:
+        return 8_000 + min(_MAX_GAP_MS, int(self.r.expovariate(1.0 / mean_ms)))
+
+    def _hour_time(self, cum: np.ndarray) -> int:
+        h = int(np.searchsorted(cum, self.r.random() * cum[-1], side="right"))
+        return self.t0 + min(h, len(cum) - 1) * MS_HOUR + self.r.randrange(MS_HOUR)
+
+    def _ctx(self, i: int) -> dict:
+        ctx = self.contexts.get(i)
+        if ctx is None:
+            s = self.s
+            ctx = self.contexts[i] = {
+                "ip": _ip(int(self.ip_bits[i])), "user_agent": USER_AGENTS[int(s["ua"][i])][0],
+                "locale": LOCALES[int(s["locale"][i])],
+                "consent": {"analytics": bool(s["analytics"][i]), "marketing": bool(s["marketing"][i])}}
+        return ctx
+
+    def _user(self, i: int) -> tuple[str, str, dict]:
+        return self.s["user_id"][i], self.s["anonymous_id"][i], self._ctx(i)
+
+    # -- 1. messages --
+    def deliver(self, due: list[_Message]) -> None:
+        cfg, s, day = self.cfg, self.s, self.day
+        for m in due:
+            i = self.pos.get(m.person_id)
+            row = {"day": _date(self.dn), "message_key": m.key, "person_id": m.person_id, "template": m.template,
+                   "sent_at": datetime.fromtimestamp(m.sent_ms / 1000, tz=UTC), "user_index": None,
+                   "known_recipient": i is not None, "marketing_consent": None, "consent_violation": False,
+                   "status_at_delivery": None, "effective": False, "opened": False, "clicked": False}
+            self.message_rows.append(row)
+            if i is None:
+                continue
+            status = s["status"][i]
+            row.update(user_index=int(s["idx"][i]), marketing_consent=bool(s["marketing"][i]),
+                       status_at_delivery=status)
+            day["messages_delivered_today"][i] += 1
+            s["messages_total"][i] += 1
+            if not s["marketing"][i]:
+                row["consent_violation"] = True  # the user ignores it: no effect, no events
+                day["consent_violations_today"][i] += 1
+                s["consent_violations_total"][i] += 1
+                continue
+            if m.template == cfg.trial_nudge_template:
+                day["trial_nudge_delivered_today"][i] = True
+                if status == "trial":
+                    row["effective"] = True
+                    if not s["nudged"][i]:
+                        s["nudged"][i], s["nudge_day"][i] = True, self.dn
+            elif m.template == cfg.retention_offer_template:
+                day["retention_offer_delivered_today"][i] = True
+                if status == "paying":
+                    row["effective"] = True
+                    s["offer_until"][i] = max(int(s["offer_until"][i]), self.dn + cfg.retention_offer_days)
+            if self.k.scalar("open", m.key) < cfg.email_open_rate:
+                row["opened"] = True
+                uid, anon, ctx = self._user(i)
+                email_id = "em_" + hashlib.sha256(m.key.encode()).hexdigest()[:16]
+                t = self._hour_time(self.hour_cum_session)
+                props = {"campaign": m.template, "email_id": email_id}
+                self._emit(t, "email_opened", i, uid, anon, None, props, ctx)
+                if self.k.scalar("click", m.key) < cfg.email_click_rate:
+                    row["clicked"] = True
+                    link = self.r.choice(_EMAIL_LINKS.get(m.template, _DEFAULT_LINKS))
+                    self._emit(t + 3_000 + self.r.randrange(90_000), "email_clicked", i, uid, anon, None,
+                               {**props, "link": link}, ctx)
+
+    # -- 2. churn and renewals --
+    def churn_and_renew(self) -> None:
+        cfg, s, dn = self.cfg, self.s, self.dn
+        paying = np.flatnonzero((s["status"] == "paying") & (s["converted_day"] < dn)) if self.n0 else np.empty(0, int)
+        if paying.size == 0:
+            return
+        offer = s["offer_until"][paying] > dn
+        hazard = cfg.churn_daily_base * (1.5 - s["engagement"][paying])
+        hazard = np.where(offer, hazard * cfg.retention_offer_churn_multiplier, hazard)
+        churn = self.k.uniform(s["idx"][paying], "churn", dn) < hazard
+        for j, i in enumerate(paying.tolist()):
+            self.day["churn_hazard"][i] = float(hazard[j])
+            self.day["retention_offer_active"][i] = bool(offer[j])
+            uid, anon, ctx = self._user(i)
+            plan, amount = s["plan"][i], float(s["amount"][i])
+            if churn[j]:
+                s["status"][i], s["churned_day"][i], s["next_payment"][i] = "churned", dn, -1
+                self.day["churned_today"][i] = True
+                self._emit(self._hour_time(self.hour_cum_all), "subscription_cancelled", i, uid, anon, None,
+                           {"plan": plan, "reason": self.r.choice(CANCEL_REASONS)}, ctx)
+            elif s["next_payment"][i] == dn:
+                s["next_payment"][i] = dn + cfg.billing_period_days
+                self._pay(i, self._hour_time(self.hour_cum_all), amount)
+
+    def _pay(self, i: int, t: int, amount: float) -> None:
+        uid, anon, ctx = self._user(i)
+        self._emit(t, "payment_succeeded", i, uid, anon, None,
+                   {"amount": amount, "currency": self.cfg.currency, "invoice_id": short_hex(self.r.getrandbits, "in_"),
+                    "plan": self.s["plan"][i]}, ctx)
+        self.day["revenue_today"][i] += amount
+        self.day["payment_today"][i] = True
+        self.s["revenue_total"][i] += amount
+
+    # -- 3. trial ends: paywall and conversion --
+    def end_trials(self) -> None:
+        cfg, s, dn = self.cfg, self.s, self.dn
+        ending = np.flatnonzero((s["status"] == "trial") & (s["trial_end"] == dn))
+        if ending.size == 0:
+            return
+        p_base = cfg.trial_conversion_base * (0.5 + s["engagement"][ending])
+        p_control = p_base + cfg.trial_nudge_lift * s["nudged"][ending]
+        u = self.k.uniform(s["idx"][ending], "convert")
+        for j, i in enumerate(ending.tolist()):
+            variant = self.flags.value(cfg.paywall_flag, s["user_id"][i], cfg.paywall_variants)
+            effect = cfg.paywall_variants[variant]
+            p = float(p_control[j]) * effect.conversion_multiplier
+            price = float(cfg.plan_prices[s["plan"][i]])
+            s["paywall_variant"][i], s["paywall_day"][i] = variant, dn
+            s["p_convert_base"][i], s["p_convert_control"][i], s["p_convert"][i] = p_base[j], p_control[j], p
+            self.day["paywall_exposed_today"][i] = True
+            self.day["u_convert"][i] = float(u[j])
+            if u[j] < p:
+                s["status"][i], s["converted_day"][i] = "paying", dn
+                s["amount"][i] = round(price * effect.price_factor, 2)
+                s["next_payment"][i] = dn + cfg.billing_period_days
+                self.day["converted_today"][i] = True
+            else:
+                s["status"][i] = "expired"
+
+    # -- 4. trial starts and sessions --
+    def start_trials(self) -> None:
+        s, dn = self.s, self.dn
+        for i in np.flatnonzero((s["status"] == "free") & (s["trial_plan_day"] == dn)).tolist():
+            self._begin_trial(i)
+
+    def _begin_trial(self, i: int) -> None:
+        s = self.s
+        s["status"][i], s["trial_start"][i], s["trial_end"][i] = "trial", self.dn, self.dn + self.cfg.trial_days
+        s["nudged"][i], s["nudge_day"][i] = False, -1
+        self.day["trial_started_today"][i] = True
+
+    def _p_active(self, rows: np.ndarray) -> np.ndarray:
+        cfg, s = self.cfg, self.s
+        status_mult = np.array([cfg.status_activity_multiplier[st] for st in s["status"][rows]], dtype=np.float64)
+        p = (cfg.active_base * (0.5 + s["engagement"][rows]) * status_mult
+             * np.where(s["onboarded"][rows], cfg.onboarded_activity_multiplier, 1.0))
+        return np.minimum(p, 0.97)
+
+    def sessions(self) -> None:
+        cfg, s, dn, day = self.cfg, self.s, self.dn, self.day
+        rows = np.flatnonzero(s["signup_day"] < dn) if self.n0 else np.empty(0, int)
+        if rows.size == 0:
+            return
+        p = self._p_active(rows)
+        forced = np.array([day["trial_started_today"][i] or day["paywall_exposed_today"][i] for i in rows.tolist()],
+                          dtype=bool)
+        active = (self.k.uniform(s["idx"][rows], "active", dn) < p) | forced
+        n_sessions = 1 + self.g.poisson(cfg.extra_sessions_mean * 2.0 * s["engagement"][rows])
+        for j, i in enumerate(rows.tolist()):
+            day["p_active"][i] = float(p[j])
+            if not active[j]:
+                continue
+            day["active_today"][i] = True
+            starts = sorted(self._hour_time(self.hour_cum_session) for _ in range(int(n_sessions[j])))
+            last = -1
+            for k, start in enumerate(starts):
+                if k and start < last + 30 * MS_MINUTE:
+                    start = last + 30 * MS_MINUTE
+                if start > self.t0 + 23 * MS_HOUR:
+                    break
+                last = self._session(i, start, first=k == 0)
+
+    def _session(self, i: int, t: int, *, first: bool) -> int:
+        s, day = self.s, self.day
+        uid, anon, ctx = self._user(i)
+        sid = short_hex(self.r.getrandbits, "ses_")
+        self._emit(t, "page_viewed", i, uid, anon, sid, {"path": "/app", "title": PAGE_TITLES["/app"]}, ctx)
+        if first and day["trial_started_today"][i]:
+            t += self._gap()
+            self._trial_started(i, t, sid)
+        if first and day["paywall_exposed_today"][i]:
+            t += self._gap()
+            self._emit(t, "page_viewed", i, uid, anon, sid,  # the paywall
+                       {"path": "/app/billing", "title": PAGE_TITLES["/app/billing"]}, ctx)
+            viewed = self.flags.exposure(self.cfg.paywall_flag, uid)
+            if viewed is not None:
+                self._emit(t + 1, "experiment_viewed", i, uid, anon, sid, viewed, ctx)
+            if day["converted_today"][i]:
+                t_sub = t + 20_000 + self.r.randrange(100_000)
+                amount = float(s["amount"][i])
+                self._emit(t_sub, "subscription_started", i, uid, anon, None,
+                           {"plan": s["plan"][i], "amount": amount, "currency": self.cfg.currency}, ctx)
+                self._pay(i, t_sub + 1_000 + self.r.randrange(2_000), amount)
+        return self._actions(i, t, sid, uid, anon, ctx, 1 + int(self.g.poisson(self.cfg.actions_per_session_mean)))
+
+    def _trial_started(self, i: int, t: int, sid: str) -> None:
+        uid, anon, ctx = self._user(i)
+        self._emit(t, "trial_started", i, uid, anon, sid,
+                   {"plan": self.s["plan"][i], "trial_days": self.cfg.trial_days}, ctx)
+
+    def _actions(self, i: int, t: int, sid: str, uid: str, anon: str, ctx: dict, n: int) -> int:
+        """``n`` in-app actions (feature_used / page_viewed) of one session, stopping before the day ends."""
+        r, limit, share = self.r, self.t0 + MS_DAY - 10 * MS_MINUTE, self.cfg.feature_share
+        for _ in range(n):
+            nxt = t + self._gap()
+            if nxt >= limit:
+                break
+            t = nxt
+            if r.random() < share:
+                u = r.random() * self.feature_cum[-1]
+                feature = FEATURES[min(int(np.searchsorted(self.feature_cum, u, side="right")), len(FEATURES) - 1)]
+                self._emit(t, "feature_used", i, uid, anon, sid,
+                           {"feature": feature, "duration_s": round(r.expovariate(1.0 / 45.0), 1)}, ctx)
+            else:
+                path = r.choice(APP_PAGES)
+                self._emit(t, "page_viewed", i, uid, anon, sid, {"path": path, "title": PAGE_TITLES[path]}, ctx)
+        return t
+
+    # -- 5. arrivals and sign-ups --
+    def arrivals(self) -> None:
+        cfg, k = self.cfg, self.k
+        n = cfg.arrivals_per_day
+        idx = np.arange(self.next_visitor, self.next_visitor + n, dtype=np.int64)
+        self.next_visitor += n
+        self.n_arrivals = n
+        if n == 0:
+            return
+        signup = k.uniform(idx, "signup") < cfg.signup_rate
+        analytics = k.uniform(idx, "analytics") < cfg.analytics_consent_rate
+        marketing = k.uniform(idx, "marketing") < cfg.marketing_consent_rate
+        engagement = k.uniform(idx, "engagement")
+        ua = np.minimum((k.uniform(idx, "ua") * len(USER_AGENTS)).astype(np.int16), len(USER_AGENTS) - 1)
+        locale = np.minimum(np.searchsorted(np.cumsum(LOCALE_WEIGHTS), k.uniform(idx, "locale") * sum(LOCALE_WEIGHTS),
+                                            side="right"), len(LOCALES) - 1).astype(np.int16)
+        shares = np.cumsum([c[0] for c in CHANNELS.values()])
+        channel = np.minimum(np.searchsorted(shares, k.uniform(idx, "channel") * shares[-1], side="right"),
+                             len(CHANNELS) - 1)
+        uid_bits, ip_bits = k.bits(idx, "user_id"), k.bits(idx, "ip")
+        anon_hi, anon_lo = k.bits(idx, "anon_hi"), k.bits(idx, "anon_lo")
+        onboard_u, steps_u = k.uniform(idx, "onboarding"), k.uniform(idx, "onboarding_steps")
+        trial_u, delay_u, plan_u = k.uniform(idx, "trial"), k.uniform(idx, "trial_delay"), k.uniform(idx, "plan")
+        channel_names = list(CHANNELS)
+        arrivals = sorted((self._hour_time(self.hour_cum_arrival), j) for j in range(n))
+        new_rows: list[dict[str, Any]] = []
+        for t, j in arrivals:
+            anon = uuid4_str(lambda _bits, j=j: (int(anon_hi[j]) << 64) | int(anon_lo[j]))
+            ctx = {"ip": _ip(int(ip_bits[j])), "user_agent": USER_AGENTS[int(ua[j])][0],
+                   "locale": LOCALES[int(locale[j])], "consent": {"analytics": bool(analytics[j]),
+                                                                  "marketing": bool(marketing[j])}}
+            acq = self._acquisition(channel_names[int(channel[j])])
+            sid = short_hex(self.r.getrandbits, "ses_")
+            for p in range(1 + self.r.randrange(4)):
+                if p:
+                    t += self._gap()
+                path = self.r.choice(MARKETING_PAGES[:6]) if p == 0 else self.r.choice(MARKETING_PAGES)
+                props = {"path": path, "title": PAGE_TITLES[path], **(acq if p == 0 else {})}
+                self._emit(t, "page_viewed", None, None, anon, sid, props, ctx)
+            if not signup[j]:
+                continue
+            new_rows.append(self._signup(j, t, sid, anon, ctx, acq, idx=idx, engagement=engagement, ua=ua,
+                                         locale=locale, analytics=analytics, marketing=marketing,
+                                         channel=channel_names[int(channel[j])], uid_bits=uid_bits,
+                                         onboard_u=onboard_u, steps_u=steps_u, trial_u=trial_u, delay_u=delay_u,
+                                         plan_u=plan_u))
+        self.n_signups = len(new_rows)
+        self._append(new_rows)
+
+    def _acquisition(self, channel: str) -> dict[str, str]:
+        _, _, referrers, utms, campaigns = CHANNELS[channel]
+        acq: dict[str, str] = {}
+        if referrers:
+            acq["referrer"] = self.r.choice(referrers)
+        if utms:
+            acq["utm_source"], acq["utm_medium"] = self.r.choice(utms)
+            acq["utm_campaign"] = self.r.choice(campaigns)
+        return acq
+
+    def _signup(self, j: int, t: int, sid: str, anon: str, ctx: dict, acq: dict, **a: Any) -> dict[str, Any]:
+        cfg, r, dn = self.cfg, self.r, self.dn
+        uid = f"usr_{int(a['uid_bits'][j]):016x}"
+        t += self._gap()
+        method = r.choices(SIGNUP_METHODS, weights=SIGNUP_METHOD_WEIGHTS)[0]
+        # The email is landed (ingestion masks it) and never stored by the simulator.
+        email = f"{r.choice(FIRST_NAMES)}.{r.getrandbits(16):04x}@{r.choice(EMAIL_DOMAINS)}"
+        i = len(self.s["idx"]) + self.n_new  # appended to the state after all arrivals
+        self.n_new += 1
+        self._grow_day()
+        self.day["new_today"][i] = True
+        self.day["active_today"][i] = True
+        self.contexts[i] = ctx
+        self._emit(t, "user_signed_up", i, uid, anon, sid, {"method": method, "email": email, **acq}, ctx)
+        variant = self.flags.value(cfg.onboarding_flag, uid, cfg.onboarding_completion)
+        viewed = self.flags.exposure(cfg.onboarding_flag, uid)
+        if viewed is not None:  # logged the millisecond after sign-up: no draw from the RNG
+            self._emit(t + 1, "experiment_viewed", i, uid, anon, sid, viewed, ctx)
+        completed = bool(a["onboard_u"][j] < cfg.onboarding_completion[variant])
+        steps = len(ONBOARDING_STEPS) if completed else int(a["steps_u"][j] * len(ONBOARDING_STEPS))
+        for index, step in enumerate(ONBOARDING_STEPS[:steps], 1):
+            t += self._gap(120_000)
+            self._emit(t, "onboarding_step_completed", i, uid, anon, sid,
+                       {"step": step, "step_index": index, "variant": variant}, ctx)
+        eng = float(a["engagement"][j])
+        p_trial = min(1.0, cfg.trial_base * (0.5 + eng) * (cfg.onboarded_trial_multiplier if completed else 1.0))
+        trial_day = -1
+        if a["trial_u"][j] < p_trial:
+            trial_day = dn + int(a["delay_u"][j] * (cfg.trial_start_max_delay_days + 1))
+        plan = "team" if a["plan_u"][j] < cfg.team_plan_share else "pro"
+        row = {
+            "idx": int(a["idx"][j]), "user_id": uid, "anonymous_id": anon, "signup_day": dn, "channel": a["channel"],
+            "ua": int(a["ua"][j]), "locale": int(a["locale"][j]), "analytics": bool(a["analytics"][j]),
+            "marketing": bool(a["marketing"][j]), "engagement": eng, "onboarding_variant": variant,
+            "onboarding_steps": steps, "onboarded": completed, "p_trial": p_trial, "trial_plan_day": trial_day,
+            "plan": plan, "status": "free", "trial_start": -1, "trial_end": -1, "nudged": False, "nudge_day": -1,
+            "paywall_variant": None, "paywall_day": -1, "p_convert_base": math.nan, "p_convert_control": math.nan,
+            "p_convert": math.nan, "converted_day": -1, "amount": 0.0, "next_payment": -1, "offer_until": -1,
+            "churned_day": -1, "revenue_total": 0.0, "messages_total": 0, "consent_violations_total": 0,
+        }
+        if trial_day == dn:
+            row.update(status="trial", trial_start=dn, trial_end=dn + cfg.trial_days)
+            self.day["trial_started_today"][i] = True
+            t += self._gap()
+            self._emit(t, "trial_started", i, uid, anon, sid, {"plan": plan, "trial_days": cfg.trial_days}, ctx)
+        self._actions(i, t, sid, uid, anon, ctx, r.randrange(6))  # first steps in the product, same session
+        return row
+
+    def _grow_day(self) -> None:
+        for name, col in self.day.items():
+            col.append({"new_today": False, "active_today": False, "events_today": 0, "messages_delivered_today": 0,
+                        "consent_violations_today": 0, "revenue_today": 0.0, "churn_hazard": None, "p_active": None,
+                        "u_convert": None}.get(name, False))
+
+    def _append(self, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        for name, dt in _STATE_SCHEMA.items():
+            values = [row[name] for row in rows]
+            new = np.array(values, dtype=object) if dt == pl.String() else np.array(values, dtype=_NP_DTYPES[dt])
+            self.s[name] = np.concatenate([self.s[name], new]) if len(self.s[name]) else new
+
+    # -- landing and truth --
+    def land(self, writer: LandingWriter) -> tuple[dict[str, int], int]:
+        """Write the day's events (in time order) as canonical landing lines."""
+        fmt, dumps, bits, rnd = self.fmt, orjson.dumps, self.r.getrandbits, self.r.random
+        spread, last = self.cfg.max_delivery_delay_ms + 1, self.t0 + MS_DAY - 1
+        by_name: dict[str, int] = {}
+        no_consent = 0
+        self.events.sort(key=lambda e: e[0])
+        for ts, name, uid, anon, sid, props, ctx in self.events:
+            if not self.t0 <= ts <= last:
+                raise AssertionError(f"event {name} at {ts} outside its day")  # a model bug, never data
+            rec = min(ts + int(rnd() * spread), last)
+            ev = {"event_id": uuid4_str(bits), "event_name": name, "timestamp": fmt(ts), "received_at": fmt(rec),
+                  "user_id": uid, "anonymous_id": anon, "session_id": sid, "properties": props, "context": ctx}
+            writer.add(rec, dumps(ev), None)
+            by_name[name] = by_name.get(name, 0) + 1
+            no_consent += not ctx["consent"]["analytics"]
+        return dict(sorted(by_name.items())), no_consent
+
+    def truth_users(self, day: date) -> pl.DataFrame:
+        s, d = self.s, self.day
+
+        def as_date(col: np.ndarray) -> pl.Series:
+            return pl.Series([None if v < 0 else _date(int(v)) for v in col.tolist()], dtype=pl.Date)
+
+        def nan_null(col: np.ndarray) -> pl.Series:
+            return pl.Series([None if math.isnan(v) else v for v in col.tolist()], dtype=pl.Float64)
+
+        n = len(s["idx"])
+        price = np.array([self.cfg.plan_prices[p] for p in s["plan"].tolist()], dtype=np.float64)
+        factor = np.array([self.cfg.paywall_variants[v].price_factor if v is not None else math.nan
+                           for v in s["paywall_variant"].tolist()], dtype=np.float64)
+        exposed = np.array(d["paywall_exposed_today"], dtype=bool)
+        exp_ctrl = np.where(exposed, s["p_convert_control"] * price, math.nan)
+        exp_rev = np.where(exposed, s["p_convert"] * price * factor, math.nan)
+        frame = pl.DataFrame({
+            "day": pl.Series([day] * n, dtype=pl.Date),
+            "user_index": pl.Series(s["idx"], dtype=pl.Int64),
+            "user_id": pl.Series(s["user_id"].tolist(), dtype=pl.String),
+            "anonymous_id": pl.Series(s["anonymous_id"].tolist(), dtype=pl.String),
+            "signup_day": as_date(s["signup_day"]),
+            "new_today": pl.Series(d["new_today"], dtype=pl.Boolean),
+            "channel": pl.Series(s["channel"].tolist(), dtype=pl.String),
+            "analytics_consent": pl.Series(s["analytics"], dtype=pl.Boolean),
+            "marketing_consent": pl.Series(s["marketing"], dtype=pl.Boolean),
+            "engagement": pl.Series(s["engagement"], dtype=pl.Float64),
+            "status": pl.Series(s["status"].tolist(), dtype=pl.String),
+            "onboarding_variant": pl.Series(s["onboarding_variant"].tolist(), dtype=pl.String),
+            "p_onboarding_complete": pl.Series(
+                [self.cfg.onboarding_completion[v] for v in s["onboarding_variant"].tolist()], dtype=pl.Float64),
+            "onboarding_steps": pl.Series(s["onboarding_steps"], dtype=pl.Int8),
+            "onboarding_completed": pl.Series(s["onboarded"], dtype=pl.Boolean),
+            "p_trial": pl.Series(s["p_trial"], dtype=pl.Float64),
+            "p_active": pl.Series(d["p_active"], dtype=pl.Float64),
+            "active_today": pl.Series(d["active_today"], dtype=pl.Boolean),
+            "events_today": pl.Series(d["events_today"], dtype=pl.Int32),
+            "plan": pl.Series(s["plan"].tolist(), dtype=pl.String),
+            "trial_started_today": pl.Series(d["trial_started_today"], dtype=pl.Boolean),
+            "in_trial": pl.Series(s["status"] == "trial", dtype=pl.Boolean),
+            "trial_start_day": as_date(s["trial_start"]),
+            "trial_end_day": as_date(s["trial_end"]),
+            "messages_delivered_today": pl.Series(d["messages_delivered_today"], dtype=pl.Int32),
+            "consent_violations_today": pl.Series(d["consent_violations_today"], dtype=pl.Int32),
+            "trial_nudge_delivered_today": pl.Series(d["trial_nudge_delivered_today"], dtype=pl.Boolean),
+            "retention_offer_delivered_today": pl.Series(d["retention_offer_delivered_today"], dtype=pl.Boolean),
+            "nudged": pl.Series(s["nudged"], dtype=pl.Boolean),
+            "nudge_day": as_date(s["nudge_day"]),
+            "paywall_variant": pl.Series(s["paywall_variant"].tolist(), dtype=pl.String),
+            "paywall_exposed_today": pl.Series(exposed, dtype=pl.Boolean),
+            "paywall_day": as_date(s["paywall_day"]),
+            "p_convert_base": nan_null(s["p_convert_base"]),
+            "p_convert_control": nan_null(s["p_convert_control"]),
+            "p_convert": nan_null(s["p_convert"]),
+            "u_convert": pl.Series(d["u_convert"], dtype=pl.Float64),
+            "expected_revenue_control": nan_null(exp_ctrl),
+            "expected_revenue": nan_null(exp_rev),
+            "converted_today": pl.Series(d["converted_today"], dtype=pl.Boolean),
+            "converted_day": as_date(s["converted_day"]),
+            "amount": pl.Series(s["amount"], dtype=pl.Float64),
+            "payment_today": pl.Series(d["payment_today"], dtype=pl.Boolean),
+            "revenue_today": pl.Series(d["revenue_today"], dtype=pl.Float64),
+            "revenue_to_date": pl.Series(s["revenue_total"], dtype=pl.Float64),
+            "churn_hazard": pl.Series(d["churn_hazard"], dtype=pl.Float64),
+            "retention_offer_active": pl.Series(d["retention_offer_active"], dtype=pl.Boolean),
+            "retention_offer_until": as_date(s["offer_until"]),
+            "churned_today": pl.Series(d["churned_today"], dtype=pl.Boolean),
+            "messages_to_date": pl.Series(s["messages_total"], dtype=pl.Int32),
+            "consent_violations_to_date": pl.Series(s["consent_violations_total"], dtype=pl.Int32),
+        })
+        return frame
