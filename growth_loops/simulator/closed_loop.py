@@ -173,6 +173,9 @@ class ClosedLoopConfig:
     retention_offer_template: str = "retention_offer"
     retention_offer_churn_multiplier: float = 0.5
     retention_offer_days: int = 14
+    # Messages sent up to this many hours into a day are delivered (and act) that day: the nightly
+    # decision run that follows a day's close sends its emails in the first minutes of the next.
+    delivery_cutoff_hours: int = 1
     # Email engagement with delivered messages (consenting users only).
     email_open_rate: float = 0.45
     email_click_rate: float = 0.30
@@ -199,6 +202,9 @@ class ClosedLoopConfig:
         for attr in ("billing_period_days", "retention_offer_days", "max_lines_per_file", "max_buffered_bytes"):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
                 raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use an integer >= 1.")
+        if not isinstance(self.delivery_cutoff_hours, int) or not 0 <= self.delivery_cutoff_hours <= 23:
+            raise ConfigError(f"{name}.delivery_cutoff_hours", f"is {self.delivery_cutoff_hours!r}",
+                              "Use whole hours from 0 to 23.")
         if not isinstance(self.trial_days, int) or not 1 <= self.trial_days <= 60:
             raise ConfigError(f"{name}.trial_days", f"is {self.trial_days!r}", "The tracking plan allows 1..60.")
         if "control" not in self.onboarding_completion or any(
@@ -705,7 +711,8 @@ class ClosedLoopSimulator:
                 are evaluated per user with the ``growthbook`` SDK. None or a missing flag: control.
             messages: the message outbox (or any frame with ``person_id``, ``template`` and
                 ``sent_at`` and/or ``created_at``, optionally ``message_id``). Messages sent before
-                ``day`` 00:00 UTC that were not delivered yet are delivered today; the frame may
+                ``day`` 00:00 UTC plus ``delivery_cutoff_hours`` (1 h: the nightly decision run's
+                emails) that were not delivered yet are delivered today; the frame may
                 hold older (already delivered) and newer (not yet due) rows.
 
         Returns:
@@ -722,7 +729,7 @@ class ClosedLoopSimulator:
             raise ConfigError("step(day)", f"{day} is not the next day to simulate ({expected})",
                               "Step the days in order, starting at next_day.")
         flags = _Flags(flags_document)
-        due = _messages_due(messages, dn * MS_DAY, delivered)
+        due = _messages_due(messages, dn * MS_DAY + self.config.delivery_cutoff_hours * 3_600_000, delivered)
         run = _DayRun(self, state, dn, int(cursor["next_visitor"]), flags)
         run.deliver(due)
         run.churn_and_renew()

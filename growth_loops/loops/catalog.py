@@ -1,0 +1,351 @@
+"""The growth loops of the playbook, declared and implemented in one place.
+
+* ``onboarding`` — a Thompson-sampling bandit over onboarding variants (flag
+  ``onboarding_variant``), rewarded when a new person completes all five onboarding steps; a
+  greedy candidate policy is promoted only when off-policy evaluation says it beats the bandit;
+* ``trial_nudge`` — a randomized experiment: people whose trial ends within 3 days get a
+  ``trial_nudge`` email (treatment) or nothing (control); measured on conversion;
+* ``paywall`` — an in-app paywall variant tested against control, with a revenue guardrail that
+  rolls it back when revenue per exposed person drops beyond the tolerated 2%;
+* ``churn_prevention`` — a risk score (logistic regression on features, a rule until there is
+  enough history) picks paying people at risk; 80% of them get a ``retention_offer``.
+
+Every loop leaves the global holdout alone and acts only on people with the consent it needs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from growth_loops.actuation import HashExperiment, OutboxMessage
+from growth_loops.bandits import BetaThompson, evaluate_candidate, on_policy_value, should_promote
+from growth_loops.experiments import analyze, assign_many, in_holdout_many, srm_test
+from growth_loops.loops.data import exposures, unit_outcomes
+from growth_loops.loops.guardrails import evaluate
+from growth_loops.loops.runtime import DayContext, Loop, LoopSettings, Mode, Outcome
+from growth_loops.loops.spec import ApprovalPolicy, Guardrail, LoopSpec
+
+__all__ = ["ChurnPrevention", "OnboardingBandit", "PaywallTest", "TrialNudge", "default_loops"]
+
+_DAY = datetime.timedelta(days=1)
+
+
+def _eligible(ctx: DayContext, frame: pl.DataFrame, *, needs_marketing: bool) -> pl.DataFrame:
+    """Drop the global holdout (and, for messages, people without marketing consent)."""
+    s = ctx.settings
+    if frame.is_empty():
+        return frame
+    keep = ~pl.Series(in_holdout_many(frame["person_id"], seed=s.holdout_seed, share=s.holdout_share))
+    frame = frame.filter(keep) if s.holdout_share > 0 else frame
+    if needs_marketing:
+        marketing = ctx.features("user_marketing").filter(pl.col("emails_opened_28d").is_not_null())
+        frame = frame.join(marketing.select("person_id"), on="person_id", how="semi")
+    return frame
+
+
+def _canary(ctx: DayContext, frame: pl.DataFrame, loop: str, mode: Mode) -> pl.DataFrame:
+    if mode == "full" or frame.is_empty():
+        return frame
+    share = ctx.settings.canary_share
+    arm = assign_many(frame["person_id"], seed=f"{loop}-canary", weights=[share, 1 - share])
+    return frame.filter(pl.Series(arm == 0))
+
+
+def _results(experiment: str, metric: str, control: np.ndarray, treatment: np.ndarray, weights: list[float],
+             *, pre: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any] | None:
+    if min(control.size, treatment.size) < 2:
+        return None
+    srm = srm_test([control.size, treatment.size], weights)
+    res = analyze(control.astype(float), treatment.astype(float), metric=metric,
+                  pre_control=None if pre is None else pre[0], pre_treatment=None if pre is None else pre[1])
+    return {"experiment": experiment, "metric": metric, "n_control": int(control.size),
+            "n_treatment": int(treatment.size), "srm_p_value": float(srm.p_value), "srm_flagged": bool(srm.flagged),
+            "record": json.dumps(res.to_record(), default=float)}
+
+
+class OnboardingBandit(Loop):
+    """Thompson sampling over onboarding variants, actuated as a GrowthBook experiment rule whose
+    weights are the policy's arm probabilities (the propensities of the day's sign-ups)."""
+
+    spec = LoopSpec(
+        name="onboarding", description="Personalize onboarding: send sign-ups to the variant that completes best.",
+        owner="growth-activation", inputs=("user_features.onboarding_steps_completed",), policy="bandit",
+        actuation="feature_flag", target="onboarding_variant", variants=("control", "guided", "checklist"),
+        control="control", feedback_metric="onboarding_completed",
+        approval=ApprovalPolicy(mode="auto", stable_days=2), cadence="nightly",
+    )
+    version = "ts-v1"
+    experiment = "onboarding-bandit"
+    min_share = 0.05
+    lookback_days = 60
+
+    def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
+        arms = list(self.spec.variants)
+        logged = self._logged(ctx)
+        policy = BetaThompson.new(arms, min_share=self.min_share, draws=20_000)
+        if not logged.is_empty():
+            policy = policy.update(logged["arm"].to_numpy(), logged["reward"].to_numpy())
+        rng = np.random.default_rng(ctx.rng_seed(self.spec.name))
+        weights = policy.policy_probabilities(20_000, rng)
+        promoted = any(v.endswith("+greedy") for v in ctx.runs(self.spec.name)["policy_version"].to_list())
+        evidence: dict[str, Any] = {"posterior_means": dict(zip(arms, policy.posterior_means().round(4).tolist())),
+                                    "logged_units": logged.height}
+        ope = self._ope(logged, policy, arms)
+        if ope is not None:
+            evidence["ope"] = ope
+            if not promoted and ope["promote"]:
+                promoted = True
+                evidence["promotion"] = f"greedy policy promoted: {ope['reason']}"
+        if promoted:
+            weights = self._greedy(policy, len(arms))
+        weights = np.round(weights / weights.sum(), 6)
+        weights[-1] = round(1.0 - float(weights[:-1].sum()), 6)
+        flag = HashExperiment(
+            key=self.spec.target, default=self.spec.control, experiment_key=self.experiment, seed=self.experiment,
+            variations=arms, weights=weights.tolist(), coverage=1.0 if mode == "full" else ctx.settings.canary_share,
+            holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
+            decision_id=f"onboarding-{ctx.day.isoformat()}")
+        decisions = [{"person_id": None, "action": arm, "propensity": float(w)} for arm, w in zip(arms, weights)]
+        results = []
+        if not logged.is_empty():
+            control = logged.filter(pl.col("arm") == 0)["reward"].to_numpy()
+            best = int(np.argmax(policy.posterior_means()))
+            if best != 0:
+                row = _results(self.experiment, "onboarding_completed", control,
+                               logged.filter(pl.col("arm") == best)["reward"].to_numpy(), [0.5, 0.5])
+                if row is not None:
+                    row["srm_p_value"], row["srm_flagged"] = None, None  # adaptive weights: SRM does not apply
+                    results.append(row)
+        return Outcome(flag=flag, decisions=decisions, results=results, evidence=evidence,
+                       policy_version=f"{self.version}+greedy" if promoted else self.version)
+
+    def _logged(self, ctx: DayContext) -> pl.DataFrame:
+        """Exposures with their arm, propensity (the weight in force that day) and reward."""
+        events = ctx.events(ctx.day - datetime.timedelta(days=self.lookback_days))
+        seen = exposures(events, self.spec.target).filter(pl.col("experiment_id") == self.experiment)
+        if seen.is_empty():
+            return pl.DataFrame(schema={"arm": pl.Int64, "propensity": pl.Float64, "reward": pl.Float64})
+        seen = seen.with_columns(pl.col("exposed_at").dt.date().alias("exposed_day"))
+        decisions = ctx.decisions(self.spec.name).filter(pl.col("person_id").is_null()).select(
+            (pl.col("day") + pl.duration(days=1)).alias("exposed_day"), pl.col("action").alias("variation_id"),
+            "propensity")
+        days = sorted(set(seen["exposed_day"].to_list()))
+        completed = ctx.features("user_features", days=days).select(
+            "person_id", pl.col("day").alias("exposed_day"),
+            (pl.col("onboarding_steps_completed") >= 5).cast(pl.Float64).alias("reward"))
+        arm_index = {a: i for i, a in enumerate(self.spec.variants)}
+        return (
+            seen.join(decisions, on=["exposed_day", "variation_id"], how="inner")
+            .join(completed, on=["person_id", "exposed_day"], how="inner")
+            .with_columns(pl.col("variation_id").replace_strict(arm_index, return_dtype=pl.Int64).alias("arm"))
+            .select("arm", "propensity", "reward")
+        )
+
+    def _greedy(self, policy: BetaThompson, k: int) -> np.ndarray:
+        probs = np.full(k, self.min_share)
+        probs[int(np.argmax(policy.posterior_means()))] += 1.0 - k * self.min_share
+        return probs
+
+    def _ope(self, logged: pl.DataFrame, policy: BetaThompson, arms: list[str]) -> dict[str, Any] | None:
+        if logged.height < 300:
+            return None
+        n, k = logged.height, len(arms)
+        candidate = np.broadcast_to(self._greedy(policy, k), (n, k))
+        model = np.broadcast_to(policy.posterior_means(), (n, k))
+        est = evaluate_candidate(logged["arm"].to_numpy(), logged["propensity"].to_numpy(),
+                                 logged["reward"].to_numpy(), candidate, model)
+        current = on_policy_value(logged["reward"].to_numpy())
+        verdict = should_promote(est["dr"], current, min_lift=0.0, require="ci", min_effective_sample_size=100)
+        return {"ips": est["ips"].value, "snips": est["snips"].value, "dr": est["dr"].value,
+                "dr_ci": [est["dr"].ci_low, est["dr"].ci_high], "current": current.value,
+                "promote": bool(verdict.promote), "reason": verdict.reason}
+
+
+class TrialNudge(Loop):
+    """A randomized experiment: a nudge email in the last days of a trial, against none."""
+
+    spec = LoopSpec(
+        name="trial_nudge", description="Nudge trials that end soon to convert; measure the lift on conversion.",
+        owner="growth-monetization",
+        inputs=("user_features.plan", "user_features.trial_days_left", "user_marketing.emails_opened_28d",
+                "user_features.events_28d"),
+        policy="experiment", actuation="message", target="trial_nudge", variants=("control", "trial_nudge"),
+        control="control", feedback_metric="converted", approval=ApprovalPolicy(mode="human"),
+    )
+    version = "exp-v1"
+    experiment = "trial-nudge-exp-v1"
+    weights = (0.5, 0.5)
+    outcome_days = 7
+
+    def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
+        earlier = ctx.decisions(self.spec.name).filter(pl.col("person_id").is_not_null() & pl.col("actuated"))
+        due = ctx.features("user_features").filter(
+            (pl.col("plan") == "trial") & pl.col("trial_days_left").is_between(1, 3))
+        due = due.join(earlier.select("person_id"), on="person_id", how="anti")
+        due = _canary(ctx, _eligible(ctx, due, needs_marketing=True), self.spec.name, mode)
+        arms = assign_many(due["person_id"], seed=self.experiment, weights=list(self.weights)) if due.height else []
+        decisions, messages = [], []
+        for person, arm in zip(due["person_id"].to_list(), list(arms)):
+            action = self.spec.variants[int(arm)]
+            decisions.append({"person_id": person, "action": action, "propensity": self.weights[int(arm)]})
+            if action == "trial_nudge":
+                messages.append(OutboxMessage(loop=self.spec.name, decision_id=f"{self.experiment}:{person}",
+                                              decision_day=ctx.day, person_id=person, template="trial_nudge",
+                                              payload={"experiment": self.experiment}))
+        return Outcome(decisions=decisions, messages=messages, results=self._analysis(ctx, earlier),
+                       evidence={"eligible": due.height})
+
+    def _analysis(self, ctx: DayContext, earlier: pl.DataFrame) -> list[dict[str, Any]]:
+        units = earlier.filter(pl.col("day") <= ctx.day - datetime.timedelta(days=self.outcome_days))
+        if units.height < 4:
+            return []
+        first = units["day"].min()
+        units = units.with_columns(
+            (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
+        out = unit_outcomes(units, ctx.events(first), days=self.outcome_days)
+        pre = ctx.features("user_features", days=sorted(set(units["day"].to_list()))).select(
+            "person_id", "day", pl.col("events_28d").cast(pl.Float64))
+        out = out.join(pre, on=["person_id", "day"], how="left").with_columns(pl.col("events_28d").fill_null(0.0))
+        c, t = out.filter(pl.col("action") == "control"), out.filter(pl.col("action") == "trial_nudge")
+        row = _results(self.experiment, "converted", c["converted"].to_numpy(), t["converted"].to_numpy(),
+                       list(self.weights), pre=(c["events_28d"].to_numpy(), t["events_28d"].to_numpy()))
+        return [row] if row else []
+
+
+class PaywallTest(Loop):
+    """An in-app paywall variant against control, guarded by revenue per exposed person."""
+
+    spec = LoopSpec(
+        name="paywall", description="Test a discount pop-up on the paywall; never at the cost of revenue.",
+        owner="growth-monetization", inputs=("user_features.plan",), policy="experiment", actuation="in_app_variant",
+        target="paywall_variant", variants=("control", "discount_popup"), control="control",
+        feedback_metric="converted",
+        guardrails=(Guardrail(metric="revenue_per_exposed", max_relative_drop=0.02, window_days=7, confidence=0.95,
+                              min_units_per_arm=100),),
+        approval=ApprovalPolicy(mode="human"),
+    )
+    version = "exp-v1"
+    experiment = "paywall-exp-v1"
+    weights = (0.5, 0.5)
+
+    def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
+        guard = self.spec.guardrails[0]
+        events = ctx.events(ctx.day - datetime.timedelta(days=60))
+        seen = exposures(events, self.spec.target).filter(pl.col("experiment_id") == self.experiment)
+        out = unit_outcomes(seen.with_columns(pl.col("exposed_at").alias("start_at")), events, days=1)
+        recent = out.filter(pl.col("exposed_at").dt.date() > ctx.day - datetime.timedelta(days=guard.window_days))
+        c, t = (recent.filter(pl.col("variation_id") == v) for v in self.spec.variants)
+        verdict = evaluate(guard, c["revenue"].to_numpy(), t["revenue"].to_numpy())
+        results = []
+        ca, ta = (out.filter(pl.col("variation_id") == v) for v in self.spec.variants)
+        for metric in ("converted", "revenue"):
+            row = _results(self.experiment, metric, ca[metric].to_numpy(), ta[metric].to_numpy(), list(self.weights))
+            if row:
+                results.append(row)
+        flag = HashExperiment(
+            key=self.spec.target, default=self.spec.control, experiment_key=self.experiment, seed=self.experiment,
+            variations=list(self.spec.variants), weights=list(self.weights),
+            coverage=1.0 if mode == "full" else ctx.settings.canary_share,
+            holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
+            decision_id=f"paywall-{self.version}")
+        decisions = [{"person_id": None, "action": v, "propensity": w} for v, w in zip(self.spec.variants, self.weights)]
+        return Outcome(flag=flag, decisions=decisions, guardrails=[verdict], results=results,
+                       evidence={"exposed": out.height})
+
+
+class ChurnPrevention(Loop):
+    """Score paying people's risk of cancelling; offer a retention deal to the riskiest (80%, randomized)."""
+
+    spec = LoopSpec(
+        name="churn_prevention", description="Keep paying customers: a retention offer to those likely to cancel.",
+        owner="growth-retention",
+        inputs=("user_features.plan", "user_features.days_since_last_seen", "user_features.events_7d",
+                "user_features.events_28d", "user_features.active_days_28d", "user_marketing.emails_opened_28d"),
+        policy="scored_model", actuation="message", target="retention_offer", variants=("control", "retention_offer"),
+        control="control", feedback_metric="cancelled", approval=ApprovalPolicy(mode="auto", stable_days=2),
+    )
+    version = "risk-v1"
+    experiment = "churn-offer-v1"
+    weights = (0.2, 0.8)
+    horizon_days = 14
+    top_share = 0.25
+    _columns = ("events_7d", "events_28d", "days_since_last_seen", "active_days_28d")
+
+    def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
+        recent = ctx.decisions(self.spec.name, since=ctx.day - datetime.timedelta(days=self.horizon_days))
+        paying = ctx.features("user_features").filter(pl.col("plan").is_in(["pro", "team"]))
+        paying = paying.join(recent.filter(pl.col("person_id").is_not_null()).select("person_id"),
+                             on="person_id", how="anti")
+        paying = _eligible(ctx, paying, needs_marketing=True)
+        model, how = self._model(ctx)
+        scores = self._score(paying, model)
+        evidence: dict[str, Any] = {"scorer": how, "scored": paying.height}
+        if paying.is_empty():
+            return Outcome(evidence=evidence, results=self._analysis(ctx))
+        cut = float(np.quantile(scores, 1 - self.top_share))
+        risky = _canary(ctx, paying.filter(pl.Series(scores >= cut) & pl.Series(scores > 0)), self.spec.name, mode)
+        arms = assign_many(risky["person_id"], seed=self.experiment, weights=list(self.weights)) if risky.height else []
+        decisions, messages = [], []
+        for person, arm in zip(risky["person_id"].to_list(), list(arms)):
+            action = self.spec.variants[int(arm)]
+            decisions.append({"person_id": person, "action": action, "propensity": self.weights[int(arm)]})
+            if action == "retention_offer":
+                messages.append(OutboxMessage(loop=self.spec.name, decision_id=f"{self.experiment}:{person}",
+                                              decision_day=ctx.day, person_id=person, template="retention_offer",
+                                              payload={"scorer": how}))
+        return Outcome(decisions=decisions, messages=messages, evidence=evidence, results=self._analysis(ctx))
+
+    def _matrix(self, frame: pl.DataFrame) -> np.ndarray:
+        x = frame.select([pl.col(c).cast(pl.Float64).fill_null(0.0) for c in self._columns]).to_numpy()
+        return np.column_stack([np.ones(len(x)), x / np.array([50.0, 200.0, 28.0, 28.0])])
+
+    def _score(self, frame: pl.DataFrame, model: np.ndarray | None) -> np.ndarray:
+        if frame.is_empty():
+            return np.zeros(0)
+        if model is None:  # the rule: inactive for 3+ days, more so the longer and the less active before
+            days = frame["days_since_last_seen"].fill_null(0).to_numpy().astype(float)
+            active = frame["active_days_28d"].fill_null(0).to_numpy().astype(float)
+            return np.where(days >= 3, days / 28.0 + (1 - active / 28.0), 0.0)
+        return 1.0 / (1.0 + np.exp(-self._matrix(frame) @ model))
+
+    def _model(self, ctx: DayContext) -> tuple[np.ndarray | None, str]:
+        """Logistic regression on (features of day D-14, cancelled within 14 days), if enough labels."""
+        past = ctx.day - datetime.timedelta(days=self.horizon_days)
+        train = ctx.features("user_features", days=[past]).filter(pl.col("plan").is_in(["pro", "team"]))
+        if train.height < 200:
+            return None, f"rule (only {train.height} labelled paying people)"
+        cancels = ctx.events(past + _DAY).filter(pl.col("event_name") == "subscription_cancelled")
+        y = train["person_id"].is_in(cancels["person_id"].unique().implode()).to_numpy().astype(float)
+        if y.sum() < 20 or y.sum() > len(y) - 20:
+            return None, f"rule ({int(y.sum())} cancellations among {len(y)} is too few to fit)"
+        x = self._matrix(train)
+        w = np.zeros(x.shape[1])
+        for _ in range(25):  # Newton steps of a ridge-penalized logistic regression
+            p = 1.0 / (1.0 + np.exp(-x @ w))
+            grad = x.T @ (p - y) + 1.0 * w
+            hess = (x * (p * (1 - p))[:, None]).T @ x + np.eye(len(w))
+            w -= np.linalg.solve(hess, grad)
+        return w, f"logistic regression on {len(y)} people ({int(y.sum())} cancelled)"
+
+    def _analysis(self, ctx: DayContext) -> list[dict[str, Any]]:
+        units = ctx.decisions(self.spec.name).filter(
+            pl.col("person_id").is_not_null() & pl.col("actuated")
+            & (pl.col("day") <= ctx.day - datetime.timedelta(days=self.horizon_days)))
+        if units.height < 4:
+            return []
+        units = units.with_columns((pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
+        out = unit_outcomes(units, ctx.events(units["day"].min()), days=self.horizon_days)
+        c, t = (out.filter(pl.col("action") == v) for v in self.spec.variants)
+        row = _results(self.experiment, "cancelled", c["cancelled"].to_numpy(), t["cancelled"].to_numpy(),
+                       list(self.weights))
+        return [row] if row else []
+
+
+def default_loops(settings: LoopSettings | None = None) -> list[Loop]:
+    """Every loop, in the order they run."""
+    return [OnboardingBandit(), TrialNudge(), PaywallTest(), ChurnPrevention()]

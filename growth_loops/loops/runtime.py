@@ -1,0 +1,383 @@
+"""One decision run: every loop decides for a day, under its gates, approvals and guardrails.
+
+``run_decisions(paths, day)`` is the nightly (and hourly) body the Dagster assets wire. For each
+loop it:
+
+1. checks the loop's upstream gates — every feature view it reads must have been published (or
+   found unchanged) for ``day``; otherwise nothing new is actuated: the loop's flag keeps its
+   previous decision, no message is queued, and a ``skipped`` audit record says why;
+2. keeps a rolled-back version rolled back (a rollback is final for that version);
+3. applies the approval policy — ``human``: nothing is actuated (control) until a person approves
+   the version; ``auto``: the version runs as a canary on a share of units and is approved by the
+   loop itself after ``stable_days`` consecutive days of passing guardrails;
+4. lets the loop decide (policy → actions with propensities, guardrail verdicts, analyses);
+5. rolls back on a guardrail breach (control for everyone from the next run, with the evidence);
+6. writes, idempotently: the loop's decisions (Delta, one partition per day), the audit log,
+   the message outbox, experiment results, the run record, and the GrowthBook features document.
+
+Decisions taken for ``day`` act from the next day (the simulator reads the outbox at midnight).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from growth_loops.actuation import (
+    FlagDecision,
+    OutboxMessage,
+    Rollback,
+    build_features_document,
+    enqueue,
+    features_document_path,
+    load_features_document,
+    publish_features_document,
+)
+from growth_loops.features import FeatureStore
+from growth_loops.loops import approvals, audit
+from growth_loops.loops.data import read_events
+from growth_loops.loops.errors import LoopError
+from growth_loops.loops.guardrails import GuardrailVerdict
+from growth_loops.loops.spec import LoopSpec
+from lake import delta_io
+from lake.locks import table_lock
+from lake.paths import LakePaths
+
+__all__ = [
+    "DECISIONS",
+    "EXPERIMENT_RESULTS",
+    "LOOP_RUNS",
+    "DayContext",
+    "Loop",
+    "LoopRun",
+    "LoopSettings",
+    "Outcome",
+    "run_decisions",
+]
+
+_TS = pa.timestamp("us", tz="UTC")
+Mode = Literal["full", "canary"]
+
+DECISIONS = pa.schema(
+    [
+        pa.field("decision_id", pa.string(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),  # partition: the decision day (acts from day + 1)
+        pa.field("loop", pa.string(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=False),
+        pa.field("person_id", pa.string()),  # null: a loop-level decision (e.g. a bandit's arm weight)
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("propensity", pa.float64()),
+        pa.field("actuated", pa.bool_(), nullable=False),
+        pa.field("mode", pa.string(), nullable=False),  # full | canary
+        pa.field("decided_at", _TS, nullable=False),
+    ]
+)
+
+LOOP_RUNS = pa.schema(
+    [
+        pa.field("loop", pa.string(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # actuated | canary | skipped | awaiting_approval | rejected | rolled_back
+        pa.field("approval_state", pa.string(), nullable=False),
+        pa.field("guardrails", pa.string(), nullable=False),  # JSON list of verdicts
+        pa.field("decisions", pa.int64(), nullable=False),
+        pa.field("messages", pa.int64(), nullable=False),
+        pa.field("flag", pa.string()),  # JSON of the flag's document entry
+        pa.field("note", pa.string(), nullable=False),
+        pa.field("decided_at", _TS, nullable=False),
+    ]
+)
+
+EXPERIMENT_RESULTS = pa.schema(
+    [
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("loop", pa.string(), nullable=False),
+        pa.field("experiment", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),
+        pa.field("n_control", pa.int64(), nullable=False),
+        pa.field("n_treatment", pa.int64(), nullable=False),
+        pa.field("srm_p_value", pa.float64()),
+        pa.field("srm_flagged", pa.bool_()),
+        pa.field("record", pa.string(), nullable=False),  # JSON: experiments.MetricResult.to_record()
+    ]
+)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Settings shared by every loop of a lake.
+
+    Attributes:
+        holdout_share: Share of people in the global holdout, whom no loop touches.
+        holdout_seed: Seed of the holdout's hash (GrowthBook-compatible).
+        canary_share: Share of eligible units an auto-approved version acts on before approval.
+    """
+
+    holdout_share: float = 0.05
+    holdout_seed: str = "global-holdout"
+    canary_share: float = 0.1
+
+
+@dataclass
+class Outcome:
+    """What a loop decided for a day (before the runtime applies rollback and writes it)."""
+
+    flag: FlagDecision | None = None
+    messages: list[OutboxMessage] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # person_id, action, propensity
+    guardrails: list[GuardrailVerdict] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)  # EXPERIMENT_RESULTS rows without day/loop
+    evidence: dict[str, Any] = field(default_factory=dict)
+    policy_version: str | None = None  # when the loop runs a promoted policy under its version
+
+
+class Loop:
+    """A growth loop: a declaration (``spec``), a version, and how it decides for a day."""
+
+    spec: LoopSpec
+    version: str
+
+    def decide(self, ctx: DayContext, mode: Mode) -> Outcome:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def control_flag(self, reason: str) -> FlagDecision | None:
+        """The flag decision that actuates control for everyone (None for message loops)."""
+        if self.spec.actuation == "message":
+            return None
+        return Rollback(key=self.spec.target, default=self.spec.control, reason=reason,
+                        decision_id=f"{self.spec.name}-{self.version}")
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """The result of one loop on one day."""
+
+    loop: str
+    day: datetime.date
+    policy_version: str
+    status: str
+    approval_state: str
+    outcome: Outcome
+    note: str = ""
+
+    @property
+    def actuated(self) -> bool:
+        return self.status in ("actuated", "canary")
+
+
+class DayContext:
+    """What loops read on a decision day, loaded lazily and cached for the run."""
+
+    def __init__(self, paths: LakePaths, day: datetime.date, *, settings: LoopSettings, now: datetime.datetime):
+        self.paths, self.day, self.settings, self.now = paths, day, settings, now
+        self.store = FeatureStore(paths)
+        self._features: dict[tuple[str, tuple[datetime.date, ...]], pl.DataFrame] = {}
+        self._events: dict[tuple[datetime.date, datetime.date], pl.DataFrame] = {}
+        self._gates: dict[str, tuple[bool, str]] | None = None
+
+    def gate(self, view: str) -> tuple[bool, str]:
+        """(passed, snapshot reference or reason) for a feature view's materialization of the day."""
+        if self._gates is None:
+            log = self.store.materializations()
+            self._gates = {}
+            for name in {v.name for v in self.store.views}:
+                mine = log.filter((pl.col("view") == name) & (pl.col("day") == self.day))
+                if mine.is_empty():
+                    self._gates[name] = (False, f"{name} was not materialized for {self.day}")
+                    continue
+                latest = mine.row(0, named=True)  # newest first
+                if latest["status"] == "held":
+                    self._gates[name] = (False, f"{name} {self.day} is held by its gates "
+                                                f"(gx {'ok' if latest['gx_passed'] else 'FAILED'}, "
+                                                f"drift {latest['drift_passed']})")
+                else:
+                    self._gates[name] = (True, f"{name}@{self.day}#v{latest['delta_version']}")
+        return self._gates.get(view, (False, f"unknown feature view {view}"))
+
+    def features(self, view: str, days: Sequence[datetime.date] | None = None) -> pl.DataFrame:
+        key = (view, tuple(days) if days is not None else (self.day,))
+        if key not in self._features:
+            self._features[key] = self.store.history(view, days=list(key[1]))
+        return self._features[key]
+
+    def events(self, start: datetime.date, end: datetime.date | None = None) -> pl.DataFrame:
+        key = (start, end or self.day)
+        if key not in self._events:
+            self._events[key] = read_events(self.paths, key[0], key[1])
+        return self._events[key]
+
+    def decisions(self, loop: str, *, since: datetime.date | None = None) -> pl.DataFrame:
+        """The loop's earlier decisions (days before this one)."""
+        table = delta_io.read(self.paths.loop_decisions(loop), DECISIONS)
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.filter(pl.col("day") < self.day)
+        return frame if since is None else frame.filter(pl.col("day") >= since)
+
+    def runs(self, loop: str) -> pl.DataFrame:
+        frame = pl.from_arrow(delta_io.read(self.paths.table("decisions", "loop_runs"), LOOP_RUNS))
+        assert isinstance(frame, pl.DataFrame)
+        return frame.filter((pl.col("loop") == loop) & (pl.col("day") < self.day)).sort("day")
+
+    def rng_seed(self, loop: str) -> int:
+        return int(hashlib.sha256(f"{loop}|{self.day.isoformat()}".encode()).hexdigest()[:12], 16)
+
+
+def run_decisions(paths: LakePaths, day: datetime.date, *, loops: Sequence[Loop] | None = None,
+                  settings: LoopSettings | None = None, now: datetime.datetime | None = None) -> list[LoopRun]:
+    """Run every loop for ``day`` and write its decisions, audit records and outbox (idempotent)."""
+    from growth_loops.loops.catalog import default_loops
+
+    settings = settings or LoopSettings()
+    now = now or datetime.datetime.now(datetime.UTC)
+    loops = list(loops) if loops is not None else default_loops(settings)
+    names = [loop.spec.name for loop in loops]
+    if len(set(names)) != len(names):
+        raise LoopError("loops", f"names repeat: {names}", "Give every loop a unique name.")
+    ctx = DayContext(paths, day, settings=settings, now=now)
+    flag_path = features_document_path(paths)
+    try:
+        previous_doc = load_features_document(flag_path)
+    except Exception:  # noqa: BLE001 - no document yet (or unreadable): nothing to keep
+        previous_doc = {"features": {}}
+    with table_lock(paths, "loops"):
+        runs = [_run_one(ctx, loop) for loop in loops]
+        flags: list[FlagDecision] = [r.outcome.flag for r in runs if r.outcome.flag is not None]
+        doc = build_features_document(flags)
+        # A loop skipped by a failed gate keeps the decision already in the product.
+        for run, loop in zip(runs, loops):
+            if run.status == "skipped" and loop.spec.actuation != "message":
+                kept = previous_doc.get("features", {}).get(loop.spec.target)
+                if kept is not None:
+                    doc["features"][loop.spec.target] = kept
+        doc["features"] = dict(sorted(doc["features"].items()))
+        publish_features_document(doc, flag_path)
+        publish_features_document(doc, features_document_path(paths, f"features-{day.isoformat()}"))  # history
+        _write(ctx, runs, doc)
+    return runs
+
+
+def _run_one(ctx: DayContext, loop: Loop) -> LoopRun:
+    spec, day = loop.spec, ctx.day
+    gates = {view: ctx.gate(view) for view in spec.views}
+    failed = {v: why for v, (ok, why) in gates.items() if not ok}
+    snapshot = ",".join(why for ok, why in gates.values() if ok)
+    if failed:
+        return LoopRun(spec.name, day, loop.version, "skipped", "n/a", Outcome(evidence={"gates": failed}),
+                       note="upstream gate failed: " + "; ".join(failed.values()))
+    rolled = ctx.runs(spec.name).filter((pl.col("policy_version") == loop.version) & (pl.col("status") == "rolled_back"))
+    if not rolled.is_empty():
+        return LoopRun(spec.name, day, loop.version, "rolled_back", "n/a",
+                       Outcome(flag=loop.control_flag("rolled back"), evidence={"since": str(rolled["day"][0])}),
+                       note=f"rolled back on {rolled['day'][0]}: control until a new version")
+    state = approvals.request(ctx.paths, spec.name, loop.version, now=ctx.now,
+                              evidence={"day": day.isoformat(), "snapshot": snapshot, "spec": spec.description})
+    if state == "rejected" or (state == "pending" and spec.approval.mode == "human"):
+        status = "rejected" if state == "rejected" else "awaiting_approval"
+        return LoopRun(spec.name, day, loop.version, status, state,
+                       Outcome(flag=loop.control_flag(status), evidence={"snapshot": snapshot}),
+                       note=f"version {loop.version} is {state}: control is actuated"
+                            + (" (`growthlake approvals approve`)" if state == "pending" else ""))
+    mode: Mode = "canary" if state == "pending" else "full"
+    outcome = loop.decide(ctx, mode)
+    outcome.evidence.setdefault("snapshot", snapshot)
+    breached = [g for g in outcome.guardrails if g.rollback]
+    if breached:
+        outcome.flag, outcome.messages = loop.control_flag("guardrail breach"), []
+        if state == "pending":
+            approvals.reject(ctx.paths, spec.name, loop.version, actor=f"auto:{spec.name}",
+                             reason="; ".join(g.reason for g in breached), now=ctx.now)
+        return LoopRun(spec.name, day, loop.version, "rolled_back", state, outcome,
+                       note="guardrail breach: " + "; ".join(g.reason for g in breached))
+    if state == "pending":  # auto approval: after enough stable canary days
+        earlier = ctx.runs(spec.name).filter(pl.col("policy_version") == loop.version)
+        stable = 1 if all(g.verdict == "pass" for g in outcome.guardrails) else 0
+        for row in reversed(earlier.to_dicts()):
+            if stable == 0 or row["status"] != "canary" or any(
+                    g["verdict"] != "pass" for g in json.loads(row["guardrails"])):
+                break
+            stable += 1
+        if stable >= spec.approval.stable_days:
+            approvals.approve(ctx.paths, spec.name, loop.version, actor=f"auto:{spec.name}",
+                              reason=f"{stable} consecutive stable days", now=ctx.now)
+            state = "approved"
+    return LoopRun(spec.name, day, outcome.policy_version or loop.version, "canary" if mode == "canary" else "actuated",
+                   state, outcome)
+
+
+def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
+    paths, day, now = ctx.paths, ctx.day, ctx.now
+    records: list[audit.AuditRecord] = []
+    run_rows, result_rows = [], []
+    consented = set(ctx.features("user_marketing").filter(pl.col("emails_opened_28d").is_not_null())["person_id"]) \
+        if ctx.gate("user_marketing")[0] else set()
+    for run in runs:
+        out, loop = run.outcome, run.loop
+        verdict = ("rollback" if any(g.rollback for g in out.guardrails) else
+                   "pass" if out.guardrails and all(g.verdict == "pass" for g in out.guardrails) else
+                   "insufficient" if out.guardrails else "n/a")
+        snapshot = out.evidence.get("snapshot", "n/a") or "n/a"
+        actuated = run.actuated
+        rows = [{
+            "decision_id": audit.decision_id(loop, day, "action", d.get("person_id") or d["action"]),
+            "day": day, "loop": loop, "policy_version": run.policy_version, "person_id": d.get("person_id"),
+            "action": d["action"], "propensity": d.get("propensity"), "actuated": actuated and d.get("actuated", True),
+            "mode": "canary" if run.status == "canary" else "full", "decided_at": now,
+        } for d in out.decisions]
+        delta_io.replace_where(paths.loop_decisions(loop), pa.Table.from_pylist(rows, schema=DECISIONS),
+                               f"day = '{day.isoformat()}'", partition_by=["day"], operation="loop-decisions",
+                               metadata={"loop": loop, "day": day.isoformat(), "rows": len(rows)})
+        for r in rows:
+            records.append(audit.AuditRecord(
+                decision_id=r["decision_id"], decision_day=day, loop=loop, kind="action",
+                policy_version=run.policy_version, person_id=r["person_id"], action=r["action"],
+                propensity=r["propensity"], feature_snapshot=snapshot, guardrail_verdict=verdict,
+                approval_state=run.approval_state, actor=f"loop:{loop}", decided_at=now,
+                evidence=json.dumps({"actuated": r["actuated"], "mode": r["mode"]})))
+        if run.status in ("skipped", "rolled_back", "awaiting_approval", "rejected"):
+            kind = "rollback" if run.status == "rolled_back" and out.guardrails else "skipped"
+            records.append(audit.AuditRecord(
+                decision_id=audit.decision_id(loop, day, kind, run.policy_version), decision_day=day, loop=loop,
+                kind=kind, policy_version=run.policy_version, feature_snapshot=snapshot, guardrail_verdict=verdict,
+                approval_state=run.approval_state, actor=f"loop:{loop}", decided_at=now,
+                evidence=json.dumps({"status": run.status, "note": run.note,
+                                     "guardrails": [json.loads(g.evidence()) for g in out.guardrails],
+                                     **{k: v for k, v in out.evidence.items() if k != "snapshot"}}, default=str)))
+        if "promotion" in out.evidence:
+            records.append(audit.AuditRecord(
+                decision_id=audit.decision_id(loop, day, "promotion", run.policy_version), decision_day=day,
+                loop=loop, kind="promotion", policy_version=run.policy_version, feature_snapshot=snapshot,
+                guardrail_verdict=verdict, approval_state=run.approval_state, actor=f"loop:{loop}", decided_at=now,
+                evidence=json.dumps({"promotion": out.evidence["promotion"], "ope": out.evidence.get("ope")},
+                                    default=str)))
+        if actuated and out.messages:
+            enqueue(paths, out.messages, consented=consented, now=now)
+        result_rows += [{"day": day, "loop": loop, **r} for r in out.results]
+        flag_entry = doc["features"].get(ctx_target(run, out))
+        run_rows.append({
+            "loop": loop, "day": day, "policy_version": run.policy_version, "status": run.status,
+            "approval_state": run.approval_state,
+            "guardrails": json.dumps([json.loads(g.evidence()) for g in out.guardrails]),
+            "decisions": len(rows), "messages": len(out.messages) if actuated else 0,
+            "flag": json.dumps(flag_entry, sort_keys=True) if flag_entry is not None else None,
+            "note": run.note, "decided_at": now,
+        })
+    audit.record(paths, records)
+    runs_uri = paths.table("decisions", "loop_runs")
+    delta_io.replace_where(runs_uri, pa.Table.from_pylist(run_rows, schema=LOOP_RUNS), f"day = '{day.isoformat()}'",
+                           partition_by=["day"], operation="loop-runs", metadata={"day": day.isoformat()})
+    delta_io.replace_where(paths.table("experiments", "results"),
+                           pa.Table.from_pylist(result_rows, schema=EXPERIMENT_RESULTS), f"day = '{day.isoformat()}'",
+                           partition_by=["day"], operation="experiment-results", metadata={"day": day.isoformat()})
+
+
+def ctx_target(run: LoopRun, out: Outcome) -> str | None:
+    return out.flag.key if out.flag is not None else None

@@ -1,0 +1,142 @@
+"""The loop closes: decisions change what simulated users do, and every claim is checked against truth.
+
+One run of 25 simulated days (1,500 visitors a day, 30% global holdout) through the whole chain —
+simulator → landing → bronze → silver → features → loops → outbox → simulator — then the
+acceptance checks of the growth loops, each against the simulator's known effects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from growth_loops.actuation import document_hash, features_document_path, load_features_document
+from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
+from growth_loops.experiments import in_holdout_many, welch
+from growth_loops.loops import approvals, audit
+from growth_loops.loops.closed_loop import decisions_frame, run_closed_loop
+from growth_loops.loops.data import read_events
+from growth_loops.loops.runtime import DECISIONS, EXPERIMENT_RESULTS, LOOP_RUNS, LoopSettings, run_decisions
+from growth_loops.simulator.closed_loop import ClosedLoopConfig, PaywallEffect, read_truth
+from lake import delta_io
+
+pytestmark = pytest.mark.slow
+
+START, DAYS = dt.date(2026, 3, 2), 25
+LAST = START + dt.timedelta(days=DAYS - 1)
+HARMFUL = PaywallEffect(conversion_multiplier=1.05, price_factor=0.5)  # -47.5% revenue per exposed person
+CONFIG = ClosedLoopConfig(arrivals_per_day=1500, trial_days=7, extra_sessions_mean=0.2, actions_per_session_mean=1.0,
+                          paywall_variants={"control": PaywallEffect(1.0, 1.0), "discount_popup": HARMFUL})
+SETTINGS = LoopSettings(holdout_share=0.3)
+
+
+def _table(uri: str, schema) -> pl.DataFrame:
+    frame = pl.from_arrow(delta_io.read(uri, schema))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
+    approved: list[tuple[str, str]] = []
+
+    def approve_when_asked(day, runs):  # a person reviews pending versions each morning
+        for run in runs:
+            if run.status == "awaiting_approval":
+                approvals.approve(paths, run.loop, run.policy_version, actor="maria@growth", reason="plan reviewed")
+                approved.append((run.loop, run.policy_version))
+
+    result = run_closed_loop(paths, start=START, days=DAYS, seed=5, config=CONFIG, settings=SETTINGS,
+                             on_day=approve_when_asked)
+    runs = decisions_frame(result)
+    truth = read_truth(paths.root)
+    outbox = _table(outbox_path(paths), MESSAGE_OUTBOX)
+
+    # -- human oversight: nothing needing approval acted before it was approved ------------------
+    assert sorted(approved) == [("paywall", "exp-v1"), ("trial_nudge", "exp-v1")]
+    first = runs.filter(pl.col("day") == START)
+    assert dict(zip(first["loop"], first["status"])) == {
+        "onboarding": "canary", "trial_nudge": "awaiting_approval", "paywall": "awaiting_approval",
+        "churn_prevention": "canary"}
+    assert outbox.filter(pl.col("decision_day") == START).is_empty()
+    assert truth.filter((pl.col("day") <= START + dt.timedelta(days=1)) & (pl.col("paywall_variant") == "discount_popup")
+                        & pl.col("paywall_exposed_today")).is_empty()
+
+    # -- trial nudge: the experiment's 95% interval covers the simulator's true lift -------------
+    results = _table(paths.table("experiments", "results"), EXPERIMENT_RESULTS)
+    nudge = results.filter((pl.col("day") == LAST) & (pl.col("experiment") == "trial-nudge-exp-v1")).row(0, named=True)
+    record = json.loads(nudge["record"])
+    units = _table(paths.loop_decisions("trial_nudge"), DECISIONS).filter(
+        pl.col("actuated") & (pl.col("day") <= LAST - dt.timedelta(days=7)))
+    assert units.height == nudge["n_control"] + nudge["n_treatment"] > 600
+    # True effect per unit: +0.08 conversion probability, scaled by the paywall variant it met.
+    variant = truth.filter(pl.col("paywall_variant").is_not_null()).group_by("user_id").agg(
+        pl.col("paywall_variant").last())
+    met = units.join(variant, left_on="person_id", right_on="user_id", how="left")["paywall_variant"].fill_null("control")
+    multiplier = np.array([CONFIG.paywall_variants[v].conversion_multiplier for v in met.to_list()])
+    true_lift = CONFIG.trial_nudge_lift * multiplier.mean()
+    assert record["abs_ci_low"] <= true_lift <= record["abs_ci_high"], (record, true_lift)
+    assert record["abs_ci_low"] > 0 and not nudge["srm_flagged"]
+    assert record["cuped_estimate"] is not None
+
+    # -- paywall: the harmful variant is rolled back by its guardrail within the window ----------
+    paywall = runs.filter(pl.col("loop") == "paywall").sort("day")
+    rolled = paywall.filter(pl.col("status") == "rolled_back")
+    exposed = truth.filter(pl.col("paywall_exposed_today") & (pl.col("paywall_variant") == "discount_popup"))
+    assert not rolled.is_empty() and not exposed.is_empty()
+    first_exposure, rollback_day = exposed["day"].min(), rolled["day"].min()
+    assert (rollback_day - first_exposure).days <= 7, (first_exposure, rollback_day)
+    assert rolled["day"].to_list() == [d for d in paywall["day"].to_list() if d >= rollback_day]  # final
+    # Decided at the close of the rollback day, actuated from the next: after that nobody meets the popup.
+    assert exposed.filter(pl.col("day") > rollback_day + dt.timedelta(days=1)).is_empty()
+    trail = audit.read_audit(paths, loop="paywall", kind="rollback")
+    assert trail.height == 1
+    evidence = json.loads(trail["evidence"][0])["guardrails"][0]
+    assert evidence["verdict"] == "rollback" and evidence["upper_bound"] < -0.02
+    assert load_features_document(features_document_path(paths))["features"]["paywall_variant"]["rules"][0]["force"] \
+        == "control"
+
+    # -- onboarding bandit: most traffic ends on the best arm -----------------------------------
+    weights = _table(paths.loop_decisions("onboarding"), DECISIONS).filter(pl.col("day") == LAST)
+    shares = dict(zip(weights["action"], weights["propensity"]))
+    best = max(CONFIG.onboarding_completion, key=CONFIG.onboarding_completion.get)
+    assert max(shares, key=shares.get) == best and shares[best] >= 0.6, shares
+    # What new people actually saw in the last five days (the product's exposure log).
+    viewed = read_events(paths, LAST - dt.timedelta(days=4), LAST, names=["experiment_viewed"]).with_columns(
+        pl.col("properties").str.json_path_match("$.feature_key").alias("flag"),
+        pl.col("properties").str.json_path_match("$.variation_id").alias("arm")).filter(
+        pl.col("flag") == "onboarding_variant")
+    assert viewed.height > 1000
+    assert viewed.filter(pl.col("arm") == best).height / viewed.height > 0.6
+
+    # -- the loops beat the global holdout on the OEC (active days and revenue per person) -------
+    events = read_events(paths, START, LAST)
+    people = events.filter(pl.col("event_name") == "user_signed_up").select("person_id").unique()
+    from growth_loops.features.rollups import NON_ACTIVITY_EVENTS
+
+    per = people.join(
+        events.group_by("person_id").agg(
+            pl.col("event_date").filter(~pl.col("event_name").is_in(NON_ACTIVITY_EVENTS)).n_unique().alias("active_days"),
+            pl.col("revenue").filter(pl.col("event_name") == "payment_succeeded").sum().alias("revenue")),
+        on="person_id", how="left").fill_null(0)
+    held = pl.Series(in_holdout_many(per["person_id"], seed=SETTINGS.holdout_seed, share=SETTINGS.holdout_share))
+    loops_group, holdout_group = per.filter(~held), per.filter(held)
+    assert holdout_group.height > 2000
+    active = welch(holdout_group["active_days"].to_numpy().astype(float), loops_group["active_days"].to_numpy().astype(float))
+    assert active.ci_low > 0, active
+    revenue = welch(holdout_group["revenue"].to_numpy(), loops_group["revenue"].to_numpy())
+    assert revenue.estimate > 0, revenue
+
+    # -- accountable and exactly once: re-running the last day's decisions changes nothing -------
+    actions = audit.read_audit(paths, kind="action")
+    assert actions.filter(pl.col("loop") == "trial_nudge")["propensity"].drop_nulls().unique().to_list() == [0.5]
+    before = (outbox.height, actions.height, document_hash(load_features_document(features_document_path(paths))))
+    run_decisions(paths, LAST, settings=SETTINGS,
+                  now=dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC))
+    after = (_table(outbox_path(paths), MESSAGE_OUTBOX).height, audit.read_audit(paths, kind="action").height,
+             document_hash(load_features_document(features_document_path(paths))))
+    assert after == before
+    assert _table(paths.table("decisions", "loop_runs"), LOOP_RUNS).filter(pl.col("day") == LAST).height == 4
