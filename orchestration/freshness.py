@@ -16,6 +16,7 @@ SLAS: dict[str, tuple[timedelta, timedelta]] = {
     "warehouse": (timedelta(hours=26), timedelta(hours=30)),  # staging/intermediate: nightly
     "marts": (timedelta(hours=26), timedelta(hours=30)),  # nightly build, plus slack
     "features": (timedelta(hours=28), timedelta(hours=32)),  # nightly, after the marts; under the 2-day TTL
+    "loops": (timedelta(hours=28), timedelta(hours=32)),  # nightly, after the features
 }
 
 

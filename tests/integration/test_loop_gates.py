@@ -51,3 +51,25 @@ def test_a_failed_feature_gate_stops_every_loop_that_reads_it(paths):
     skipped = audit.read_audit(paths, kind="skipped").filter(pl.col("decision_day") == bad_day)
     assert sorted(skipped["loop"]) == sorted(runs) and set(skipped["guardrail_verdict"]) == {"n/a"}
     assert audit.read_audit(paths, kind="action").filter(pl.col("decision_day") == bad_day).is_empty()
+
+
+def test_the_nightly_loops_job_materializes_each_loop_with_its_audit_check(paths):
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import LakeResource
+
+    cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=3, extra_sessions_mean=0.2, actions_per_session_mean=1.0)
+    run_closed_loop(paths, start=START, days=1, seed=4, config=cfg)
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    res = defs.resolve_job_def("nightly_loops").execute_in_process(
+        partition_key=START.isoformat(), instance=dg.DagsterInstance.ephemeral())
+    assert res.success
+    statuses = {e.asset_key.path[1]: e.materialization.metadata["status"].value
+                for e in res.get_asset_materialization_events()}
+    # Two human-approved loops wait for a person; the auto-approved ones run as canaries.
+    assert statuses == {"onboarding": "canary", "trial_nudge": "awaiting_approval",
+                        "paywall": "awaiting_approval", "churn_prevention": "canary"}
+    checks = res.get_asset_check_evaluations()
+    assert {c.check_name for c in checks} == {f"audited_{name}" for name in statuses}
+    assert all(c.passed for c in checks)
