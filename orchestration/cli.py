@@ -131,6 +131,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             failed += [f"features {d}" for d in materialize_days(defs, instance, days, log_level=log_level)]
             print(f"features: {len(days)} day(s) materialized in {time.perf_counter() - t0:.1f}s "
                   f"(`growthlake features list` to inspect)")
+            if not args.no_loops:
+                from orchestration.cli_loops import decide_days
+
+                t0 = time.perf_counter()
+                failed += [f"loops {d}" for d in decide_days(defs, instance, days, log_level=log_level)]
+                print(f"loops: {len(days)} day(s) decided in {time.perf_counter() - t0:.1f}s "
+                      f"(`growthlake approvals list` for versions waiting for you)")
     _print_summary(read_ledger(paths, keys).to_pylist())
     if failed:
         print(f"\n{len(failed)} partition(s) failed a gate or did not reconcile: {', '.join(failed[:10])}"
@@ -231,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     r.add_argument("--no-warehouse", action="store_true", help="skip the dbt build of the warehouse marts")
     r.add_argument("--no-features", action="store_true", help="skip materializing the feature views of the days run")
+    r.add_argument("--no-loops", action="store_true", help="skip the growth loops' decisions of the days run")
     r.set_defaults(fn=_cmd_run)
 
     q = sub.add_parser("replay-quarantine", parents=[common], help="move quarantined lines that now pass the plan into bronze")

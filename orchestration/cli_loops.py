@@ -7,7 +7,7 @@ import getpass
 import json
 import os
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "decide_days"]
 
 
 def _paths(args: argparse.Namespace):
@@ -59,7 +59,118 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def decide_days(defs, instance, days, *, log_level: str = "WARNING") -> list[str]:
+    """Run the nightly loop decisions for each day through Dagster; return the days that failed."""
+    import time
+
+    job = defs.resolve_job_def("nightly_loops")
+    failed = []
+    for day in days:
+        t0 = time.perf_counter()
+        res = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+                                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+        statuses = {e.asset_key.path[1]: e.materialization.metadata["status"].value
+                    for e in res.get_asset_materialization_events()}
+        bad = [c.check_name for c in res.get_asset_check_evaluations() if not c.passed]
+        if not res.success or bad:
+            failed.append(day.isoformat())
+        print(f"loops {day}  " + "  ".join(f"{k} {v}" for k, v in statuses.items())
+              + f"  {'FAILED: ' + ', '.join(bad or ['run']) if bad or not res.success else 'audited'}"
+              f"  {time.perf_counter() - t0:.2f}s", flush=True)
+    return failed
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from lake.paths import LakePaths
+    from orchestration.cli import _instance
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import LakeResource
+
+    last = args.to or args.day
+    days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
+    paths = LakePaths.from_root(args.root)
+    defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
+    return 1 if decide_days(defs, _instance(), days) else 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    """The closed loop on a fresh root: simulated product, whole chain, every loop, then a summary."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    from growth_loops.loops import approvals as approvals_mod
+    from growth_loops.loops.closed_loop import decisions_frame, run_closed_loop
+    from growth_loops.loops.runtime import EXPERIMENT_RESULTS, LoopSettings
+    from growth_loops.simulator.closed_loop import ClosedLoopConfig, PaywallEffect, truth_summary
+    from lake import delta_io
+    from lake.paths import LakePaths
+
+    paths = _paths(args)
+    start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))
+    cfg = ClosedLoopConfig(arrivals_per_day=args.arrivals, trial_days=7, extra_sessions_mean=0.2,
+                           actions_per_session_mean=1.0,
+                           paywall_variants={"control": PaywallEffect(1.0, 1.0),
+                                             "discount_popup": PaywallEffect(1.05, 0.5)})
+
+    def on_day(day, runs):
+        line = "  ".join(f"{r.loop} {r.status}" for r in runs)
+        print(f"{day}  {line}", flush=True)
+        if args.approve:
+            for r in runs:
+                if r.status == "awaiting_approval":
+                    approvals_mod.approve(paths, r.loop, r.policy_version, actor=_actor(args),
+                                          reason="--approve on growthlake loops simulate")
+                    print(f"           approved {r.loop} {r.policy_version} (as {_actor(args)})")
+
+    result = run_closed_loop(paths, start=start, days=args.days, seed=args.seed, config=cfg,
+                             settings=LoopSettings(holdout_share=args.holdout), on_day=on_day)
+    summary = truth_summary(paths.root)
+    results = pl.from_arrow(delta_io.read(paths.table("experiments", "results"), EXPERIMENT_RESULTS))
+    last = results.filter(pl.col("day") == results["day"].max()) if results.height else results
+    print("\nexperiments on the last day (95% intervals):")
+    for r in last.iter_rows(named=True):
+        rec = json.loads(r["record"])
+        print(f"  {r['experiment']:<22}{r['metric']:<22}{rec['abs_estimate']:+.4f}  "
+              f"[{rec['abs_ci_low']:+.4f}, {rec['abs_ci_high']:+.4f}]  n={r['n_control']}/{r['n_treatment']}")
+    print(f"truth: trial nudge +{cfg.trial_nudge_lift:.2f} conversion; discount popup "
+          f"{cfg.true_effects()['paywall']['discount_popup']['relative_revenue_per_exposed']:+.1%} revenue per exposed")
+    rolled = decisions_frame(result).filter(pl.col("status") == "rolled_back")
+    print(f"rollbacks: {', '.join(sorted(set(rolled['loop']))) or 'none'}"
+          + (f" (first on {rolled['day'].min()})" if rolled.height else ""))
+    print(f"onboarding: {json.dumps(summary.get('onboarding', {}), default=str)[:300]}")
+    print(f"messages sent: {result.messages_sent}; audit: `growthlake audit`; approvals: `growthlake approvals list`")
+    return 0
+
+
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
+    import datetime as _dt
+
+    def _day(value: str):
+        try:
+            return _dt.date.fromisoformat(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-02") from None
+
+    lp = sub.add_parser("loops", help="growth loops: decide for days, or run the closed loop on simulated users")
+    lsub = lp.add_subparsers(dest="loops_verb", required=True)
+    d = lsub.add_parser("decide", parents=[common], help="run every loop's decisions for days, through Dagster")
+    d.add_argument("--day", type=_day, required=True)
+    d.add_argument("--to", type=_day)
+    d.set_defaults(fn=_cmd_decide)
+    si = lsub.add_parser("simulate", parents=[common], help="closed loop: simulated product + whole chain + loops")
+    si.add_argument("--days", type=int, default=25)
+    si.add_argument("--arrivals", type=int, default=1500, help="new visitors per day")
+    si.add_argument("--seed", type=int, default=5)
+    si.add_argument("--start", type=_day, help="first day (default: today minus --days)")
+    si.add_argument("--holdout", type=float, default=0.1, help="global holdout share")
+    si.add_argument("--approve", action="store_true", help="approve pending versions each morning (as --actor)")
+    si.add_argument("--actor")
+    si.set_defaults(fn=_cmd_simulate)
+
     a = sub.add_parser("approvals", help="policy versions waiting for a human: list, approve, reject")
     asub = a.add_subparsers(dest="approvals_verb", required=True)
     ls = asub.add_parser("list", parents=[common], help="pending approval requests (--all: every verdict)")
