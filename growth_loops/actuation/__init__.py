@@ -1,7 +1,7 @@
 """The actuation outbox: where decided actions leave the lake for the product.
 
 * flags — ``build_features_document`` turns flag decisions (:class:`UnitAssignments`,
-  :class:`HashExperiment`, :class:`Rollback`) into a GrowthBook SDK features document, so the
+  :class:`HashExperiment`, :class:`SegmentedExperiment`, :class:`Rollback`) into a GrowthBook SDK features document, so the
   product's ``growthbook`` SDK serves exactly the decided variant; ``publish_features_document``
   writes it atomically and returns its content hash;
 * messages — the Delta message outbox (``$ROOT/delta/decisions/message_outbox``): ``enqueue``
@@ -13,6 +13,7 @@ from growth_loops.actuation.flags import (
     FlagDecision,
     HashExperiment,
     Rollback,
+    SegmentedExperiment,
     UnitAssignments,
     build_features_document,
     canonical_json,
@@ -40,6 +41,7 @@ __all__ = [
     "HashExperiment",
     "OutboxMessage",
     "Rollback",
+    "SegmentedExperiment",
     "UnitAssignments",
     "build_features_document",
     "canonical_json",

@@ -220,6 +220,7 @@ class HashExperiment(FlagDecision):
     variation_names: Sequence[str] | None = None
     name: str | None = None
     hash_attribute: str = "id"
+    condition: Mapping[str, Any] | None = None
 
     kind: ClassVar[str] = "hash experiment"
 
@@ -257,6 +258,11 @@ class HashExperiment(FlagDecision):
             raise ActuationError(self.subject, "the seed is empty", "Omit it (the key is used) or give one.")
         if not self.hash_attribute:
             raise ActuationError(self.subject, "the hash attribute is empty", "Use `id`.")
+        if self.condition is not None:
+            if not isinstance(self.condition, Mapping) or not self.condition:
+                raise ActuationError(self.subject, f"condition {self.condition!r} is not a non-empty mapping",
+                                     "Give attribute conditions, e.g. {'deviceType': 'mobile'}.")
+            _json_value(dict(self.condition), self.subject, "the condition")
 
     @property
     def effective_weights(self) -> list[float]:
@@ -282,7 +288,34 @@ class HashExperiment(FlagDecision):
             "weights": self.effective_weights,
             "coverage": float(self.coverage),
             "meta": meta,
+            **({"condition": dict(self.condition)} if self.condition is not None else {}),
         }]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SegmentedExperiment(FlagDecision):
+    """One experiment rule per context segment (each with its ``condition``), e.g. the arm weights
+    a contextual bandit chose for each device type; units of no segment get ``default``.
+
+    Attributes:
+        segments: Hash experiments of this flag, each with a ``condition``, in evaluation order.
+    """
+
+    segments: Sequence[HashExperiment]
+
+    kind: ClassVar[str] = "segmented experiment"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.segments:
+            raise ActuationError(self.subject, "no segments", "Give one HashExperiment per segment.")
+        for part in self.segments:
+            if not isinstance(part, HashExperiment) or part.key != self.key or part.condition is None:
+                raise ActuationError(self.subject, f"segment {part!r} is not a conditioned experiment of this flag",
+                                     "Give HashExperiment(key=<this flag>, condition={...}, ...) per segment.")
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [rule for part in self.segments for rule in part.rules()]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,8 +1,9 @@
 """The growth loops of the playbook, declared and implemented in one place.
 
-* ``onboarding`` — a Thompson-sampling bandit over onboarding variants (flag
-  ``onboarding_variant``), rewarded when a new person completes all five onboarding steps; a
-  greedy candidate policy is promoted only when off-policy evaluation says it beats the bandit;
+* ``onboarding`` — a contextual bandit (linear Thompson sampling on the device type) over
+  onboarding variants (flag ``onboarding_variant``, one experiment rule per device), rewarded
+  when a new person completes all five onboarding steps; a greedy candidate policy is promoted
+  only when off-policy evaluation says it beats the bandit;
 * ``trial_nudge`` — a randomized experiment: people whose trial ends within 3 days get a
   ``trial_nudge`` email (treatment) or nothing (control); measured on conversion;
 * ``paywall`` — an in-app paywall variant tested against control, with a revenue guardrail that
@@ -22,8 +23,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from growth_loops.actuation import HashExperiment, OutboxMessage
-from growth_loops.bandits import BetaThompson, evaluate_candidate, on_policy_value, should_promote
+from growth_loops.actuation import HashExperiment, OutboxMessage, SegmentedExperiment
+from growth_loops.bandits import LinearThompson, evaluate_candidate, on_policy_value, should_promote
 from growth_loops.experiments import analyze, assign_many, in_holdout_many, srm_test
 from growth_loops.loops.data import exposures, unit_outcomes
 from growth_loops.loops.guardrails import evaluate
@@ -69,55 +70,77 @@ def _results(experiment: str, metric: str, control: np.ndarray, treatment: np.nd
 
 
 class OnboardingBandit(Loop):
-    """Thompson sampling over onboarding variants, actuated as a GrowthBook experiment rule whose
-    weights are the policy's arm probabilities (the propensities of the day's sign-ups)."""
+    """A contextual bandit over onboarding variants: linear Thompson sampling on the sign-up's
+    device type, actuated as one GrowthBook experiment rule per device whose weights are the
+    policy's arm probabilities for that context (the propensities of the day's sign-ups)."""
 
     spec = LoopSpec(
-        name="onboarding", description="Personalize onboarding: send sign-ups to the variant that completes best.",
-        owner="growth-activation", inputs=("user_features.onboarding_steps_completed",), policy="bandit",
+        name="onboarding", description="Personalize onboarding: send each sign-up to the variant that completes "
+                                       "best for its context (device type).",
+        owner="growth-activation", inputs=("user_features.onboarding_steps_completed",), policy="contextual_bandit",
         actuation="feature_flag", target="onboarding_variant", variants=("control", "guided", "checklist"),
         control="control", feedback_metric="onboarding_completed",
         approval=ApprovalPolicy(mode="auto", stable_days=2), cadence="nightly",
     )
-    version = "ts-v1"
+    version = "lints-v1"
     experiment = "onboarding-bandit"
+    segments = ("desktop", "mobile", "tablet")  # the context: device type at sign-up (SDK attribute deviceType)
     min_share = 0.05
     lookback_days = 60
+
+    def _contexts(self, devices: list[str]) -> np.ndarray:
+        index = {d: i for i, d in enumerate(self.segments)}
+        out = np.zeros((len(devices), len(self.segments)))
+        for row, device in enumerate(devices):
+            if device in index:
+                out[row, index[device]] = 1.0
+        return out
 
     def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
         arms = list(self.spec.variants)
         logged = self._logged(ctx)
-        policy = BetaThompson.new(arms, min_share=self.min_share, draws=20_000)
+        policy = LinearThompson.new(arms, len(self.segments), fit_intercept=False, min_share=self.min_share,
+                                    draws=4_000)
         if not logged.is_empty():
-            policy = policy.update(logged["arm"].to_numpy(), logged["reward"].to_numpy())
+            policy = policy.update(self._contexts(logged["device_type"].to_list()), logged["arm"].to_numpy(),
+                                   logged["reward"].to_numpy())
+        segments = self._contexts(list(self.segments))
         rng = np.random.default_rng(ctx.rng_seed(self.spec.name))
-        weights = policy.policy_probabilities(20_000, rng)
+        weights = policy.policy_probabilities(segments, rng)
         promoted = any(v.endswith("+greedy") for v in ctx.runs(self.spec.name)["policy_version"].to_list())
-        evidence: dict[str, Any] = {"posterior_means": dict(zip(arms, policy.posterior_means().round(4).tolist())),
+        means = policy.expected_rewards(segments)
+        evidence: dict[str, Any] = {"expected_completion": {d: dict(zip(arms, means[i].round(4).tolist()))
+                                                            for i, d in enumerate(self.segments)},
                                     "logged_units": logged.height}
-        ope = self._ope(logged, policy, arms)
+        ope = self._ope(logged, policy)
         if ope is not None:
             evidence["ope"] = ope
             if not promoted and ope["promote"]:
                 promoted = True
-                evidence["promotion"] = f"greedy policy promoted: {ope['reason']}"
+                evidence["promotion"] = f"greedy contextual policy promoted: {ope['reason']}"
         if promoted:
-            weights = self._greedy(policy, len(arms))
-        weights = np.round(weights / weights.sum(), 6)
-        weights[-1] = round(1.0 - float(weights[:-1].sum()), 6)
-        flag = HashExperiment(
-            key=self.spec.target, default=self.spec.control, experiment_key=self.experiment, seed=self.experiment,
-            variations=arms, weights=weights.tolist(), coverage=1.0 if mode == "full" else ctx.settings.canary_share,
-            holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
-            decision_id=f"onboarding-{ctx.day.isoformat()}")
-        decisions = [{"person_id": None, "action": arm, "propensity": float(w)} for arm, w in zip(arms, weights)]
+            weights = policy.greedy_policy(segments, min_share=self.min_share)
+        parts, decisions = [], []
+        for i, device in enumerate(self.segments):
+            w = np.round(weights[i] / weights[i].sum(), 6)
+            w[-1] = round(1.0 - float(w[:-1].sum()), 6)
+            parts.append(HashExperiment(
+                key=self.spec.target, default=self.spec.control, experiment_key=f"{self.experiment}:{device}",
+                seed=self.experiment, variations=arms, weights=w.tolist(), condition={"deviceType": device},
+                coverage=1.0 if mode == "full" else ctx.settings.canary_share))
+            decisions += [{"person_id": None, "action": f"{device}:{arm}", "propensity": float(p)}
+                          for arm, p in zip(arms, w)]
+        flag = SegmentedExperiment(key=self.spec.target, default=self.spec.control, segments=parts,
+                                   holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
+                                   decision_id=f"onboarding-{ctx.day.isoformat()}")
         results = []
-        if not logged.is_empty():
-            control = logged.filter(pl.col("arm") == 0)["reward"].to_numpy()
-            best = int(np.argmax(policy.posterior_means()))
-            if best != 0:
-                row = _results(self.experiment, "onboarding_completed", control,
-                               logged.filter(pl.col("arm") == best)["reward"].to_numpy(), [0.5, 0.5])
+        for device in self.segments:
+            mine = logged.filter(pl.col("device_type") == device)
+            best = int(np.argmax(means[self.segments.index(device)]))
+            if best != 0 and not mine.is_empty():
+                row = _results(f"{self.experiment}:{device}", "onboarding_completed",
+                               mine.filter(pl.col("arm") == 0)["reward"].to_numpy(),
+                               mine.filter(pl.col("arm") == best)["reward"].to_numpy(), [0.5, 0.5])
                 if row is not None:
                     row["srm_p_value"], row["srm_flagged"] = None, None  # adaptive weights: SRM does not apply
                     results.append(row)
@@ -125,40 +148,40 @@ class OnboardingBandit(Loop):
                        policy_version=f"{self.version}+greedy" if promoted else self.version)
 
     def _logged(self, ctx: DayContext) -> pl.DataFrame:
-        """Exposures with their arm, propensity (the weight in force that day) and reward."""
+        """Exposures with their context, arm, propensity (the weight in force that day) and reward."""
+        empty = pl.DataFrame(schema={"device_type": pl.String, "arm": pl.Int64, "propensity": pl.Float64,
+                                     "reward": pl.Float64})
         events = ctx.events(ctx.day - datetime.timedelta(days=self.lookback_days))
-        seen = exposures(events, self.spec.target).filter(pl.col("experiment_id") == self.experiment)
+        seen = exposures(events, self.spec.target).filter(pl.col("experiment_id").str.starts_with(self.experiment))
         if seen.is_empty():
-            return pl.DataFrame(schema={"arm": pl.Int64, "propensity": pl.Float64, "reward": pl.Float64})
-        seen = seen.with_columns(pl.col("exposed_at").dt.date().alias("exposed_day"))
+            return empty
+        seen = seen.with_columns(pl.col("exposed_at").dt.date().alias("exposed_day"),
+                                 pl.col("experiment_id").str.split(":").list.last().alias("segment"))
         decisions = ctx.decisions(self.spec.name).filter(pl.col("person_id").is_null()).select(
-            (pl.col("day") + pl.duration(days=1)).alias("exposed_day"), pl.col("action").alias("variation_id"),
-            "propensity")
+            (pl.col("day") + pl.duration(days=1)).alias("exposed_day"),
+            pl.col("action").str.split(":").list.first().alias("segment"),
+            pl.col("action").str.split(":").list.last().alias("variation_id"), "propensity")
         days = sorted(set(seen["exposed_day"].to_list()))
         completed = ctx.features("user_features", days=days).select(
             "person_id", pl.col("day").alias("exposed_day"),
             (pl.col("onboarding_steps_completed") >= 5).cast(pl.Float64).alias("reward"))
         arm_index = {a: i for i, a in enumerate(self.spec.variants)}
         return (
-            seen.join(decisions, on=["exposed_day", "variation_id"], how="inner")
+            seen.join(decisions, on=["exposed_day", "segment", "variation_id"], how="inner")
             .join(completed, on=["person_id", "exposed_day"], how="inner")
-            .with_columns(pl.col("variation_id").replace_strict(arm_index, return_dtype=pl.Int64).alias("arm"))
-            .select("arm", "propensity", "reward")
+            .with_columns(pl.col("variation_id").replace_strict(arm_index, return_dtype=pl.Int64).alias("arm"),
+                          pl.col("segment").alias("device_type"))
+            .select("device_type", "arm", "propensity", "reward")
         )
 
-    def _greedy(self, policy: BetaThompson, k: int) -> np.ndarray:
-        probs = np.full(k, self.min_share)
-        probs[int(np.argmax(policy.posterior_means()))] += 1.0 - k * self.min_share
-        return probs
-
-    def _ope(self, logged: pl.DataFrame, policy: BetaThompson, arms: list[str]) -> dict[str, Any] | None:
+    def _ope(self, logged: pl.DataFrame, policy: LinearThompson) -> dict[str, Any] | None:
+        """Would the greedy contextual policy beat the running one on the logged data?"""
         if logged.height < 300:
             return None
-        n, k = logged.height, len(arms)
-        candidate = np.broadcast_to(self._greedy(policy, k), (n, k))
-        model = np.broadcast_to(policy.posterior_means(), (n, k))
+        contexts = self._contexts(logged["device_type"].to_list())
+        candidate = policy.greedy_policy(contexts, min_share=self.min_share)
         est = evaluate_candidate(logged["arm"].to_numpy(), logged["propensity"].to_numpy(),
-                                 logged["reward"].to_numpy(), candidate, model)
+                                 logged["reward"].to_numpy(), candidate, policy.expected_rewards(contexts))
         current = on_policy_value(logged["reward"].to_numpy())
         verdict = should_promote(est["dr"], current, min_lift=0.0, require="ci", min_effective_sample_size=100)
         return {"ips": est["ips"].value, "snips": est["snips"].value, "dr": est["dr"].value,

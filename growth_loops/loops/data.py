@@ -14,7 +14,8 @@ from lake.schemas import SILVER_EVENTS
 
 __all__ = ["exposures", "read_events", "unit_outcomes"]
 
-_COLUMNS = ("person_id", "event_name", "event_ts", "event_date", "revenue", "currency", "onboarding_step", "properties")
+_COLUMNS = ("person_id", "event_name", "event_ts", "event_date", "revenue", "currency", "onboarding_step", "properties",
+            "device_type")
 
 
 def read_events(paths: LakePaths, start: datetime.date, end: datetime.date,
@@ -33,8 +34,9 @@ def read_events(paths: LakePaths, start: datetime.date, end: datetime.date,
 def exposures(events: pl.DataFrame, feature_key: str) -> pl.DataFrame:
     """First exposure per person to an experiment rule of ``feature_key`` (``experiment_viewed``).
 
-    Returns ``person_id``, ``experiment_id``, ``variation_id``, ``exposed_at`` (one row per person
-    and experiment: the first exposure decides the arm, as in GrowthBook's analysis).
+    Returns ``person_id``, ``experiment_id``, ``variation_id``, ``exposed_at`` and the exposure's
+    ``device_type`` (one row per person and experiment: the first exposure decides the arm, as in
+    GrowthBook's analysis).
     """
     viewed = events.filter(pl.col("event_name") == "experiment_viewed").with_columns(
         pl.col("properties").str.json_path_match("$.feature_key").alias("feature_key"),
@@ -45,8 +47,9 @@ def exposures(events: pl.DataFrame, feature_key: str) -> pl.DataFrame:
         viewed.filter(pl.col("feature_key") == feature_key)
         .sort("event_ts")
         .group_by("person_id", "experiment_id", maintain_order=True)
-        .agg(pl.col("variation_id").first(), pl.col("event_ts").first().alias("exposed_at"))
-        .select("person_id", "experiment_id", "variation_id", "exposed_at")
+        .agg(pl.col("variation_id").first(), pl.col("event_ts").first().alias("exposed_at"),
+             pl.col("device_type").first())
+        .select("person_id", "experiment_id", "variation_id", "exposed_at", "device_type")
     )
 
 

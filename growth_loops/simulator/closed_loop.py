@@ -150,6 +150,10 @@ class ClosedLoopConfig:
     # Onboarding: true probability of completing all steps, per variant of flag `onboarding_flag`.
     onboarding_flag: str = "onboarding_variant"
     onboarding_completion: Mapping[str, float] = field(default_factory=_default_onboarding)
+    # Context: additive change of the completion probability per device type (desktop, mobile,
+    # tablet) and variant, e.g. {"mobile": {"guided": -0.12, "checklist": 0.08}}: the best variant
+    # can differ by device, which only a contextual policy finds. Empty: no context effect.
+    onboarding_device_effect: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # Activation: completing onboarding multiplies daily activity and the chance to start a trial.
     active_base: float = 0.35
     onboarded_activity_multiplier: float = 1.6
@@ -207,6 +211,13 @@ class ClosedLoopConfig:
                               "Use whole hours from 0 to 23.")
         if not isinstance(self.trial_days, int) or not 1 <= self.trial_days <= 60:
             raise ConfigError(f"{name}.trial_days", f"is {self.trial_days!r}", "The tracking plan allows 1..60.")
+        devices = {device for _, device in USER_AGENTS}
+        if set(self.onboarding_device_effect) - devices or any(
+                not 0.0 <= self.completion_probability(v, d) <= 1.0
+                for d in devices for v in self.onboarding_completion):
+            raise ConfigError(f"{name}.onboarding_device_effect",
+                              f"needs device types among {sorted(devices)} and must keep every probability in [0, 1]",
+                              "Give additive effects per device and variant that stay within [0, 1].")
         if "control" not in self.onboarding_completion or any(
                 not 0.0 <= p <= 1.0 for p in self.onboarding_completion.values()):
             raise ConfigError(f"{name}.onboarding_completion", "needs a 'control' variant and probabilities",
@@ -235,6 +246,10 @@ class ClosedLoopConfig:
             raise ConfigError(f"{name}.churn_daily_base", "gives a daily hazard above 1",
                               "Lower churn_daily_base or retention_offer_churn_multiplier.")
 
+    def completion_probability(self, variant: str, device: str) -> float:
+        """True probability that a sign-up on ``device`` shown ``variant`` completes onboarding."""
+        return self.onboarding_completion[variant] + self.onboarding_device_effect.get(device, {}).get(variant, 0.0)
+
     def true_effects(self) -> dict[str, Any]:
         """The true effect of every intervention, as plain values.
 
@@ -249,10 +264,14 @@ class ClosedLoopConfig:
         """
         onboarding = dict(self.onboarding_completion)
         control = onboarding["control"]
+        by_device = {d: {v: self.completion_probability(v, d) for v in onboarding}
+                     for d in sorted({device for _, device in USER_AGENTS})}
         h, days, f = self.churn_daily_base, self.retention_offer_days, self.retention_offer_churn_multiplier
         return {
             "onboarding": {
                 "completion_rate": onboarding,
+                "completion_rate_by_device": by_device,
+                "best_by_device": {d: max(p, key=p.get) for d, p in by_device.items()},
                 "lift_vs_control": {v: p - control for v, p in onboarding.items()},
                 "best_variant": max(sorted(onboarding), key=lambda v: onboarding[v]),
                 "activity_multiplier_if_completed": self.onboarded_activity_multiplier,
@@ -413,14 +432,15 @@ class _Flags:
                               "Pass {'features': {...}}, e.g. growth_loops.actuation.build_features_document(...).")
         self.features = features
 
-    def value(self, key: str, user_id: str, allowed: Mapping[str, Any]) -> str:
+    def value(self, key: str, user_id: str, allowed: Mapping[str, Any], attributes: Mapping[str, Any] | None = None
+              ) -> str:
         """The variant the product renders: the flag's value, or control when the flag is absent
         or serves a value the product does not know."""
         if self.features is None or key not in self.features:
             return "control"
         from growthbook import GrowthBook  # the SDK the product uses; imported only when flags exist
 
-        gb = GrowthBook(attributes={"id": user_id}, features=dict(self.features))
+        gb = GrowthBook(attributes={"id": user_id, **(attributes or {})}, features=dict(self.features))
         try:
             result = gb.eval_feature(key)
         finally:
@@ -1112,11 +1132,12 @@ class _DayRun:
         self.day["active_today"][i] = True
         self.contexts[i] = ctx
         self._emit(t, "user_signed_up", i, uid, anon, sid, {"method": method, "email": email, **acq}, ctx)
-        variant = self.flags.value(cfg.onboarding_flag, uid, cfg.onboarding_completion)
+        device = USER_AGENTS[int(a["ua"][j])][1]  # what the product knows at sign-up: the device type
+        variant = self.flags.value(cfg.onboarding_flag, uid, cfg.onboarding_completion, {"deviceType": device})
         viewed = self.flags.exposure(cfg.onboarding_flag, uid)
         if viewed is not None:  # logged the millisecond after sign-up: no draw from the RNG
             self._emit(t + 1, "experiment_viewed", i, uid, anon, sid, viewed, ctx)
-        completed = bool(a["onboard_u"][j] < cfg.onboarding_completion[variant])
+        completed = bool(a["onboard_u"][j] < cfg.completion_probability(variant, device))
         steps = len(ONBOARDING_STEPS) if completed else int(a["steps_u"][j] * len(ONBOARDING_STEPS))
         for index, step in enumerate(ONBOARDING_STEPS[:steps], 1):
             t += self._gap(120_000)
@@ -1208,8 +1229,10 @@ class _DayRun:
             "engagement": pl.Series(s["engagement"], dtype=pl.Float64),
             "status": pl.Series(s["status"].tolist(), dtype=pl.String),
             "onboarding_variant": pl.Series(s["onboarding_variant"].tolist(), dtype=pl.String),
+            "device_type": pl.Series([USER_AGENTS[int(u)][1] for u in s["ua"]], dtype=pl.String),
             "p_onboarding_complete": pl.Series(
-                [self.cfg.onboarding_completion[v] for v in s["onboarding_variant"].tolist()], dtype=pl.Float64),
+                [self.cfg.completion_probability(v, USER_AGENTS[int(u)][1])
+                 for v, u in zip(s["onboarding_variant"].tolist(), s["ua"])], dtype=pl.Float64),
             "onboarding_steps": pl.Series(s["onboarding_steps"], dtype=pl.Int8),
             "onboarding_completed": pl.Series(s["onboarded"], dtype=pl.Boolean),
             "p_trial": pl.Series(s["p_trial"], dtype=pl.Float64),

@@ -29,8 +29,10 @@ pytestmark = pytest.mark.slow
 START, DAYS = dt.date(2026, 3, 2), 25
 LAST = START + dt.timedelta(days=DAYS - 1)
 HARMFUL = PaywallEffect(conversion_multiplier=1.05, price_factor=0.5)  # -47.5% revenue per exposed person
+# On mobile the guided variant loses its edge and the checklist wins: only a contextual policy finds both.
 CONFIG = ClosedLoopConfig(arrivals_per_day=1500, trial_days=7, extra_sessions_mean=0.2, actions_per_session_mean=1.0,
-                          paywall_variants={"control": PaywallEffect(1.0, 1.0), "discount_popup": HARMFUL})
+                          paywall_variants={"control": PaywallEffect(1.0, 1.0), "discount_popup": HARMFUL},
+                          onboarding_device_effect={"mobile": {"guided": -0.12, "checklist": 0.08}})
 SETTINGS = LoopSettings(holdout_share=0.3)
 
 
@@ -99,18 +101,23 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     assert load_features_document(features_document_path(paths))["features"]["paywall_variant"]["rules"][0]["force"] \
         == "control"
 
-    # -- onboarding bandit: most traffic ends on the best arm -----------------------------------
+    # -- onboarding contextual bandit: most traffic ends on the best arm of each context ------
+    best_by_device = CONFIG.true_effects()["onboarding"]["best_by_device"]
+    assert best_by_device == {"desktop": "guided", "mobile": "checklist", "tablet": "guided"}
     weights = _table(paths.loop_decisions("onboarding"), DECISIONS).filter(pl.col("day") == LAST)
-    shares = dict(zip(weights["action"], weights["propensity"]))
-    best = max(CONFIG.onboarding_completion, key=CONFIG.onboarding_completion.get)
-    assert max(shares, key=shares.get) == best and shares[best] >= 0.6, shares
-    # What new people actually saw in the last five days (the product's exposure log).
+    for device, best in best_by_device.items():
+        shares = {a.split(":")[1]: p for a, p in zip(weights["action"], weights["propensity"]) if a.startswith(device)}
+        assert max(shares, key=shares.get) == best and shares[best] >= 0.6, (device, shares)
+    # What new people actually saw in the last five days (the product's exposure log), per device.
     viewed = read_events(paths, LAST - dt.timedelta(days=4), LAST, names=["experiment_viewed"]).with_columns(
         pl.col("properties").str.json_path_match("$.feature_key").alias("flag"),
+        pl.col("properties").str.json_path_match("$.experiment_id").alias("experiment"),
         pl.col("properties").str.json_path_match("$.variation_id").alias("arm")).filter(
         pl.col("flag") == "onboarding_variant")
-    assert viewed.height > 1000
-    assert viewed.filter(pl.col("arm") == best).height / viewed.height > 0.6
+    for device in ("desktop", "mobile"):
+        mine = viewed.filter(pl.col("experiment") == f"onboarding-bandit:{device}")
+        assert mine.height > 300
+        assert mine.filter(pl.col("arm") == best_by_device[device]).height / mine.height > 0.6, device
 
     # -- the loops beat the global holdout on the OEC (active days and revenue per person) -------
     events = read_events(paths, START, LAST)

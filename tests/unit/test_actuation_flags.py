@@ -296,3 +296,24 @@ def test_the_global_holdout_gets_the_default_from_the_real_sdk():
         expected = "control" if uid in held else "guided"
         assert gb.get_feature_value("onboarding_variant", "missing") == expected, uid
         gb.destroy()
+
+
+def test_segmented_experiments_serve_each_context_its_own_weights_with_the_real_sdk():
+    from growthbook import GrowthBook
+
+    from growth_loops.actuation import HashExperiment, SegmentedExperiment, build_features_document
+
+    def part(device, weights):
+        return HashExperiment(key="onboarding_variant", default="control", experiment_key=f"onb:{device}",
+                              seed="onb", variations=["control", "guided", "checklist"], weights=weights,
+                              condition={"deviceType": device})
+
+    doc = build_features_document([SegmentedExperiment(
+        key="onboarding_variant", default="control",
+        segments=[part("desktop", [0.0, 1.0, 0.0]), part("mobile", [0.0, 0.0, 1.0])])])
+    seen = {}
+    for i, device in enumerate(["desktop", "mobile", "tablet"] * 50):
+        gb = GrowthBook(attributes={"id": f"u{i}", "deviceType": device}, features=doc["features"])
+        seen.setdefault(device, set()).add(gb.get_feature_value("onboarding_variant", "missing"))
+        gb.destroy()
+    assert seen == {"desktop": {"guided"}, "mobile": {"checklist"}, "tablet": {"control"}}
