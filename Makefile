@@ -35,8 +35,11 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: install
-	$(BIN)/python benchmarks/bench_ingestion.py
 	$(BIN)/python benchmarks/bench_simulator.py
+	$(BIN)/python benchmarks/bench_ingestion.py
+	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_online_features.py --check
+	$(BIN)/python benchmarks/bench_loops.py
 
 clean:
 	rm -rf $(VENV) data .dagster_home

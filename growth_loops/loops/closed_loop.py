@@ -10,6 +10,7 @@ same steps run as Dagster assets in production.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class ClosedLoopRun:
     days: list[datetime.date] = field(default_factory=list)
     runs: dict[datetime.date, list[LoopRun]] = field(default_factory=dict)
     messages_sent: int = 0
+    seconds: dict[datetime.date, dict[str, float]] = field(default_factory=dict)  # per stage, per day
 
 
 def run_closed_loop(paths: LakePaths, *, start: datetime.date, days: int, seed: int,
@@ -64,15 +66,23 @@ def run_closed_loop(paths: LakePaths, *, start: datetime.date, days: int, seed: 
             sent_at = datetime.datetime.combine(day, datetime.time(0, 45), tzinfo=datetime.UTC)
             result.messages_sent += mark_sent(paths, outbox["message_id"].to_list(), sent_at)
             outbox = outbox.with_columns(pl.lit(sent_at, dtype=pl.Datetime("us", "UTC")).alias("sent_at"))
+        clock = {"start": time.perf_counter()}
         sim.step(day, flags_document=doc, messages=outbox if outbox.height else None)
+        clock["simulate"] = time.perf_counter()
         for key in sorted(set(list_landing_partitions(paths)) - done):
             ingest_partition(paths, key, plan=plan, masker=masker)
             done.add(key)
+        clock["ingest"] = time.perf_counter()
         build_silver(paths)
+        clock["silver"] = time.perf_counter()
         store.materialize(day)
+        clock["features"] = time.perf_counter()
         runs = run_decisions(paths, day, loops=loops, settings=settings,  # the nightly run after the day closes
                              now=datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time(0, 30),
                                                            tzinfo=datetime.UTC))
+        clock["decide"] = time.perf_counter()
+        stages = list(clock)
+        result.seconds[day] = {b: round(clock[b] - clock[a], 3) for a, b in zip(stages, stages[1:])}
         result.days.append(day)
         result.runs[day] = runs
         if on_day is not None:
