@@ -206,6 +206,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 1 if st["failed"] else 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from growth_loops.report import build_report
+    from lake.paths import LakePaths
+
+    path = build_report(LakePaths.from_root(args.root), args.out)
+    print(f"report written to {path} (open it in a browser)")
+    return 0
+
+
 def _cmd_plan_check(args: argparse.Namespace) -> int:
     from lake.contracts import check_version_bump, load_plan
     from lake.contracts.history import plan_at_revision
@@ -255,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestration.cli_loops import add_parser as add_loops_parser
 
     add_loops_parser(sub, common)
+
+    rp = sub.add_parser("report", parents=[common], help="write the board report (one HTML file with plots)")
+    rp.add_argument("--out", help="where to write it (default: $GROWTHLAKE_ROOT/reports/report.html)")
+    rp.set_defaults(fn=_cmd_report)
 
     pl = sub.add_parser("plan", help="tracking plan tools")
     plsub = pl.add_subparsers(dest="plan_verb", required=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import bronze, features, loops, marts, silver
+from orchestration import bronze, features, loops, marts, reports, silver
 from orchestration.resources import LakeResource
 
 __all__ = ["build_definitions", "defs"]
@@ -14,12 +14,13 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
     """Build the definitions; tests pass a ``LakeResource`` rooted in a temporary folder."""
     return dg.Definitions(
         assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour, marts.marts_dbt_assets,
-                features.materialize_features, loops.decide_loops],
+                features.materialize_features, loops.decide_loops, reports.board_report],
         asset_checks=[bronze.ledger_reconciles, marts.oec_within_learned_band],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
-              loops.nightly_loops_job],
+              loops.nightly_loops_job, reports.nightly_report_job],
         schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule,
-                   features.nightly_features_schedule, loops.nightly_loops_schedule],
+                   features.nightly_features_schedule, loops.nightly_loops_schedule,
+                   reports.nightly_report_schedule],
         sensors=[bronze.landing_files_sensor],
         resources={"lake": lake or LakeResource(), "dbt": marts.dbt_resource()},
     )

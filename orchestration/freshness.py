@@ -17,6 +17,7 @@ SLAS: dict[str, tuple[timedelta, timedelta]] = {
     "marts": (timedelta(hours=26), timedelta(hours=30)),  # nightly build, plus slack
     "features": (timedelta(hours=28), timedelta(hours=32)),  # nightly, after the marts; under the 2-day TTL
     "loops": (timedelta(hours=28), timedelta(hours=32)),  # nightly, after the features
+    "reports": (timedelta(hours=28), timedelta(hours=32)),  # nightly, after the loops
 }
 
 
