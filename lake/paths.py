@@ -155,3 +155,9 @@ class LakePaths:
     def approvals(self) -> str:
         """Append-only approval events of policy versions."""
         return self.table("decisions", "approvals")
+
+    # -- observability (lake/alerts) ---------------------------------------------------------------
+    @property
+    def alerts(self) -> str:
+        """Append-only alerts (freshness SLA breaches), one row per alert_id."""
+        return self.table("observability", "alerts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import bronze, features, loops, marts, reports, silver
+from orchestration.alerts import freshness_sla_sensor
 from orchestration.resources import LakeResource
 
 __all__ = ["build_definitions", "defs"]
@@ -21,7 +22,7 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
         schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule,
                    features.nightly_features_schedule, loops.nightly_loops_schedule,
                    reports.nightly_report_schedule],
-        sensors=[bronze.landing_files_sensor],
+        sensors=[bronze.landing_files_sensor, freshness_sla_sensor],
         resources={"lake": lake or LakeResource(), "dbt": marts.dbt_resource()},
     )
 

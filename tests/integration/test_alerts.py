@@ -1,0 +1,156 @@
+"""Freshness SLA alerts: a breach becomes one row, a log line and a notification, exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+
+from lake.alerts import (
+    Alert,
+    LogNotifier,
+    WebhookNotifier,
+    notifier_from_env,
+    raise_alerts,
+    read_alerts,
+)
+from orchestration.alerts import evaluate_freshness, freshness_sla_sensor
+from orchestration.definitions import build_definitions
+from orchestration.resources import LakeResource
+
+SILVER = dg.AssetKey(["silver", "events"])
+STAGING = dg.AssetKey(["staging", "stg_silver__events"])
+
+
+@pytest.fixture
+def lake(paths):
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield paths, defs, instance
+
+
+def _materialize(instance, key) -> datetime:
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key))
+    return datetime.fromtimestamp(instance.get_latest_materialization_event(key).timestamp, tz=UTC)
+
+
+def _alert(subject="silver/events") -> Alert:
+    now = datetime.now(UTC)
+    return Alert(kind="freshness", subject=subject, severity="fail", detail="stale", observed_lag_s=18000.0,
+                 threshold_s=10800.0, window_start=now.replace(minute=0, second=0, microsecond=0), raised_at=now)
+
+
+def test_stale_silver_asset_raises_one_fail_alert_once(lake, caplog):
+    paths, defs, instance = lake
+    last = _materialize(instance, SILVER)
+    now = last + timedelta(hours=5)
+    alerts = evaluate_freshness(instance, defs, paths, now)
+    assert [a.subject for a in alerts] == ["silver/events"], "never-materialized assets are new, not stale"
+    with caplog.at_level(logging.WARNING, logger="growthlake.alerts"):
+        assert raise_alerts(paths, alerts, LogNotifier()) == 1
+    assert sum("ALERT freshness FAIL silver/events" in r.getMessage() for r in caplog.records) == 1
+    row = read_alerts(paths).row(0, named=True)
+    assert (row["kind"], row["subject"], row["severity"]) == ("freshness", "silver/events", "fail")
+    assert row["threshold_s"] == 3 * 3600 and row["observed_lag_s"] == pytest.approx(5 * 3600, abs=1)
+    assert row["alert_id"] == alerts[0].alert_id and len(row["alert_id"]) == 64
+
+    # the next sensor ticks in the same hour (and later, for the same breach) record nothing new
+    for later in (timedelta(minutes=5), timedelta(minutes=40)):
+        again = evaluate_freshness(instance, defs, paths, now + later)
+        assert [a.alert_id for a in again] == [alerts[0].alert_id]
+        assert raise_alerts(paths, again, LogNotifier()) == 0
+    assert read_alerts(paths).height == 1
+
+
+def test_fresh_asset_raises_nothing_and_warn_precedes_fail(lake):
+    paths, defs, instance = lake
+    last = _materialize(instance, SILVER)
+    assert evaluate_freshness(instance, defs, paths, last + timedelta(minutes=30)) == []
+    (warn,) = evaluate_freshness(instance, defs, paths, last + timedelta(hours=2, minutes=30))
+    assert (warn.severity, warn.threshold_s) == ("warn", 2 * 3600)
+
+
+def test_staging_group_uses_the_warehouse_sla(lake):
+    paths, defs, instance = lake
+    last = _materialize(instance, STAGING)
+    assert evaluate_freshness(instance, defs, paths, last + timedelta(hours=25)) == []
+    (alert,) = evaluate_freshness(instance, defs, paths, last + timedelta(hours=27))
+    assert (alert.subject, alert.severity, alert.threshold_s) == ("staging/stg_silver__events", "warn", 26 * 3600)
+
+
+def test_nothing_materialized_raises_nothing(lake):
+    paths, defs, instance = lake
+    assert evaluate_freshness(instance, defs, paths, datetime.now(UTC) + timedelta(days=30)) == []
+
+
+def test_sensor_records_alerts_and_is_registered(lake, monkeypatch):
+    paths, defs, instance = lake
+    assert defs.resolve_sensor_def("freshness_sla_sensor").minimum_interval_seconds == 300
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=SILVER))
+    future = datetime.now(UTC) + timedelta(hours=5)
+
+    class _Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return future
+
+    monkeypatch.setattr("orchestration.alerts.datetime", _Clock)
+    monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK", raising=False)
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources={"lake": LakeResource(root=paths.root)})
+    result = freshness_sla_sensor(ctx)
+    assert "1 new alert" in result.skip_message
+    assert read_alerts(paths)["subject"].to_list() == ["silver/events"]
+
+
+@pytest.fixture
+def webhook():
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_webhook_notifier_posts_each_new_alert(paths, webhook, monkeypatch):
+    url, received = webhook
+    monkeypatch.setenv("GROWTHLAKE_ALERT_WEBHOOK", url)
+    notifier = notifier_from_env()
+    assert isinstance(notifier, WebhookNotifier) and notifier.url == url
+    alert = _alert()
+    assert raise_alerts(paths, [alert]) == 1  # notifier from the environment
+    assert raise_alerts(paths, [alert]) == 0  # not new: not notified again
+    assert len(received) == 1
+    assert received[0]["alert_id"] == alert.alert_id and received[0]["subject"] == "silver/events"
+    monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK")
+    assert isinstance(notifier_from_env(), LogNotifier)
+
+
+def test_failing_webhook_still_writes_the_row(paths, caplog):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with caplog.at_level(logging.WARNING, logger="growthlake.alerts"):
+        assert raise_alerts(paths, [_alert()], WebhookNotifier(f"http://127.0.0.1:{port}/", timeout=2)) == 1
+    assert read_alerts(paths).height == 1
+    assert any("webhook failed" in r.getMessage() for r in caplog.records)
