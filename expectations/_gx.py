@@ -76,36 +76,44 @@ def index_from_id(expectation_id_: str | None) -> int | None:
 def _get_suite(spec: SuiteSpec) -> ExpectationSuite:
     with _lock:
         suite = _suites.get(spec.name)
-        if suite is not None:
-            return suite
-        from great_expectations import exceptions as gx_exceptions
-        from great_expectations.core import ExpectationSuite
-        from great_expectations.expectations.expectation_configuration import (
-            ExpectationConfiguration,
-        )
-
-        configurations = []
-        for index, exp in enumerate(spec.expectations):
-            configuration = ExpectationConfiguration(
-                type=exp.type,
-                kwargs=copy.deepcopy(dict(exp.kwargs)),
-                meta=copy.deepcopy(dict(exp.meta)),
-                id=expectation_id(spec.name, index),
-            )
-            # ExpectationSuite logs and *drops* an invalid expectation; build it here first
-            # so a typo in a suite file fails loudly instead of silently weakening the gate.
-            try:
-                configuration.to_domain_obj()
-            except (gx_exceptions.GreatExpectationsError, ValueError, TypeError) as exc:
-                raise InvalidSuiteError(
-                    spec.name, f"expectation #{index} ({exp.type}): {exc}"
-                ) from exc
-            configurations.append(configuration)
-        suite = ExpectationSuite(name=spec.name, expectations=configurations)
-        if len(suite.expectations) != len(spec.expectations):  # pragma: no cover - defensive
-            raise InvalidSuiteError(spec.name, "Great Expectations dropped an expectation")
-        _suites[spec.name] = suite
+        if suite is None:
+            suite = _suites[spec.name] = build_suite(spec)
         return suite
+
+
+def build_suite(spec: SuiteSpec) -> ExpectationSuite:
+    """A new GX suite for ``spec`` (not cached, bound to no context).
+
+    Raises:
+        InvalidSuiteError: An expectation GX cannot build.
+    """
+    from great_expectations import exceptions as gx_exceptions
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    configurations = []
+    for index, exp in enumerate(spec.expectations):
+        configuration = ExpectationConfiguration(
+            type=exp.type,
+            kwargs=copy.deepcopy(dict(exp.kwargs)),
+            meta=copy.deepcopy(dict(exp.meta)),
+            id=expectation_id(spec.name, index),
+        )
+        # ExpectationSuite logs and *drops* an invalid expectation; build it here first
+        # so a typo in a suite file fails loudly instead of silently weakening the gate.
+        try:
+            configuration.to_domain_obj()
+        except (gx_exceptions.GreatExpectationsError, ValueError, TypeError) as exc:
+            raise InvalidSuiteError(
+                spec.name, f"expectation #{index} ({exp.type}): {exc}"
+            ) from exc
+        configurations.append(configuration)
+    suite = ExpectationSuite(name=spec.name, expectations=configurations)
+    if len(suite.expectations) != len(spec.expectations):  # pragma: no cover - defensive
+        raise InvalidSuiteError(spec.name, "Great Expectations dropped an expectation")
+    return suite
 
 
 def run_suite(

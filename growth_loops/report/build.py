@@ -68,6 +68,8 @@ ASSUMED_MINUTES_PER_ROLLBACK = 30.0
 #: Fewer people than this in the global holdout (or outside it) and the holdout comparison is
 #: reported as not enough data instead of an interval.
 MIN_HOLDOUT_GROUP = 30
+#: Folder, next to the report file, of the Great Expectations Data Docs the report links to.
+DATA_DOCS_DIR = "data_docs"
 
 #: (anchor id, heading) of every section, in order.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -105,7 +107,7 @@ def default_report_path(paths: LakePaths) -> Path:
 
 
 def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
-                 now: datetime.datetime | None = None) -> Path:
+                 now: datetime.datetime | None = None, data_docs: bool = True) -> Path:
     """Write the report of the lake at ``paths`` to one self-contained HTML file.
 
     Args:
@@ -114,6 +116,9 @@ def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
         out: Where to write the file (default :func:`default_report_path`:
             ``$GROWTHLAKE_ROOT/reports/report.html``). Parent folders are created.
         now: The time printed as "generated at" (default: now, UTC).
+        data_docs: Also build the Great Expectations Data Docs of every suite into
+            ``<report folder>/data_docs/`` and link them from the data trust dashboard. A failure
+            there is reported in the dashboard, never raised.
 
     Returns:
         The path of the written file (replaced atomically, so a reader never sees half a report).
@@ -124,8 +129,10 @@ def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
     target = Path(out) if out is not None else default_report_path(paths)
     now = now or datetime.datetime.now(datetime.UTC)
     data = _load(paths)
-    document = _render(data, now=now)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if data_docs:
+        data.data_docs = _build_data_docs(target.parent / DATA_DOCS_DIR)
+    document = _render(data, now=now)
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         staging.write_text(document, encoding="utf-8")
@@ -175,6 +182,21 @@ class _Data:
     dbt_tests: dict[str, int] | None  # pass / fail / warn of the last warehouse build
     holdout: _Holdout | None
     drift_thresholds: dict[str, float] = field(default_factory=dict)
+    data_docs: str = ""  # HTML fragment for the trust dashboard: the Data Docs link, or why there is none
+
+
+def _build_data_docs(site: Path) -> str:
+    """Build the GX Data Docs into ``site``; the dashboard's fragment about them (never raises)."""
+    from expectations.docs import build_data_docs
+    from expectations.suites import suite_names
+
+    try:
+        build_data_docs(site)
+        suites = len(suite_names())
+    except Exception as exc:  # noqa: BLE001 - the report must render whatever GX does
+        return _note(f"The Great Expectations Data Docs could not be built: {type(exc).__name__}: {exc}")
+    return (f'<p><a href="{DATA_DOCS_DIR}/index.html">Great Expectations Data Docs</a></p>'
+            + _note(f"{_plural(suites, 'expectation suite')} documented."))
 
 
 def _frame(uri: str, schema: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
@@ -781,7 +803,10 @@ def _ledger_daily(ledger: pl.DataFrame) -> pl.DataFrame:
 
 
 def _section_trust(d: _Data) -> str:
-    parts = [f"<h3>Ingestion (tracking plan {_esc(d.plan_version or 'not loaded')})</h3>"]
+    parts = []
+    if d.data_docs:
+        parts += ["<h3>Expectation suites</h3>", d.data_docs]
+    parts.append(f"<h3>Ingestion (tracking plan {_esc(d.plan_version or 'not loaded')})</h3>")
     if d.plan_note:
         parts.append(_note(d.plan_note))
     if d.ledger.is_empty():
