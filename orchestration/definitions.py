@@ -16,7 +16,7 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour, marts.marts_dbt_assets,
                 features.materialize_features, loops.decide_loops, reports.board_report],
-        asset_checks=[bronze.ledger_reconciles, marts.oec_within_learned_band],
+        asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, marts.oec_within_learned_band],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
               loops.nightly_loops_job, reports.nightly_report_job],
         schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule,

@@ -3,11 +3,11 @@
 import dagster as dg
 
 from lake.ledger import read_ledger, verify_partition
-from orchestration.bronze.assets import LEDGER
+from orchestration.bronze.assets import EVENTS, LEDGER
 from orchestration.bronze.partitions import hourly
 from orchestration.resources import LakeResource
 
-__all__ = ["ledger_reconciles"]
+__all__ = ["ledger_reconciles", "volume_within_history"]
 
 
 @dg.asset_check(
@@ -45,3 +45,29 @@ def ledger_reconciles(context: dg.AssetCheckExecutionContext, lake: LakeResource
         description=rec.detail if not rec.ok else (gx.summary() if not gx.success else "reconciled"),
         metadata={**rec.figures, "gx_ingestion_ledger": gx.success},
     )
+
+
+VOLUME_WEEKS = 8  # same weekday and hour, this many weeks back
+
+
+@dg.asset_check(
+    asset=EVENTS,  # silver reads bronze/events: a failure here stops it
+    blocking=True,
+    partitions_def=hourly,
+    description=f"Lines landed this hour against the same weekday and hour of the last {VOLUME_WEEKS} weeks "
+    "(robust z-score on the median absolute deviation): a collector outage or a flood stops silver.",
+)
+def volume_within_history(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    from datetime import timedelta
+
+    from expectations.anomaly import volume_verdict
+    from lake.ingest import parse_partition_key
+
+    paths = lake.paths()
+    key = context.partition_key
+    hour = parse_partition_key(key)
+    past = [(hour - timedelta(weeks=w)).strftime("%Y-%m-%d-%H:00") for w in range(1, VOLUME_WEEKS + 1)]
+    rows = {r["landing_partition"]: r["lines_landed"] for r in read_ledger(paths, [key, *past]).to_pylist()}
+    verdict = volume_verdict(rows.get(key, 0), [rows[k] for k in past if k in rows])
+    return dg.AssetCheckResult(passed=verdict.passed, severity=dg.AssetCheckSeverity.ERROR,
+                               description=verdict.note, metadata=verdict.to_metadata())

@@ -45,7 +45,8 @@ def test_definitions_load_with_the_asset_graph_checks_and_freshness():
 
 
 GATES = [("bronze/events", "gx_bronze_events"), ("bronze/quarantine", "gx_bronze_quarantine"),
-         ("bronze/ingestion_ledger", "ledger_reconciles"), ("silver/events", "gx_silver_events"),
+         ("bronze/ingestion_ledger", "ledger_reconciles"), ("bronze/events", "volume_within_history"),
+         ("silver/events", "gx_silver_events"),
          ("silver/sessions", "gx_silver_sessions"), ("silver/identity_map", "gx_silver_identity_map"),
          ("marts/fct_daily_oec", "gx_fct_daily_oec")]
 
@@ -68,6 +69,7 @@ def test_good_hour_materializes_with_passing_checks_and_metadata(paths):
     assert res.success
     evals = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
     assert evals == {"gx_bronze_events": True, "gx_bronze_quarantine": True, "ledger_reconciles": True,
+                     "volume_within_history": True,
                      "gx_silver_events": True, "gx_silver_sessions": True, "gx_silver_identity_map": True}
     mats = {m.asset_key.to_user_string(): m for m in res.get_asset_materialization_events()}
     meta = mats["bronze/ingestion_ledger"].materialization.metadata
@@ -120,3 +122,31 @@ def test_sensor_requests_a_run_when_an_hours_files_change(paths):
         write_batch(paths, key, [event()], name="batch-2.jsonl")
         changed = list(sensor(ctx))
         assert changed[0].run_key != first[0].run_key
+
+
+def test_a_half_volume_hour_fails_the_volume_gate_and_silver_does_not_run(paths):
+    from datetime import datetime, timedelta
+
+    from lake.contracts import load_plan
+    from lake.ingest import ingest_partition
+    from lake.pii import PiiMasker, pii_key_from_env
+
+    hour = datetime(2026, 11, 23, 14)  # a Monday
+    history = [(hour - timedelta(weeks=w)) for w in range(1, 6)]
+    masker = PiiMasker(pii_key_from_env(paths))
+    for i, past in enumerate(history):  # five Mondays at 14:00 with ~200 events each
+        ts = past.strftime("%Y-%m-%dT%H:10:00Z")
+        key = past.strftime("%Y-%m-%d-%H:00")
+        write_batch(paths, key, [event(ts=ts, received=ts) for _ in range(200 + i)])
+        ingest_partition(paths, key, plan=load_plan(), masker=masker)
+    ts = hour.strftime("%Y-%m-%dT%H:10:00Z")
+    key = hour.strftime("%Y-%m-%d-%H:00")
+    write_batch(paths, key, [event(ts=ts, received=ts) for _ in range(100)])  # half the usual volume
+
+    res = _run(paths, key)
+    evals = {e.check_name: e for e in res.get_asset_check_evaluations()}
+    assert not evals["volume_within_history"].passed
+    assert "50% below the median" in evals["volume_within_history"].description
+    assert evals["ledger_reconciles"].passed  # nothing is lost: the events are in bronze, counted
+    materialized = {m.asset_key.to_user_string() for m in res.get_asset_materialization_events()}
+    assert "bronze/events" in materialized and "silver/events" not in materialized
