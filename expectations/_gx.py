@@ -33,27 +33,34 @@ _batch_definition: BatchDefinition | None = None
 _suites: dict[str, ExpectationSuite] = {}
 
 
+def ephemeral_context(**config: Any):
+    """An in-memory GX context (no project folder, analytics and progress bars off); ``config``
+    adds ``DataContextConfig`` fields such as ``data_docs_sites``."""
+    # Must be set before GX is imported; GX reads it from the environment.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    return gx.get_context(
+        mode="ephemeral",
+        project_config=DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False),
+            **config,
+        ),
+    )
+
+
 def _get_batch_definition() -> BatchDefinition:
     global _batch_definition
     with _lock:
         if _batch_definition is None:
-            # Must be set before GX is imported; GX reads it from the environment.
-            os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import (
-                DataContextConfig,
-                InMemoryStoreBackendDefaults,
-                ProgressBarsConfig,
-            )
-
-            context = gx.get_context(
-                mode="ephemeral",
-                project_config=DataContextConfig(
-                    store_backend_defaults=InMemoryStoreBackendDefaults(),
-                    analytics_enabled=False,
-                    progress_bars=ProgressBarsConfig(globally=False),
-                ),
-            )
+            context = ephemeral_context()
             _batch_definition = (
                 context.data_sources.add_pandas("growthlake_in_memory")
                 .add_dataframe_asset("batch")

@@ -36,36 +36,16 @@ def build_data_docs(site_dir: str | os.PathLike[str]) -> Path:
     """
     site = Path(site_dir).resolve()
     site.mkdir(parents=True, exist_ok=True)
-    # Must be set before GX is imported; GX reads it from the environment.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
+    from expectations._gx import build_suite, ephemeral_context
 
-    from expectations._gx import build_suite
-
-    context = gx.get_context(
-        mode="ephemeral",
-        project_config=DataContextConfig(
-            store_backend_defaults=InMemoryStoreBackendDefaults(),
-            analytics_enabled=False,
-            progress_bars=ProgressBarsConfig(globally=False),
-            data_docs_sites={
-                SITE_NAME: {
-                    "class_name": "SiteBuilder",
-                    "show_how_to_buttons": False,
-                    "store_backend": {
-                        "class_name": "TupleFilesystemStoreBackend",
-                        "base_directory": str(site),
-                    },
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                }
-            },
-        ),
-    )
+    context = ephemeral_context(data_docs_sites={
+        SITE_NAME: {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    })
     for name in suite_names():
         context.suites.add(build_suite(load_suite(name)))
     context.build_data_docs(site_names=[SITE_NAME])

@@ -248,10 +248,11 @@ class FeatureStore:
         with table_lock(self.paths, "features"):
             self.refresh_rollups(through=day)
             activity = self._read_rollup("silver.events", ACTIVITY_COLUMNS, through=day)
+            first = activity.filter(pl.col("events") > 0)[DAY].min()  # first day with activity, or None
             results = []
             for view in chosen:
-                results.append(self._materialize_view(view, day, activity, accept_drift=accept_drift,
-                                                      drift_threshold=drift_threshold))
+                results.append(self._materialize_view(view, day, activity, first_day=first,
+                                                      accept_drift=accept_drift, drift_threshold=drift_threshold))
             self._log(results)
         return results
 
@@ -261,13 +262,13 @@ class FeatureStore:
         Returns:
             The rebuilt days per source name.
         """
-        state = self._rollup_state()
+        state = self._rollup_state_rows()
         rebuilt: dict[str, list[datetime.date]] = {}
-        new_state = []
+        new_state: dict[tuple[str, datetime.date], tuple[str, int, datetime.datetime]] = {}
         now = datetime.datetime.now(datetime.UTC)
         for source in {ROLLUP_SOURCES[v.source] for v in self.views} | {ROLLUP_SOURCES["silver.events"]}:
             fingerprints = _day_fingerprints(getattr(self.paths, source.table), source.date_column)
-            known = {d: f for (s, d), f in state.items() if s == source.source}
+            known = {d: f for (s, d), (f, _, _) in state.items() if s == source.source}
             days = sorted(d for d in set(fingerprints) | set(known) if d <= through
                           and fingerprints.get(d, "") != known.get(d))
             rebuilt[source.source] = days
@@ -277,24 +278,23 @@ class FeatureStore:
             for d in days:
                 frame = self._build_rollup_day(source, d) if d in fingerprints else pl.from_arrow(source.schema.empty_table())
                 frames.append(frame)
-                new_state.append({"source": source.source, "day": d, "fingerprint": fingerprints.get(d, ""),
-                                  "rows": frame.height, "built_at": now})
+                new_state[(source.source, d)] = (fingerprints.get(d, ""), frame.height, now)
             data = pl.concat(frames).to_arrow().cast(source.schema)  # type: ignore[arg-type]
             predicate = f"{DAY} IN ({', '.join(repr(d.isoformat()) for d in days)})"
             delta_io.replace_where(self.paths.feature_rollup(source.name), data, predicate, partition_by=[DAY],
                                    operation="feature-rollup", metadata={"days": [d.isoformat() for d in days]})
             log.info("rolled up %s for %d day(s): %s .. %s", source.source, len(days), days[0], days[-1])
         if new_state:
-            keep = [{"source": s, "day": d, "fingerprint": f, "rows": r, "built_at": b}
-                    for (s, d), (f, r, b) in self._rollup_state_rows().items()
-                    if not any(n["source"] == s and n["day"] == d for n in new_state)]
-            table = pa.Table.from_pylist(keep + new_state, schema=ROLLUP_STATE)
+            merged = {**state, **new_state}
+            table = pa.Table.from_pylist([{"source": s, "day": d, "fingerprint": f, "rows": r, "built_at": b}
+                                          for (s, d), (f, r, b) in sorted(merged.items())], schema=ROLLUP_STATE)
             _overwrite(self.paths.feature_rollup_state, table)
         return rebuilt
 
     # -- internals -------------------------------------------------------------------------------
     def _materialize_view(self, view: FeatureView, day: datetime.date, activity: pl.DataFrame, *,
-                          accept_drift: bool, drift_threshold: float | None) -> Materialization:
+                          first_day: datetime.date | None, accept_drift: bool,
+                          drift_threshold: float | None) -> Materialization:
         source = ROLLUP_SOURCES[view.source]
         columns = ("person_id", DAY, *sorted({c for f in view.features if f.aggregation
                                                for c in f.aggregation.columns if c not in ("person_id", DAY)}))
@@ -314,9 +314,11 @@ class FeatureStore:
         report, note = None, ""
         if previous_day is None:
             note = "first materialization of this view"
-        elif previous_day < self._warm_until(view):
+        elif first_day is None or previous_day < (warm := first_day + datetime.timedelta(
+                days=view.longest_window_days - 1)):
             note = (f"warming up: the {view.longest_window_days}-day windows fill on "
-                    f"{self._warm_until(view)}, so distributions before that are not comparable")
+                    f"{warm if first_day else 'the first active day + window'}, so distributions before that "
+                    "are not comparable")
         else:
             threshold = drift_threshold if drift_threshold is not None else view.drift_threshold
             report = drift_report(self.history(view, days=[previous_day]), current, view, threshold=threshold)
@@ -348,14 +350,6 @@ class FeatureStore:
             held_path=held_path,
         )
 
-    def _warm_until(self, view: FeatureView) -> datetime.date:
-        """First day whose windows are full: comparisons before it see windows still filling."""
-        first = min((d for (s, d), (_, rows, _) in self._rollup_state_rows().items()
-                     if s == "silver.events" and rows), default=None)
-        if first is None:
-            return datetime.date.max
-        return first + datetime.timedelta(days=view.longest_window_days - 1)
-
     def _hold(self, view: FeatureView, day: datetime.date, frame: pl.DataFrame) -> str:
         if not self.paths.is_local:
             return ""
@@ -380,9 +374,6 @@ class FeatureStore:
     def _rollup_state_rows(self) -> dict[tuple[str, datetime.date], tuple[str, int, datetime.datetime]]:
         table = delta_io.read(self.paths.feature_rollup_state, ROLLUP_STATE)
         return {(r["source"], r["day"]): (r["fingerprint"], r["rows"], r["built_at"]) for r in table.to_pylist()}
-
-    def _rollup_state(self) -> dict[tuple[str, datetime.date], str]:
-        return {k: v[0] for k, v in self._rollup_state_rows().items()}
 
     def _log(self, results: Sequence[Materialization]) -> None:
         now = datetime.datetime.now(datetime.UTC)

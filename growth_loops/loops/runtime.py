@@ -182,6 +182,7 @@ class DayContext:
         self._features: dict[tuple[str, tuple[datetime.date, ...]], pl.DataFrame] = {}
         self._events: dict[tuple[datetime.date, datetime.date], pl.DataFrame] = {}
         self._gates: dict[str, tuple[bool, str]] | None = None
+        self._runs: pl.DataFrame | None = None
 
     def gate(self, view: str) -> tuple[bool, str]:
         """(passed, snapshot reference or reason) for a feature view's materialization of the day."""
@@ -223,9 +224,12 @@ class DayContext:
         return frame if since is None else frame.filter(pl.col("day") >= since)
 
     def runs(self, loop: str) -> pl.DataFrame:
-        frame = pl.from_arrow(delta_io.read(self.paths.table("decisions", "loop_runs"), LOOP_RUNS))
-        assert isinstance(frame, pl.DataFrame)
-        return frame.filter((pl.col("loop") == loop) & (pl.col("day") < self.day)).sort("day")
+        """The loop's earlier runs (days before this one), oldest first; the table is read once."""
+        if self._runs is None:
+            frame = pl.from_arrow(delta_io.read(self.paths.table("decisions", "loop_runs"), LOOP_RUNS))
+            assert isinstance(frame, pl.DataFrame)
+            self._runs = frame.filter(pl.col("day") < self.day).sort("day")
+        return self._runs.filter(pl.col("loop") == loop)
 
     def rng_seed(self, loop: str) -> int:
         return int(hashlib.sha256(f"{loop}|{self.day.isoformat()}".encode()).hexdigest()[:12], 16)
@@ -361,7 +365,7 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
         if actuated and out.messages:
             enqueue(paths, out.messages, consented=consented, now=now)
         result_rows += [{"day": day, "loop": loop, **r} for r in out.results]
-        flag_entry = doc["features"].get(ctx_target(run, out))
+        flag_entry = doc["features"].get(out.flag.key) if out.flag is not None else None
         run_rows.append({
             "loop": loop, "day": day, "policy_version": run.policy_version, "status": run.status,
             "approval_state": run.approval_state,
@@ -378,6 +382,3 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
                            pa.Table.from_pylist(result_rows, schema=EXPERIMENT_RESULTS), f"day = '{day.isoformat()}'",
                            partition_by=["day"], operation="experiment-results", metadata={"day": day.isoformat()})
 
-
-def ctx_target(run: LoopRun, out: Outcome) -> str | None:
-    return out.flag.key if out.flag is not None else None

@@ -12,9 +12,8 @@ import dagster as dg
 
 from growth_loops.features import VIEWS, FeatureStore
 from growth_loops.features.views import FeatureView
-from lake.silver import unaudited_tables
 from orchestration.freshness import freshness
-from orchestration.gates import failed_silver_gates
+from orchestration.gates import require_gated_silver
 from orchestration.resources import LakeResource
 from orchestration.silver.assets import SILVER_EVENTS_KEY, SILVER_SESSIONS_KEY
 
@@ -79,21 +78,8 @@ class FeatureMaterializationConfig(dg.Config):
 )
 def materialize_features(context: dg.AssetExecutionContext, lake: LakeResource, config: FeatureMaterializationConfig):
     """Materialize the day's feature values of every view: rollups, values, gates, then publish."""
-    failed = failed_silver_gates(context.instance)
-    if failed:
-        raise dg.Failure(
-            description=f"silver gate(s) {', '.join(failed)} failed on their latest evaluation: features are not "
-                        "computed from that data. Fix silver and re-materialize it.",
-            metadata={"failed_gates": failed},
-        )
     paths = lake.paths()
-    unaudited = unaudited_tables(paths)
-    if unaudited:
-        raise dg.Failure(
-            description=f"silver table(s) {', '.join(unaudited)} changed after the last gated silver build: features "
-                        "are not computed from unaudited data. Materialize the hourly job first.",
-            metadata={"unaudited_tables": unaudited},
-        )
+    require_gated_silver(context.instance, paths, consumer="the feature store")
     day = datetime.date.fromisoformat(context.partition_key)
     store = FeatureStore(paths)
     try:

@@ -17,10 +17,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from lake.silver import unaudited_tables
 from lake.warehouse import DBT_PROJECT_DIR, WAREHOUSE_PATH_VAR, dbt_build_args, staged_warehouse
 from orchestration.freshness import freshness
-from orchestration.gates import failed_silver_gates
+from orchestration.gates import require_gated_silver
 from orchestration.resources import LakeResource
 
 __all__ = ["dbt_project", "WarehouseBuildConfig", "GrowthlakeDbtTranslator", "marts_dbt_assets", "dbt_resource", "ensure_manifest"]
@@ -112,22 +111,8 @@ class WarehouseBuildConfig(dg.Config):
 def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
                      config: WarehouseBuildConfig):
     """Build the warehouse with dbt (models and tests) into a private copy; swap it in on success."""
-    failed = failed_silver_gates(context.instance)
-    if failed:
-        raise dg.Failure(
-            description=f"silver gate(s) {', '.join(failed)} failed on their latest evaluation: the warehouse is not "
-                        "rebuilt on that data (analysts keep the last good build). Fix silver and re-materialize it.",
-            metadata={"failed_gates": failed},
-        )
     paths = lake.paths()
-    unaudited = unaudited_tables(paths)
-    if unaudited:
-        raise dg.Failure(
-            description=f"silver table(s) {', '.join(unaudited)} changed after the last finished, gated silver build: "
-                        "the warehouse is not rebuilt on unaudited data. Materialize the hourly job (its silver build "
-                        "rolls such writes back and re-runs the gates), then rebuild the warehouse.",
-            metadata={"unaudited_tables": unaudited},
-        )
+    require_gated_silver(context.instance, paths, consumer="the warehouse")
     with _lake_env(paths.root), staged_warehouse(paths) as building:
         args = dbt_build_args(select=None, full_refresh=config.full_refresh,
                               vars={WAREHOUSE_PATH_VAR: str(building), **config.dbt_vars()})
