@@ -5,17 +5,16 @@ log, approvals, the ingestion ledger, feature materializations, the quarantine, 
 outbox) and writes ``$GROWTHLAKE_ROOT/reports/report.html``: OEC trends, each loop's lift with
 its interval, guardrail events and rollbacks, the data trust dashboard, quarantine reasons, and the
 four board questions answered from the data. Plots are matplotlib PNGs embedded in the file.
+
+Modules, one job each: ``data`` (read the lake), ``answers`` (the board's questions), ``plots``
+(matplotlib figures), ``formatting`` (values as text), ``render`` (the HTML), ``build``
+(orchestration: read, render, write).
 """
 
-from growth_loops.report.build import (
-    ASSUMED_MINUTES_PER_DECISION,
-    ASSUMED_MINUTES_PER_ROLLBACK,
-    BOARD_QUESTIONS,
-    MIN_HOLDOUT_GROUP,
-    SECTIONS,
-    build_report,
-    default_report_path,
-)
+from growth_loops.report.answers import ASSUMED_MINUTES_PER_DECISION, ASSUMED_MINUTES_PER_ROLLBACK, BOARD_QUESTIONS
+from growth_loops.report.build import build_report, default_report_path
+from growth_loops.report.data import MIN_HOLDOUT_GROUP
+from growth_loops.report.render import SECTIONS
 
 __all__ = [
     "ASSUMED_MINUTES_PER_DECISION",
