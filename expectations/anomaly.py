@@ -8,16 +8,24 @@ earlier outlier cannot move. Floors keep it from crying wolf: the scale is at le
 median (a flat history would otherwise make any change infinite) and at least the Poisson spread
 ``sqrt(median)`` of a count (quiet hours), and the change must also exceed ``min_relative_change``
 of the median.
+
+Schema drift (:func:`schema_drift_verdict`) compares an hour's properties with the tracking plan
+and with the previous days; distribution drift (:func:`distribution_verdict`) compares the mix of
+key columns with the previous days by the population stability index. Thresholds live in
+``anomaly.yaml`` (:func:`load_config`); the hour's figures come from ``lake.profiles``.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["VolumeVerdict", "volume_verdict"]
+__all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "VolumeVerdict", "chi_square_p_value", "distribution_verdict", "load_config",
+           "psi_from_counts", "schema_drift_verdict", "volume_verdict"]
 
 _MAD_TO_SD = 1.4826
 
@@ -51,7 +59,7 @@ class VolumeVerdict:
 
 
 def volume_verdict(value: float, history: Sequence[float], *, threshold: float = 4.0, min_history: int = 4,
-                   min_relative_change: float = 0.25) -> VolumeVerdict:
+                   min_relative_change: float = 0.25, **_: Any) -> VolumeVerdict:
     """Judge ``value`` against ``history`` (comparable past figures, e.g. same weekday and hour).
 
     Fewer than ``min_history`` past figures: passed, with a note (a new lake has no baseline).
@@ -73,3 +81,205 @@ def volume_verdict(value: float, history: Sequence[float], *, threshold: float =
     note = (f"{value:,.0f} is {change:.0%} {direction} the median {median:,.0f} of {len(past)} comparable hours "
             f"(robust z {z:+.1f}, threshold ±{threshold:g})")
     return VolumeVerdict(not anomalous, float(value), median, scale, z, len(past), threshold, note)
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+CONFIG_ENV = "GROWTHLAKE_ANOMALY_CONFIG"
+_DEFAULT_CONFIG = Path(__file__).with_name("anomaly.yaml")
+
+
+def _merge(base: dict, over: Mapping) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The gates' thresholds: ``anomaly.yaml`` beside this module, merged with the YAML file named
+    by ``path`` or ``$GROWTHLAKE_ANOMALY_CONFIG`` (only the keys it sets change)."""
+    import yaml
+
+    config = yaml.safe_load(_DEFAULT_CONFIG.read_text())
+    override = path or os.environ.get(CONFIG_ENV)
+    if override:
+        try:
+            extra = yaml.safe_load(Path(override).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{CONFIG_ENV}={override}: cannot read the gates' thresholds ({exc}); "
+                             f"fix the file or unset the variable to use {_DEFAULT_CONFIG}") from None
+        unknown = set(extra) - set(config)
+        if unknown:
+            raise ValueError(f"{override}: unknown gate(s) {sorted(unknown)}; known: {sorted(config)}")
+        config = _merge(config, extra)
+    return config
+
+
+# -- population stability ------------------------------------------------------------------------
+
+PSI_EPSILON = 1e-4
+"""Smallest share a bin may have in the PSI sum; smaller shares (i.e. zero) are raised to it.
+
+A bin empty on one side would otherwise make ``ln(a/e)`` infinite. Shares are not renormalised
+afterwards, so the PSI of two distributions without empty bins (and no share below 1e-4) is
+exactly the textbook value. A category that appears in a share ``a`` of the new rows and never
+before contributes about ``a * ln(a / 1e-4)``, e.g. 3.5 for ``a = 0.4``: far above any threshold.
+"""
+
+
+def psi_from_counts(expected_counts: Sequence[float], actual_counts: Sequence[float]) -> float:
+    """Population stability index of two count vectors over the same bins."""
+    import numpy as np
+
+    expected = np.asarray(expected_counts, dtype=np.float64)
+    actual = np.asarray(actual_counts, dtype=np.float64)
+    expected_shares = np.maximum(expected / expected.sum(), PSI_EPSILON)
+    actual_shares = np.maximum(actual / actual.sum(), PSI_EPSILON)
+    terms = (actual_shares - expected_shares) * np.log(actual_shares / expected_shares)
+    return float(max(terms.sum(), 0.0))
+
+
+# -- schema and distribution drift -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """The verdict of a drift gate on one landing hour.
+
+    Attributes:
+        passed: False when something drifted.
+        findings: One sentence per drifted item (empty when passed).
+        judged: What was compared (properties or columns), e.g. ``{"device_type": 0.012}`` PSIs.
+        note: One human sentence.
+    """
+
+    passed: bool
+    findings: tuple[str, ...]
+    judged: dict[str, Any]
+    note: str
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"passed": self.passed, "findings": list(self.findings)[:20], "judged": len(self.judged),
+                "note": self.note}
+
+
+Counts = Mapping[str, float]  # key -> count
+
+
+def schema_drift_verdict(event_lines: Counts, properties: Counts, planned: Mapping[str, Collection[str]],
+                         history_lines: Counts, history_properties: Counts, *, min_lines: int = 20,
+                         unplanned_min_share: float = 0.05, min_history_lines: int = 100,
+                         missing_baseline_share: float = 0.5, missing_ratio: float = 0.5, **_: Any) -> DriftVerdict:
+    """Schema drift at landing: properties the plan does not know, or planned ones gone missing.
+
+    Args:
+        event_lines: lines per event name landed this hour (bronze and quarantine).
+        properties: lines carrying each ``"event.property"`` this hour.
+        planned: the tracking plan's properties per event.
+        history_lines, history_properties: the same counts over the baseline hours.
+
+    An unplanned property trips the gate when it rides on at least ``unplanned_min_share`` of its
+    event's lines (a client release that started sending it), not on a stray faulty line — those
+    are quarantined one by one anyway. A planned property trips it when it used to be on at least
+    ``missing_baseline_share`` of the event's lines and is now on less than ``missing_ratio`` of
+    that share (a client release that stopped sending it).
+    """
+    findings: list[str] = []
+    judged: dict[str, Any] = {}
+    for key, count in sorted(properties.items()):
+        event, _, prop = key.partition(".")
+        lines = event_lines.get(event, 0)
+        if event not in planned or prop in planned[event] or lines < min_lines:
+            continue
+        share = count / lines
+        judged[key] = round(share, 4)
+        if count >= min_lines and share >= unplanned_min_share:
+            findings.append(f"unplanned property {key} on {count:,} of {lines:,} {event} lines ({share:.0%})")
+    for event, props in sorted(planned.items()):
+        lines, past_lines = event_lines.get(event, 0), history_lines.get(event, 0)
+        if lines < min_lines or past_lines < min_history_lines:
+            continue
+        for prop in sorted(props):
+            key = f"{event}.{prop}"
+            before = history_properties.get(key, 0) / past_lines
+            if before < missing_baseline_share:
+                continue
+            now = properties.get(key, 0) / lines
+            judged[key] = round(now, 4)
+            if now < before * missing_ratio:
+                findings.append(f"property {key} on {now:.0%} of {lines:,} {event} lines, {before:.0%} in the baseline")
+    note = ("; ".join(findings) if findings
+            else f"{len(judged)} properties judged: none unplanned on ≥{unplanned_min_share:.0%} of lines, none missing")
+    return DriftVerdict(not findings, tuple(findings), judged, note)
+
+
+def chi_square_p_value(expected_counts: Sequence[float], actual_counts: Sequence[float]) -> float:
+    """P-value of the chi-square goodness-of-fit test of ``actual_counts`` (independent units) against
+    the shares of ``expected_counts`` (shares floored at :data:`PSI_EPSILON`, so a value never seen
+    before is very unlikely rather than impossible)."""
+    import numpy as np
+    from scipy.stats import chi2
+
+    expected = np.asarray(expected_counts, dtype=np.float64)
+    actual = np.asarray(actual_counts, dtype=np.float64)
+    n = actual.sum()
+    if n == 0 or len(actual) < 2:
+        return 1.0
+    shares = np.maximum(expected / expected.sum(), PSI_EPSILON)
+    statistic = float((((actual - n * shares) ** 2) / (n * shares)).sum())
+    return float(chi2.sf(statistic, df=len(actual) - 1))
+
+
+def _pool(counts: Counts, keep: Collection[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in counts.items():
+        name = key if key in keep else "(other)"
+        out[name] = out.get(name, 0) + value
+    return out
+
+
+def distribution_verdict(hour: Mapping[str, Counts], history: Mapping[str, Counts], *, n_history_hours: int,
+                         min_history_hours: int = 4, min_units: int = 30, psi_threshold: float = 0.25,
+                         significance: float = 1e-4, min_category_share: float = 0.02, min_history_units: int = 200,
+                         **_: Any) -> DriftVerdict:
+    """Distribution drift of key columns: this hour's mix against the baseline's.
+
+    ``hour`` and ``history`` map a column to its counts per value (or bin), counted in independent
+    units (people, not their events). A column drifted when its population stability index exceeds
+    ``psi_threshold`` (a shift that matters) and the chi-square test rejects the baseline's shares
+    at ``significance`` (a shift that is not a small-sample fluke: an hour of 40 people reaches a PSI
+    of 0.25 by chance far more often than an hour of 4,000). A column is judged when the hour has
+    ``min_units`` of it and the baseline has ``min_history_hours`` profiled hours holding
+    ``min_history_units`` of it (a thin baseline, e.g. the quiet hours of a young lake, would flag
+    the lake's own growth). Values below
+    ``min_category_share`` of the baseline (and values never seen before) are pooled into one
+    ``(other)`` bin: one visitor on a rare browser is not a shift, a flood of new values is.
+    """
+    if n_history_hours < min_history_hours:
+        return DriftVerdict(True, (), {}, f"only {n_history_hours} profiled hour(s) in the baseline, "
+                                          f"{min_history_hours} needed: not judged")
+    findings: list[str] = []
+    judged: dict[str, Any] = {}
+    for column, counts in sorted(hour.items()):
+        base = history.get(column, {})
+        if sum(counts.values()) < min_units or sum(base.values()) < min_history_units:
+            continue
+        base_total = sum(base.values())
+        common = {k for k, v in base.items() if v >= min_category_share * base_total}
+        pooled_base, pooled_now = _pool(base, common), _pool(counts, common)
+        keys = sorted(pooled_base.keys() | pooled_now.keys())
+        expected, actual = [pooled_base.get(k, 0) for k in keys], [pooled_now.get(k, 0) for k in keys]
+        psi = psi_from_counts(expected, actual)
+        judged[column] = round(psi, 4)
+        if psi > psi_threshold:
+            p_value = chi_square_p_value(expected, actual)
+            if p_value >= significance:
+                continue
+            moved = max(keys, key=lambda k: abs(pooled_now.get(k, 0) / sum(actual) - pooled_base.get(k, 0) / base_total))
+            findings.append(f"{column} shifted: PSI {psi:.2f} > {psi_threshold:g}, p {p_value:.1g} ({moved!r} is "
+                            f"{pooled_now.get(moved, 0) / sum(actual):.0%} of the hour, "
+                            f"{pooled_base.get(moved, 0) / base_total:.0%} before)")
+    note = "; ".join(findings) if findings else (
+        f"{len(judged)} column(s) judged, max PSI {max(judged.values()):.3f} ≤ {psi_threshold:g}" if judged
+        else f"no column has {min_units} units this hour: not judged")
+    return DriftVerdict(not findings, tuple(findings), judged, note)

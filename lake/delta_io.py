@@ -118,6 +118,15 @@ def append(uri: str, data: pa.Table, *, partition_by: Sequence[str] | None = Non
                     commit_properties=_commit(operation, metadata))
 
 
+def overwrite(uri: str, data: pa.Table, *, operation: str = "overwrite", metadata: dict[str, Any] | None = None) -> None:
+    """Replace the whole table with ``data`` in one commit (creating it, even empty, on first write):
+    for small derived tables rewritten as a whole."""
+    dt = open_table(uri)
+    write_deltalake(dt if dt is not None else uri, data, mode="overwrite", schema_mode="overwrite",
+                    storage_options=None if dt is not None else storage_options(uri),
+                    commit_properties=_commit(operation, metadata))
+
+
 def replace_where(uri: str, data: pa.Table, predicate: str, *, partition_by: Sequence[str] | None = None,
                   operation: str = "replace", metadata: dict[str, Any] | None = None) -> None:
     """Atomically delete the rows matching ``predicate`` and add ``data`` (one commit).

@@ -161,3 +161,35 @@ class LakePaths:
     def alerts(self) -> str:
         """Append-only alerts (freshness SLA breaches), one row per alert_id."""
         return self.table("observability", "alerts")
+
+    @property
+    def gate_evaluations(self) -> str:
+        """Append-only: every evaluation of every gate, per asset partition (lake/trust)."""
+        return self.table("observability", "gate_evaluations")
+
+    @property
+    def asset_runs(self) -> str:
+        """Append-only: per asset and run step, rows, freshness lag, gates, quarantine rate (lake/trust)."""
+        return self.table("observability", "asset_runs")
+
+    @property
+    def data_trust_daily(self) -> str:
+        """One row per day: may decisions use it (lake/trust.write_daily_trust; the OEC joins it)."""
+        return self.table("observability", "data_trust_daily")
+
+    @property
+    def landing_profiles(self) -> str:
+        """Per landing hour: lines per event, properties present, key-column counts (lake/profiles)."""
+        return self.table("observability", "landing_profiles")
+
+    # -- governance (lake/erasure) -----------------------------------------------------------------
+    @property
+    def erasures(self) -> str:
+        """Append-only record of every right-to-erasure run: counts and a keyed hash, never a raw id."""
+        return self.table("governance", "erasures")
+
+    @property
+    def erasure_requests(self) -> str:
+        """Pending erasure requests (consent revoked at ingestion); a row holds the raw id only until
+        the request is processed, then it is deleted and the table's history purged."""
+        return self.table("governance", "erasure_requests")

@@ -55,6 +55,7 @@ import duckdb
 from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
 from lake.locks import table_lock
 from lake.paths import LakePaths
+from lake.trust import write_daily_trust
 
 __all__ = ["DBT_PROJECT_DIR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild", "build_warehouse",
            "dbt_build_args", "dbt_env", "how_to_connect", "staged_warehouse"]
@@ -182,6 +183,8 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
         _ensure_no_writer(warehouse)
         build_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
         building = warehouse.with_name(f"{warehouse.name}.building-{build_id}")
+        # The OEC's trust verdict per date (a dbt source): written now, by the rule the loops apply.
+        write_daily_trust(paths)
         try:
             if warehouse.exists():
                 shutil.copyfile(warehouse, building)

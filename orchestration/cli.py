@@ -226,6 +226,35 @@ def _cmd_plan_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_erase(args: argparse.Namespace) -> int:
+    from lake.erasure import erase_person, validate_subject_id
+    from lake.paths import LakePaths
+
+    subject = validate_subject_id(args.user)
+    paths = LakePaths.from_root(args.root)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise GrowthlakeError("erasure cannot be undone: confirm with --yes (no terminal to ask on).")
+        answer = input(f"Erase every trace of {subject!r} from {paths.root}? This cannot be undone. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing erased")
+            return 1
+    report = erase_person(paths, subject, reason=args.reason)
+    print(f"erasure {report.erasure_id} ({report.devices} linked device(s)), {report.elapsed_s:.1f}s")
+    removed = report.removed_by_place()
+    if not removed:
+        print("nothing found: the lake holds no data of this id (already erased, or never seen)")
+    for place, count in removed.items():
+        print(f"  {place:<60}{count:>10,}")
+    if report.history_purged:
+        print(f"history purged (old versions and log) of {len(report.history_purged)} table(s): "
+              + ", ".join(report.history_purged))
+    if report.ledger_partitions:
+        print(f"ledger re-derived and reconciled for {len(report.ledger_partitions)} landing hour(s)")
+    print(f"recorded in {paths.erasures} (subject as keyed hash {report.subject_hash})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help="storage root (default: $GROWTHLAKE_ROOT or ./data)")
@@ -264,6 +293,16 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestration.cli_loops import add_parser as add_loops_parser
 
     add_loops_parser(sub, common)
+
+    from orchestration.cli_trust import add_parser as add_trust_parser
+
+    add_trust_parser(sub, common)
+
+    er = sub.add_parser("erase", parents=[common], help="right to erasure: remove every trace of one person")
+    er.add_argument("--user", required=True, help="the person's user_id (an anonymous_id erases that device and its user)")
+    er.add_argument("--reason", default="data subject request (GDPR art. 17)", help="why, for the erasure record")
+    er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    er.set_defaults(fn=_cmd_erase)
 
     rp = sub.add_parser("report", parents=[common], help="write the board report (one HTML file with plots)")
     rp.add_argument("--out", help="where to write it (default: $GROWTHLAKE_ROOT/reports/report.html)")

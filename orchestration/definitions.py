@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import bronze, features, loops, marts, reports, silver
+from orchestration import bronze, features, governance, loops, marts, reports, silver
 from orchestration.alerts import freshness_sla_sensor
 from orchestration.resources import LakeResource
+from orchestration.trust import data_trust_daily
 
 __all__ = ["build_definitions", "defs"]
 
@@ -15,13 +16,15 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
     """Build the definitions; tests pass a ``LakeResource`` rooted in a temporary folder."""
     return dg.Definitions(
         assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour, marts.marts_dbt_assets,
-                features.materialize_features, loops.decide_loops, reports.board_report],
-        asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, marts.oec_within_learned_band],
+                features.materialize_features, loops.decide_loops, reports.board_report, governance.process_erasures,
+                data_trust_daily],
+        asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
+                      marts.oec_within_learned_band],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
-              loops.nightly_loops_job, reports.nightly_report_job],
+              loops.nightly_loops_job, reports.nightly_report_job, governance.nightly_erasures_job],
         schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule,
                    features.nightly_features_schedule, loops.nightly_loops_schedule,
-                   reports.nightly_report_schedule],
+                   reports.nightly_report_schedule, governance.nightly_erasures_schedule],
         sensors=[bronze.landing_files_sensor, freshness_sla_sensor],
         resources={"lake": lake or LakeResource(), "dbt": marts.dbt_resource()},
     )

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from expectations.anomaly import PSI_EPSILON, psi_from_counts
 from growth_loops.features.errors import FeatureStoreError
 from growth_loops.features.views import FeatureView
 
@@ -46,15 +47,6 @@ __all__ = [
     "drift_report",
     "population_stability_index",
 ]
-
-PSI_EPSILON = 1e-4
-"""Smallest share a bin may have in the PSI sum; smaller shares (i.e. zero) are raised to it.
-
-A bin empty on one side would otherwise make ``ln(a/e)`` infinite. Shares are not renormalised
-afterwards, so the PSI of two distributions without empty bins (and no share below 1e-4) is
-exactly the textbook value. A category that appears in a share ``a`` of the new rows and never
-before contributes about ``a * ln(a / 1e-4)``, e.g. 3.5 for ``a = 0.4``: far above any threshold.
-"""
 
 _NUMERIC, _STRING, _BOOL, _NULL = "numeric", "string", "bool", "null"
 
@@ -112,7 +104,7 @@ def population_stability_index(expected: pl.Series, actual: pl.Series, *, bins: 
         expected_counts, actual_counts = _numeric_counts(expected, actual, bins)
     else:
         expected_counts, actual_counts = _category_counts(expected, actual)
-    return _psi(expected_counts, actual_counts)
+    return psi_from_counts(expected_counts, actual_counts)
 
 
 @dataclass(frozen=True)
@@ -341,10 +333,3 @@ def _category_counts(expected: pl.Series, actual: pl.Series) -> tuple[np.ndarray
     categories = sorted(tallies[0].keys() | tallies[1].keys(), key=lambda c: (c is None, c or ""))
     counts = [np.array([tally.get(c, 0) for c in categories], dtype=np.int64) for tally in tallies]
     return counts[0], counts[1]
-
-
-def _psi(expected_counts: np.ndarray, actual_counts: np.ndarray) -> float:
-    expected_shares = np.maximum(expected_counts / expected_counts.sum(), PSI_EPSILON)
-    actual_shares = np.maximum(actual_counts / actual_counts.sum(), PSI_EPSILON)
-    terms = (actual_shares - expected_shares) * np.log(actual_shares / expected_shares)
-    return float(max(terms.sum(), 0.0))

@@ -42,19 +42,28 @@ class ClosedLoopRun:
 def run_closed_loop(paths: LakePaths, *, start: datetime.date, days: int, seed: int,
                     config: ClosedLoopConfig | None = None, settings: LoopSettings | None = None,
                     loops: list[Loop] | None = None,
-                    on_day: Callable[[datetime.date, list[LoopRun]], None] | None = None) -> ClosedLoopRun:
-    """Simulate ``days`` days from ``start`` with every loop in the chain.
+                    on_day: Callable[[datetime.date, list[LoopRun]], None] | None = None,
+                    ingest: Callable[[LakePaths, list[str]], None] | None = None) -> ClosedLoopRun:
+    """Simulate ``days`` more days of a run that started at ``start``, with every loop in the chain.
 
-    ``on_day(day, runs)`` is called after the day's decisions (tests approve versions there, as a
-    person would with ``growthlake approvals approve``).
+    A lake that already holds days of this run (same seed, start and config) is resumed at the
+    simulator's next day.
+
+    Args:
+        on_day: called as ``on_day(day, runs)`` after the day's decisions (tests approve versions
+            there, as a person would with ``growthlake approvals approve``).
+        ingest: called as ``ingest(paths, keys)`` with the day's new landing hours, in order, to
+            ingest them (e.g. through the Dagster hourly job, or after injecting a fault); default:
+            :func:`lake.ingest.ingest_partition` on each.
     """
     sim = ClosedLoopSimulator(paths.root, seed=seed, start=start, config=config)
     plan, masker, store = load_plan(), PiiMasker(pii_key_from_env(paths)), FeatureStore(paths)
     done = set(list_landing_partitions(paths))
     result = ClosedLoopRun()
     flag_path = features_document_path(paths)
+    first = sim.next_day
     for i in range(days):
-        day = start + datetime.timedelta(days=i)
+        day = first + datetime.timedelta(days=i)
         try:
             doc = load_features_document(flag_path)
         except Exception:  # noqa: BLE001 - no decisions yet: the product runs its defaults
@@ -69,9 +78,13 @@ def run_closed_loop(paths: LakePaths, *, start: datetime.date, days: int, seed: 
         clock = {"start": time.perf_counter()}
         sim.step(day, flags_document=doc, messages=outbox if outbox.height else None)
         clock["simulate"] = time.perf_counter()
-        for key in sorted(set(list_landing_partitions(paths)) - done):
-            ingest_partition(paths, key, plan=plan, masker=masker)
-            done.add(key)
+        new = sorted(set(list_landing_partitions(paths)) - done)
+        if ingest is not None:
+            ingest(paths, new)
+        else:
+            for key in new:
+                ingest_partition(paths, key, plan=plan, masker=masker)
+        done.update(new)
         clock["ingest"] = time.perf_counter()
         build_silver(paths)
         clock["silver"] = time.perf_counter()

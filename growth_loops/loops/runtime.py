@@ -4,7 +4,9 @@
 loop it:
 
 1. checks the loop's upstream gates — every feature view it reads must have been published (or
-   found unchanged) for ``day``; otherwise nothing new is actuated: the loop's flag keeps its
+   found unchanged) for ``day``, and every day of its inputs (``day`` and the
+   ``trust_lookback_days`` before) must be trusted (lake/trust: no failed gate on their data, silver
+   caught up with the day's end); otherwise nothing new is actuated: the loop's flag keeps its
    previous decision, no message is queued, and a ``skipped`` audit record says why;
 2. keeps a rolled-back version rolled back (a rollback is final for that version);
 3. applies the approval policy — ``human``: nothing is actuated (control) until a person approves
@@ -46,7 +48,7 @@ from growth_loops.loops.data import read_events
 from growth_loops.loops.errors import LoopError
 from growth_loops.loops.guardrails import GuardrailVerdict
 from growth_loops.loops.spec import LoopSpec
-from lake import delta_io
+from lake import delta_io, trust
 from lake.locks import table_lock
 from lake.paths import LakePaths
 
@@ -119,11 +121,14 @@ class LoopSettings:
         holdout_share: Share of people in the global holdout, whom no loop touches.
         holdout_seed: Seed of the holdout's hash (GrowthBook-compatible).
         canary_share: Share of eligible units an auto-approved version acts on before approval.
+        trust_lookback_days: Days before the decision day whose data must be trusted (lake/trust) for
+            a loop to act: the longest feature window (28 days) a decision reads.
     """
 
     holdout_share: float = 0.05
     holdout_seed: str = "global-holdout"
     canary_share: float = 0.1
+    trust_lookback_days: int = 28
 
 
 @dataclass
@@ -182,7 +187,15 @@ class DayContext:
         self._features: dict[tuple[str, tuple[datetime.date, ...]], pl.DataFrame] = {}
         self._events: dict[tuple[datetime.date, datetime.date], pl.DataFrame] = {}
         self._gates: dict[str, tuple[bool, str]] | None = None
+        self._untrusted: dict[str, list[str]] | None = None
         self._runs: pl.DataFrame | None = None
+
+    def untrusted(self) -> dict[str, list[str]]:
+        """Days of the decision's inputs that decisions must not use (lake/trust), with reasons."""
+        if self._untrusted is None:
+            days = [self.day - datetime.timedelta(days=d) for d in range(self.settings.trust_lookback_days + 1)]
+            self._untrusted = {d.isoformat(): r for d, r in sorted(trust.untrusted_days(self.paths, days).items())}
+        return self._untrusted
 
     def gate(self, view: str) -> tuple[bool, str]:
         """(passed, snapshot reference or reason) for a feature view's materialization of the day."""
@@ -274,9 +287,13 @@ def _run_one(ctx: DayContext, loop: Loop) -> LoopRun:
     gates = {view: ctx.gate(view) for view in spec.views}
     failed = {v: why for v, (ok, why) in gates.items() if not ok}
     snapshot = ",".join(why for ok, why in gates.values() if ok)
-    if failed:
-        return LoopRun(spec.name, day, loop.version, "skipped", "n/a", Outcome(evidence={"gates": failed}),
-                       note="upstream gate failed: " + "; ".join(failed.values()))
+    untrusted = ctx.untrusted()
+    if failed or untrusted:
+        notes = [*failed.values()] + [f"{d} untrusted ({'; '.join(r)})" for d, r in untrusted.items()]
+        return LoopRun(spec.name, day, loop.version, "skipped", "n/a",
+                       Outcome(evidence={"gates": failed, "untrusted_days": untrusted}),
+                       note="upstream gate failed: " + "; ".join(notes)
+                            + (" (re-run the partition once fixed, or `growthlake trust accept`)" if untrusted else ""))
     rolled = ctx.runs(spec.name).filter((pl.col("policy_version") == loop.version) & (pl.col("status") == "rolled_back"))
     if not rolled.is_empty():
         return LoopRun(spec.name, day, loop.version, "rolled_back", "n/a",

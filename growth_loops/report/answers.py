@@ -136,6 +136,13 @@ def answer_contracts(d: ReportData) -> Answer:
                      f"drift, {int((log['status'] == 'held').sum()):,} held.")
     if t.dbt_tests is not None:
         facts.append(f"Warehouse: {t.dbt_tests['pass']:,} dbt tests passed, {t.dbt_tests['fail']:,} failed.")
+    if t.days:
+        untrusted = [v.day for v in t.days if not v.trusted]
+        failing = int((~t.gates["passed"]).sum()) if not t.gates.is_empty() else 0
+        facts.append(f"Data trust: {len(t.days) - len(untrusted)} of {fmt.plural(len(t.days), 'day')} trusted "
+                     f"({fmt.plural(t.gates.height, 'gate verdict')} recorded, {failing:,} failing on their latest "
+                     "evaluation); the loops do not act on untrusted days"
+                     + (f" (untrusted: {', '.join(d.isoformat() for d in untrusted[-5:])})." if untrusted else "."))
     if unreconciled:
         facts.append("Not every partition reconciles: see the data trust dashboard.")
     return Answer("partly" if unreconciled or t.plan_version is None else "yes", " ".join(facts))

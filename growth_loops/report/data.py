@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from lake.errors import GrowthlakeError
 from lake.ledger import read_ledger
 from lake.paths import LakePaths
 from lake.schemas import BRONZE_QUARANTINE, SILVER_EVENTS
+from lake.trust import DayTrust, daily_verdicts, latest_gate_evaluations, read_asset_runs
 
 if TYPE_CHECKING:
     from growth_loops.experiments import Estimate
@@ -93,6 +94,9 @@ class DataTrust:
     materializations: pl.DataFrame  # the feature store's materialization log, newest first
     drift_thresholds: dict[str, float]  # feature view -> PSI threshold of its drift gate
     dbt_tests: dict[str, int] | None  # pass / fail / warn of the last warehouse build
+    days: list[DayTrust] = field(default_factory=list)  # per day of silver: may decisions use it (lake/trust)
+    gates: pl.DataFrame = field(default_factory=pl.DataFrame)  # latest evaluation per asset, partition and gate
+    asset_runs: pl.DataFrame = field(default_factory=pl.DataFrame)  # per asset and run: rows, lag, gates
     data_docs: DataDocs | None = None  # set when the report builds the Data Docs
 
 
@@ -152,7 +156,8 @@ def load_report_data(paths: LakePaths) -> ReportData:
 
 
 def load_data_trust(paths: LakePaths) -> DataTrust:
-    """Read what the data trust dashboard shows: the contract, ingestion, feature gates, warehouse tests.
+    """Read what the data trust dashboard shows: the days decisions may use, every gate's latest verdict
+    and each asset's runs (lake/trust), the contract, ingestion, feature gates, warehouse tests.
 
     The Data Docs are not read here (they are built next to the report, see :func:`build_data_docs`).
     """
@@ -166,6 +171,9 @@ def load_data_trust(paths: LakePaths) -> DataTrust:
         materializations=store.materializations(),
         drift_thresholds={v.name: float(v.drift_threshold) for v in store.views},
         dbt_tests=_dbt_tests(paths),
+        days=daily_verdicts(paths),
+        gates=latest_gate_evaluations(paths),
+        asset_runs=read_asset_runs(paths),
     )
 
 
@@ -214,8 +222,11 @@ def _read_oec(paths: LakePaths) -> tuple[pl.DataFrame | None, str]:
     except duckdb.Error as exc:
         return None, f"the warehouse could not be opened read-only ({str(exc).splitlines()[0]})."
     try:
+        columns = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                             "where table_schema = 'marts' and table_name = 'fct_daily_oec'").fetchall()}
+        trust = "is_trusted" if "is_trusted" in columns else "null::boolean as is_trusted"  # older warehouses
         frame = con.sql("select date_day, active_users, revenue, revenue_per_active_user, d7_retention, "
-                        "trial_to_paid_rate from marts.fct_daily_oec order by date_day").pl()
+                        f"trial_to_paid_rate, {trust} from marts.fct_daily_oec order by date_day").pl()
     except duckdb.CatalogException:
         return None, "the warehouse has no marts.fct_daily_oec yet (the marts were not built)."
     finally:

@@ -27,6 +27,7 @@ __all__ = [
     "plot_oec",
     "plot_oec_components",
     "plot_quarantine",
+    "plot_trust",
 ]
 
 _WIDTH = 9.0  # inches: every plot spans the page
@@ -41,9 +42,39 @@ def plot_oec(oec: pl.DataFrame) -> bytes:
     """The OEC, revenue per active user, per day (``marts.fct_daily_oec``)."""
     fig, ax = _figure(3.2)
     ax.plot(oec["date_day"].to_list(), _floats(oec["revenue_per_active_user"]), marker="o", color="#1565c0")
+    untrusted = oec.filter(pl.col("is_trusted") == False) if "is_trusted" in oec.columns else oec.clear()  # noqa: E712
+    if not untrusted.is_empty():
+        ax.scatter(untrusted["date_day"].to_list(), _floats(untrusted["revenue_per_active_user"]), s=160,
+                   facecolors="none", edgecolors="#c62828", linewidths=2, label="untrusted day (a gate failed)",
+                   zorder=3)
     ax.set_title("OEC: revenue per active user")
     ax.set_ylabel(f"{REPORTING_CURRENCY} per active user")
-    _style(ax, dates=True)
+    _style(ax, dates=True, legend=not untrusted.is_empty())
+    return _png(fig)
+
+
+_TRUST_COLORS = {"trusted": "#2e7d32", "passed": "#a5d6a7", "untrusted": "#c62828", "failed": "#c62828"}
+_TRUSTED_ROW = "decisions may use the day"
+
+
+def plot_trust(days: Sequence[Any], gates: pl.DataFrame) -> bytes:
+    """Per day: is the day trusted (top row), and each gate's latest verdict on data of that day."""
+    rows = [{"day": d.day, "row": _TRUSTED_ROW, "status": "trusted" if d.trusted else "untrusted"} for d in days]
+    if not gates.is_empty():
+        first, last = days[0].day, days[-1].day
+        per_day = (gates.filter(pl.col("data_dates").list.len() > 0).explode("data_dates")
+                   .filter(pl.col("data_dates").is_between(first, last))
+                   .group_by("gate", "data_dates").agg(pl.col("passed").all()))
+        rows += [{"day": r["data_dates"], "row": r["gate"], "status": "passed" if r["passed"] else "failed"}
+                 for r in per_day.iter_rows(named=True)]
+    frame = pl.DataFrame(rows, schema={"day": pl.Date, "row": pl.String, "status": pl.String})
+    labels = [_TRUSTED_ROW, *sorted(set(frame["row"].to_list()) - {_TRUSTED_ROW})]
+    fig, ax = _figure(1.4 + 0.32 * len(labels))
+    _status_rows(ax, frame, labels, column="row", colors=_TRUST_COLORS, size=60,
+                 markers={"untrusted": "X", "failed": "X"})
+    ax.set_title("Data trust per day: the gates' latest verdicts on each day's data")
+    _style(ax, grid="x", dates=True,
+           legend={"ncol": 4, "loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "frameon": False})
     return _png(fig)
 
 

@@ -24,7 +24,7 @@ import polars as pl
 from growth_loops.report import formatting as fmt
 from growth_loops.report import plots
 from growth_loops.report.answers import BOARD_QUESTIONS, Verdict, answer_board_questions
-from growth_loops.report.data import DataDocs, ReportData, ledger_per_day
+from growth_loops.report.data import DataDocs, DataTrust, ReportData, ledger_per_day
 
 __all__ = ["SECTIONS", "render_report"]
 
@@ -189,7 +189,7 @@ def _rollback_summary(evidence: str) -> str:
 
 def _section_trust(d: ReportData) -> str:
     t = d.trust
-    parts = []
+    parts = [_trusted_days(t)]
     if t.data_docs is not None:
         parts += ["<h3>Expectation suites</h3>", _data_docs(t.data_docs)]
     parts.append(f"<h3>Ingestion (tracking plan {_esc(t.plan_version or 'not loaded')})</h3>")
@@ -245,6 +245,48 @@ def _section_trust(d: ReportData) -> str:
         parts.append(_note(f"The last warehouse build ran {fmt.plural(sum(t.dbt_tests.values()), 'dbt test')}: "
                            f"{t.dbt_tests['pass']:,} passed, {t.dbt_tests['warn']:,} warned, "
                            f"{t.dbt_tests['fail']:,} failed."))
+    return "".join(parts)
+
+
+def _trusted_days(t: DataTrust) -> str:
+    """Which days decisions may use, each gate's verdict per day, and each asset's runs (lake/trust)."""
+    if not t.days:
+        return "<h3>Trusted days</h3>" + _no_data("no silver data yet: no day to judge.")
+    untrusted = [v for v in t.days if not v.trusted]
+    parts = ["<h3>Trusted days</h3>",
+             _note(f"{len(t.days) - len(untrusted)} of {fmt.plural(len(t.days), 'day')} trusted. A day is untrusted "
+                   "while the latest evaluation of any gate on its data failed, or while silver has not caught up "
+                   "with its end; the loops do not act on it and its OEC row says so (marts.fct_daily_oec.is_trusted)."),
+             _embed("trust", plots.plot_trust(t.days, t.gates),
+                    "Per day: may decisions use it (top), and each gate's latest verdict on that day's data.",
+                    "Trusted days and gate verdicts per day")]
+    if untrusted:
+        parts.append(_table(["day", "why not"], ([v.day, "; ".join(v.reasons)] for v in reversed(untrusted[-30:])),
+                            caption="Untrusted days, newest first (resolve: re-run the partition once the data is "
+                                    "fixed, or `growthlake trust accept`)"))
+    runs = t.asset_runs
+    if not runs.is_empty():
+        per_asset = runs.sort("recorded_at").group_by("asset").agg(
+            pl.len().alias("runs"), (pl.col("status") == "failed").sum().alias("failed_runs"),
+            pl.col("recorded_at").last().alias("last_run"), pl.col("rows").last().alias("rows"),
+            (pl.col("freshness_lag_s").median() / 3600).alias("lag_h"), pl.col("gates_passed").sum(),
+            pl.col("gates_failed").sum(), pl.col("quarantine_rate").mean(),
+            pl.col("reconciled").mean().alias("reconciled")).sort("asset")
+        parts.append(_table(
+            ["asset", "runs", "failed runs", "last run", "rows (last)", "median lag", "gates passed", "gates failed",
+             "quarantine rate", "reconciled"],
+            ([r["asset"], r["runs"], r["failed_runs"], f"{r['last_run']:%Y-%m-%d %H:%M}Z", fmt.num(r["rows"], 0),
+              f"{fmt.num(r['lag_h'], 1)} h" if r["lag_h"] is not None else fmt.DASH, r["gates_passed"],
+              r["gates_failed"], fmt.pct(r["quarantine_rate"], 2), fmt.pct(r["reconciled"])]
+             for r in per_asset.iter_rows(named=True)),
+            caption="Per asset: its runs (through the Dagster jobs), freshness lag behind the partition's end, "
+                    "gates, quarantine and reconciliation"))
+    failed = t.gates.filter(~pl.col("passed")) if not t.gates.is_empty() else t.gates
+    if not failed.is_empty():
+        parts.append(_table(["asset", "partition", "gate", "verdict"],
+                            ([r["asset"], r["partition"] or fmt.DASH, r["gate"], r["description"] or ""]
+                             for r in failed.iter_rows(named=True)),
+                            caption="Gates whose latest evaluation failed"))
     return "".join(parts)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from lake.pii import PiiMasker, looks_like_pii
 from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE
 from lake.useragent import parse_user_agent
 
-__all__ = ["Normalizer", "NormalizedBatch", "partition_date"]
+__all__ = ["ConsentRevocation", "Normalizer", "NormalizedBatch", "partition_date"]
 
 _BRONZE_COLS = [f.name for f in BRONZE_EVENTS]
 _ROW_COLS = ("event_id", "event_name", "event_ts", "received_at", "user_id", "anonymous_id", "session_id",
@@ -30,6 +30,22 @@ def partition_date(landing_partition: str) -> date:
     return date.fromisoformat(landing_partition[:10])
 
 
+@dataclass(frozen=True)
+class ConsentRevocation:
+    """A ``consent_updated`` event that withdrew analytics consent: a right-to-erasure request.
+
+    Captured whatever else happens to the line (it is usually dropped for consent, or quarantined),
+    and persisted by the ingestion pipeline as a pending request (``lake.erasure.requests``); it
+    holds the raw ids only until the request is processed.
+    """
+
+    user_id: str | None
+    anonymous_id: str | None
+    requested_at: datetime | None  # the event's timestamp, when it parses
+    event_id: str | None
+    landing_partition: str
+
+
 @dataclass
 class NormalizedBatch:
     """What one landing partition (or a replay) turned into, before any table was touched."""
@@ -38,6 +54,7 @@ class NormalizedBatch:
     consent_dropped: int = 0
     bronze: pa.Table = field(default_factory=BRONZE_EVENTS.empty_table)
     quarantine: pa.Table = field(default_factory=BRONZE_QUARANTINE.empty_table)
+    revocations: list[ConsentRevocation] = field(default_factory=list)
 
     @property
     def quarantined_by_reason(self) -> dict[str, int]:
@@ -66,6 +83,7 @@ class Normalizer:
         self._quar: dict[str, list[Any]] = {c: [] for c in _QUAR_COLS}
         self.lines = 0
         self.consent_dropped = 0
+        self.revocations: list[ConsentRevocation] = []
 
     # -- entry points -------------------------------------------------------------------------
     def add_line(self, raw: bytes, source_file: str, line_number: int, landing_partition: str) -> None:
@@ -97,6 +115,8 @@ class Normalizer:
         if type(ctx) is not dict:
             ctx = {}
         consent = ctx.get("consent")
+        if ev.get("event_name") == "consent_updated":
+            self._capture_revocation(ev, consent, landing_partition)
         if type(consent) is not dict or consent.get(self._consent_key) is not True:
             # Without analytics consent nothing of the event is kept, not even in quarantine.
             self.consent_dropped += 1
@@ -143,6 +163,7 @@ class Normalizer:
             consent_dropped=self.consent_dropped,
             bronze=self._bronze_table(),
             quarantine=pa.Table.from_pydict(self._quar, schema=BRONZE_QUARANTINE),
+            revocations=list(self.revocations),
         )
 
     def _bronze_table(self) -> pa.Table:
@@ -166,6 +187,29 @@ class Normalizer:
         return pa.Table.from_pydict(arrays, schema=BRONZE_EVENTS)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _capture_revocation(self, ev: dict[str, Any], consent: Any, landing_partition: str) -> None:
+        """Record a withdrawal of analytics consent (``properties.analytics`` or the event's own
+        ``context.consent.analytics`` is ``false``) as an erasure request for its sender."""
+        props = ev.get("properties")
+        revoked = (type(props) is dict and props.get("analytics") is False) or (
+            type(consent) is dict and consent.get("analytics") is False)
+        user_id, anonymous_id = ev.get("user_id"), ev.get("anonymous_id")
+        user_id = user_id if type(user_id) is str and user_id.strip() else None
+        anonymous_id = anonymous_id if type(anonymous_id) is str and anonymous_id.strip() else None
+        if not revoked or (user_id is None and anonymous_id is None):
+            return
+        requested_at = None
+        ts = ev.get("timestamp")
+        if type(ts) is str:
+            try:
+                parsed = datetime.fromisoformat(ts)
+                requested_at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+            except ValueError:
+                requested_at = None
+        event_id = ev.get("event_id")
+        self.revocations.append(ConsentRevocation(user_id, anonymous_id, requested_at,
+                                                  event_id if type(event_id) is str else None, landing_partition))
+
     def _ident(self, value: Any) -> str | None:
         # An identifier that is itself an email (some apps use one as user_id) is hashed too;
         # the hash is stable, so identity stitching still joins on it.

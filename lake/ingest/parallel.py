@@ -18,7 +18,7 @@ from datetime import datetime
 import pyarrow as pa
 
 from lake.contracts.plan import TrackingPlan
-from lake.ingest.normalize import NormalizedBatch, Normalizer
+from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
 from lake.landing import LandingFile, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
@@ -52,7 +52,7 @@ def _pool() -> ProcessPoolExecutor:
 
 
 def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime,
-                     spool: str) -> tuple[int, int, str, str]:
+                     spool: str) -> tuple[int, int, str, str, list[ConsentRevocation]]:
     """Normalize one chunk in a worker; hand the tables back as Arrow IPC files in ``spool``
     (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
@@ -70,7 +70,7 @@ def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at:
         with os.fdopen(fd, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         out.append(path)
-    return batch.lines_landed, batch.consent_dropped, out[0], out[1]
+    return batch.lines_landed, batch.consent_dropped, out[0], out[1], batch.revocations
 
 
 def _read_spooled(path: str) -> pa.Table:
@@ -123,4 +123,5 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
             consent_dropped=sum(p[1] for p in parts),
             bronze=pa.concat_tables([_read_spooled(p[2]) for p in parts]),
             quarantine=pa.concat_tables([_read_spooled(p[3]) for p in parts]),
+            revocations=[r for p in parts for r in p[4]],  # in (file, line) order, like the rows
         )

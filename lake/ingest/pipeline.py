@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from lake import delta_io
 from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
+from lake.erasure.requests import record_requests
 from lake.ingest.normalize import NormalizedBatch, partition_date
 from lake.ingest.parallel import normalize_files, runs_in_parallel
 from lake.landing import list_landing_files, parse_partition_key
@@ -220,6 +221,8 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
                         metadata={"partition": key})
         failpoint("after_quarantine_commit")
         result.bronze_appended, result.quarantine_appended = new_bronze.num_rows, new_quar.num_rows
+    # A withdrawal of analytics consent is a right-to-erasure request: kept (raw ids) until processed.
+    record_requests(paths, batch.revocations)
     write_entry(paths, entry)
     result.elapsed_s = time.perf_counter() - started
     return result

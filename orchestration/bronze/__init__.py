@@ -1,7 +1,7 @@
 """Bronze layer wiring: landing hour -> events, quarantine, ledger."""
 
 from orchestration.bronze.assets import ingest_landing_hour, landing_events
-from orchestration.bronze.checks import ledger_reconciles, volume_within_history
+from orchestration.bronze.checks import landing_drift, ledger_reconciles, volume_within_history
 from orchestration.bronze.schedules import bronze_ingestion_job, hourly_ingestion_schedule
 from orchestration.bronze.sensors import landing_files_sensor
 
@@ -10,6 +10,7 @@ __all__ = [
     "hourly_ingestion_schedule",
     "ingest_landing_hour",
     "landing_events",
+    "landing_drift",
     "landing_files_sensor",
     "ledger_reconciles",
     "volume_within_history",

@@ -73,6 +73,8 @@ def ingest_landing_hour(context: dg.AssetExecutionContext, lake: LakeResource):
             "partition_rows": led.bronze_rows,
             "event_dates": [d.isoformat() for d in led.event_dates],
             "dagster/row_count": led.bronze_rows,
+            "quarantine_rate": round(led.quarantined / led.lines_landed, 6) if led.lines_landed else 0.0,
+            "reconciled": led.reconciled,
         },
     )
     yield dg.MaterializeResult(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.bronze.partitions import hourly
+from orchestration.trust import TRUST_HOOKS
 
 __all__ = ["bronze_ingestion_job", "hourly_ingestion_schedule"]
 
@@ -14,6 +15,7 @@ bronze_ingestion_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("bronze", "silver"),
     partitions_def=hourly,
     executor_def=dg.in_process_executor,
+    hooks=TRUST_HOOKS,
     description="Ingest one landing hour into bronze (events, quarantine, ledger) and bring silver up to date, "
                 "each behind its blocking gates.",
 )

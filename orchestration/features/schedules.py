@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.features.assets import daily
+from orchestration.trust import TRUST_HOOKS
 
 __all__ = ["nightly_features_job", "nightly_features_schedule"]
 
@@ -11,6 +12,7 @@ nightly_features_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("features"),
     partitions_def=daily,
     executor_def=dg.in_process_executor,
+    hooks=TRUST_HOOKS,
     description="Materialize yesterday's feature values of every view, gated (GX and drift) before publishing.",
 )
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.features.assets import daily
+from orchestration.trust import TRUST_HOOKS
 
 __all__ = ["nightly_loops_job", "nightly_loops_schedule"]
 
@@ -11,6 +12,7 @@ nightly_loops_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("loops"),
     partitions_def=daily,
     executor_def=dg.in_process_executor,
+    hooks=TRUST_HOOKS,
     description="Every growth loop decides for yesterday: gates, approvals, guardrails, then the outbox.",
 )
 

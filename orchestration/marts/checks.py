@@ -20,6 +20,9 @@ def oec_within_learned_band(lake: LakeResource) -> dg.AssetCheckResult:
     outcome, figures = validate_daily_oec(paths.warehouse, as_of=datetime.now(timezone.utc).date())
     if outcome is None:
         return dg.AssetCheckResult(passed=True, metadata=figures)
+    # data_dates scopes the verdict to the day judged (orchestration/trust.py): a failure makes that
+    # day untrusted, not every day.
     return dg.AssetCheckResult(passed=outcome.success, severity=dg.AssetCheckSeverity.ERROR,
                                description=outcome.summary(),
-                               metadata={k: v for k, v in figures.items() if v is not None})
+                               metadata={**{k: v for k, v in figures.items() if v is not None},
+                                         "data_dates": [figures["date"]]})

@@ -6,6 +6,7 @@ from growth_loops.report import build_report
 from orchestration.freshness import freshness
 from orchestration.loops.assets import LOOP_KEYS
 from orchestration.resources import LakeResource
+from orchestration.trust import TRUST_HOOKS
 
 __all__ = ["REPORT_KEY", "board_report", "nightly_report_job", "nightly_report_schedule"]
 
@@ -29,6 +30,7 @@ def board_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
 
 
 nightly_report_job = dg.define_asset_job("nightly_report", selection=[REPORT_KEY], executor_def=dg.in_process_executor,
+                                         hooks=TRUST_HOOKS,
                                          description="Rebuild the board report from the lake.")
 nightly_report_schedule = dg.ScheduleDefinition(name="nightly_board_report", job=nightly_report_job,
                                                 cron_schedule="0 4 * * *", execution_timezone="UTC")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -25,7 +26,12 @@ def test_definitions_load_with_the_asset_graph_checks_and_freshness():
     assert {"landing/events", "bronze/events", "bronze/quarantine", "bronze/ingestion_ledger", "silver/events",
             "silver/identity_map", "silver/sessions", "marts/fct_daily_oec", "marts/dim_users"} <= keys
     oec = graph.get(dg.AssetKey(["marts", "fct_daily_oec"]))
-    assert dg.AssetKey(["marts", "fct_daily_active"]) in oec.parent_keys
+    assert oec.parent_keys == {dg.AssetKey(["intermediate", "int_daily_oec_figures"]),
+                               dg.AssetKey(["staging", "stg_observability__data_trust_daily"])}
+    figures = graph.get(dg.AssetKey(["intermediate", "int_daily_oec_figures"]))
+    assert dg.AssetKey(["marts", "fct_daily_active"]) in figures.parent_keys
+    trust = graph.get(dg.AssetKey(["staging", "stg_observability__data_trust_daily"]))
+    assert trust.parent_keys == {dg.AssetKey(["observability", "data_trust_daily"])}  # the OEC's trust verdict
     stg = graph.get(dg.AssetKey(["staging", "stg_silver__events"]))
     assert stg.parent_keys == {dg.AssetKey(["silver", "events"])}  # dbt source -> silver asset via meta.dagster
     for key in ("bronze/events", "bronze/quarantine", "bronze/ingestion_ledger"):
@@ -35,7 +41,9 @@ def test_definitions_load_with_the_asset_graph_checks_and_freshness():
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert {("bronze/events", "gx_bronze_events"), ("bronze/quarantine", "gx_bronze_quarantine"),
             ("bronze/ingestion_ledger", "ledger_reconciles"), ("silver/events", "gx_silver_events"),
-            ("silver/sessions", "gx_silver_sessions"), ("silver/identity_map", "gx_silver_identity_map")} <= checks
+            ("silver/sessions", "gx_silver_sessions"), ("silver/identity_map", "gx_silver_identity_map"),
+            ("bronze/events", "volume_within_history"), ("bronze/events", "schema_drift_at_landing"),
+            ("bronze/events", "distribution_within_history")} <= checks
     assert any(k.startswith("marts/fct_daily_oec") for k, _ in checks)  # dbt tests became checks
     specs = {s.key.to_user_string(): s for a in repo.assets_defs_by_key.values() for s in a.specs}
     assert all(spec.freshness_policy is not None for spec in specs.values()), "every asset carries a freshness SLA"
@@ -69,11 +77,27 @@ def test_good_hour_materializes_with_passing_checks_and_metadata(paths):
     assert res.success
     evals = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
     assert evals == {"gx_bronze_events": True, "gx_bronze_quarantine": True, "ledger_reconciles": True,
-                     "volume_within_history": True,
+                     "volume_within_history": True, "schema_drift_at_landing": True,
+                     "distribution_within_history": True,
                      "gx_silver_events": True, "gx_silver_sessions": True, "gx_silver_identity_map": True}
     mats = {m.asset_key.to_user_string(): m for m in res.get_asset_materialization_events()}
     meta = mats["bronze/ingestion_ledger"].materialization.metadata
     assert meta["lines_landed"].value == 3 and meta["consent_dropped"].value == 1 and meta["bronze_rows"].value == 2
+
+    # The run's hooks wrote the trust tables: every gate of the hour, and per asset its figures.
+    from lake.trust import latest_gate_evaluations, read_asset_runs
+
+    gates = latest_gate_evaluations(paths)
+    assert sorted(gates["gate"].to_list()) == sorted(evals) and gates["passed"].all()
+    assert set(gates["partition"].to_list()) == {KEY}
+    assert gates["data_dates"].to_list()[0] == [date(2026, 11, 2)]
+    runs = {r["asset"]: r for r in read_asset_runs(paths).iter_rows(named=True)}
+    assert set(runs) == {"bronze/events", "bronze/quarantine", "bronze/ingestion_ledger", "silver/events",
+                         "silver/identity_map", "silver/sessions"}
+    bronze = runs["bronze/events"]
+    assert (bronze["rows"], bronze["gates_failed"], bronze["reconciled"]) == (2, 0, True)
+    assert bronze["gates_passed"] == 4  # gx_bronze_events in its step; volume and the two drift gates in theirs
+    assert bronze["quarantine_rate"] == 0.0 and bronze["freshness_lag_s"] > 0
 
 
 def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):

@@ -107,7 +107,8 @@ def test_backfill_from_a_date_recomputes_older_rows_of_the_daily_facts(paths, ma
 
     day, truth = first_day()
     con = duckdb.connect(paths.warehouse)
-    con.execute("update marts.fct_daily_oec set active_users = 9999 where date_day = ?", [day])
+    # The OEC's figures are the incremental model; the mart re-joins them (with the trust verdict) per run.
+    con.execute("update intermediate.int_daily_oec_figures set active_users = 9999 where date_day = ?", [day])
     con.close()
 
     def run(config: dict) -> None:

@@ -216,12 +216,14 @@ def test_dbt_parse_runs_offline_with_only_env_vars(tmp_path):
     sources = {s["name"]: s for s in manifest["sources"].values()}
     assert {name: s["meta"]["dagster"]["asset_key"] for name, s in sources.items()} == {
         "events": ["silver", "events"], "sessions": ["silver", "sessions"],
-        "identity_map": ["silver", "identity_map"]}
+        "identity_map": ["silver", "identity_map"], "data_trust_daily": ["observability", "data_trust_daily"]}
     assert sources["events"]["meta"]["delta_table_path"] == f"{paths.root}/delta/silver/events"
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     assert {n["schema"] for n in models.values()} == {"staging", "intermediate", "marts"}
     assert models["fct_daily_oec"]["config"]["contract"]["enforced"] is True
-    assert models["fct_daily_oec"]["config"]["materialized"] == "incremental"
+    # The figures are incremental; the mart joins each date's trust verdict afresh on every run.
+    assert models["int_daily_oec_figures"]["config"]["materialized"] == "incremental"
+    assert models["fct_daily_oec"]["config"]["materialized"] == "table"
     assert {n["config"]["materialized"] for name, n in models.items() if name.startswith("stg_")} == {"view"}
     unit_tests = {u["name"] for u in manifest["unit_tests"].values()}
     assert {"retention_counts_activity_on_exactly_signup_plus_n", "trial_conversion_window_rate_and_median",

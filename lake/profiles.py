@@ -1,0 +1,201 @@
+"""Landing profiles: what one landing hour looked like, in a few hundred counts.
+
+The drift gates (``expectations.anomaly``) compare an hour with the days before it. Re-reading a
+week of bronze every hour would cost more than the hour itself, so each hour is reduced once to
+counts and kept in ``$ROOT/delta/observability/landing_profiles`` (partitioned by landing_date,
+replaced per hour, so a rerun is idempotent):
+
+- ``event_lines``: lines per event name (bronze rows and quarantined lines alike);
+- ``property``: lines carrying each ``event.property`` — planned or not (quarantined lines are
+  read back from their masked raw line, so an unplanned property is counted although its lines
+  never reach bronze);
+- ``column:<name>``: counts per value of a key column, for distribution drift. A bronze column
+  counts distinct people (user_id, else anonymous_id) per value, not events: one person's events
+  share a device and browser, so counting events would make a handful of busy visitors look like
+  a shift; an event's numeric property is counted per bin, one unit per event.
+
+Hours whose profile is missing (a lake that predates the gates, or a gate not yet run) are
+profiled on demand when they are needed as history.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake import delta_io
+from lake.landing import parse_partition_key
+from lake.ledger import read_ledger
+from lake.locks import table_lock
+from lake.paths import LakePaths
+from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE
+
+__all__ = ["LANDING_PROFILES", "Profile", "hour_profile", "profile_hours", "read_profiles"]
+
+LANDING_PROFILES = pa.schema([
+    pa.field("landing_partition", pa.string(), nullable=False),
+    pa.field("landing_date", pa.date32(), nullable=False),
+    pa.field("dimension", pa.string(), nullable=False),  # event_lines | property | column:<name>
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("count", pa.int64(), nullable=False),
+])
+_LOCK = "observability_profiles"
+_BRONZE_COLUMNS = ("device_type", "browser_family", "locale")
+
+
+@dataclass
+class Profile:
+    """Counts of one or more landing hours (summed), by dimension then key."""
+
+    hours: set[str] = field(default_factory=set)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, partition: str, dimension: str, key: str, count: int) -> None:
+        self.hours.add(partition)
+        bucket = self.counts.setdefault(dimension, {})
+        bucket[key] = bucket.get(key, 0) + count
+
+    def dimension(self, name: str) -> dict[str, int]:
+        return self.counts.get(name, {})
+
+    @classmethod
+    def total(cls, profiles: Iterable[Profile]) -> Profile:
+        """The sum of several profiles (e.g. the hours of a baseline)."""
+        out = cls()
+        for profile in profiles:
+            out.hours |= profile.hours
+            for dimension, counts in profile.counts.items():
+                bucket = out.counts.setdefault(dimension, {})
+                for key, count in counts.items():
+                    bucket[key] = bucket.get(key, 0) + count
+        return out
+
+    def columns(self) -> dict[str, dict[str, int]]:
+        """Key-column counts, by column name."""
+        return {d.removeprefix("column:"): c for d, c in self.counts.items() if d.startswith("column:")}
+
+
+def _bin_label(edges: list[float], value: float) -> str:
+    i = bisect.bisect_right(edges, value)
+    if i == 0:
+        return f"<{edges[0]:g}"
+    if i == len(edges):
+        return f">={edges[-1]:g}"
+    return f"[{edges[i - 1]:g},{edges[i]:g})"
+
+
+def _compute(paths: LakePaths, key: str, event_dates: list[dt.date], columns: Mapping[str, Mapping]) -> pa.Table:
+    import duckdb
+
+    bronze = delta_io.read(
+        paths.bronze_events, BRONZE_EVENTS, columns=["event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS],
+        partitions=[("event_date", "in", sorted(set(event_dates)))], filter=pc.field("_landing_partition") == key,
+    ) if event_dates else BRONZE_EVENTS.empty_table().select(["event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS])
+    quarantine = delta_io.read(
+        paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["event_name", "raw_line"],
+        partitions=[("landing_date", "=", parse_partition_key(key).date())],
+        filter=(pc.field("landing_partition") == key) & pc.is_valid(pc.field("event_name")),
+    )
+    rows: list[tuple[str, str, int]] = []
+    con = duckdb.connect()
+    try:
+        con.register("bronze", bronze)
+        con.register("quarantine", quarantine)
+        rows += con.execute("""
+            select 'event_lines', event_name, count(*) from (
+                select event_name from bronze union all select event_name from quarantine
+            ) group by all
+        """).fetchall()
+        rows += con.execute("""
+            with keyed as (
+                select event_name, json_keys(properties) as props from bronze
+                union all
+                select event_name, json_keys(json_extract(raw_line, '$.properties'))
+                from quarantine where json_valid(raw_line) and json_type(raw_line, '$.properties') = 'OBJECT'
+            )
+            select 'property', event_name || '.' || prop, count(*)
+            from (select event_name, unnest(props) as prop from keyed) group by all
+        """).fetchall()
+        for name, spec in columns.items():
+            dimension = f"column:{name}"
+            if name in _BRONZE_COLUMNS:
+                rows += con.execute(f"select '{dimension}', coalesce({name}, '(null)'), "
+                                    "count(distinct coalesce(user_id, anonymous_id)) from bronze group by all").fetchall()
+            elif "." in name and spec.get("bins"):
+                event, prop = name.split(".", 1)
+                values = con.execute("select try_cast(json_extract_string(properties, '$.' || ?) as double) "
+                                     "from bronze where event_name = ?", [prop, event]).fetchall()
+                edges = [float(e) for e in spec["bins"]]
+                tally: dict[str, int] = {}
+                for (v,) in values:
+                    label = "(null)" if v is None else _bin_label(edges, v)
+                    tally[label] = tally.get(label, 0) + 1
+                rows += [(dimension, k, n) for k, n in tally.items()]
+            else:
+                raise ValueError(f"distribution_drift column {name!r}: use one of {list(_BRONZE_COLUMNS)} "
+                                 "or '<event>.<numeric property>' with bins")
+    finally:
+        con.close()
+    day = parse_partition_key(key).date()
+    return pa.Table.from_pylist(
+        [{"landing_partition": key, "landing_date": day, "dimension": d, "key": k, "count": int(n)} for d, k, n in rows],
+        schema=LANDING_PROFILES)
+
+
+def _store(paths: LakePaths, key: str, table: pa.Table) -> None:
+    day = parse_partition_key(key).date()  # validated: only then is it used in a predicate
+    with table_lock(paths, _LOCK):
+        if delta_io.open_table(paths.landing_profiles) is None and table.num_rows == 0:
+            return
+        delta_io.replace_where(paths.landing_profiles, table,
+                               f"landing_date = '{day.isoformat()}' AND landing_partition = '{key}'",
+                               partition_by=["landing_date"], operation="profile", metadata={"partition": key})
+
+
+def read_profiles(paths: LakePaths, keys: Iterable[str]) -> dict[str, Profile]:
+    """The stored profiles of ``keys``, per hour (only their landing_date partitions are opened)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    days = sorted({parse_partition_key(k).date() for k in keys})
+    table = delta_io.read(paths.landing_profiles, LANDING_PROFILES, partitions=[("landing_date", "in", days)],
+                          filter=pc.field("landing_partition").isin(keys))
+    out: dict[str, Profile] = {}
+    for r in table.to_pylist():
+        out.setdefault(r["landing_partition"], Profile()).add(r["landing_partition"], r["dimension"], r["key"],
+                                                              r["count"])
+    return out
+
+
+def profile_hours(paths: LakePaths, keys: Iterable[str], *, columns: Mapping[str, Mapping],
+                  refresh: Iterable[str] = ()) -> dict[str, Profile]:
+    """Profiles of the ingested hours among ``keys``, per hour: stored ones are read, missing ones (and
+    those in ``refresh``) computed from bronze and quarantine and stored. Hours never ingested are
+    left out; an ingested hour without lines has an empty profile."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    refresh = set(refresh)
+    stored = read_profiles(paths, [k for k in keys if k not in refresh])
+    missing = [k for k in keys if k not in stored]
+    # The ledger says which of the missing hours were ingested, and the dates their events carry.
+    ledger = {r["landing_partition"]: list(r["event_dates"] or [])
+              for r in read_ledger(paths, missing).to_pylist()} if missing else {}
+    for key in missing:
+        if key in ledger:
+            table = _compute(paths, key, ledger[key], columns)
+            _store(paths, key, table)
+            profile = stored[key] = Profile(hours={key})
+            for r in table.to_pylist():
+                profile.add(key, r["dimension"], r["key"], r["count"])
+    return stored
+
+
+def hour_profile(paths: LakePaths, key: str, *, columns: Mapping[str, Mapping]) -> Profile:
+    """The profile of one landing hour, recomputed from the tables (and stored)."""
+    return profile_hours(paths, [key], columns=columns, refresh=[key]).get(key, Profile(hours={key}))

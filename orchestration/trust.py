@@ -1,0 +1,112 @@
+"""Record every step's materializations and gate results in the lake's trust tables (lake/trust).
+
+A success hook and a failure hook on every job (``TRUST_HOOKS``), so scheduled runs, sensor runs
+and ``growthlake run`` all leave the same record: per asset and step a row of
+``observability/asset_runs`` (rows, freshness lag, quarantine rate, reconciliation; the gates are
+joined in when read), and per check evaluation a row of ``observability/gate_evaluations`` with the
+data dates it covers. Hooks run in the step's process right after it, for in-process and
+multiprocess executors alike. Assets materialized ad hoc from the UI (Dagster's implicit asset
+job) carry no hooks: materialize them through the jobs.
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from orchestration.freshness import freshness
+from lake.ingest import parse_partition_key
+from lake.ledger import read_entry
+from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
+
+__all__ = ["TRUST_HOOKS", "data_trust_daily", "record_trust_on_failure", "record_trust_on_success"]
+
+data_trust_daily = dg.AssetSpec(
+    ["observability", "data_trust_daily"],
+    description="Per date: may decisions use its data (no failed gate on it, silver caught up with its end). "
+    "Rewritten from the gate log before every warehouse build; marts.fct_daily_oec joins it, the loops apply it.",
+    group_name="observability",
+    kinds={"delta"},
+    freshness_policy=freshness("warehouse"),  # rewritten by every warehouse build
+    metadata={"path": "delta/observability/data_trust_daily", "rule": "lake.trust.untrusted_days"},
+)
+
+_EVENTS = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+
+
+def _value(metadata: dict, key: str):
+    entry = metadata.get(key)
+    return getattr(entry, "value", entry)
+
+
+def _window_end(partition: str | None) -> dt.datetime | None:
+    if not partition:
+        return None
+    if len(partition) == 10:  # daily
+        return dt.datetime.combine(dt.date.fromisoformat(partition) + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return parse_partition_key(partition) + dt.timedelta(hours=1)
+
+
+def _record(context: dg.HookContext, status: str) -> None:
+    paths = context.resources.lake.paths()
+    now = dt.datetime.now(dt.UTC)
+    records = [r for r in context.instance.all_logs(context.run_id, of_type=_EVENTS)
+               if r.step_key == context.step_key and r.dagster_event is not None]
+    dates_cache: dict[str | None, list[dt.date]] = {}
+
+    def data_dates(partition: str | None, metadata: dict) -> list[dt.date]:
+        scoped = _value(metadata, "data_dates")  # a check may scope itself (e.g. the OEC day it judged)
+        if scoped:
+            return sorted({dt.date.fromisoformat(str(d)) for d in scoped})
+        if partition not in dates_cache:
+            hourly = partition is not None and len(partition) > 10
+            entry = read_entry(paths, partition) if hourly else None
+            dates_cache[partition] = data_dates_of_partition(partition, entry.event_dates if entry else ())
+        return dates_cache[partition]
+
+    gates, runs = [], {}
+    for record in records:
+        data = record.dagster_event.event_specific_data
+        if record.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            partition = getattr(data, "partition", None)
+            gates.append({
+                "evaluated_at": now, "run_id": context.run_id, "asset": data.asset_key.to_user_string(),
+                "partition": partition, "gate": data.check_name, "passed": bool(data.passed),
+                "severity": getattr(data.severity, "value", None), "blocking": bool(data.blocking), "description": (data.description or "")[:2000],
+                "data_dates": data_dates(partition, dict(data.metadata or {})), "source": "dagster",
+            })
+        else:
+            mat = data.materialization
+            meta = dict(mat.metadata or {})
+            end = _window_end(mat.partition)
+            rows = _value(meta, "dagster/row_count")
+            runs[(mat.asset_key.to_user_string(), mat.partition)] = {
+                "recorded_at": now, "run_id": context.run_id, "job": context.job_name, "step": context.step_key,
+                "asset": mat.asset_key.to_user_string(), "partition": mat.partition, "status": "materialized",
+                "rows": int(rows) if rows is not None else None,
+                "freshness_lag_s": (now - end).total_seconds() if end else None,
+                "quarantine_rate": _value(meta, "quarantine_rate"), "reconciled": _value(meta, "reconciled"),
+                "data_dates": data_dates(mat.partition, meta),
+            }
+    if status == "failed" and not runs:
+        # The step raised before materializing (e.g. a guard refused unaudited input): one row, named
+        # after the step's op (the assets it would have produced are not known to a hook).
+        partition = context.instance.get_run_by_id(context.run_id).tags.get("dagster/partition")
+        runs[(context.op.name, partition)] = {
+            "recorded_at": now, "run_id": context.run_id, "job": context.job_name, "step": context.step_key,
+            "asset": context.op.name, "partition": partition, "status": "failed",
+            "data_dates": data_dates(partition, {}), "error": str(context.op_exception)[:2000]}
+    record_gate_evaluations(paths, gates)
+    record_asset_runs(paths, list(runs.values()))
+
+
+@dg.success_hook(required_resource_keys={"lake"})
+def record_trust_on_success(context: dg.HookContext) -> None:
+    _record(context, "succeeded")
+
+
+@dg.failure_hook(required_resource_keys={"lake"})
+def record_trust_on_failure(context: dg.HookContext) -> None:
+    _record(context, "failed")
+
+
+TRUST_HOOKS = {record_trust_on_success, record_trust_on_failure}

@@ -1,0 +1,520 @@
+"""Right to erasure, end to end: a real lake (closed-loop simulation → landing → bronze/quarantine →
+silver → features + online store → loops, outbox, audit log → dbt warehouse), one person erased, and
+then proof — current rows, every byte of every file below the root (history included), untouched
+neighbours, reconciling ledgers, a pipeline that keeps working — and the consent-revocation path
+through Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import orjson
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
+from growth_loops.features import FeatureStore
+from growth_loops.loops import approvals
+from growth_loops.loops.closed_loop import run_closed_loop
+from growth_loops.loops.runtime import LoopSettings
+from growth_loops.simulator.closed_loop import ClosedLoopConfig
+from lake import delta_io
+from lake.erasure import ERASURES, erase_person, pending_requests
+from lake.erasure.delta_tables import discover_tables
+from lake.ingest import ingest_partition, list_landing_partitions
+from lake.ledger import read_ledger, verify_partition
+from lake.silver import build_silver
+from lake.silver.state import unaudited_tables
+from lake.warehouse import build_warehouse
+from orchestration.definitions import build_definitions
+from orchestration.resources import LakeResource
+from tests.helpers import event, write_batch
+
+pytestmark = pytest.mark.slow
+
+START, DAYS = dt.date(2026, 3, 2), 5
+EXTRA_HOUR, HELD_HOUR, NEW_HOUR = "2026-03-01-10:00", "2026-03-01-11:00", "2026-03-07-09:00"
+OTHER = "usr_00000000000e7a11"  # a neighbour whose rows must survive
+IDENTITY = ("user_id", "anonymous_id", "person_id")
+
+
+# -- proof helpers ----------------------------------------------------------------------------------
+
+
+def _texts(value) -> str:
+    return json.dumps(value, default=str)
+
+
+def byte_scan(root: str, ids: list[str]) -> list[str]:
+    """Every file below ``root`` that holds one of ``ids``: raw bytes, gunzipped bytes, decoded
+    Parquet values (data files, removed files, checkpoints), and query results of DuckDB and SQLite
+    files (their pages may be compressed)."""
+    needles = [i.encode() for i in ids]
+    hits = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            data = Path(path).read_bytes()
+            found = any(n in data for n in needles)
+            if name.endswith(".gz"):
+                found |= any(n in gzip.decompress(data) for n in needles)
+            if name.endswith(".parquet"):
+                found |= any(i in _texts(pq.read_table(path).to_pylist()) for i in ids)
+            if name.endswith(".duckdb"):
+                con = duckdb.connect(path, read_only=True)
+                try:
+                    for schema, table in con.execute(
+                        "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'"
+                    ).fetchall():
+                        rows = con.execute(f'select * from "{schema}"."{table}"').fetchall()
+                        found |= any(i in _texts(rows) for i in ids)
+                finally:
+                    con.close()
+            if name.endswith(".sqlite"):
+                con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:
+                    for (table,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+                        found |= any(i in _texts(con.execute(f'select * from "{table}"').fetchall()) for i in ids)
+                finally:
+                    con.close()
+            if found:
+                hits.append(os.path.relpath(path, root))
+    return sorted(hits)
+
+
+def read_delta(paths, table: str) -> pl.DataFrame:
+    frame = pl.from_arrow(DeltaTable(f"{paths.root}/delta/{table}").to_pyarrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def person_rows(frame: pl.DataFrame, exact: set[str], ids: list[str]) -> tuple[int, int]:
+    """(rows that are the person's: identity column or raw line; rows that only mention them)."""
+    own = pl.lit(False)
+    mention = pl.lit(False)
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String:
+            col = pl.col(name)
+            if name in IDENTITY:
+                own = own | col.is_in(list(exact)).fill_null(False)
+            elif name == "raw_line":
+                own = own | pl.any_horizontal([col.str.contains(i, literal=True) for i in ids]).fill_null(False)
+            else:
+                mention = mention | pl.any_horizontal([col.str.contains(i, literal=True) for i in ids]).fill_null(False)
+    flags = frame.select(own.alias("own"), (mention & ~own).alias("mention"))
+    return int(flags["own"].sum()), int(flags["mention"].sum())
+
+
+def landed_lines(paths) -> tuple[int, int]:
+    """(non-blank landed lines, blank lines) over the whole landing zone."""
+    full = blank = 0
+    for path in Path(paths.landing_events).rglob("*.jsonl*"):
+        data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        lines = data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        full += sum(1 for line in lines if line.strip())
+        blank += sum(1 for line in lines if not line.strip())
+    return full, blank
+
+
+def warehouse_counts(paths) -> dict[str, int]:
+    con = duckdb.connect(paths.warehouse, read_only=True)
+    try:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall()
+        return {f"{s}.{t}": con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0] for s, t in tables}
+    finally:
+        con.close()
+
+
+def warehouse_person_rows(paths, ids: list[str]) -> dict[str, int]:
+    con = duckdb.connect(paths.warehouse, read_only=True)
+    out = {}
+    try:
+        for schema, table in con.execute(
+            "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall():
+            rows = con.execute(f'select * from "{schema}"."{table}"').fetchall()
+            n = sum(1 for r in rows if any(i in _texts(r) for i in ids))
+            if n:
+                out[f"{schema}.{table}"] = n
+    finally:
+        con.close()
+    return out
+
+
+def online_counts(paths, ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Per online-store table: (rows, rows mentioning the person)."""
+    con = sqlite3.connect(f"file:{paths.online_store}?mode=ro", uri=True)
+    try:
+        out = {}
+        for (t,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+            rows = con.execute(f'select * from "{t}"').fetchall()
+            out[t] = (len(rows), sum(1 for r in rows if any(i in _texts(r) for i in ids)))
+        return out
+    finally:
+        con.close()
+
+
+@dataclass
+class _Held:
+    success: bool = False
+
+    def summary(self) -> str:
+        return "held on purpose by the test"
+
+    def to_metadata(self) -> dict:
+        return {}
+
+
+def _held_auditor(suite, batch, parameters):
+    return _Held()
+
+
+def _versions(paths) -> dict[str, int]:
+    return {t: DeltaTable(f"{paths.root}/delta/{t}").version() for t in discover_tables(paths)}
+
+
+# -- the lake --------------------------------------------------------------------------------------
+
+
+def build_lake(paths, plan, masker) -> None:
+    def approve(day, runs):
+        for run in runs:
+            if run.status == "awaiting_approval":
+                approvals.approve(paths, run.loop, run.policy_version, actor="maria@growth", reason="reviewed")
+
+    config = ClosedLoopConfig(
+        arrivals_per_day=150,
+        trial_days=3,
+        trial_start_max_delay_days=1,
+        extra_sessions_mean=0.3,
+        actions_per_session_mean=1.0,
+    )
+    run_closed_loop(
+        paths, start=START, days=DAYS, seed=3, config=config, settings=LoopSettings(holdout_share=0.1), on_day=approve
+    )
+
+
+def pick_person(paths) -> tuple[str, list[str]]:
+    """A person with events, sessions, features, decisions and an outbox message."""
+    outbox = pl.from_arrow(delta_io.read(outbox_path(paths), MESSAGE_OUTBOX))
+    events = read_delta(paths, "silver/events").group_by("person_id").len()
+    user = outbox.join(events, on="person_id").sort(["len", "person_id"], descending=True)["person_id"][0]
+    anons = read_delta(paths, "silver/identity_map").filter(pl.col("user_id") == user)["anonymous_id"].to_list()
+    assert anons, "the person signed up from a device"
+    return user, anons
+
+
+def add_faulty_hours(paths, plan, masker, user: str, anon: str) -> None:
+    """The person's lines in every fate: bronze, duplicate, quarantine (malformed + contract), consent
+    drop, a gzip batch, and a batch a gate held — beside a neighbour's lines."""
+    ts, rec = "2026-03-01T10:05:00Z", "2026-03-01T10:05:01Z"
+    mine = event("page_viewed", {"path": "/erase-me"}, user_id=user, anonymous_id=anon, ts=ts, received=rec)
+    theirs = event(
+        "page_viewed", {"path": "/keep-me"}, user_id=OTHER, anonymous_id="anon-neighbour-1", ts=ts, received=rec
+    )
+    malformed = (
+        f'{{"event_id": "malformed-1", "event_name": "page_viewed", "user_id": "{user}", "anonymous_id": "{anon}"'
+    ).encode()  # no closing brace: malformed JSON
+    write_batch(
+        paths,
+        EXTRA_HOUR,
+        [
+            mine,
+            theirs,
+            mine,  # the second copy of mine is a duplicate
+            malformed,
+            event("button_clicked", {}, user_id=user, anonymous_id=anon, ts=ts, received=rec),  # unplanned: quarantined
+            event("button_clicked", {}, user_id=OTHER, anonymous_id="anon-neighbour-1", ts=ts, received=rec),
+            event(user_id=user, anonymous_id=anon, analytics=False, ts=ts, received=rec),  # dropped for consent
+        ],
+        name="manual-1.jsonl",
+    )
+    gz_lines = [
+        event("page_viewed", {"path": "/gz"}, user_id=user, anonymous_id=anon, ts=ts, received=rec),
+        event("page_viewed", {"path": "/gz"}, user_id=OTHER, anonymous_id="anon-neighbour-1", ts=ts, received=rec),
+    ]
+    folder = Path(paths.landing_events, "date=2026-03-01", "hour=10")
+    (folder / "manual-2.jsonl.gz").write_bytes(gzip.compress(b"\n".join(orjson.dumps(e) for e in gz_lines) + b"\n"))
+    ingest_partition(paths, EXTRA_HOUR, plan=plan, masker=masker)
+
+    ts, rec = "2026-03-01T11:05:00Z", "2026-03-01T11:05:01Z"
+    write_batch(
+        paths,
+        HELD_HOUR,
+        [
+            event("page_viewed", {"path": "/held"}, user_id=user, anonymous_id=anon, ts=ts, received=rec),
+            event(
+                "page_viewed", {"path": "/held"}, user_id=OTHER, anonymous_id="anon-neighbour-1", ts=ts, received=rec
+            ),
+        ],
+        name="manual-3.jsonl",
+    )
+    held = ingest_partition(paths, HELD_HOUR, plan=plan, masker=masker, auditor=_held_auditor)
+    assert held.held_at is not None
+
+
+def test_erase_person_removes_every_trace_and_the_lake_keeps_working(paths, plan, masker):
+    build_lake(paths, plan, masker)
+    user, anons = pick_person(paths)
+    add_faulty_hours(paths, plan, masker, user, anons[0])
+    build_silver(paths)
+    build_warehouse(paths)
+    FeatureStore(paths).close()
+
+    ids = [user, *anons]
+    exact = {user, *anons, *(f"anon:{a}" for a in anons)}
+    tables = discover_tables(paths)
+    assert {
+        "bronze/events",
+        "bronze/quarantine",
+        "bronze/ingestion_ledger",
+        "silver/events",
+        "silver/identity_map",
+        "silver/sessions",
+        "features/user_features",
+        "features/_rollup_events",
+        "decisions/audit_log",
+        "decisions/message_outbox",
+        "loops/trial_nudge/decisions",
+    } <= set(tables)
+    before = {t: read_delta(paths, t) for t in tables}
+    expected_removed, expected_redacted = {}, {}
+    for t, frame in before.items():
+        own, mention = person_rows(frame, exact, ids)
+        if t == "decisions/audit_log":
+            own, mention = 0, own + mention
+        if own:
+            expected_removed[t] = own
+        if mention:
+            expected_redacted[t] = mention
+    # The person is everywhere the test means to check.
+    for t in (
+        "bronze/events",
+        "bronze/quarantine",
+        "silver/events",
+        "silver/identity_map",
+        "silver/sessions",
+        "features/user_features",
+        "features/user_sessions",
+        "features/_rollup_events",
+        "decisions/message_outbox",
+    ):
+        assert expected_removed.get(t, 0) > 0, t
+    assert expected_redacted.get("decisions/audit_log", 0) > 0
+    assert byte_scan(paths.root, ids), "the scan finds the person before the erasure"
+    wh_before, wh_person = warehouse_counts(paths), warehouse_person_rows(paths, ids)
+    assert wh_person.get("marts.dim_users") == 1
+    lines_before, blanks_before = landed_lines(paths)
+    online_before = online_counts(paths, ids)
+
+    report = erase_person(
+        paths, user, reason=f"ticket 4711 from {user}", requested_at=dt.datetime(2026, 3, 7, tzinfo=dt.UTC)
+    )
+
+    # (c) exactly the person's rows went; neighbours are untouched.
+    assert report.tables == expected_removed
+    assert report.redacted == expected_redacted
+    for t, frame in before.items():
+        after = read_delta(paths, t)
+        if t in ("bronze/ingestion_ledger", "governance/erasures", "silver/_build_state", "features/_rollup_state"):
+            continue  # bookkeeping rewritten by design
+        published = 1 if t == "bronze/events" else 0  # re-deriving the held hour published the neighbour's line
+        assert after.height == frame.height - expected_removed.get(t, 0) + published, t
+    audit = read_delta(paths, "decisions/audit_log")
+    assert audit.filter(pl.col("person_id") == "erased").height == expected_redacted["decisions/audit_log"]
+    assert read_delta(paths, "bronze/events").filter(pl.col("user_id") == OTHER).height == 3  # /keep-me, /gz, /held
+    assert read_delta(paths, "bronze/quarantine").filter(pl.col("raw_line").str.contains(OTHER)).height == 1
+    assert report.warehouse == wh_person
+    wh_after = warehouse_counts(paths)
+    assert wh_after == {t: n - wh_person.get(t, 0) for t, n in wh_before.items()}
+    lines_after, blanks_after = landed_lines(paths)
+    assert lines_after == lines_before - report.landing_lines_removed
+    assert blanks_after == blanks_before + report.landing_lines_removed  # blanked in place: numbering kept
+    assert report.landing_lines_removed >= 9 and report.online_rows >= 1
+    online_after = online_counts(paths, ids)
+    assert report.online_rows == sum(mine for _, mine in online_before.values()) > 0
+    assert online_after == {t: (n - mine, 0) for t, (n, mine) in online_before.items()}
+
+    # (a) no current row of any Delta table holds an id.
+    for t in discover_tables(paths):
+        frame = read_delta(paths, t)
+        assert person_rows(frame, exact, ids) == (0, 0), t
+    # (b) no byte of any file below the root does — history, log, checkpoints, landing, holds,
+    # simulator truth, flags documents, warehouse, online store and its WAL included.
+    assert byte_scan(paths.root, ids) == []
+    assert not list(Path(paths.root).rglob(".*erasing-*"))
+
+    # (d) every landing hour still reconciles (the rewritten ones re-derived, the held one published now).
+    for key in read_ledger(paths).column("landing_partition").to_pylist():
+        check = verify_partition(paths, key)
+        assert check.ok, (key, check.detail)
+    assert EXTRA_HOUR in report.ledger_partitions and HELD_HOUR in report.ledger_partitions
+
+    # (f) the record exists and holds no raw id.
+    record = read_delta(paths, "governance/erasures")
+    assert record.height == 1 and record["erasure_id"][0] == report.erasure_id
+    assert record["rows_removed"][0] == report.rows_removed == sum(expected_removed.values())
+    assert "[subject]" in record["reason"][0]
+    assert not any(i in _texts(record.to_dicts()) for i in ids)
+    assert set(record.columns) == set(ERASURES.names)
+
+    # Idempotent: a second erasure finds nothing and changes nothing but its own record.
+    versions = _versions(paths)
+    again = erase_person(paths, user, reason="repeat")
+    assert again.nothing_found and again.rows_removed == 0
+    assert {t: v for t, v in _versions(paths).items() if t != "governance/erasures"} == {
+        t: v for t, v in versions.items() if t != "governance/erasures"
+    }
+    assert erase_person(paths, "usr_ffffffffffffffff", reason="unknown id").nothing_found
+
+    # (e) the pipeline keeps working, exactly once: a new hour, silver, features, warehouse.
+    assert unaudited_tables(paths) == []
+    silver_before = read_delta(paths, "silver/events").height
+    new = [
+        event(
+            "page_viewed",
+            {"path": f"/after/{i}"},
+            user_id=OTHER,
+            anonymous_id="anon-neighbour-1",
+            ts="2026-03-07T09:10:00Z",
+            received="2026-03-07T09:10:01Z",
+        )
+        for i in range(3)
+    ]
+    write_batch(paths, NEW_HOUR, new, name="after-erasure.jsonl")
+    first = ingest_partition(paths, NEW_HOUR, plan=plan, masker=masker)
+    assert first.ledger.reconciled and first.bronze_appended == 3
+    build_silver(paths)
+    assert ingest_partition(paths, NEW_HOUR, plan=plan, masker=masker).bronze_appended == 0  # rerun: nothing twice
+    build_silver(paths)
+    silver = read_delta(paths, "silver/events")
+    # + the 3 new events, + the neighbour's line of the held hour that the erasure's re-derivation published.
+    assert silver.height == silver_before + 3 + 1 and silver["event_id"].n_unique() == silver.height
+    assert silver.filter((pl.col("user_id") == OTHER) & pl.col("properties").str.contains("/held")).height == 1
+    assert verify_partition(paths, NEW_HOUR).ok
+    store = FeatureStore(paths)
+    try:
+        results = store.materialize(START + dt.timedelta(days=DAYS - 1))
+    finally:
+        store.close()
+    assert all(r.status in ("published", "unchanged") for r in results), [(r.view, r.status) for r in results]
+    build_warehouse(paths)
+    assert byte_scan(paths.root, ids) == []
+
+
+# -- consent revocation through Dagster ---------------------------------------------------------------
+
+REVOKER, REVOKER_ANON = "usr_0000000000c0ffee", "anon-revoker-device"
+
+
+def test_consent_revocation_at_ingestion_is_erased_by_the_dagster_asset(paths):
+    day1, day2 = "2026-05-04-08:00", "2026-05-04-09:00"
+    ts1, ts2 = "2026-05-04T08:10:00Z", "2026-05-04T09:10:00Z"
+    lines = [
+        event("page_viewed", {"path": f"/p{i}"}, user_id=None, anonymous_id=REVOKER_ANON, ts=ts1, received=ts1)
+        for i in range(3)
+    ]
+    lines.append(
+        event(
+            "user_signed_up",
+            {"method": "email", "email": "revoker.c0ffee@example.com"},
+            user_id=REVOKER,
+            anonymous_id=REVOKER_ANON,
+            ts=ts1,
+            received=ts1,
+        )
+    )
+    lines += [
+        event("page_viewed", {"path": f"/n{i}"}, user_id=OTHER, anonymous_id="anon-neighbour-1", ts=ts1, received=ts1)
+        for i in range(4)
+    ]
+    write_batch(paths, day1, lines)
+    revoke = event(
+        "consent_updated",
+        {"analytics": False, "marketing": False},
+        user_id=REVOKER,
+        anonymous_id=REVOKER_ANON,
+        ts=ts2,
+        received=ts2,
+        analytics=False,
+    )
+    write_batch(
+        paths,
+        day2,
+        [
+            revoke,
+            event("page_viewed", {"path": "/n9"}, user_id=OTHER, anonymous_id="anon-neighbour-1", ts=ts2, received=ts2),
+        ],
+    )
+
+    defs = build_definitions(lake=LakeResource(root=paths.root))
+    instance = dg.DagsterInstance.ephemeral()
+    hourly = defs.resolve_job_def("hourly_ingestion")
+    for key in (day1, day2):
+        assert hourly.execute_in_process(partition_key=key, instance=instance).success
+    assert read_delta(paths, "silver/events").filter(pl.col("person_id") == REVOKER).height == 4
+    # The revocation was dropped for consent (never stored as an event) but captured as a request.
+    assert read_delta(paths, "bronze/events").filter(pl.col("event_name") == "consent_updated").is_empty()
+    pending = pending_requests(paths)
+    assert [(r["user_id"], r["anonymous_id"]) for r in pending] == [(REVOKER, REVOKER_ANON)]
+
+    res = defs.resolve_job_def("nightly_erasures").execute_in_process(instance=instance)
+    assert res.success
+    meta = res.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["requests_processed"].value == 1 and meta["rows_removed"].value > 0
+
+    assert pending_requests(paths) == []
+    for t in discover_tables(paths):
+        assert person_rows(
+            read_delta(paths, t), {REVOKER, REVOKER_ANON, f"anon:{REVOKER_ANON}"}, [REVOKER, REVOKER_ANON]
+        ) == (0, 0), t
+    # The request's raw ids too (history included), and the raw email of the sign-up line in landing.
+    assert byte_scan(paths.root, [REVOKER, REVOKER_ANON, "revoker.c0ffee@example.com"]) == []
+    assert read_delta(paths, "silver/events").filter(pl.col("person_id") == OTHER).height == 5
+    record = read_delta(paths, "governance/erasures")
+    assert record.height == 1 and "consent" in record["reason"][0]
+    for key in list_landing_partitions(paths):
+        assert verify_partition(paths, key).ok, key
+    # The next night finds nothing to do; the next hour still ingests.
+    assert defs.resolve_job_def("nightly_erasures").execute_in_process(instance=instance).success
+    assert read_delta(paths, "governance/erasures").height == 1
+
+
+def test_revocations_survive_parallel_normalization(paths, plan, masker, monkeypatch):
+    """Big hours are normalized in worker processes: their captured requests are merged in line order."""
+    from lake.ingest import parallel
+    from lake.ingest.pipeline import normalize_partition
+    from lake.landing import list_landing_files
+
+    key = "2026-11-02-05:00"
+    for i in range(3):
+        batch = [event(props={"path": f"/{j}"}) for j in range(20)]
+        batch.append(
+            event("consent_updated", {"analytics": False, "marketing": False}, user_id=f"usr_{i:016x}", analytics=False)
+        )
+        write_batch(paths, key, batch, name=f"batch-{i}.jsonl")
+    serial, _ = normalize_partition(paths, key, plan=plan, masker=masker)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    assert parallel.runs_in_parallel(list_landing_files(paths, key))
+    par, _ = normalize_partition(paths, key, plan=plan, masker=masker)
+    assert (
+        [r.user_id for r in par.revocations]
+        == [r.user_id for r in serial.revocations]
+        == [f"usr_{i:016x}" for i in range(3)]
+    )
+    assert par.revocations == serial.revocations
