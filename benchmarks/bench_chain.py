@@ -1,0 +1,206 @@
+"""Benchmark the whole chain (landing -> bronze -> silver -> dbt marts) against bare DuckDB.
+
+    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--keep DIR]
+
+For each size, ~50 landed lines per simulated visitor over 7 days are written to a landing zone
+(not timed), then two separate processes run on the same files:
+
+* ``growthlake``: every landing hour through ingestion (contract, PII masking, consent, dedup,
+  Great Expectations gate, Delta commit, ledger), one silver build (identity stitching,
+  sessions, gates), one dbt build of the warehouse (staging, marts, tests) — the library calls the
+  Dagster assets make, without Dagster's own overhead (see ``bench_hourly.py`` for that);
+* ``bare DuckDB``: ``benchmarks/baseline.sql`` — parse, consent, dedup, keyed IP hash, stitching,
+  the OEC per day — in one DuckDB connection, writing a Parquet file and tables.
+
+Prints per stage the wall time, events/s (landed lines per second) and the peak RSS of the
+process tree (sampled from /proc every 0.2 s: the process, its ingestion workers, dbt), then the
+ratio growthlake / bare DuckDB. The issue's targets: ratio <= 2 at 10M events, ingestion
+>= 150k events/s, peak RSS <= 6 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+SIZES = {"100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+LINES_PER_VISITOR = 50  # the simulator's default mix lands ~50 lines per visitor
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants (Linux /proc), in MB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(entry)
+        children.setdefault(int(fields[1]), []).append(p)
+        rss[p] = int(fields[21])  # pages
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += children.get(p, [])
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _run_measured(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
+    """Run this script in a child process; return its JSON result and the tree's peak RSS (MB)."""
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, env=env, text=True)
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+            stop.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[0]} failed with exit code {proc.returncode}")
+    return json.loads(out.strip().splitlines()[-1]), peak[0]
+
+
+# -- the two sides (each in its own process) -----------------------------------------------------
+
+def _chain(root: str) -> dict:
+    from lake.contracts import load_plan
+    from lake.ingest import ingest_partition, list_landing_partitions
+    from lake.paths import LakePaths
+    from lake.pii import PiiMasker
+    from lake.silver import build_silver
+    from lake.warehouse import build_warehouse
+
+    paths = LakePaths.from_root(root)
+    plan, masker = load_plan(), PiiMasker(os.environ["GROWTHLAKE_PII_KEY"].encode())
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    keys = list_landing_partitions(paths)
+    lines = bronze = 0
+    for key in keys:
+        led = ingest_partition(paths, key, plan=plan, masker=masker).ledger
+        assert led.reconciled, led.summary()
+        lines, bronze = lines + led.lines_landed, bronze + led.bronze_rows
+    stages["ingest"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    build_silver(paths)
+    stages["silver"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    build = build_warehouse(paths)
+    stages["marts"] = time.perf_counter() - t0
+    import duckdb
+
+    con = duckdb.connect(build.path, read_only=True)
+    try:
+        oec_days = con.execute("select count(*) from marts.fct_daily_oec").fetchone()[0]
+        events = con.execute("select count(*) from staging.stg_silver__events").fetchone()[0]
+    finally:
+        con.close()
+    return {"stages": stages, "lines": lines, "bronze": bronze, "events": events, "oec_days": oec_days,
+            "partitions": len(keys)}
+
+
+def _baseline(root: str, out: str) -> dict:
+    import duckdb
+
+    sql = (ROOT / "benchmarks" / "baseline.sql").read_text()
+    landing = f"{root}/landing/events/*/*/*.jsonl"
+    sql = sql.replace("{landing}", landing).replace("{key}", os.environ["GROWTHLAKE_PII_KEY"]).replace("{out}", out)
+    con = duckdb.connect(f"{out}/baseline.duckdb")
+    try:
+        t0 = time.perf_counter()
+        for statement in (s.strip() for s in sql.split(";")):
+            if statement and not all(line.startswith("--") for line in statement.splitlines()):
+                con.execute(statement)
+        con.execute("checkpoint")
+        seconds = time.perf_counter() - t0
+        lines = con.execute("select count(*) from raw").fetchone()[0]
+        events = con.execute("select count(*) from events").fetchone()[0]
+        oec_days = con.execute("select count(*) from fct_daily_oec").fetchone()[0]
+    finally:
+        con.close()
+    return {"stages": {"all": seconds}, "lines": lines, "events": events, "oec_days": oec_days}
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+def bench(size: str, base: Path, env: dict[str, str]) -> None:
+    from growth_loops.simulator import simulate
+
+    target = SIZES[size]
+    root = base / size
+    t0 = time.perf_counter()
+    s = simulate(str(root), users=max(target // LINES_PER_VISITOR, 100), days=7, seed=1, start=date(2026, 11, 2))
+    landed = s.lines_written
+    print(f"\n== {size}: {landed:,} landed lines in {s.files_written} files (simulated in "
+          f"{time.perf_counter() - t0:.0f}s)", flush=True)
+
+    out = base / f"{size}-baseline"
+    out.mkdir()
+    base_result, base_rss = _run_measured(["--_baseline", str(root), str(out)], env)
+    base_s = base_result["stages"]["all"]
+    print(f"bare DuckDB   {base_s:7.1f}s  {landed / base_s:>10,.0f} events/s  peak RSS {base_rss:6,.0f} MB  "
+          f"({base_result['events']:,} events kept, {base_result['oec_days']} OEC days)", flush=True)
+
+    chain, chain_rss = _run_measured(["--_chain", str(root)], {**env, "GROWTHLAKE_ROOT": str(root)})
+    total = sum(chain["stages"].values())
+    for stage, seconds in chain["stages"].items():
+        print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
+    print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
+          f"({chain['events']:,} events in silver, {chain['oec_days']} OEC days, {chain['partitions']} hours)")
+    print(f"ratio growthlake / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--_chain":
+        print(json.dumps(_chain(argv[1])))
+        return 0
+    if argv and argv[0] == "--_baseline":
+        print(json.dumps(_baseline(argv[1], argv[2])))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", nargs="+", choices=["100k", "1M", "10M"], default=["100k", "1M"])
+    ap.add_argument("--with-10m", action="store_true", help="add the 10M-event run (~15 min, ~10 GB of disk)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
+    args = ap.parse_args(argv)
+    sizes = list(dict.fromkeys([*args.events, *(["10M"] if args.with_10m else [])]))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GROWTHLAKE_PII_KEY": secrets.token_hex(32)}
+    base = args.keep or Path(tempfile.mkdtemp(prefix="bench-chain-"))
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        for size in sizes:
+            bench(size, base, env)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
