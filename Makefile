@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,celery]'
 	touch $@
 
 # dagster-dbt reads dbt's manifest when the definitions load: parse once, offline.
@@ -34,7 +34,9 @@ dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:3000
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-bench: install
+bench: install  ## print every benchmark's figures (BENCHMARKS.md); BENCH_FLAGS=--with-10m adds the 10M-event chain
+	$(BIN)/python benchmarks/bench_chain.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/bench_hourly.py
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_ingestion.py
 	$(BIN)/python benchmarks/bench_features.py

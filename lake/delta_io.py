@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake import Schema as DeltaSchema
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 __all__ = ["storage_options", "open_table", "read", "append", "replace_where", "row_count", "version",
@@ -34,6 +35,7 @@ def storage_options(uri: str) -> dict[str, str] | None:
 
 
 _OPEN: dict[str, DeltaTable] = {}
+_MERGE_ATTEMPTS = 5  # insert_missing: MERGEs tried before a conflict with concurrent writers is raised
 
 
 def open_table(uri: str) -> DeltaTable | None:
@@ -215,18 +217,49 @@ def insert_missing(uri: str, data: pa.Table, *, on: Sequence[str], partition_by:
 
     A Delta MERGE keyed on ``on`` (include the partition column to prune the scan). A MERGE that
     inserts nothing commits nothing, so replaying the same rows leaves the version unchanged.
-    Callers serialize writers (``lake.locks.table_lock``) on a local root.
+    Callers serialize the writers of one machine (``lake.locks.table_lock``). Across machines (an
+    object-store root) delta-rs conflict-checks the MERGE: when another writer committed files to
+    the partitions it read, the commit fails with ``CommitFailedError`` and the MERGE is run again
+    on the new snapshot (a few times, with jittered backoff), where the other writer's keys now
+    match — so a key is inserted once however many writers race, the table's creation included.
     """
     if data.num_rows == 0:
         return 0
-    dt = open_table(uri)
-    if dt is None:
-        append(uri, data, partition_by=partition_by, operation=operation, metadata=metadata)
-        return data.num_rows
     predicate = " AND ".join(f"t.{c} = s.{c}" for c in on)
-    metrics = (
-        dt.merge(data, predicate, source_alias="s", target_alias="t", commit_properties=_commit(operation, metadata))
-        .when_not_matched_insert_all()
-        .execute()
-    )
-    return int(metrics["num_target_rows_inserted"])
+    failed, created = 0, False
+    while True:
+        dt = open_table(uri)  # brought up to date: a retry sees the commit that beat it
+        try:
+            if dt is None and "://" not in uri:  # a local table's writers hold its lock: a plain first append
+                append(uri, data, partition_by=partition_by, operation=operation, metadata=metadata)
+                return data.num_rows
+            if dt is None:
+                # Another machine may be creating it too, and delta-rs turns a losing create into an
+                # append: create it empty (no rows to double), then MERGE like every later write.
+                if created:
+                    raise TableNotFoundError(f"{uri}: created, but cannot be opened")
+                _create_empty(uri, data.schema, partition_by)
+                created = True
+                continue
+            metrics = (
+                dt.merge(data, predicate, source_alias="s", target_alias="t",
+                         commit_properties=_commit(operation, metadata))
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return int(metrics["num_target_rows_inserted"])
+        except CommitFailedError:
+            failed += 1
+            if failed >= _MERGE_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * 2 ** failed)
+
+
+def _create_empty(uri: str, schema: pa.Schema, partition_by: Sequence[str] | None) -> None:
+    """An empty table at ``uri`` unless one is there (two racing creators add no rows)."""
+    try:
+        DeltaTable.create(uri, schema, mode="ignore", partition_by=list(partition_by) if partition_by else None,
+                          storage_options=storage_options(uri))
+    except DeltaError:
+        if open_table(uri) is None:
+            raise

@@ -25,7 +25,9 @@ __all__ = [
 
 _KEY = re.compile(r"^(\d{4}-\d{2}-\d{2})-(\d{2}):00$")
 _FOLDER = re.compile(r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})$")
-_SUFFIXES = (".jsonl", ".jsonl.gz")
+# JSON lines, plain or gzipped. Besides growthlake's own `.jsonl[.gz]`, the names the Segment S3
+# (`<ts>.<id>.gz`) and RudderStack object-storage (`<ts>.<id>.json.gz`) destinations give their dumps.
+_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".gz")
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,31 @@
 
 delta-rs makes each commit atomic, but deduplication reads the table, decides, then appends:
 two writers doing that at once could both append the same event. A lock held across the cycle
-makes it exactly-once. Locally an ``flock`` (released by the kernel if the process dies, so a
-``kill -9`` never leaves a stale lock).
+makes it exactly-once. The lock is an ``flock`` on a file in :attr:`LakePaths.locks`
+(``$ROOT/_locks``, ``$GROWTHLAKE_LOCAL_DIR/_locks`` for an object-store root, or
+``$GROWTHLAKE_LOCK_DIR``), released by the kernel if the process dies, so a ``kill -9`` never
+leaves a stale lock.
+
+**Object-store roots** (``s3://…``). The lock folder is local, so the lock serializes the writers
+of *one machine* — every Dagster step, Celery worker and CLI process there — and nothing across
+machines. What holds across machines:
+
+* every commit is atomic and never lost: delta-rs commits version N+1 with a conditional put
+  (create-if-absent), so of two writers racing for a version one wins and the other re-reads
+  the log and retries (or fails), never overwriting it;
+* commits that *read* what they change — MERGE (``delta_io.insert_missing``: the message outbox,
+  keyed inserts), ``replace_where``, overwrites of a partition — are conflict-checked by delta-rs:
+  a concurrent commit that added files to the partitions they read makes them fail with
+  ``CommitFailedError`` instead of committing a decision taken on stale data;
+* *blind appends* are not: two appends never conflict (nor do two creations of a table with rows:
+  delta-rs commits the losing one as an append). Bronze ingestion classifies under the lock
+  and then appends, so two machines ingesting the same hour at the same moment would both append
+  it (``ledger_reconciles`` then fails on the doubled event_ids), and two machines ingesting two
+  hours that share a redelivered event_id could both keep it — which no per-hour check sees.
+  To keep exactly-once, run the bronze and silver writers of one root on one machine (e.g. route
+  those steps to one Celery queue whose workers share a host), serialize them in a Dagster
+  concurrency pool, or give every machine the same ``GROWTHLAKE_LOCK_DIR`` on a filesystem whose
+  ``flock`` spans machines (NFSv4; not tested here). DEPLOY.md says the same.
 """
 
 from __future__ import annotations
@@ -31,12 +54,14 @@ class LockTimeout(GrowthlakeError):
 
 @contextmanager
 def table_lock(paths: LakePaths, name: str, *, timeout: float | None = None) -> Iterator[None]:
-    """Hold the writer lock ``name`` for the duration of the block."""
-    if not paths.is_local:
-        # Object stores: delta-rs commits with conditional puts; callers there must use
-        # merge-based commits, which conflict-check on their own (see DEPLOY notes).
-        yield
-        return
+    """Hold the writer lock ``name`` for the duration of the block.
+
+    Raises:
+        LockTimeout: another process held it for longer than ``timeout`` (default
+            ``$GROWTHLAKE_LOCK_TIMEOUT``, 600 s).
+        ConfigError: the root is an object store and neither ``GROWTHLAKE_LOCAL_DIR`` nor
+            ``GROWTHLAKE_LOCK_DIR`` says where the lock files live.
+    """
     timeout = timeout if timeout is not None else float(os.environ.get("GROWTHLAKE_LOCK_TIMEOUT", "600"))
     Path(paths.locks).mkdir(parents=True, exist_ok=True)
     fd = os.open(f"{paths.locks}/{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)

@@ -1,10 +1,19 @@
-"""The storage root and where every table lives below it (DESIGN.md contracts)."""
+"""The storage root and where every table lives below it (DESIGN.md contracts).
+
+A storage root is a local folder or an object-store URI (``s3://bucket/prefix``). A few things
+cannot live in an object store — the analysts' DuckDB warehouse file, dbt's target folder, the
+writer locks (``flock``), the online feature store (SQLite) — so an object-store root pairs with
+a local folder, ``GROWTHLAKE_LOCAL_DIR``; for a local root that folder is the root itself, and
+nothing moves.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from lake.errors import ConfigError
 
 __all__ = ["DEFAULT_ROOT", "LakePaths", "resolve_root"]
 
@@ -66,12 +75,48 @@ class LakePaths:
         return self._join("audit", "held")
 
     @property
+    def local_dir(self) -> str:
+        """The local folder for what cannot live in an object store (warehouse, dbt files, locks).
+
+        The root itself when it is local; for an object-store root, ``$GROWTHLAKE_LOCAL_DIR``
+        (one such folder per root: it holds that root's warehouse).
+
+        Raises:
+            ConfigError: the root is an object store and ``GROWTHLAKE_LOCAL_DIR`` is unset.
+        """
+        if self.is_local:
+            return self.root
+        override = os.environ.get("GROWTHLAKE_LOCAL_DIR")
+        if not override:
+            raise ConfigError(
+                "GROWTHLAKE_LOCAL_DIR",
+                f"it is unset and GROWTHLAKE_ROOT ({self.root}) is not a local folder: the DuckDB warehouse, "
+                "dbt's files and the writer locks need one",
+                "Set GROWTHLAKE_LOCAL_DIR to a local folder of this machine, e.g. /var/lib/growthlake",
+            )
+        return str(Path(override).expanduser().resolve())
+
+    @property
     def locks(self) -> str:
-        return self._join("_locks")
+        """Writer-lock files: ``$GROWTHLAKE_LOCK_DIR``, else ``_locks/`` in :attr:`local_dir`.
+
+        Locks serialize writers that share this folder's filesystem: every process of one machine
+        (see lake/locks.py for what that means on an object-store root).
+        """
+        override = os.environ.get("GROWTHLAKE_LOCK_DIR")
+        if override:
+            return str(Path(override).expanduser().resolve())
+        return f"{self.local_dir}/_locks"
 
     @property
     def warehouse(self) -> str:
-        return self._join("warehouse.duckdb")
+        """The analysts' DuckDB file: ``warehouse.duckdb`` in :attr:`local_dir` (``$ROOT`` when local)."""
+        return f"{self.local_dir}/warehouse.duckdb"
+
+    @property
+    def dbt_dir(self) -> str:
+        """dbt's target (``run_results.json``, manifest) and log folders of warehouse builds."""
+        return f"{self.local_dir}/_dbt"
 
     @property
     def simulator_truth(self) -> str:
@@ -125,21 +170,21 @@ class LakePaths:
 
     @property
     def online_store(self) -> str:
-        """The online store's SQLite file; ``GROWTHLAKE_ONLINE_STORE`` overrides it (required for
-        object-store roots, where a SQLite file cannot live)."""
+        """The online store's SQLite file: ``$GROWTHLAKE_ONLINE_STORE``, else
+        ``features/online.sqlite`` below the root — or below ``$GROWTHLAKE_LOCAL_DIR`` for an
+        object-store root, where a SQLite file cannot live."""
         override = os.environ.get("GROWTHLAKE_ONLINE_STORE")
         if override:
             return str(Path(override).expanduser().resolve())
-        if not self.is_local:
-            from lake.errors import ConfigError
-
+        if not self.is_local and not os.environ.get("GROWTHLAKE_LOCAL_DIR"):
             raise ConfigError(
                 "GROWTHLAKE_ONLINE_STORE",
                 f"it is unset and GROWTHLAKE_ROOT ({self.root}) is an object store, where the online "
                 "feature store's SQLite file cannot live",
-                "Set GROWTHLAKE_ONLINE_STORE to a local file path, e.g. /var/lib/growthlake/online.sqlite",
+                "Set GROWTHLAKE_ONLINE_STORE to a local file path, e.g. /var/lib/growthlake/online.sqlite "
+                "(or GROWTHLAKE_LOCAL_DIR, and it goes to features/online.sqlite there)",
             )
-        return self._join("features", "online.sqlite")
+        return f"{self.local_dir}/features/online.sqlite"
 
     # -- growth loops (growth_loops/loops, growth_loops/actuation) -------------------------------
     def loop_decisions(self, loop: str) -> str:

@@ -1,7 +1,8 @@
 """The analyst warehouse: build it with dbt, then swap it in without disturbing readers.
 
 Analysts open ``$GROWTHLAKE_ROOT/warehouse.duckdb`` and query ``marts.*`` with nothing else
-running::
+running (for an object-store root, ``s3://…``, the silver tables dbt reads stay in the bucket and
+the warehouse is the local file ``$GROWTHLAKE_LOCAL_DIR/warehouse.duckdb``: ``paths.warehouse``)::
 
     duckdb -readonly $GROWTHLAKE_ROOT/warehouse.duckdb
     >>> duckdb.connect(path, read_only=True)
@@ -52,6 +53,7 @@ from typing import Any
 
 import duckdb
 
+from lake import delta_io
 from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
 from lake.locks import table_lock
 from lake.paths import LakePaths
@@ -173,10 +175,9 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
     Raises:
         WarehouseBusy: another process holds the warehouse open read-write.
         WarehouseBuildFailed: the block succeeded but left no checkpointable database file.
-        ConfigError: the storage root is not a local folder.
+        ConfigError: the storage root is an object store and ``GROWTHLAKE_LOCAL_DIR`` is unset.
     """
-    _require_local(paths)
-    warehouse = Path(paths.warehouse)
+    warehouse = Path(paths.warehouse)  # ConfigError for an object-store root without GROWTHLAKE_LOCAL_DIR
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with table_lock(paths, "warehouse"):
         _remove_stale_builds(warehouse)
@@ -231,16 +232,17 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
         WarehouseBuildFailed: a model, test or unit test failed (or dbt could not run); the
             previous warehouse file is untouched.
         WarehouseBusy: another process holds the warehouse open read-write.
-        ConfigError: the storage root is not a local folder, or a silver table does not exist.
+        ConfigError: the storage root is an object store and ``GROWTHLAKE_LOCAL_DIR`` is unset, or
+            a silver table does not exist.
     """
     started = time.monotonic()
-    _require_local(paths)
-    missing = [t for t in SILVER_TABLES if not Path(paths.table("silver", t), "_delta_log").is_dir()]
+    dbt_dir = Path(paths.dbt_dir)  # local; ConfigError for an object-store root without GROWTHLAKE_LOCAL_DIR
+    missing = [t for t in SILVER_TABLES if delta_io.open_table(paths.table("silver", t)) is None]
     if missing:
         raise ConfigError("silver tables", f"{', '.join(missing)} not found under {paths.table('silver', '')}",
                           "Materialize the silver layer before building the warehouse.")
     project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
-    target, logs = Path(paths.root, "_dbt", "target"), Path(paths.root, "_dbt", "logs")
+    target, logs = dbt_dir / "target", dbt_dir / "logs"
     run_results, log_path = target / "run_results.json", str(logs / "dbt.log")
     args = [*dbt_build_args(select=select, full_refresh=full_refresh, vars=vars),
             "--project-dir", str(project), "--profiles-dir", str(project),
@@ -267,12 +269,6 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def _require_local(paths: LakePaths) -> None:
-    if not paths.is_local:
-        raise ConfigError("GROWTHLAKE_ROOT", f"{paths.root} is not a local folder, and the DuckDB warehouse is a "
-                          "local file", "Build the warehouse on a machine with a local storage root.")
-
 
 def _remove_stale_builds(warehouse: Path) -> None:
     """Copies left by a build that was killed (the writer lock guarantees none is running)."""

@@ -298,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_trust_parser(sub, common)
 
+    from orchestration.cli_collect import add_parser as add_collect_parser
+
+    add_collect_parser(sub, common)
+
     er = sub.add_parser("erase", parents=[common], help="right to erasure: remove every trace of one person")
     er.add_argument("--user", required=True, help="the person's user_id (an anonymous_id erases that device and its user)")
     er.add_argument("--reason", default="data subject request (GDPR art. 17)", help="why, for the erasure record")

@@ -22,6 +22,8 @@ def _isolated_environment(monkeypatch):
     monkeypatch.delenv("GROWTHLAKE_TRACKING_PLAN", raising=False)
     monkeypatch.delenv("GROWTHLAKE_FAILPOINT", raising=False)
     monkeypatch.delenv("GROWTHLAKE_ONLINE_STORE", raising=False)
+    monkeypatch.delenv("GROWTHLAKE_SEGMENT_MAPPING", raising=False)
+    monkeypatch.delenv("GROWTHLAKE_ANOMALY_CONFIG", raising=False)
 
 
 @pytest.fixture
@@ -47,3 +49,96 @@ def plan():
 @pytest.fixture
 def masker(pii_key) -> PiiMasker:
     return PiiMasker(pii_key.encode())
+
+
+# -- servers for the scale-out tests (tests/integration/test_s3.py, test_celery.py) --------------
+# Each is a subprocess bound to 127.0.0.1 on a free port, started once per test process and
+# stopped by its PID. A missing binary skips the tests that need it (and says how to install it).
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(argv: list[str], port: int, name: str, timeout: float = 30.0):
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    # The server's output, kept for the error message; a file, not a pipe (a full pipe blocks it).
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server's lifetime
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {log.read().decode()[-2000:]}") from None
+            if time.monotonic() > deadline:
+                _stop_server(proc)
+                raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s") from None
+            time.sleep(0.05)
+
+
+def _stop_server(proc) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _executable(name: str) -> str | None:
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).with_name(name)  # a venv's scripts need not be on PATH
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3-compatible server (moto) on 127.0.0.1: its endpoint URL."""
+    exe = _executable("moto_server")
+    if exe is None:
+        pytest.skip("moto_server is not installed (pip install -c constraints.txt -e '.[test]')")
+    port = _free_port()
+    proc = _start_server([exe, "-H", "127.0.0.1", "-p", str(port)], port, "moto_server")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def s3_settings(s3_endpoint) -> dict[str, str]:
+    """The environment an object-store root needs (the standard AWS_* variables), for moto."""
+    return {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A throwaway Redis (no persistence) on 127.0.0.1: its URL, for Celery's broker and results."""
+    exe = _executable("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    port = _free_port()
+    proc = _start_server([exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+                         port, "redis-server")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop_server(proc)

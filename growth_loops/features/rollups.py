@@ -38,6 +38,9 @@ NON_ACTIVITY_EVENTS: tuple[str, ...] = (
     "email_opened",
     "email_clicked",
     "experiment_viewed",
+    "user_identified",  # Segment/RudderStack identify, alias and group calls: tracking, not the person acting
+    "user_aliased",
+    "user_grouped",
 )
 # Revenue is summed in one currency, as in the marts (dbt var ``reporting_currency``).
 REPORTING_CURRENCY = "USD"

@@ -21,11 +21,14 @@ __all__ = ["build_report", "default_report_path"]
 
 
 def default_report_path(paths: LakePaths) -> Path:
-    """``$GROWTHLAKE_ROOT/reports/report.html`` (local storage roots only)."""
-    if not paths.is_local:
-        raise ConfigError("report path", f"the storage root {paths.root} is an object store, and the report is "
-                          "a local file", "Pass out= a local path, e.g. build_report(paths, out='report.html').")
-    return Path(paths.root) / "reports" / "report.html"
+    """``$GROWTHLAKE_ROOT/reports/report.html`` — for an object-store root, the same path below
+    ``$GROWTHLAKE_LOCAL_DIR`` (and :func:`build_report` uploads a copy to ``$GROWTHLAKE_ROOT/reports/``)."""
+    try:
+        return Path(paths.local_dir) / "reports" / "report.html"
+    except ConfigError:
+        raise ConfigError("report path", f"the storage root {paths.root} is an object store and "
+                          "GROWTHLAKE_LOCAL_DIR is unset", "Set GROWTHLAKE_LOCAL_DIR, or pass out= a local path, "
+                          "e.g. build_report(paths, out='report.html').") from None
 
 
 def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
@@ -36,7 +39,9 @@ def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
         paths: The lake to report on (nothing in it is written, except the report when ``out``
             is left to its default).
         out: Where to write the file (default :func:`default_report_path`:
-            ``$GROWTHLAKE_ROOT/reports/report.html``). Parent folders are created.
+            ``$GROWTHLAKE_ROOT/reports/report.html``). Parent folders are created. For an
+            object-store root the default is a local file, uploaded with its Data Docs to
+            ``$GROWTHLAKE_ROOT/reports/`` once written.
         now: The time printed as "generated at" (default: now, UTC).
         data_docs: Also build the Great Expectations Data Docs of every suite into
             ``<report folder>/data_docs/`` and link them from the data trust dashboard. A failure
@@ -46,7 +51,8 @@ def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
         The path of the written file (replaced atomically, so a reader never sees half a report).
 
     Raises:
-        ConfigError: ``out`` is None and the storage root is not a local folder.
+        ConfigError: ``out`` is None, the storage root is an object store and
+            ``GROWTHLAKE_LOCAL_DIR`` is unset.
     """
     target = Path(out) if out is not None else default_report_path(paths)
     now = now or datetime.datetime.now(datetime.UTC)
@@ -61,4 +67,19 @@ def build_report(paths: LakePaths, out: str | os.PathLike[str] | None = None, *,
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
+    if out is None and not paths.is_local:
+        _upload(target, f"{paths.root}/reports", data_docs=data_docs)
     return target
+
+
+def _upload(report: Path, uri: str, *, data_docs: bool) -> None:
+    """Copy the report (and its Data Docs) to the object store; each object is replaced whole."""
+    import pyarrow.fs as pafs
+
+    fs, base = pafs.FileSystem.from_uri(uri)
+    fs.create_dir(base, recursive=True)
+    with report.open("rb") as src, fs.open_output_stream(f"{base}/{report.name}") as dst:
+        dst.write(src.read())
+    docs = report.parent / DATA_DOCS_DIR
+    if data_docs and docs.is_dir():
+        pafs.copy_files(str(docs), f"{base}/{DATA_DOCS_DIR}", destination_filesystem=fs)

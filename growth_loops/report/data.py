@@ -210,9 +210,10 @@ def _frame(uri: str, schema: Any, columns: Sequence[str] | None = None) -> pl.Da
 
 
 def _read_oec(paths: LakePaths) -> tuple[pl.DataFrame | None, str]:
-    if not paths.is_local:
-        return None, "the warehouse is a local DuckDB file and this storage root is an object store."
-    path = Path(paths.warehouse)
+    try:
+        path = Path(paths.warehouse)
+    except GrowthlakeError:  # an object-store root without GROWTHLAKE_LOCAL_DIR
+        return None, "the warehouse is a local DuckDB file and GROWTHLAKE_LOCAL_DIR is unset for this object store."
     if not path.exists():
         return None, f"the warehouse ({path.name}) has not been built yet; growthlake run builds it."
     import duckdb
@@ -278,9 +279,10 @@ def _read_plan() -> tuple[str | None, int, str]:
 
 def _dbt_tests(paths: LakePaths) -> dict[str, int] | None:
     """Test outcomes of the last warehouse build (``build_warehouse`` keeps dbt's run_results.json)."""
-    if not paths.is_local:
+    try:
+        results = Path(paths.dbt_dir, "target", "run_results.json")
+    except GrowthlakeError:  # an object-store root without GROWTHLAKE_LOCAL_DIR
         return None
-    results = Path(paths.root, "_dbt", "target", "run_results.json")
     try:
         doc = json.loads(results.read_text())
     except (OSError, ValueError):

@@ -69,10 +69,10 @@ def link_landed_ids(paths: LakePaths, subject: Subject, masker: PiiMasker) -> Su
             if (
                 any(u in raw for u in users)
                 and (ev := _parse(raw)) is not None
-                and ev.get("user_id") in subject.user_ids
+                and (ev.get("user_id") or ev.get("userId")) in subject.user_ids  # canonical or Segment line
             ):
-                anons.add(ev.get("anonymous_id"))
-                events.add(ev.get("event_id"))
+                anons.add(ev.get("anonymous_id") or ev.get("anonymousId") or ev.get("previousId"))
+                events.add(ev.get("event_id") or ev.get("messageId"))
     return subject.with_ids(anons={a for a in anons if isinstance(a, str)}, events=events, masker=masker)
 
 
@@ -93,8 +93,9 @@ def erase_landing(paths: LakePaths, subject: Subject) -> tuple[LandingErasure, S
         for i, raw in enumerate(lines):
             if raw and any(n in raw for n in needles):
                 ev = _parse(raw)
-                if ev is not None and isinstance(ev.get("event_id"), str):
-                    events.add(ev["event_id"])
+                event_id = None if ev is None else ev.get("event_id") or ev.get("messageId")
+                if isinstance(event_id, str):
+                    events.add(event_id)
                 lines[i] = b""
                 removed += 1
         if removed:

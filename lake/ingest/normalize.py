@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timezone
 from typing import Any
@@ -86,8 +87,13 @@ class Normalizer:
         self.revocations: list[ConsentRevocation] = []
 
     # -- entry points -------------------------------------------------------------------------
-    def add_line(self, raw: bytes, source_file: str, line_number: int, landing_partition: str) -> None:
-        """Process one landed line (without its newline). Blank lines are not events: skip them."""
+    def add_line(self, raw: bytes, source_file: str, line_number: int, landing_partition: str,
+                 convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """Process one landed line (without its newline). Blank lines are not events: skip them.
+
+        ``convert`` maps a parsed line of another format (a Segment message) to the canonical
+        model first (:mod:`lake.ingest.formats`); the line stays the unit either way.
+        """
         if not raw or raw.isspace():
             return
         self.lines += 1
@@ -100,6 +106,8 @@ class Normalizer:
             self._quarantine_raw(self.masker.mask_text(text), [], "malformed_json",
                                  "line is not a JSON object", None, None, source_file, line_number, landing_partition)
             return
+        if convert is not None:
+            ev = convert(ev)
         self.add_event(ev, source_file, line_number, landing_partition)
 
     def add_event(self, ev: dict[str, Any], source_file: str, line_number: int, landing_partition: str,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
 from lake.contracts.plan import TrackingPlan
+from lake.ingest.formats import converters_for
 from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
 from lake.landing import LandingFile, iter_lines
 from lake.paths import LakePaths
@@ -37,6 +40,7 @@ class _Chunk:
     file: LandingFile
     first_line: int  # 1-based, inclusive
     last_line: int | None  # inclusive; None: to the end
+    convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # a Segment file's mapper
 
 
 def _workers() -> int:
@@ -62,7 +66,7 @@ def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at:
             continue
         if chunk.last_line is not None and number > chunk.last_line:
             break
-        norm.add_line(raw, chunk.file.relative, number, chunk.key)
+        norm.add_line(raw, chunk.file.relative, number, chunk.key, chunk.convert)
     batch = norm.finish()
     out = []
     for name, table in (("bronze", batch.bronze), ("quarantine", batch.quarantine)):
@@ -83,19 +87,19 @@ def _count_lines(paths: LakePaths, file: LandingFile) -> int:
     return sum(1 for _ in iter_lines(paths, file))
 
 
-def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int) -> list[_Chunk]:
+def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int, converts: list) -> list[_Chunk]:
     if len(files) >= parts:
-        return [_Chunk(paths.root, key, f, 1, None) for f in files]
+        return [_Chunk(paths.root, key, f, 1, None, c) for f, c in zip(files, converts)]
     out = []
     per_file = max(1, parts // max(1, len(files)))
-    for f in files:
+    for f, c in zip(files, converts):
         if per_file == 1:
-            out.append(_Chunk(paths.root, key, f, 1, None))
+            out.append(_Chunk(paths.root, key, f, 1, None, c))
             continue
         n = _count_lines(paths, f)
         step = -(-n // per_file)
         for lo in range(1, n + 1, step):
-            out.append(_Chunk(paths.root, key, f, lo, min(n, lo + step - 1)))
+            out.append(_Chunk(paths.root, key, f, lo, min(n, lo + step - 1), c))
     return out
 
 
@@ -108,12 +112,13 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
                     masker: PiiMasker) -> NormalizedBatch:
     """Normalize every line of ``files`` (one landing partition), in parallel when it pays."""
     norm = Normalizer(plan, masker)
+    converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):
-        for f in files:
+        for f, convert in zip(files, converts):
             for number, raw in iter_lines(paths, f):
-                norm.add_line(raw, f.relative, number, key)
+                norm.add_line(raw, f.relative, number, key, convert)
         return norm.finish()
-    chunks = _chunks(paths, key, files, _workers() * 2)
+    chunks = _chunks(paths, key, files, _workers() * 2, converts)
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
         parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,

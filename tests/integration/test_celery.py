@@ -1,0 +1,155 @@
+"""Distributed execution: hourly partitions ingested side by side on two Celery worker processes.
+
+A Redis broker on 127.0.0.1 (started by the ``redis_url`` fixture), two ``celery`` workers
+(``-P solo``: each step runs in the worker's own process) and a persistent Dagster instance
+(SQLite in a temporary ``DAGSTER_HOME``, shared by the runs and the workers). Several hours are
+launched at once with ``hourly_ingestion_celery``; their steps land on both workers and write the
+same Delta tables concurrently. The event log proves where each step ran; the tables prove every
+event is there exactly once — including the redeliveries that sit in two hours ingested at once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.compute as pc
+import pytest
+
+from lake import delta_io
+from lake.ledger import read_ledger, verify_partition
+from lake.schemas import BRONZE_EVENTS, SILVER_EVENTS
+from tests.helpers import write_hours
+
+pytest.importorskip("dagster_celery", reason="dagster-celery is not installed (pip install -c constraints.txt -e '.[test]')")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery"),
+              pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")]  # dagster-celery's own
+
+DAY = "2026-11-02"
+HOURS = 4
+WORKERS = ("w1", "w2")
+
+
+def _start_worker(name: str, broker: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    celery = Path(sys.executable).with_name("celery")
+    argv = [str(celery), "-A", "dagster_celery.app", "-b", broker, "--result-backend", broker, "worker",
+            "-Q", "dagster", "-P", "solo", "-n", f"{name}@%h", "--prefetch-multiplier", "1",
+            "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "INFO",
+            "-I", "orchestration.celery"]
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=Path(__file__).resolve().parents[2])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _wait_ready(procs: dict[str, subprocess.Popen], logs: dict[str, Path], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [n for n in procs if "ready." not in logs[n].read_text(errors="replace")]
+        if not pending:
+            return
+        for n in pending:
+            if procs[n].poll() is not None:
+                raise RuntimeError(f"celery worker {n} exited: {logs[n].read_text(errors='replace')[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"celery workers {pending} not ready within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _steps(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
+    """Per step of a run: the Celery worker that took it, the PID it ran in, and when."""
+    out: dict[str, dict] = {}
+    for rec in instance.all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is None or ev.step_key is None:
+            continue
+        step = out.setdefault(ev.step_key, {"step": ev.step_key})
+        if ev.event_type == dg.DagsterEventType.ENGINE_EVENT and "Celery worker" in ev.engine_event_data.metadata:
+            step["worker"] = ev.engine_event_data.metadata["Celery worker"].value  # the worker's node name
+        elif ev.event_type == dg.DagsterEventType.STEP_START:
+            step["pid"], step["start"] = ev.pid, rec.timestamp
+        elif ev.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            step["end"] = rec.timestamp
+    return list(out.values())
+
+
+def test_hourly_partitions_run_in_parallel_on_two_celery_workers(redis_url, tmp_path, monkeypatch, paths):
+    from orchestration.celery import hourly_ingestion_on_celery
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("GROWTHLAKE_CELERY_BROKER", redis_url)
+    truth = write_hours(paths, DAY, hours=HOURS, per_hour=30)
+    keys = [f"{DAY}-{h:02d}:00" for h in range(HOURS)]
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    logs = {n: tmp_path / f"celery-{n}.log" for n in WORKERS}
+    procs = {n: _start_worker(n, redis_url, env, logs[n]) for n in WORKERS}
+    try:
+        _wait_ready(procs, logs)
+        with dg.DagsterInstance.get() as instance:
+            job = dg.reconstructable(hourly_ingestion_on_celery)
+
+            def launch(key: str) -> dg.JobExecutionResult:
+                return dg.execute_job(job, instance=instance, tags={"dagster/partition": key})
+
+            with ThreadPoolExecutor(len(keys)) as pool:  # every hour at once, like a backfill
+                results = list(pool.map(launch, keys))
+            assert [r.success for r in results] == [True] * HOURS, [logs[n].read_text()[-2000:] for n in WORKERS]
+            steps = [s | {"run": r.run_id} for r in results for s in _steps(instance, r.run_id)]
+    finally:
+        for proc in procs.values():
+            _stop(proc)
+
+    # Where the steps ran: every step of every hour on a worker, both workers, two processes (not this one).
+    per_run: dict[str, set[str]] = {}
+    for s in steps:
+        per_run.setdefault(s["run"], set()).add(s["step"])
+    assert len(per_run) == HOURS and len({frozenset(v) for v in per_run.values()}) == 1
+    assert all({"worker", "pid", "start", "end"} <= s.keys() for s in steps), "\n".join(map(str, steps))
+    assert {s["worker"].split("@")[0] for s in steps} == set(WORKERS), steps
+    pids = {s["pid"] for s in steps}
+    assert len(pids) == 2 and os.getpid() not in pids, pids
+    # Side by side: steps of different hours overlapped in time on the two workers.
+    assert any(a["worker"] != b["worker"] and a["run"] != b["run"] and a["start"] < b["end"] and b["start"] < a["end"]
+               for a in steps for b in steps), "no two steps ran at the same time"
+
+    # Every event exactly once, though hours sharing a redelivered event were ingested at once.
+    bronze = delta_io.read(paths.bronze_events, BRONZE_EVENTS, columns=["event_id"])
+    assert bronze.num_rows == pc.count_distinct(bronze["event_id"]).as_py() == len(truth["valid"])
+    assert set(bronze["event_id"].to_pylist()) == truth["valid"]
+    silver = delta_io.read(paths.silver_events, SILVER_EVENTS, columns=["event_id"])
+    assert set(silver["event_id"].to_pylist()) == truth["valid"] and silver.num_rows == len(truth["valid"])
+    ledger = read_ledger(paths, keys)
+    assert pc.sum(ledger["lines_landed"]).as_py() == truth["lines"]
+    assert pc.sum(ledger["duplicates_dropped"]).as_py() == truth["duplicates"]
+    assert pc.sum(ledger["quarantined"]).as_py() == truth["quarantined"]
+    assert pc.sum(ledger["consent_dropped"]).as_py() == truth["consent"]
+    for key in keys:
+        rec = verify_partition(paths, key)
+        assert rec.ok, (key, rec.detail)
+
+
+def test_the_celery_code_location_adds_the_celery_job_and_keeps_the_default_jobs_in_process():
+    from orchestration.celery import HOURLY_CELERY_JOB, defs
+
+    default, celery = defs.resolve_job_def("hourly_ingestion"), defs.resolve_job_def(HOURLY_CELERY_JOB)
+    assert default.executor_def.name == "in_process" and celery.executor_def.name == "growthlake_celery"
+    assert celery.asset_layer.executable_asset_keys == default.asset_layer.executable_asset_keys
+    assert {c.name for c in celery.asset_layer.asset_graph.asset_check_keys} >= {"ledger_reconciles", "gx_silver_events"}
+    assert {h.name for h in celery.hook_defs} == {h.name for h in default.hook_defs}  # the trust hooks
