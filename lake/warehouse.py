@@ -54,6 +54,7 @@ from typing import Any
 import duckdb
 
 from lake import delta_io
+from lake.durable import fsync_dir
 from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
 from lake.locks import table_lock
 from lake.paths import LakePaths
@@ -196,7 +197,7 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
             if problem:
                 raise WarehouseBuildFailed([], problem, str(warehouse))
             os.replace(building, warehouse)
-            _fsync_dir(warehouse.parent)
+            fsync_dir(warehouse.parent)
         finally:
             _remove(building)
 
@@ -356,14 +357,6 @@ def _checkpoint(database: Path) -> str | None:
     if database.with_name(database.name + ".wal").exists():
         return f"{database.name} still has a write-ahead log after CHECKPOINT"
     return None
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _tail(text: str, lines: int = 15) -> str:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lake.durable import fsync_dir
 from lake.errors import GrowthlakeError
 from lake.paths import LakePaths
 
@@ -419,11 +420,7 @@ def publish_features_document(doc: Mapping[str, Any], path: str | os.PathLike[st
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(target.parent)
     return digest
 
 

@@ -17,19 +17,12 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lake.durable import fsync_dir
 from lake.errors import ConfigError
 from lake.landing import partition_folder
 from lake.paths import LakePaths
 
 __all__ = ["LandingWriter"]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LandingWriter:
@@ -95,7 +88,7 @@ class LandingWriter:
             missing = [p for p in (folder, *folder.parents) if not p.exists()]
             folder.mkdir(parents=True, exist_ok=True)
             for created in missing:  # each new folder's entry must be durable in its parent
-                _fsync_dir(created.parent)
+                fsync_dir(created.parent)
         return folder
 
     def write(self, hours: dict[str, list[bytes]]) -> list[str]:
@@ -112,6 +105,6 @@ class LandingWriter:
                 os.fsync(sink.fileno())
             folder = self._folder(key)
             os.replace(tmp, folder / name)
-            _fsync_dir(folder)
+            fsync_dir(folder)
             landed.append(str(folder / name))
         return landed

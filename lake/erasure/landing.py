@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from lake.durable import fsync_dir
 from lake.erasure.subject import Subject
 from lake.landing import LandingFile, list_landing_files, list_landing_partitions
 from lake.paths import LakePaths
@@ -119,8 +120,4 @@ def _replace(path: str, data: bytes) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)
