@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", nargs="+", choices=["100k", "1M", "10M"], default=["100k", "1M"])
-    ap.add_argument("--with-10m", action="store_true", help="add the 10M-event run (over 30 min, over 35 GB of disk and 15 GB of memory: see BENCHMARKS.md)")
+    ap.add_argument("--with-10m", action="store_true",
+                    help="add the 10M-event run (over 30 min, over 35 GB of disk and 15 GB of memory: BENCHMARKS.md)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys([*args.events, *(["10M"] if args.with_10m else [])]))
