@@ -89,14 +89,9 @@ def _start_server(argv: list[str], port: int, name: str, timeout: float = 30.0):
 
 
 def _stop_server(proc) -> None:
-    import subprocess
+    from tests.helpers import stop_process
 
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    stop_process(proc)
 
 
 def _executable(name: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,13 @@ def write_hours(paths: LakePaths, day: str, hours: int, per_hour: int) -> dict[s
         write_batch(paths, key, batch[half:], name="part-b.jsonl")
     return {"valid": valid, "duplicates": hours - 1, "quarantined": hours, "consent": hours,
             "lines": hours * (per_hour + 2) + hours - 1}
+
+
+def stop_process(proc: subprocess.Popen, *, timeout: float = 10) -> None:
+    """Stop a server a test started (by its PID): SIGTERM, then SIGKILL if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -24,7 +24,7 @@ import pytest
 from lake import delta_io
 from lake.ledger import read_ledger, verify_partition
 from lake.schemas import BRONZE_EVENTS, SILVER_EVENTS
-from tests.helpers import write_hours
+from tests.helpers import stop_process, write_hours
 
 pytest.importorskip("dagster_celery", reason="dagster-celery is not installed (pip install -c constraints.txt -e '.[test]')")
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery"),
@@ -47,12 +47,7 @@ def _start_worker(name: str, broker: str, env: dict[str, str], log: Path) -> sub
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    stop_process(proc, timeout=20)
 
 
 def _wait_ready(procs: dict[str, subprocess.Popen], logs: dict[str, Path], timeout: float = 90.0) -> None:
