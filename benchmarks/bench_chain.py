@@ -105,7 +105,8 @@ def _chain(root: str) -> dict:
     keys = list_landing_partitions(paths)
     lines = bronze = 0
     stages["ingest"] = stages["silver"] = 0.0
-    for key in keys:  # as the hourly job does: the hour into bronze, then silver brought up to date
+    started = time.perf_counter()
+    for i, key in enumerate(keys, 1):  # as the hourly job does: the hour into bronze, then silver brought up to date
         t0 = time.perf_counter()
         led = ingest_partition(paths, key, plan=plan, masker=masker).ledger
         assert led.reconciled, led.summary()
@@ -114,6 +115,9 @@ def _chain(root: str) -> dict:
         build_silver(paths, landing_partitions=[key])
         stages["ingest"] += t1 - t0
         stages["silver"] += time.perf_counter() - t1
+        if i % 24 == 0:  # progress of long runs, on stderr (stdout carries the result)
+            print(f"  {i}/{len(keys)} hours, {time.perf_counter() - started:.0f}s; this hour: ingest {t1 - t0:.2f}s, "
+                  f"silver {time.perf_counter() - t1:.2f}s", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     build = build_warehouse(paths)
     stages["marts"] = time.perf_counter() - t0
@@ -126,7 +130,19 @@ def _chain(root: str) -> dict:
     finally:
         con.close()
     return {"stages": stages, "lines": lines, "bronze": bronze, "events": events, "oec_days": oec_days,
-            "partitions": len(keys)}
+            "partitions": len(keys), "lake_mb": _lake_mb(root)}
+
+
+def _lake_mb(root: str) -> dict[str, float]:
+    """Data files of the Delta tables: referenced by the current versions, and all on disk."""
+    from deltalake import DeltaTable
+
+    live = disk = 0
+    for log in Path(root, "delta").rglob("_delta_log"):
+        table = log.parent
+        live += sum(DeltaTable(str(table)).get_add_actions(flatten=True).column("size_bytes").to_pylist())
+        disk += sum(f.stat().st_size for f in table.rglob("*.parquet"))
+    return {"live": round(live / 2**20, 1), "on_disk": round(disk / 2**20, 1)}
 
 
 def _baseline(root: str, out: str) -> dict:
@@ -177,6 +193,8 @@ def bench(size: str, base: Path, env: dict[str, str]) -> None:
         print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
     print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
           f"({chain['events']:,} events in silver, {chain['oec_days']} OEC days, {chain['partitions']} hours)")
+    print(f"growthlake Delta files: {chain['lake_mb']['live']:,.0f} MB referenced by the current versions, "
+          f"{chain['lake_mb']['on_disk']:,.0f} MB on disk (superseded files wait for the nightly vacuum)")
     print(f"ratio growthlake / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
 
 

@@ -21,7 +21,7 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
-__all__ = ["storage_options", "open_table", "read", "append", "replace_where", "row_count", "version",
+__all__ = ["storage_options", "open_table", "read", "append", "replace_where", "sql_string", "row_count", "version",
            "StagedFiles", "stage", "publish", "discard"]
 
 
@@ -127,6 +127,12 @@ def overwrite(uri: str, data: pa.Table, *, operation: str = "overwrite", metadat
     write_deltalake(dt if dt is not None else uri, data, mode="overwrite", schema_mode="overwrite",
                     storage_options=None if dt is not None else storage_options(uri),
                     commit_properties=_commit(operation, metadata))
+
+
+def sql_string(value: str) -> str:
+    """``value`` as a SQL string literal for a Delta predicate: quotes doubled, so no value, however
+    it was supplied, can end the literal (delta-rs parses predicates as standard SQL)."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def replace_where(uri: str, data: pa.Table, predicate: str, *, partition_by: Sequence[str] | None = None,

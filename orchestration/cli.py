@@ -255,6 +255,22 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_maintain(args: argparse.Namespace) -> int:
+    from lake.maintenance import maintain_tables, retention_hours_from_env
+    from lake.paths import LakePaths
+
+    hours = retention_hours_from_env() if args.retention_hours is None else args.retention_hours
+    reports = maintain_tables(LakePaths.from_root(args.root), compact=not args.no_compact, vacuum=not args.no_vacuum,
+                              retention_hours=hours)
+    for r in reports:
+        print(r.summary())
+    freed = sum(r.bytes_vacuumed for r in reports) / 2**20
+    print(f"{len(reports)} table(s): {sum(r.files_before for r in reports):,} -> {sum(r.files_after for r in reports):,} "
+          f"live files, {sum(r.files_vacuumed for r in reports):,} superseded file(s) deleted ({freed:,.1f} MB; "
+          f"retention {hours} h)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help="storage root (default: $GROWTHLAKE_ROOT or ./data)")
@@ -308,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     er.set_defaults(fn=_cmd_erase)
 
+    mt = sub.add_parser("maintain", parents=[common],
+                        help="compact small files and vacuum superseded ones in every Delta table (nightly job)")
+    mt.add_argument("--retention-hours", type=int, default=None,
+                    help="delete files superseded longer ago than this (default $GROWTHLAKE_VACUUM_RETENTION_HOURS "
+                    "or 168); time travel to younger versions keeps working")
+    mt.add_argument("--no-compact", action="store_true", help="only vacuum")
+    mt.add_argument("--no-vacuum", action="store_true", help="only compact")
+    mt.set_defaults(fn=_cmd_maintain)
     rp = sub.add_parser("report", parents=[common], help="write the board report (one HTML file with plots)")
     rp.add_argument("--out", help="where to write it (default: $GROWTHLAKE_ROOT/reports/report.html)")
     rp.set_defaults(fn=_cmd_report)

@@ -21,10 +21,11 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
         asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
                       marts.oec_within_learned_band],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
-              loops.nightly_loops_job, reports.nightly_report_job, governance.nightly_erasures_job],
+              loops.nightly_loops_job, reports.nightly_report_job, governance.nightly_erasures_job, governance.nightly_maintenance_job],
         schedules=[bronze.hourly_ingestion_schedule, marts.nightly_warehouse_schedule,
                    features.nightly_features_schedule, loops.nightly_loops_schedule,
-                   reports.nightly_report_schedule, governance.nightly_erasures_schedule],
+                   reports.nightly_report_schedule, governance.nightly_erasures_schedule,
+                   governance.nightly_maintenance_schedule],
         sensors=[bronze.landing_files_sensor, freshness_sla_sensor],
         resources={"lake": lake or LakeResource(), "dbt": marts.dbt_resource()},
     )

@@ -216,7 +216,7 @@ def _literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return delta_io.sql_string(str(value))
 
 
 def _partition_predicate(parts: list[str], values: list[tuple]) -> str:

@@ -30,7 +30,7 @@ from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
 from lake.silver.changes import bronze_changes
 from lake.silver.sessions import sessionize
-from lake.silver.state import BuildState, read_state, roll_back_unfinished, table_versions, write_state
+from lake.silver.state import read_state, recorded_versions, roll_back_unfinished, table_versions, write_state
 from lake.silver.steps import apply_events, apply_identity, apply_sessions
 from lake.silver.tables import Tables, to_arrow
 from lake.silver.transform import link_candidates, silver_events
@@ -118,15 +118,10 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
         if changes.rows.num_rows:
             _apply(paths, tables, pl.from_arrow(changes.rows), changes.version, result)  # type: ignore[arg-type]
         moved = state is None or state.bronze_version != changes.version
-        if moved or table_versions(paths, tables) != _recorded(state):  # type: ignore[arg-type]
+        if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
             write_state(paths, tables, bronze_version=changes.version, mode="incremental")
     result.elapsed_s = time.perf_counter() - started
     return result
-
-
-def _recorded(state: BuildState) -> dict[str, int | None]:
-    return {"identity_version": state.identity_version, "events_version": state.events_version,
-            "sessions_version": state.sessions_version}
 
 
 def _apply(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, bronze_version: int, result: SilverResult) -> None:

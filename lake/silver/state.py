@@ -25,7 +25,8 @@ from lake.paths import LakePaths
 from lake.schemas import SILVER_BUILD_STATE
 from lake.silver.tables import Tables
 
-__all__ = ["BuildState", "read_state", "write_state", "table_versions", "roll_back_unfinished"]
+__all__ = ["BuildState", "silver_table_uris", "recorded_versions", "read_state", "write_state", "table_versions",
+           "roll_back_unfinished"]
 
 BuildMode = Literal["incremental", "rebuild"]
 
@@ -47,6 +48,11 @@ def _silver_tables(paths: LakePaths) -> dict[str, str]:
             "sessions_version": paths.silver_sessions}
 
 
+def silver_table_uris(paths: LakePaths) -> list[str]:
+    """The tables whose versions the build state records (identity_map, events, sessions)."""
+    return list(_silver_tables(paths).values())
+
+
 def read_state(paths: LakePaths, tables: Tables | None = None) -> BuildState | None:
     """The state the last finished build recorded, or None before the first one."""
     rows = (tables or Tables()).read(paths.silver_build_state, SILVER_BUILD_STATE).to_dicts()
@@ -58,6 +64,12 @@ def read_state(paths: LakePaths, tables: Tables | None = None) -> BuildState | N
 def table_versions(paths: LakePaths, tables: Tables) -> dict[str, int | None]:
     """Current Delta version of each silver table (None: not created yet)."""
     return {name: tables.version(uri) for name, uri in _silver_tables(paths).items()}
+
+
+def recorded_versions(state: BuildState) -> dict[str, int | None]:
+    """The silver table versions ``state`` recorded, keyed like :func:`table_versions`."""
+    return {"identity_version": state.identity_version, "events_version": state.events_version,
+            "sessions_version": state.sessions_version}
 
 
 def write_state(paths: LakePaths, tables: Tables, *, bronze_version: int, mode: BuildMode) -> BuildState:

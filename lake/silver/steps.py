@@ -2,9 +2,9 @@
 
 Each step reads only what the change touches (the devices linked, the event_date partitions of
 the new rows and of the re-attributed devices, the sessions near the changed instants) and
-commits at most once (events: at most twice, a partition rewrite and an append). Each is a
-function of (silver tables, bronze rows): given rows silver already reflects, it finds nothing
-to change and commits nothing.
+commits at most once (events: at most three times: the re-attributed rows in place, a compacted
+partition, an append). Each is a function of (silver tables, bronze rows): given rows silver
+already reflects, it finds nothing to change and commits nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from lake.silver.sessions import (
     sessionize,
     window_dates,
 )
-from lake.silver.tables import Tables, to_arrow
+from lake.silver.tables import Tables, date_predicate, string_in_predicate, to_arrow
 from lake.silver.transform import IdentityUpdate, link_candidates, resolve_person, silver_events, update_identities
 
 __all__ = ["EventsOutcome", "SessionsOutcome", "apply_identity", "apply_events", "apply_sessions"]
@@ -84,17 +84,28 @@ def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previou
                  metadata: dict[str, Any]) -> EventsOutcome:
     """Add the new rows to silver/events and re-attribute the events of re-linked devices.
 
-    Only key columns of the touched partitions are read to decide. New events are appended (one
-    commit, a small file per partition); a partition is rewritten whole (one partition-scoped
-    overwrite) only when rows already in it change person, or when appends left it with
-    ``_COMPACT_AFTER_FILES`` files — which keeps every partition compact.
+    Only the rows that can change are read: the stored copies of the batch's event ids and the
+    anonymous events of the devices whose user changed (their dates come from the sessions
+    table). New events are appended (a small file per partition); re-attributed rows are
+    replaced where they lie (one commit that rewrites only the files holding them, not their
+    whole partitions, so an hour that links returning visitors costs the size of their events,
+    not of the days they visited). A partition that appends left with ``_COMPACT_AFTER_FILES``
+    files is rewritten whole, which keeps every partition compact. At most three commits.
     """
     uri = paths.silver_events
+    devices = sorted(previous_person)
+    batch_ids = bronze["event_id"].to_list()
+    # A stored row changes person only if its device was re-linked (user_id null) or it is
+    # reprocessed (a rerun, a backfill): nothing else needs reading.
+    may_change = _isin("event_id", batch_ids)
+    if devices:
+        may_change = may_change | (pc.field("user_id").is_null() & _isin("anonymous_id", devices))
     located = _dates_of_persons(paths, tables, set(previous_person.values()))
-    stored = tables.read(uri, SILVER_EVENTS, columns=_EVENT_KEYS, dates=set(bronze["event_date"].to_list()) | located)
-    devices = pl.concat([bronze["anonymous_id"], stored.filter(pl.col("user_id").is_null())["anonymous_id"]])
+    stored = tables.read(uri, SILVER_EVENTS, columns=_EVENT_KEYS, dates=set(bronze["event_date"].to_list()) | located,
+                         filter=may_change)
+    lookup = pl.concat([bronze["anonymous_id"], stored["anonymous_id"]]).drop_nulls().unique().to_list()
     identity = tables.read(paths.silver_identity_map, SILVER_IDENTITY_MAP, columns=["anonymous_id", "user_id"],
-                           filter=_isin("anonymous_id", devices.drop_nulls().unique().to_list()))
+                           filter=_isin("anonymous_id", lookup))
     fresh = silver_events(bronze, identity)
     now = resolve_person(stored.rename({"person_id": "_old_person"}), identity)
     moved = now.filter(pl.col("person_id").ne_missing(pl.col("_old_person")))
@@ -106,21 +117,35 @@ def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previou
     ]).filter(pl.col("person_id").is_not_null()).unique()
 
     files = tables.files_per_partition(uri, "event_date")
-    rewrite = set(moved["event_date"].to_list()) | {
-        d for d in added["event_date"].unique().to_list() if files.get(d, 0) >= _COMPACT_AFTER_FILES}
-    if rewrite:
-        kept = tables.read(uri, SILVER_EVENTS, dates=rewrite)
-        kept = kept.filter(~pl.col("event_id").is_in(fresh["event_id"].implode()))
-        out = pl.concat([resolve_person(kept, identity).select(SILVER_EVENTS.names),
-                         fresh.filter(pl.col("event_date").is_in(sorted(rewrite)))])
-        tables.replace_partitions(uri, to_arrow(out.sort(_EVENT_ORDER), SILVER_EVENTS), column="event_date",
-                                  days=rewrite, operation="silver_events", metadata=metadata)
+    compact = {d for d in added["event_date"].unique().to_list() if files.get(d, 0) >= _COMPACT_AFTER_FILES}
+    # Moved rows in full: the batch's own version when it carries them, else the stored row re-resolved.
+    moved_ids = moved["event_id"]
+    moved_rows = fresh.filter(pl.col("event_id").is_in(moved_ids.implode()))
+    stored_moved = moved_ids.filter(~moved_ids.is_in(moved_rows["event_id"].implode()))
+    if stored_moved.len():
+        old = tables.read(uri, SILVER_EVENTS, dates=set(moved["event_date"].to_list()),
+                          filter=_isin("event_id", stored_moved.to_list()))
+        moved_rows = pl.concat([moved_rows, resolve_person(old, identity).select(SILVER_EVENTS.names)])
+    in_place = moved_rows.filter(~pl.col("event_date").is_in(sorted(compact)))
+    if in_place.height:
+        predicate = (f"{date_predicate('event_date', in_place['event_date'].unique().to_list())} AND "
+                     f"{string_in_predicate('event_id', in_place['event_id'].to_list())}")
+        tables.replace_where(uri, to_arrow(in_place.sort(_EVENT_ORDER), SILVER_EVENTS), predicate=predicate,
+                             partition_by=["event_date"], operation="silver_events", metadata=metadata)
         failpoint("silver_between_events_commits")
-    appended = added.filter(~pl.col("event_date").is_in(sorted(rewrite)))
+    if compact:
+        replaced = pl.concat([moved_rows["event_id"], added["event_id"]]).implode()
+        kept = tables.read(uri, SILVER_EVENTS, dates=compact).filter(~pl.col("event_id").is_in(replaced))
+        out = pl.concat([kept, moved_rows.filter(pl.col("event_date").is_in(sorted(compact))),
+                         added.filter(pl.col("event_date").is_in(sorted(compact)))])
+        tables.replace_partitions(uri, to_arrow(out.sort(_EVENT_ORDER), SILVER_EVENTS), column="event_date",
+                                  days=compact, operation="silver_events", metadata=metadata)
+        failpoint("silver_between_events_commits")
+    appended = added.filter(~pl.col("event_date").is_in(sorted(compact)))
     tables.append(uri, to_arrow(appended.sort(_EVENT_ORDER), SILVER_EVENTS), partition_by=["event_date"],
                   operation="silver_events", metadata=metadata)
     return EventsOutcome(dirty, added.height, moved.height, moved["_old_person"].drop_nulls().n_unique(),
-                         sorted(rewrite | set(appended["event_date"].to_list())))
+                         sorted(compact | set(moved["event_date"].to_list()) | set(appended["event_date"].to_list())))
 
 
 @dataclass

@@ -26,9 +26,15 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from lake import delta_io
 from lake.errors import SilverStateError
 
-__all__ = ["Tables", "to_arrow", "commit_properties", "date_predicate"]
+__all__ = ["FILE_BYTES", "Tables", "to_arrow", "commit_properties", "date_predicate", "string_in_predicate"]
 
 _COMPACT_AFTER_FILES = 32
+
+FILE_BYTES = 4 << 20
+"""Target size of the data files silver writes (and table maintenance compacts silver to). Small on
+purpose: re-attributing a device's events rewrites the files holding them, and since the files of a
+partition are written in event-time order, a device's session sits in one or two of them — so the
+rewrite costs a few MB, not the whole day (a 10M-event week has ~90 MB days)."""
 
 
 def to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -48,6 +54,15 @@ def date_predicate(column: str, days: Iterable[date]) -> str:
     if not values or not all(isinstance(d, date) for d in values):
         raise ValueError(f"partition predicate needs date values, got {values!r}")
     return f"{column} IN ({', '.join(repr(d.isoformat()) for d in values)})"
+
+
+def string_in_predicate(column: str, values: Iterable[str]) -> str:
+    """``column IN ('…', …)`` for values read from the data (event ids are client-supplied strings):
+    each is quoted as a SQL string literal, so no value can end the literal."""
+    quoted = sorted({delta_io.sql_string(v) for v in values})
+    if not quoted:
+        raise ValueError(f"an IN predicate on {column} needs at least one value")
+    return f"{column} IN ({', '.join(quoted)})"
 
 
 class Tables:
@@ -90,7 +105,8 @@ class Tables:
         write_deltalake(dt if dt is not None else uri, data, mode=mode,  # type: ignore[arg-type]
                         partition_by=list(partition_by) if partition_by else None, predicate=predicate,
                         storage_options=None if dt is not None else delta_io.storage_options(uri),
-                        commit_properties=props, schema_mode=schema_mode)  # type: ignore[arg-type]
+                        commit_properties=props, schema_mode=schema_mode,  # type: ignore[arg-type]
+                        target_file_size=FILE_BYTES)
 
     def upsert(self, uri: str, data: pa.Table, *, key: str, inserts_only: bool, operation: str,
                metadata: dict[str, Any] | None = None) -> None:
@@ -143,6 +159,13 @@ class Tables:
         predicate = date_predicate(column, days) if self.table(uri) is not None else None
         self._write(uri, data, mode="overwrite" if predicate else "append", partition_by=[column],
                     predicate=predicate, props=commit_properties(operation, metadata))
+
+    def replace_where(self, uri: str, data: pa.Table, *, predicate: str, partition_by: Sequence[str],
+                      operation: str, metadata: dict[str, Any] | None = None) -> None:
+        """Delete the rows matching ``predicate`` and add ``data`` (which must match it), in one commit.
+        Only the files holding matching rows are rewritten."""
+        self._write(uri, data, mode="overwrite", partition_by=partition_by, predicate=predicate,
+                    props=commit_properties(operation, metadata))
 
     def overwrite(self, uri: str, data: pa.Table, *, partition_by: Sequence[str] | None, operation: str,
                   metadata: dict[str, Any] | None = None) -> None:

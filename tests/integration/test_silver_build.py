@@ -235,3 +235,39 @@ def test_appends_to_a_partition_are_compacted(paths, plan, masker, monkeypatch):
         assert len(files) <= 3, f"partition left with {len(files)} files after hour {hour}"
     built = assert_exactly_once_and_equal_to_rebuild(paths)
     assert sessions_of(built, "u1") == [("02 10:00:00", 7)]
+
+
+def test_a_late_link_rewrites_only_the_files_holding_the_linked_devices_events(paths, plan, masker):
+    # Five visitors browse anonymously in five hours of one day: one small file per hour.
+    for hour, device in enumerate(["d1", "d2", "d3", "d4", "d5"]):
+        land(paths, plan, masker, f"2026-11-02-{10 + hour:02d}:00",
+             [ev("page_viewed", f"2026-11-02T{10 + hour:02d}:0{i}:00", anon=device) for i in range(3)])
+        build_silver(paths)
+    files_before = set(DeltaTable(paths.silver_events).file_uris())
+    # Next day d3 signs up: its three anonymous events of 2 Nov move to the user.
+    land(paths, plan, masker, "2026-11-03-09:00", [ev("user_signed_up", "2026-11-03T09:00:00", user="u3", anon="d3")])
+    result = build_silver(paths)
+    assert result.persons_restitched == 1 and result.events_written == 4
+
+    after = DeltaTable(paths.silver_events)
+    gone = files_before - set(after.file_uris())
+    assert len(gone) == 1, f"re-attributing one visitor rewrote {len(gone)} files of the day, not just its own"
+    moved = pl.from_arrow(after.to_pyarrow_table()).filter(pl.col("anonymous_id") == "d3")
+    assert moved["person_id"].to_list() == ["u3"] * 4
+    built = assert_exactly_once_and_equal_to_rebuild(paths)
+    assert sessions_of(built, "u3") == [("02 12:00:00", 3), ("03 09:00:00", 1)]
+
+
+def test_event_ids_with_quotes_are_re_attributed_safely(paths, plan, masker):
+    # The in-place rewrite names the moved rows' event ids in a Delta predicate: client-supplied
+    # ids with quotes must neither break it nor widen it to other rows.
+    ids = ["it's", "x') OR ('1'='1", "back\\slash'"]
+    land(paths, plan, masker, "2026-11-02-10:00",
+         [ev("page_viewed", f"2026-11-02T10:0{i}:00", anon="d9", event_id=e) for i, e in enumerate(ids)]
+         + [ev("page_viewed", "2026-11-02T10:05:00", anon="d8", event_id="other")])
+    build_silver(paths)
+    land(paths, plan, masker, "2026-11-02-11:00", [ev("user_logged_in", "2026-11-02T11:00:00", user="u9", anon="d9")])
+    build_silver(paths)
+    built = assert_exactly_once_and_equal_to_rebuild(paths)
+    people = dict(zip(built["events"]["event_id"].to_list(), built["events"]["person_id"].to_list(), strict=True))
+    assert [people[e] for e in ids] == ["u9"] * 3 and people["other"] == "anon:d8"
