@@ -59,6 +59,9 @@ class SilverResult:
         sessions_removed: sessions that no longer exist (merged into others, or re-attributed).
         rolled_back: silver tables rolled back first (a previous build had crashed).
         mode: ``incremental`` or ``rebuild``.
+        landing_partitions: landing hours of the bronze rows (re)processed — the rows this build
+            added carry one of them in ``_landing_partition`` (what the silver gates validate).
+        event_dates: event dates of those rows.
     """
 
     events_written: int = 0
@@ -72,10 +75,14 @@ class SilverResult:
     sessions_removed: int = 0
     rolled_back: list[str] = field(default_factory=list)
     mode: str = "incremental"
+    landing_partitions: list[str] = field(default_factory=list)
+    event_dates: list = field(default_factory=list)
 
     def summary(self) -> dict[str, int | float | str | None]:
         """Plain figures (CLI output, Dagster metadata)."""
-        return {k: v for k, v in self.__dict__.items() if k != "rolled_back"} | {"rolled_back": len(self.rolled_back)}
+        lists = ("rolled_back", "landing_partitions", "event_dates")
+        return ({k: v for k, v in self.__dict__.items() if k not in lists}
+                | {"rolled_back": len(self.rolled_back), "landing_partitions": len(self.landing_partitions)})
 
 
 def build_silver(paths: LakePaths, *, since_version: int | None = None,
@@ -116,7 +123,10 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
             raise SilverStateError(paths.bronze_events, f"bronze is at version {changes.version} but silver already "
                                    f"reflects version {state.bronze_version}: bronze was recreated")
         if changes.rows.num_rows:
-            _apply(paths, tables, pl.from_arrow(changes.rows), changes.version, result)  # type: ignore[arg-type]
+            rows: pl.DataFrame = pl.from_arrow(changes.rows)  # type: ignore[assignment]
+            result.landing_partitions = rows["_landing_partition"].unique().sort().to_list()
+            result.event_dates = rows["event_date"].unique().sort().to_list()
+            _apply(paths, tables, rows, changes.version, result)
         moved = state is None or state.bronze_version != changes.version
         if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
             write_state(paths, tables, bronze_version=changes.version, mode="incremental")

@@ -29,7 +29,7 @@ from lake.silver.sessions import (
     sessionize,
     window_dates,
 )
-from lake.silver.tables import Tables, date_predicate, string_in_predicate, to_arrow
+from lake.silver.tables import FILE_BYTES, Tables, date_predicate, string_in_predicate, to_arrow
 from lake.silver.transform import IdentityUpdate, link_candidates, resolve_person, silver_events, update_identities
 
 __all__ = ["EventsOutcome", "SessionsOutcome", "apply_identity", "apply_events", "apply_sessions"]
@@ -37,7 +37,7 @@ __all__ = ["EventsOutcome", "SessionsOutcome", "apply_identity", "apply_events",
 _SESSION_KEYS = ["session_id", "person_id", "session_start", "session_end", "session_date"]
 _EVENT_KEYS = ["event_id", "event_date", "event_ts", "user_id", "anonymous_id", "person_id"]
 _EVENT_ORDER = ["event_date", "event_ts", "event_id"]
-_COMPACT_AFTER_FILES = 24  # appends a partition may take before it is rewritten as one file
+_COMPACT_AFTER_FILES = 24  # small files (appends) a partition may take before it is rewritten compact
 
 
 def _isin(column: str, values: list[Any]) -> pc.Expression:
@@ -60,7 +60,9 @@ def apply_identity(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, *,
 
 def _dates_of_persons(paths: LakePaths, tables: Tables, persons: set[str]) -> set[date]:
     """The event dates holding events of ``persons``: every event lies in one of its person's
-    sessions, so the sessions table (small) says which event partitions to open."""
+    sessions, so the sessions table (small) says which event partitions to open. (Their time spans
+    would let Parquet statistics skip files too, but an OR of a few hundred ranges costs ten times
+    more to evaluate than it saves.)"""
     if not persons:
         return set()
     spans = tables.read(paths.silver_sessions, SILVER_SESSIONS, columns=["person_id", "session_start", "session_end"],
@@ -93,16 +95,18 @@ def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previou
     files is rewritten whole, which keeps every partition compact. At most three commits.
     """
     uri = paths.silver_events
+    # A stored row changes person only if it is reprocessed (a rerun, a backfill) or its device was
+    # re-linked (user_id null): nothing else is read. A reprocessed row is the same bronze row, so it
+    # carries the same landing hour — whose files the Parquet statistics single out.
+    hours = bronze["_landing_partition"].unique().to_list()
+    stored = tables.read(uri, SILVER_EVENTS, columns=_EVENT_KEYS, dates=set(bronze["event_date"].to_list()),
+                         filter=_isin("_landing_partition", hours) & _isin("event_id", bronze["event_id"].to_list()))
     devices = sorted(previous_person)
-    batch_ids = bronze["event_id"].to_list()
-    # A stored row changes person only if its device was re-linked (user_id null) or it is
-    # reprocessed (a rerun, a backfill): nothing else needs reading.
-    may_change = _isin("event_id", batch_ids)
     if devices:
-        may_change = may_change | (pc.field("user_id").is_null() & _isin("anonymous_id", devices))
-    located = _dates_of_persons(paths, tables, set(previous_person.values()))
-    stored = tables.read(uri, SILVER_EVENTS, columns=_EVENT_KEYS, dates=set(bronze["event_date"].to_list()) | located,
-                         filter=may_change)
+        located = _dates_of_persons(paths, tables, set(previous_person.values()))
+        relinked = pc.field("user_id").is_null() & _isin("anonymous_id", devices)
+        linked = tables.read(uri, SILVER_EVENTS, columns=_EVENT_KEYS, dates=located, filter=relinked)
+        stored = pl.concat([stored, linked]).unique("event_id", keep="first", maintain_order=True)
     lookup = pl.concat([bronze["anonymous_id"], stored["anonymous_id"]]).drop_nulls().unique().to_list()
     identity = tables.read(paths.silver_identity_map, SILVER_IDENTITY_MAP, columns=["anonymous_id", "user_id"],
                            filter=_isin("anonymous_id", lookup))
@@ -116,7 +120,7 @@ def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previou
         moved.select(pl.col("_old_person").alias("person_id"), "event_ts"),
     ]).filter(pl.col("person_id").is_not_null()).unique()
 
-    files = tables.files_per_partition(uri, "event_date")
+    files = tables.files_per_partition(uri, "event_date", smaller_than=FILE_BYTES // 4)
     compact = {d for d in added["event_date"].unique().to_list() if files.get(d, 0) >= _COMPACT_AFTER_FILES}
     # Moved rows in full: the batch's own version when it carries them, else the stored row re-resolved.
     moved_ids = moved["event_id"]

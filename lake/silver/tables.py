@@ -136,15 +136,18 @@ class Tables:
             self._write(uri, data, mode="append", partition_by=partition_by,
                         props=commit_properties(operation, metadata))
 
-    def files_per_partition(self, uri: str, column: str) -> dict[date, int]:
-        """Number of data files in each partition (from the Delta log, no data file opened)."""
+    def files_per_partition(self, uri: str, column: str, *, smaller_than: int | None = None) -> dict[date, int]:
+        """Number of data files (under ``smaller_than`` bytes) in each partition (from the Delta log,
+        no data file opened)."""
         dt = self.table(uri)
         if dt is None:
             return {}
-        values = pa.table(dt.get_add_actions(flatten=True)).column(f"partition.{column}").to_pylist()
+        actions = pa.table(dt.get_add_actions(flatten=True))
         counts: dict[date, int] = {}
-        for value in values:
-            counts[value] = counts.get(value, 0) + 1
+        for value, size in zip(actions.column(f"partition.{column}").to_pylist(),
+                               actions.column("size_bytes").to_pylist(), strict=True):
+            if smaller_than is None or size < smaller_than:
+                counts[value] = counts.get(value, 0) + 1
         return counts
 
     def replace_partitions(self, uri: str, data: pa.Table, *, column: str, days: Iterable[date], operation: str,

@@ -1,6 +1,7 @@
 """Silver assets: bronze events stitched to people (identity map), typed, and sessionized."""
 
 import dagster as dg
+import pyarrow.compute as pc
 
 from expectations import validate
 from lake import delta_io
@@ -33,7 +34,8 @@ def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         _spec(SILVER_SESSIONS_KEY, "30-minute-inactivity sessions per person, rebuilt for people whose events changed."),
     ],
     check_specs=[dg.AssetCheckSpec(f"gx_{suite}", asset=key, blocking=True, partitions_def=hourly,
-                                   description=f"Great Expectations suite {suite} on the rows this hour touched.")
+                                   description=f"Great Expectations suite {suite} on the rows this run wrote "
+                                   "(events: the rows it added; sessions: the days it touched; identity_map: all).")
                  for key, suite in _SUITES.items()],
     partitions_def=hourly,
 )
@@ -47,10 +49,16 @@ def build_silver_hour(context: dg.AssetExecutionContext, lake: LakeResource):
     for asset in _SUITES:
         yield dg.MaterializeResult(asset_key=asset, metadata={**summary, "partition": key})
 
+    # The events this run added (the landing hours it processed; their files are singled out by
+    # Parquet statistics), not whole event_date partitions: at 10M events a week those are millions
+    # of rows, and validating them took ~7 s an hour against ~0.3 s for the hour's own rows.
+    # Re-attributed rows only had person_id re-resolved from identity_map, which is validated whole.
     entry = read_entry(paths, key)
-    dates = sorted(entry.event_dates) if entry else []
+    dates = sorted(set(entry.event_dates if entry else []) | set(result.event_dates))
+    hours = sorted({key, *result.landing_partitions})
     frames = {
-        SILVER_EVENTS_KEY: delta_io.read(paths.silver_events, SILVER_EVENTS, partitions=[("event_date", "in", dates)])
+        SILVER_EVENTS_KEY: delta_io.read(paths.silver_events, SILVER_EVENTS, partitions=[("event_date", "in", dates)],
+                                         filter=pc.field("_landing_partition").isin(hours))
         if dates else SILVER_EVENTS.empty_table(),
         SILVER_SESSIONS_KEY: delta_io.read(paths.silver_sessions, SILVER_SESSIONS, partitions=[("session_date", "in", dates)])
         if dates else SILVER_SESSIONS.empty_table(),
@@ -67,4 +75,5 @@ def build_silver_hour(context: dg.AssetExecutionContext, lake: LakeResource):
         yield dg.AssetCheckResult(asset_key=asset, check_name=f"gx_{suite}", passed=out.success,
                                   severity=dg.AssetCheckSeverity.ERROR, description=out.summary(),
                                   metadata={"rows_validated": frame.num_rows,
-                                            "event_dates": [d.isoformat() for d in dates][:31]})
+                                            "event_dates": [d.isoformat() for d in dates][:31],
+                                            "landing_hours": hours[:48]})
