@@ -12,7 +12,7 @@ runs hourly slows down (thousands of files per table to list and open) and grows
 * **compact** — in each partition holding at least ``min_files`` files smaller than the target
   size, merge them (``optimize.compact``; a commit that changes no row, marked ``dataChange:
   false``). Partitions that are already compact are left alone, so the feature store's per-day
-  fingerprints of untouched days do not change.
+  fingerprints of untouched days do not change. silver/events compacts itself, in its own layout.
 * **vacuum** — delete the files removed more than ``retention_hours`` ago (default 168 h, Delta's
   own default; ``GROWTHLAKE_VACUUM_RETENTION_HOURS``). Time travel and ``RESTORE`` to versions
   younger than that keep working.
@@ -49,6 +49,9 @@ tables use their own, smaller target (``lake.silver.tables.FILE_BYTES``: re-attr
 the files holding a device's events, so their files stay small)."""
 
 _MIN_FILES = 8
+# Tables that compact themselves, in their own layout (silver/events keeps anonymous events in files
+# of their own: a plain bin-packing compaction would mix them again). Vacuumed, never compacted here.
+_SELF_COMPACTED = frozenset({"silver/events"})
 
 
 @dataclass
@@ -166,7 +169,7 @@ def maintain_tables(paths: LakePaths, *, compact: bool = True, vacuum: bool = Tr
             uri = f"{paths.root}/delta/{name}"
             report.files_before = _live_files(uri)
             # A silver table a crashed build left unrecorded is rolled back by the next build: leave it as it is.
-            if compact and (uri not in silver_uris or silver_clean):
+            if compact and name not in _SELF_COMPACTED and (uri not in silver_uris or silver_clean):
                 target = SILVER_FILE_BYTES if name.startswith("silver/") else target_bytes
                 _compact(uri, report, target=target, min_files=min_files)
         state_uri = paths.silver_build_state

@@ -31,7 +31,7 @@ from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
 from lake.silver.changes import bronze_changes
 from lake.silver.sessions import sessionize
 from lake.silver.state import read_state, recorded_versions, roll_back_unfinished, table_versions, write_state
-from lake.silver.steps import apply_events, apply_identity, apply_sessions
+from lake.silver.steps import EVENT_LAYOUT, apply_events, apply_identity, apply_sessions
 from lake.silver.tables import Tables, to_arrow
 from lake.silver.transform import link_candidates, silver_events
 
@@ -172,8 +172,8 @@ def rebuild_silver(paths: LakePaths) -> SilverResult:
         tables = Tables()
         tables.overwrite(paths.silver_identity_map, to_arrow(identity.sort("anonymous_id"), SILVER_IDENTITY_MAP),
                          partition_by=None, operation="silver_rebuild", metadata=meta)
-        tables.overwrite(paths.silver_events, to_arrow(events, SILVER_EVENTS), partition_by=["event_date"],
-                         operation="silver_rebuild", metadata=meta)
+        tables.overwrite(paths.silver_events, to_arrow(events.sort(EVENT_LAYOUT), SILVER_EVENTS),
+                         partition_by=["event_date"], operation="silver_rebuild", metadata=meta)
         tables.overwrite(paths.silver_sessions, to_arrow(sessions, SILVER_SESSIONS), partition_by=["session_date"],
                          operation="silver_rebuild", metadata=meta)
         write_state(paths, tables, bronze_version=changes.version, mode="rebuild")

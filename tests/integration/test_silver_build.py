@@ -238,12 +238,18 @@ def test_appends_to_a_partition_are_compacted(paths, plan, masker, monkeypatch):
 
 
 def test_a_late_link_rewrites_only_the_files_holding_the_linked_devices_events(paths, plan, masker):
-    # Five visitors browse anonymously in five hours of one day: one small file per hour.
+    import pyarrow.parquet as pq
+
+    # Five visitors browse anonymously in five hours of one day, beside a signed-in user: each hour
+    # appends one file of identified events and one of anonymous ones.
     for hour, device in enumerate(["d1", "d2", "d3", "d4", "d5"]):
+        at = f"2026-11-02T{10 + hour:02d}"
         land(paths, plan, masker, f"2026-11-02-{10 + hour:02d}:00",
-             [ev("page_viewed", f"2026-11-02T{10 + hour:02d}:0{i}:00", anon=device) for i in range(3)])
+             [ev("page_viewed", f"{at}:0{i}:00", anon=device) for i in range(3)]
+             + [ev("feature_used", f"{at}:05:00", user="u1", anon="d0")])
         build_silver(paths)
     files_before = set(DeltaTable(paths.silver_events).file_uris())
+    assert len(files_before) == 10
     # Next day d3 signs up: its three anonymous events of 2 Nov move to the user.
     land(paths, plan, masker, "2026-11-03-09:00", [ev("user_signed_up", "2026-11-03T09:00:00", user="u3", anon="d3")])
     result = build_silver(paths)
@@ -252,6 +258,8 @@ def test_a_late_link_rewrites_only_the_files_holding_the_linked_devices_events(p
     after = DeltaTable(paths.silver_events)
     gone = files_before - set(after.file_uris())
     assert len(gone) == 1, f"re-attributing one visitor rewrote {len(gone)} files of the day, not just its own"
+    rewritten = pq.read_table(gone.pop().removeprefix("file://"), columns=["anonymous_id", "user_id"])
+    assert set(rewritten["anonymous_id"].to_pylist()) == {"d3"} and rewritten["user_id"].null_count == 3
     moved = pl.from_arrow(after.to_pyarrow_table()).filter(pl.col("anonymous_id") == "d3")
     assert moved["person_id"].to_list() == ["u3"] * 4
     built = assert_exactly_once_and_equal_to_rebuild(paths)
