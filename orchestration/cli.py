@@ -265,9 +265,10 @@ def _cmd_maintain(args: argparse.Namespace) -> int:
     for r in reports:
         print(r.summary())
     freed = sum(r.bytes_vacuumed for r in reports) / 2**20
-    print(f"{len(reports)} table(s): {sum(r.files_before for r in reports):,} -> {sum(r.files_after for r in reports):,} "
-          f"live files, {sum(r.files_vacuumed for r in reports):,} superseded file(s) deleted ({freed:,.1f} MB; "
-          f"retention {hours} h)")
+    before, after = sum(r.files_before for r in reports), sum(r.files_after for r in reports)
+    deleted = sum(r.files_vacuumed for r in reports)
+    print(f"{len(reports)} table(s): {before:,} -> {after:,} live files, {deleted:,} superseded file(s) deleted "
+          f"({freed:,.1f} MB; retention {hours} h)")
     return 0
 
 

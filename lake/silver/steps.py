@@ -94,11 +94,10 @@ def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previou
 
     Only the rows that can change are read: the stored copies of the batch's event ids and the
     anonymous events of the devices whose user changed (their dates come from the sessions
-    table). New events are appended (a small file per partition); re-attributed rows are
-    replaced where they lie (one commit that rewrites only the files holding them, not their
-    whole partitions, so an hour that links returning visitors costs the size of their events,
-    not of the days they visited). A partition that appends left with ``_COMPACT_AFTER_FILES``
-    files is rewritten whole, which keeps every partition compact. At most three commits.
+    table). New events are appended (identified and anonymous ones in separate files, see
+    ``EVENT_LAYOUT``); re-attributed rows are replaced where they lie (one commit that rewrites only
+    the anonymous files holding them, not their whole partitions). A partition that appends left
+    with ``_COMPACT_AFTER_FILES`` small files is rewritten whole, in the layout. At most four commits.
     """
     uri = paths.silver_events
     # A stored row changes person only if it is reprocessed (a rerun, a backfill) or its device was
@@ -153,8 +152,8 @@ def apply_events(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, previou
                                   days=compact, operation="silver_events", metadata=metadata)
         failpoint("silver_between_events_commits")
     appended = added.filter(~pl.col("event_date").is_in(sorted(compact)))
-    for anonymous in (False, True):  # two commits, so that no file mixes the two (see EVENT_LAYOUT)
-        part = appended.filter(pl.col("user_id").is_null() == anonymous)
+    for anonymous_rows in (False, True):  # two commits, so that no file mixes the two (see EVENT_LAYOUT)
+        part = appended.filter(pl.col("user_id").is_null() == anonymous_rows)
         tables.append(uri, to_arrow(part.sort(_EVENT_ORDER), SILVER_EVENTS), partition_by=["event_date"],
                       operation="silver_events", metadata=metadata)
     return EventsOutcome(dirty, added.height, moved.height, moved["_old_person"].drop_nulls().n_unique(),

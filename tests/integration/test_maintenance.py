@@ -114,3 +114,15 @@ def test_the_nightly_maintenance_job_runs_under_dagster(lake):
     figures = outputs[0].event_specific_data.metadata
     assert figures["partitions_compacted"].value >= 1 and figures["files_after"].value < figures["files_before"].value
     assert len(DeltaTable(lake.bronze_events).file_uris()) == 1
+
+
+def test_growthlake_maintain_reports_what_it_freed(lake, capsys):
+    from orchestration.cli import main as cli
+
+    on_disk = len(_parquet_on_disk(lake.silver_events))
+    assert cli(["maintain", "--root", lake.root, "--retention-hours", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "bronze/events: 12 -> 1 files (1 partition(s) compacted)" in out
+    live = len(DeltaTable(lake.silver_events).file_uris())
+    assert f"silver/events: {live} -> {live} files" in out and f"{on_disk - live} superseded file(s) deleted" in out
+    assert len(_parquet_on_disk(lake.silver_events)) == live
