@@ -37,7 +37,8 @@ from lake.erasure.core import ERASURE_LOCKS
 from lake.erasure.delta_tables import discover_tables
 from lake.locks import table_lock
 from lake.paths import LakePaths
-from lake.silver.state import read_state, recorded_versions, silver_table_uris, table_versions, write_state
+from lake.silver.state import (read_state, record_own_commits, recorded_versions, silver_table_uris,
+                               table_versions)
 from lake.silver.tables import FILE_BYTES as SILVER_FILE_BYTES
 from lake.silver.tables import Tables, commit_properties
 
@@ -177,13 +178,9 @@ def maintain_tables(paths: LakePaths, *, compact: bool = True, vacuum: bool = Tr
             uri = f"{paths.root}/delta/{name}"
             if vacuum and uri != state_uri:
                 _vacuum(uri, report, retention_hours=hours)
-        # Compaction and vacuum commit to the silver tables: record their versions (not a foreign
-        # write), and bronze's when silver had consumed all of it (compaction adds no row).
+        # Compaction and vacuum commit to the silver tables and bronze: not a foreign write.
         if state is not None and silver_clean:
-            bronze_now = delta_io.version(paths.bronze_events)
-            consumed = bronze_now if state.bronze_version == bronze_before else state.bronze_version
-            if consumed != state.bronze_version or table_versions(paths, Tables()) != recorded_versions(state):
-                write_state(paths, Tables(), bronze_version=consumed, mode=state.mode)  # type: ignore[arg-type]
+            record_own_commits(paths, state, bronze_before=bronze_before)
         for name, report in reports.items():
             uri = f"{paths.root}/delta/{name}"
             if vacuum and uri == state_uri:

@@ -221,7 +221,10 @@ def erase_person(
             if res.history_purged:
                 report.history_purged.append(table)
 
-        _advance_silver_state(paths, silver_state, bronze_before, touched=bool(report.history_purged))
+        if silver_state is not None and report.history_purged:  # the erasure's commits are not a foreign write
+            from lake.silver.state import record_own_commits
+
+            record_own_commits(paths, silver_state, bronze_before=bronze_before)
         report.ledger_partitions, ledger_problems = _rederive_ledger(
             paths, landing.partitions, plan=plan, masker=masker
         )
@@ -288,30 +291,6 @@ def _silver_state_before(paths: LakePaths):
     if state is not None:
         roll_back_unfinished(paths, tables, state)
     return state
-
-
-def _advance_silver_state(paths: LakePaths, state, bronze_before: int | None, *, touched: bool) -> None:
-    """Record the silver tables' new versions (the erasure's commits are not a foreign write) and,
-    when silver had consumed all of bronze, bronze's new version (its rewritten files hold no new rows)."""
-    if state is None or not touched:
-        return
-    from lake.silver.state import table_versions, write_state
-    from lake.silver.tables import Tables
-
-    tables = Tables()
-    bronze_now = delta_io.version(paths.bronze_events)
-    if (
-        table_versions(paths, tables)
-        == {
-            "identity_version": state.identity_version,
-            "events_version": state.events_version,
-            "sessions_version": state.sessions_version,
-        }
-        and bronze_now == state.bronze_version
-    ):
-        return
-    consumed = bronze_now if state.bronze_version == bronze_before and bronze_now is not None else state.bronze_version
-    write_state(paths, tables, bronze_version=consumed, mode="incremental" if state.mode != "rebuild" else "rebuild")
 
 
 def _rederive_ledger(

@@ -21,12 +21,13 @@ from typing import Literal
 
 import pyarrow as pa
 
+from lake.delta_io import version
 from lake.paths import LakePaths
 from lake.schemas import SILVER_BUILD_STATE
 from lake.silver.tables import Tables
 
-__all__ = ["BuildState", "silver_table_uris", "recorded_versions", "read_state", "write_state", "table_versions",
-           "roll_back_unfinished"]
+__all__ = ["BuildState", "silver_table_uris", "recorded_versions", "record_own_commits", "read_state", "write_state",
+           "table_versions", "roll_back_unfinished"]
 
 BuildMode = Literal["incremental", "rebuild"]
 
@@ -80,6 +81,20 @@ def write_state(paths: LakePaths, tables: Tables, *, bronze_version: int, mode: 
     tables.overwrite(paths.silver_build_state, row, partition_by=None, operation="silver_state",
                      metadata={"bronze_version": bronze_version, "mode": mode})
     return state
+
+
+def record_own_commits(paths: LakePaths, state: BuildState, *, bronze_before: int | None) -> None:
+    """After a writer other than the build committed to silver or bronze without changing what silver
+    means (erasure, table maintenance — under the silver and bronze locks): record the silver tables'
+    current versions, so the next build neither rolls those commits back nor re-audits them, and
+    bronze's current version when silver had consumed all of bronze before them (``bronze_before``),
+    since their files add no row. Writes nothing when nothing moved."""
+    tables = Tables()
+    bronze_now = version(paths.bronze_events)
+    consumed = bronze_now if state.bronze_version == bronze_before and bronze_now is not None else state.bronze_version
+    if consumed == state.bronze_version and table_versions(paths, tables) == recorded_versions(state):
+        return
+    write_state(paths, tables, bronze_version=consumed, mode=state.mode)  # type: ignore[arg-type]
 
 
 def roll_back_unfinished(paths: LakePaths, tables: Tables, state: BuildState | None) -> list[str]:

@@ -8,7 +8,7 @@ those rewrote; it takes every writer lock, so an hourly run that starts meanwhil
 
 import dagster as dg
 
-from lake.maintenance import maintain_tables, retention_hours_from_env
+from lake.maintenance import maintain_tables
 from orchestration.resources import LakeResource
 
 __all__ = ["maintain_delta_tables", "nightly_maintenance_job", "nightly_maintenance_schedule"]
@@ -17,7 +17,7 @@ __all__ = ["maintain_delta_tables", "nightly_maintenance_job", "nightly_maintena
 @dg.op(description="Compact partitions with many small files and vacuum files superseded longer than the "
        "retention (GROWTHLAKE_VACUUM_RETENTION_HOURS, default 168) in every Delta table of the lake.")
 def maintain_delta_tables(context: dg.OpExecutionContext, lake: LakeResource) -> dg.Nothing:
-    reports = maintain_tables(lake.paths(), retention_hours=retention_hours_from_env())
+    reports = maintain_tables(lake.paths())  # retention: GROWTHLAKE_VACUUM_RETENTION_HOURS or 168
     for r in reports:
         if r.partitions_compacted or r.files_vacuumed:
             context.log.info(r.summary())

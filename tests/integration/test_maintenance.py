@@ -56,7 +56,6 @@ def lake(paths, plan, masker):
 def test_compaction_and_vacuum_change_no_row_and_free_the_superseded_files(lake):
     before = _snapshot(lake)
     bronze_files = len(DeltaTable(lake.bronze_events).file_uris())
-    silver_version_before = DeltaTable(lake.silver_events).version()
     assert bronze_files >= HOURS  # one small file per hour in the day's partition
     superseded = len(_parquet_on_disk(lake.silver_events)) - len(DeltaTable(lake.silver_events).file_uris())
     assert superseded > 0, "the day's re-attributions should have left superseded silver files"
@@ -79,7 +78,6 @@ def test_compaction_and_vacuum_change_no_row_and_free_the_superseded_files(lake)
     assert unaudited_tables(lake) == []
     again = build_silver(lake)
     assert again.bronze_rows_read == 0 and again.rolled_back == []
-    assert DeltaTable(lake.silver_events).version() >= silver_version_before
     rebuilt = rebuild_silver(lake)
     assert rebuilt.events_written == before["silver/events"].height
 
