@@ -5,7 +5,8 @@ An incremental build, under the ``silver`` writer lock:
 
 1. reads the build state (the bronze version silver reflects) and rolls back any commit of a
    build that crashed before recording its state (see ``lake.silver.state``);
-2. reads only the bronze rows added since that version (``lake.silver.changes``);
+2. reads only the bronze rows added since that version (``lake.silver.changes``) — a long
+   backlog in bounded steps of consecutive bronze commits, steps 2–4 once per step;
 3. commits identity_map (append, or rewrite when a link changes), then events (new rows
    appended; event_date partitions holding re-attributed rows overwritten whole), then the
    affected session_date partitions of sessions;
@@ -28,7 +29,7 @@ from lake.errors import SilverStateError
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
-from lake.silver.changes import bronze_changes
+from lake.silver.changes import bronze_changes, change_steps
 from lake.silver.sessions import sessionize
 from lake.silver.state import read_state, recorded_versions, roll_back_unfinished, table_versions, write_state
 from lake.silver.steps import EVENT_LAYOUT, apply_events, apply_identity, apply_sessions
@@ -114,22 +115,30 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
         since = state.bronze_version if state is not None else None
         if since is not None and since_version is not None:
             since = min(since, since_version)  # may widen the change set, never skip unprocessed rows
-        changes = bronze_changes(paths, since_version=since, landing_partitions=landing_partitions)
-        result.bronze_version, result.bronze_rows_read = changes.version, changes.rows.num_rows
-        if changes.version is None:
-            result.elapsed_s = time.perf_counter() - started
-            return result
-        if state is not None and changes.version < state.bronze_version:
-            raise SilverStateError(paths.bronze_events, f"bronze is at version {changes.version} but silver already "
-                                   f"reflects version {state.bronze_version}: bronze was recreated")
-        if changes.rows.num_rows:
-            rows: pl.DataFrame = pl.from_arrow(changes.rows)  # type: ignore[assignment]
-            result.landing_partitions = rows["_landing_partition"].unique().sort().to_list()
-            result.event_dates = rows["event_date"].unique().sort().to_list()
-            _apply(paths, tables, rows, changes.version, result)
-        moved = state is None or state.bronze_version != changes.version
-        if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
-            write_state(paths, tables, bronze_version=changes.version, mode="incremental")
+        # A long backlog is processed in bounded steps of consecutive bronze commits, each recorded
+        # as it ends, as the hourly job would have processed them (lake.silver.changes).
+        for step, until in enumerate(change_steps(paths, since_version=since)):
+            changes = bronze_changes(paths, since_version=since, until_version=until,
+                                     landing_partitions=landing_partitions if step == 0 else None)
+            result.bronze_version = changes.version
+            result.bronze_rows_read += changes.rows.num_rows
+            if changes.version is None:
+                break
+            if state is not None and changes.version < state.bronze_version:
+                raise SilverStateError(paths.bronze_events, f"bronze is at version {changes.version} but silver "
+                                       f"already reflects version {state.bronze_version}: bronze was recreated")
+            if changes.rows.num_rows:
+                rows: pl.DataFrame = pl.from_arrow(changes.rows)  # type: ignore[assignment]
+                result.landing_partitions = sorted({*result.landing_partitions,
+                                                    *rows["_landing_partition"].unique().to_list()})
+                result.event_dates = sorted({*result.event_dates, *rows["event_date"].unique().to_list()})
+                _apply(paths, tables, rows, changes.version, result)
+                del rows
+            moved = state is None or state.bronze_version != changes.version
+            if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
+                state = write_state(paths, tables, bronze_version=changes.version, mode="incremental")
+            since = changes.version
+            del changes
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -142,10 +151,12 @@ def _apply(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, bronze_versio
     failpoint("silver_after_events_commit")
     sessions = apply_sessions(paths, tables, events.dirty, metadata=meta)
     failpoint("silver_after_sessions_commit")
-    result.identities_added, result.identities_changed = identity.added, identity.changed
-    result.events_written = events.new_rows + events.reattributed_rows
-    result.persons_restitched = events.persons_restitched
-    result.sessions_written, result.sessions_removed = sessions.written, sessions.removed
+    result.identities_added += identity.added
+    result.identities_changed += identity.changed
+    result.events_written += events.new_rows + events.reattributed_rows
+    result.persons_restitched += events.persons_restitched
+    result.sessions_written += sessions.written
+    result.sessions_removed += sessions.removed
 
 
 def rebuild_silver(paths: LakePaths) -> SilverResult:

@@ -14,11 +14,18 @@ call; for an append-only table the add actions *are* the change feed.
 
 Reprocessing rows silver already holds is harmless (the build is a function of the rows, not of
 how often it saw them), so the change set may safely be a superset.
+
+A long backfill (weeks of hours ingested before silver runs, or a first build) is processed in
+steps of at most ``GROWTHLAKE_SILVER_STEP_ROWS`` rows (:func:`change_steps`): consecutive bronze
+versions, in commit order, exactly as the hourly job would have processed them. Each row is read
+in the step of the commit that added its current file, so every row is processed once and the
+memory of a build is bounded by the step, not by the backlog.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -34,7 +41,10 @@ from lake.ledger import read_ledger
 from lake.paths import LakePaths
 from lake.schemas import BRONZE_EVENTS
 
-__all__ = ["BronzeChanges", "bronze_changes"]
+__all__ = ["BronzeChanges", "bronze_changes", "change_steps", "STEP_ROWS"]
+
+STEP_ROWS = 2_000_000
+"""Default bound on the bronze rows one step of a silver build processes (``GROWTHLAKE_SILVER_STEP_ROWS``)."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,13 @@ class BronzeChanges:
     files_read: int
 
 
-def _added_since(dataset: pads.FileSystemDataset, since_version: int, version: int) -> set[str] | None:
-    """Paths of the files the commits ``since_version+1 … version`` added (None: a commit file is gone)."""
-    added: set[str] = set()
-    for v in range(since_version + 1, version + 1):
+def _commit_adds(filesystem, since_version: int | None, version: int) -> list[tuple[int, str, int]] | None:
+    """``(version, path, rows)`` of every file the commits ``since_version+1 … version`` added
+    (all commits from 0 when ``since_version`` is None); None when a commit file is gone."""
+    adds: list[tuple[int, str, int]] = []
+    for v in range((-1 if since_version is None else since_version) + 1, version + 1):
         try:
-            with dataset.filesystem.open_input_stream(f"_delta_log/{v:020d}.json") as stream:
+            with filesystem.open_input_stream(f"_delta_log/{v:020d}.json") as stream:
                 raw = stream.readall()
         except (FileNotFoundError, OSError):
             return None
@@ -59,8 +70,67 @@ def _added_since(dataset: pads.FileSystemDataset, since_version: int, version: i
             if b'"add"' in line:
                 action = json.loads(line)
                 if "add" in action:
-                    added.add(unquote(action["add"]["path"]))
-    return added
+                    add = action["add"]
+                    stats = json.loads(add.get("stats") or "{}")
+                    adds.append((v, unquote(add["path"]), int(stats.get("numRecords", 0))))
+    return adds
+
+
+def _added_since(dataset: pads.FileSystemDataset, since_version: int | None, version: int) -> set[str] | None:
+    """Paths of the files the commits ``since_version+1 … version`` added (None: a commit file is gone)."""
+    adds = _commit_adds(dataset.filesystem, since_version, version)
+    return None if adds is None else {path for _, path, _ in adds}
+
+
+def step_rows() -> int:
+    """The bound on rows per step, from ``GROWTHLAKE_SILVER_STEP_ROWS`` (default :data:`STEP_ROWS`)."""
+    raw = os.environ.get("GROWTHLAKE_SILVER_STEP_ROWS", "").strip()
+    if not raw:
+        return STEP_ROWS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"GROWTHLAKE_SILVER_STEP_ROWS must be a positive number of rows, got {raw!r}: "
+                         f"unset it for the default of {STEP_ROWS:,}")
+    return value
+
+
+def change_steps(paths: LakePaths, *, since_version: int | None, max_rows: int | None = None) -> list[int | None]:
+    """The bronze versions at which a build from ``since_version`` ends its steps, ascending.
+
+    Consecutive commits are grouped while their rows (still live, by the add actions' statistics)
+    stay within ``max_rows`` (one commit larger than that is a step of its own). ``[None]`` means
+    one step up to the current version: nothing to split, no bronze yet, or a commit file is gone
+    (log cleanup), in which case the rows cannot be told apart by commit.
+    """
+    dt = delta_io.open_table(paths.bronze_events)
+    if dt is None:
+        return [None]
+    version = dt.version()
+    if since_version is not None and since_version >= version:
+        return [None]
+    dataset = dt.to_pyarrow_dataset()
+    adds = _commit_adds(dataset.filesystem, since_version, version)
+    if adds is None:
+        return [None]
+    live = {unquote(f.path) for f in dataset.get_fragments()}
+    per_version: dict[int, int] = {}
+    for v, path, rows in adds:
+        if path in live:
+            per_version[v] = per_version.get(v, 0) + rows
+    limit = max_rows or step_rows()
+    ends: list[int] = []
+    total = 0
+    for v in sorted(per_version):
+        if total and total + per_version[v] > limit:
+            ends.append(v - 1)
+            total = 0
+        total += per_version[v]
+    if not ends:
+        return [None]
+    return [*ends, version]
 
 
 def _landing_rows(paths: LakePaths, dt: DeltaTable, keys: list[str]) -> pa.Table:
@@ -76,7 +146,7 @@ def _landing_rows(paths: LakePaths, dt: DeltaTable, keys: list[str]) -> pa.Table
 
 
 def bronze_changes(paths: LakePaths, *, since_version: int | None,
-                   landing_partitions: list[str] | None = None) -> BronzeChanges:
+                   landing_partitions: list[str] | None = None, until_version: int | None = None) -> BronzeChanges:
     """Read the bronze rows added after ``since_version`` (all rows if None), plus every row of
     the ``landing_partitions`` hours, from one consistent bronze snapshot.
 
@@ -84,18 +154,29 @@ def bronze_changes(paths: LakePaths, *, since_version: int | None,
         paths: the lake's locations.
         since_version: a bronze/events version already processed, or None for everything.
         landing_partitions: landing hour keys to reprocess in any case (e.g. a backfill).
+        until_version: read only the rows whose current file a commit up to this version added
+            (a step of :func:`change_steps`); None: up to the current version.
 
     Returns:
-        The rows (distinct event_ids) and the bronze version of the snapshot.
+        The rows (distinct event_ids) and the bronze version they reflect (``until_version`` when given).
     """
     dt = delta_io.open_table(paths.bronze_events)
     if dt is None:
         return BronzeChanges(BRONZE_EVENTS.empty_table(), None, 0)
     version, dataset = dt.version(), dt.to_pyarrow_dataset()  # one snapshot for everything below
+    if until_version is not None:
+        if not (-1 if since_version is None else since_version) < until_version <= version:
+            raise ValueError(f"until_version {until_version} is not a bronze version after {since_version} "
+                             f"and at most the current {version}")
+        version = until_version
     parts: list[pa.Table] = []
     files = 0
     if since_version is None or since_version < version:
-        added = None if since_version is None else _added_since(dataset, since_version, version)
+        bounded = since_version is not None or until_version is not None
+        added = _added_since(dataset, since_version, version) if bounded else None
+        if added is None and until_version is not None:
+            raise ValueError(f"bronze/events commit files up to version {until_version} are gone: "
+                             "read the change set without until_version")
         fragments = [f for f in dataset.get_fragments() if added is None or unquote(f.path) in added]
         subset = pads.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
         parts.append(subset.to_table().cast(BRONZE_EVENTS))

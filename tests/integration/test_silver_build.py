@@ -279,3 +279,37 @@ def test_event_ids_with_quotes_are_re_attributed_safely(paths, plan, masker):
     built = assert_exactly_once_and_equal_to_rebuild(paths)
     people = dict(zip(built["events"]["event_id"].to_list(), built["events"]["person_id"].to_list(), strict=True))
     assert [people[e] for e in ids] == ["u9"] * 3 and people["other"] == "anon:d8"
+
+
+def test_a_backlog_is_built_in_bounded_steps_of_bronze_commits(paths, plan, masker, monkeypatch):
+    # Five landing hours ingested before silver runs (a backfill); at most 3 rows per step, so the
+    # one build processes them commit by commit — the late sign-up re-stitching rows of an earlier
+    # step — and ends where a single pass (the rebuild) ends.
+    hours = [
+        [ev("page_viewed", "2026-11-02T05:10:00"), ev("page_viewed", "2026-11-02T05:20:00")],
+        [ev("page_viewed", "2026-11-02T06:00:00", anon="d2"), ev("page_viewed", "2026-11-02T06:01:00", anon="d2")],
+        [ev("user_signed_up", "2026-11-02T07:05:00", user="u1"), ev("feature_used", "2026-11-02T07:06:00", user="u1")],
+        [ev("page_viewed", "2026-11-02T08:00:00", anon="d3")],
+        [ev("user_logged_in", "2026-11-02T09:00:00", user="u1", anon="d2")],
+    ]
+    for hour, lines in enumerate(hours):
+        land(paths, plan, masker, f"2026-11-02-{5 + hour:02d}:00", lines)
+    monkeypatch.setenv("GROWTHLAKE_SILVER_STEP_ROWS", "3")
+    result = build_silver(paths)
+
+    history = DeltaTable(paths.table("silver", "_build_state")).history()
+    states = [h for h in history if h["operation"] != "CREATE TABLE"]
+    assert len(states) == 4, f"expected 4 recorded steps (rows 2 | 2 | 2+1 | 1), got {len(states)}"
+    assert result.bronze_rows_read == 8 and result.identities_added == 2 and result.persons_restitched == 2
+    assert result.landing_partitions == [f"2026-11-02-{h:02d}:00" for h in range(5, 10)]
+    built = assert_exactly_once_and_equal_to_rebuild(paths)
+    assert sessions_of(built, "u1") == [("02 05:10:00", 2), ("02 06:00:00", 2), ("02 07:05:00", 2), ("02 09:00:00", 1)]
+
+
+def test_a_step_bound_that_is_not_a_positive_number_is_refused(paths, plan, masker, monkeypatch):
+    land(paths, plan, masker, "2026-11-02-05:00", [ev("page_viewed", "2026-11-02T05:10:00")])
+    land(paths, plan, masker, "2026-11-02-06:00", [ev("page_viewed", "2026-11-02T06:10:00")])
+    monkeypatch.setenv("GROWTHLAKE_SILVER_STEP_ROWS", "lots")
+    with pytest.raises(ValueError, match="GROWTHLAKE_SILVER_STEP_ROWS must be a positive number of rows, got 'lots'"):
+        build_silver(paths)
+    assert not Path(paths.table("silver", "_build_state")).exists(), "nothing may be built with a bad setting"
