@@ -103,9 +103,12 @@ def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table
     """
     if batch.num_rows == 0:
         return batch, 0, 0
+    # Only stored copies of the batch's ids are materialized: the scan evaluates the membership
+    # test column-wise, instead of handing every id of those days to a join.
     existing = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "_source_file", "_line_number"],
         partitions=[("event_date", "in", pc.unique(batch["event_date"]).to_pylist())],
+        filter=pc.field("event_id").isin(pc.unique(batch["event_id"])),
     )
     cand = pl.from_arrow(batch.select(["event_id", "_source_file", "_line_number"]))
     first_copy = cand["event_id"].is_first_distinct()
