@@ -2,9 +2,10 @@
 
     python benchmarks/bench_hourly.py [--lines-per-hour 2000] [--history 7 60] [--measure 3] [--keep DIR]
 
-For each history length H, one lake gets H days of simulated traffic ingested hour by hour
-(``lake.ingest.ingest_partition`` per landing hour, then one silver build: the lake an hourly
-schedule leaves behind, built without Dagster's per-run overhead). Then a probe day — the same
+For each history length H, one lake gets H days of simulated traffic at the same hourly rate
+(``--lines-per-hour``, calibrated by a pilot run) ingested hour by hour
+(``lake.ingest.ingest_partition`` per landing hour, then one silver build, which takes the backlog
+in bounded steps: the lake an hourly schedule leaves behind, built without Dagster's per-run overhead). Then a probe day — the same
 simulated visitors for every H, so the hours compared carry the same lines — lands after it, and
 its hours are run exactly as the schedule runs them — a new process per hour running the ``hourly_ingestion``
 Dagster job (ingestion, its gates, the ledger check, the volume and drift gates, silver and its
@@ -34,8 +35,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-LINES_PER_VISITOR = 50
+LINES_PER_VISITOR = 50  # over the probe day's one-day window
+PILOT_VISITORS = 2_000
 START = date(2026, 6, 1)
+
+
+def visitors_for(base: Path, days: int, lines_per_hour: int) -> int:
+    """Visitors whose ``days`` of traffic land about ``lines_per_hour`` lines an hour.
+
+    Simulated visitors come back for the whole window, so the lines per visitor grow with the
+    window (about 50 over a week, several times that over 60 days): a small pilot run of the same
+    window measures it, so that every history length has the same hourly traffic.
+    """
+    from growth_loops.simulator import simulate
+
+    pilot_root = base / f"pilot-{days}d"
+    pilot = simulate(str(pilot_root), users=PILOT_VISITORS, days=days, seed=3, start=START)
+    shutil.rmtree(pilot_root, ignore_errors=True)
+    per_visitor = pilot.lines_written / PILOT_VISITORS
+    return max(round(lines_per_hour * 24 * days / per_visitor), 100)
 
 
 def build_lake(base: Path, days: int, lines_per_hour: int) -> tuple[Path, list[str]]:
@@ -51,8 +69,7 @@ def build_lake(base: Path, days: int, lines_per_hour: int) -> tuple[Path, list[s
 
     root = base / f"history-{days}d"
     t0 = time.perf_counter()
-    s = simulate(str(root), users=max(lines_per_hour * 24 * days // LINES_PER_VISITOR, 100), days=days, seed=3,
-                 start=START)
+    s = simulate(str(root), users=visitors_for(base, days, lines_per_hour), days=days, seed=3, start=START)
     paths = LakePaths.from_root(root)
     history = list_landing_partitions(paths)
     plan, masker = load_plan(), PiiMasker(os.environ["GROWTHLAKE_PII_KEY"].encode())
@@ -62,8 +79,8 @@ def build_lake(base: Path, days: int, lines_per_hour: int) -> tuple[Path, list[s
     probe_day = START + timedelta(days=days)
     simulate(str(root), users=max(lines_per_hour * 24 // LINES_PER_VISITOR, 100), days=1, seed=4, start=probe_day)
     probe = [k for k in list_landing_partitions(paths) if k.startswith(probe_day.isoformat())]
-    print(f"{days} days: {s.lines_written:,} lines of history, {len(history)} hours ingested and silver built in "
-          f"{time.perf_counter() - t0:.0f}s", flush=True)
+    print(f"{days} days: {s.lines_written:,} lines of history ({s.lines_written / len(history):,.0f} an hour), "
+          f"{len(history)} hours ingested and silver built in {time.perf_counter() - t0:.0f}s", flush=True)
     return root, probe
 
 

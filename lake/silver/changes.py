@@ -43,7 +43,7 @@ from lake.schemas import BRONZE_EVENTS
 
 __all__ = ["BronzeChanges", "bronze_changes", "change_steps", "STEP_ROWS"]
 
-STEP_ROWS = 2_000_000
+STEP_ROWS = 1_000_000
 """Default bound on the bronze rows one step of a silver build processes (``GROWTHLAKE_SILVER_STEP_ROWS``)."""
 
 
