@@ -1,17 +1,20 @@
 """Benchmark the whole chain (landing -> bronze -> silver -> dbt marts) against bare DuckDB.
 
-    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--keep DIR]
+    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill] [--keep DIR]
 
 For each size, ~50 landed lines per simulated visitor over 7 days are written to a landing zone
-(not timed), then two separate processes run on the same files:
+(not timed), then separate processes run on the same files:
 
-* ``growthlake``: every landing hour through ingestion (contract, PII masking, consent, dedup,
-  Great Expectations gate, Delta commit, ledger) and the incremental silver build after it
-  (identity stitching, sessions), as the hourly job runs them, then one dbt build of the
-  warehouse (staging, marts, tests) — the library calls the Dagster assets make, without
-  Dagster's own overhead (see ``bench_hourly.py`` for that). (One silver build over all of a
-  10M-event backfill at once needed more than the machine's 24 GB and was killed: backfill hour by
-  hour, as ``growthlake run`` does.)
+* ``growthlake``, in two modes, each on fresh tables — the library calls the Dagster assets make,
+  without Dagster's own overhead (see ``bench_hourly.py`` for that):
+
+  - ``hourly``: every landing hour through ingestion (contract, PII masking, consent, dedup,
+    Great Expectations gate, Delta commit, ledger) and the incremental silver build after it
+    (identity stitching, sessions), as the hourly job runs them;
+  - ``backfill``: every landing hour through ingestion, then one silver build over the whole
+    backlog, which processes it in bounded steps of bronze commits (``GROWTHLAKE_SILVER_STEP_ROWS``);
+
+  then one dbt build of the warehouse (staging, marts, tests).
 * ``bare DuckDB``: ``benchmarks/baseline.sql`` — parse, consent, dedup, keyed IP hash, stitching,
   the OEC per day — in one DuckDB connection, writing a Parquet file and tables.
 
@@ -91,7 +94,7 @@ def _run_measured(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
 
 # -- the two sides (each in its own process) -----------------------------------------------------
 
-def _chain(root: str) -> dict:
+def _chain(root: str, mode: str = "hourly") -> dict:
     from lake.contracts import load_plan
     from lake.ingest import ingest_partition, list_landing_partitions
     from lake.paths import LakePaths
@@ -106,13 +109,16 @@ def _chain(root: str) -> dict:
     lines = bronze = 0
     stages["ingest"] = stages["silver"] = 0.0
     started = time.perf_counter()
-    for i, key in enumerate(keys, 1):  # as the hourly job does: the hour into bronze, then silver brought up to date
+    for i, key in enumerate(keys, 1):
+        # hourly: as the hourly job does, the hour into bronze, then silver brought up to date;
+        # backfill: every hour into bronze, then one silver build over the backlog (in bounded steps).
         t0 = time.perf_counter()
         led = ingest_partition(paths, key, plan=plan, masker=masker).ledger
         assert led.reconciled, led.summary()
         lines, bronze = lines + led.lines_landed, bronze + led.bronze_rows
         t1 = time.perf_counter()
-        build_silver(paths, landing_partitions=[key])
+        if mode == "hourly" or i == len(keys):
+            build_silver(paths, landing_partitions=[key])
         stages["ingest"] += t1 - t0
         stages["silver"] += time.perf_counter() - t1
         if i % 24 == 0:  # progress of long runs, on stderr (stdout carries the result)
@@ -169,7 +175,7 @@ def _baseline(root: str, out: str) -> dict:
 
 # -- the driver --------------------------------------------------------------------------------
 
-def bench(size: str, base: Path, env: dict[str, str]) -> None:
+def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
     from growth_loops.simulator import simulate
 
     target = SIZES[size]
@@ -187,21 +193,30 @@ def bench(size: str, base: Path, env: dict[str, str]) -> None:
     print(f"bare DuckDB   {base_s:7.1f}s  {landed / base_s:>10,.0f} events/s  peak RSS {base_rss:6,.0f} MB  "
           f"({base_result['events']:,} events kept, {base_result['oec_days']} OEC days)", flush=True)
 
-    chain, chain_rss = _run_measured(["--_chain", str(root)], {**env, "GROWTHLAKE_ROOT": str(root)})
-    total = sum(chain["stages"].values())
-    for stage, seconds in chain["stages"].items():
-        print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
-    print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
-          f"({chain['events']:,} events in silver, {chain['oec_days']} OEC days, {chain['partitions']} hours)")
-    print(f"growthlake Delta files: {chain['lake_mb']['live']:,.0f} MB referenced by the current versions, "
-          f"{chain['lake_mb']['on_disk']:,.0f} MB on disk (superseded files wait for the nightly vacuum)")
-    print(f"ratio growthlake / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
+    for mode in modes:
+        if mode != modes[0]:  # each mode starts from the same landing zone and no tables
+            for stale in (root / name for name in ("delta", "_dbt", "warehouse.duckdb", "warehouse.duckdb.wal")):
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                elif stale.exists():
+                    stale.unlink()
+        chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root)})
+        total = sum(chain["stages"].values())
+        print(f"-- growthlake, {mode}: " + ("each hour ingested, then silver brought up to date (the hourly job)"
+                                           if mode == "hourly" else "every hour ingested, then one silver build"))
+        for stage, seconds in chain["stages"].items():
+            print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
+        print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
+              f"({chain['events']:,} events in silver, {chain['oec_days']} OEC days, {chain['partitions']} hours)")
+        print(f"growthlake Delta files: {chain['lake_mb']['live']:,.0f} MB referenced by the current versions, "
+              f"{chain['lake_mb']['on_disk']:,.0f} MB on disk (superseded files wait for the nightly vacuum)")
+        print(f"ratio growthlake ({mode}) / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--_chain":
-        print(json.dumps(_chain(argv[1])))
+        print(json.dumps(_chain(argv[1], argv[2])))
         return 0
     if argv and argv[0] == "--_baseline":
         print(json.dumps(_baseline(argv[1], argv[2])))
@@ -210,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", nargs="+", choices=["100k", "1M", "10M"], default=["100k", "1M"])
     ap.add_argument("--with-10m", action="store_true",
                     help="add the 10M-event run (~17 min; ~25 GB of disk: landing 5 GB, Delta 13 GB; 7 GB of memory)")
+    ap.add_argument("--mode", nargs="+", choices=["hourly", "backfill"], default=["hourly", "backfill"],
+                    help="hourly: silver after every hour, as the hourly job; backfill: every hour ingested, then "
+                         "one silver build over the backlog (default: both, each on fresh tables)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys([*args.events, *(["10M"] if args.with_10m else [])]))
@@ -218,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     try:
         for size in sizes:
-            bench(size, base, env)
+            bench(size, base, env, list(dict.fromkeys(args.mode)))
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

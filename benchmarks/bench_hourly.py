@@ -5,14 +5,15 @@
 For each history length H, one lake gets H days of simulated traffic at the same hourly rate
 (``--lines-per-hour``, calibrated by a pilot run) ingested hour by hour
 (``lake.ingest.ingest_partition`` per landing hour, then one silver build, which takes the backlog
-in bounded steps: the lake an hourly schedule leaves behind, built without Dagster's per-run overhead). Then a probe day — the same
-simulated visitors for every H, so the hours compared carry the same lines — lands after it, and
-its hours are run exactly as the schedule runs them — a new process per hour running the ``hourly_ingestion``
-Dagster job (ingestion, its gates, the ledger check, the volume and drift gates, silver and its
-gates, the trust hooks): ``growthlake run --from HOUR --to HOUR --no-warehouse`` — first two
-hours to warm the lake's lazily built state (profiles of the drift gates' baseline), then
-``--measure`` afternoon hours (13:00 on) whose median is reported: the job's own time (printed by the CLI) and the
-whole process (with Python and Dagster start-up).
+in bounded steps: the lake an hourly schedule leaves behind, built without Dagster's per-run
+overhead). Then a probe day — the same simulated visitors for every H, so the hours compared
+carry the same lines — lands after it, and its hours are run exactly as the schedule runs them —
+a new process per hour running the ``hourly_ingestion`` Dagster job (ingestion, its gates, the
+ledger check, the volume and drift gates, silver and its gates, the trust hooks):
+``growthlake run --from HOUR --to HOUR --no-warehouse`` — first two hours to warm the lake's
+lazily built state (profiles of the drift gates' baseline), then ``--measure`` afternoon hours
+(13:00 on) whose median is reported: the job's own time (printed by the CLI) and the whole
+process (with Python and Dagster start-up).
 
 Targets (issue 7): an hourly run <= 20 s, and no more than 1.25x slower with 60 days than with 7.
 """
