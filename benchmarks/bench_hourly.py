@@ -36,7 +36,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-LINES_PER_VISITOR = 50  # over the probe day's one-day window
 PILOT_VISITORS = 2_000
 START = date(2026, 6, 1)
 
@@ -78,7 +77,7 @@ def build_lake(base: Path, days: int, lines_per_hour: int) -> tuple[Path, list[s
         ingest_partition(paths, key, plan=plan, masker=masker)
     build_silver(paths)
     probe_day = START + timedelta(days=days)
-    simulate(str(root), users=max(lines_per_hour * 24 // LINES_PER_VISITOR, 100), days=1, seed=4, start=probe_day)
+    simulate(str(root), users=visitors_for(base, 1, lines_per_hour), days=1, seed=4, start=probe_day)
     probe = [k for k in list_landing_partitions(paths) if k.startswith(probe_day.isoformat())]
     print(f"{days} days: {s.lines_written:,} lines of history ({s.lines_written / len(history):,.0f} an hour), "
           f"{len(history)} hours ingested and silver built in {time.perf_counter() - t0:.0f}s", flush=True)
