@@ -313,3 +313,18 @@ def test_a_step_bound_that_is_not_a_positive_number_is_refused(paths, plan, mask
     with pytest.raises(ValueError, match="GROWTHLAKE_SILVER_STEP_ROWS must be a positive number of rows, got 'lots'"):
         build_silver(paths)
     assert not Path(paths.table("silver", "_build_state")).exists(), "nothing may be built with a bad setting"
+
+
+def test_reprocessing_from_an_early_version_in_steps(paths, plan, masker, monkeypatch):
+    # since_version widens the change set; its steps end before the version silver already
+    # reflects, which is not "bronze was recreated".
+    for hour in range(4):
+        land(paths, plan, masker, f"2026-11-02-{5 + hour:02d}:00",
+             [ev("page_viewed", f"2026-11-02T{5 + hour:02d}:10:00", anon=f"d{hour}"),
+              ev("user_logged_in", f"2026-11-02T{5 + hour:02d}:20:00", user="u1", anon=f"d{hour}")])
+        build_silver(paths)
+    monkeypatch.setenv("GROWTHLAKE_SILVER_STEP_ROWS", "2")
+    result = build_silver(paths, since_version=0)
+    assert result.bronze_rows_read == 6 and result.bronze_version == 3  # versions 1-3, one step each
+    built = assert_exactly_once_and_equal_to_rebuild(paths)
+    assert set(built["events"]["person_id"]) == {"u1"}
