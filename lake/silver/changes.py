@@ -105,6 +105,7 @@ def change_steps(paths: LakePaths, *, since_version: int | None, max_rows: int |
     one step up to the current version: nothing to split, no bronze yet, or a commit file is gone
     (log cleanup), in which case the rows cannot be told apart by commit.
     """
+    limit = max_rows or step_rows()  # a bad setting is refused whatever the backlog
     dt = delta_io.open_table(paths.bronze_events)
     if dt is None:
         return [None]
@@ -120,7 +121,6 @@ def change_steps(paths: LakePaths, *, since_version: int | None, max_rows: int |
     for v, path, rows in adds:
         if path in live:
             per_version[v] = per_version.get(v, 0) + rows
-    limit = max_rows or step_rows()
     ends: list[int] = []
     total = 0
     for v in sorted(per_version):
