@@ -360,6 +360,9 @@ def console_main() -> None:
     (seen ~1 run in 20 after Dagster runs: "terminate called without an active exception")
     would otherwise turn a successful run into SIGABRT."""
     code = main()
+    parallel = sys.modules.get("lake.ingest.parallel")
+    if parallel is not None:  # ingestion's worker processes would outlive os._exit
+        parallel.shutdown_pool()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

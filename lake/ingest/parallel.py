@@ -26,7 +26,7 @@ from lake.landing import LandingFile, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
 
-__all__ = ["normalize_files", "runs_in_parallel", "PARALLEL_MIN_BYTES"]
+__all__ = ["normalize_files", "runs_in_parallel", "shutdown_pool", "PARALLEL_MIN_BYTES"]
 
 # Below this many bytes in a partition, normalize in-process (~30k events).
 PARALLEL_MIN_BYTES = int(os.environ.get("GROWTHLAKE_PARALLEL_MIN_BYTES", 16 << 20))
@@ -53,6 +53,18 @@ def _pool() -> ProcessPoolExecutor:
         # forkserver: never fork a process that runs Dagster/GX/delta-rs threads.
         _POOL = ProcessPoolExecutor(max_workers=_workers(), mp_context=mp.get_context("forkserver"))
     return _POOL
+
+
+def shutdown_pool() -> None:
+    """Stop the worker processes, if any were started.
+
+    The interpreter's exit stops them; a process that ends with ``os._exit`` (the CLI) must call
+    this first, or the workers outlive it, holding its stdout and stderr open.
+    """
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(wait=True, cancel_futures=True)
+        _POOL = None
 
 
 def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime,

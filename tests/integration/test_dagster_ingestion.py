@@ -174,3 +174,25 @@ def test_a_half_volume_hour_fails_the_volume_gate_and_silver_does_not_run(paths)
     assert evals["ledger_reconciles"].passed  # nothing is lost: the events are in bronze, counted
     materialized = {m.asset_key.to_user_string() for m in res.get_asset_materialization_events()}
     assert "bronze/events" in materialized and "silver/events" not in materialized
+
+
+def test_the_cli_stops_its_ingestion_workers_before_it_exits(paths):
+    # `growthlake run` ends with os._exit. Had it left the ingestion worker pool running, the workers
+    # would outlive the run holding its stdout open: a caller reading the output (a scheduler, a
+    # script) would wait forever, and every hourly run would leave its processes behind.
+    import os
+    import subprocess
+    import sys
+
+    from lake.ingest import parallel
+
+    if parallel._workers() < 2:
+        pytest.skip("the worker pool needs two cores")
+    write_batch(paths, KEY, [event() for _ in range(20)])
+    env = {**os.environ, "GROWTHLAKE_ROOT": paths.root, "GROWTHLAKE_PARALLEL_MIN_BYTES": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "run", "--from", KEY, "--to", KEY,
+                           "--no-warehouse", "--no-features", "--no-loops"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "landed     20" in proc.stdout and "gates ok" in proc.stdout
