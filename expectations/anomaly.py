@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lake.settings import current as current_settings
+
 __all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "VolumeVerdict", "chi_square_p_value", "distribution_verdict", "load_config",
            "psi_from_counts", "schema_drift_verdict", "volume_verdict"]
 
@@ -102,7 +104,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     import yaml
 
     config = yaml.safe_load(_DEFAULT_CONFIG.read_text())
-    override = path or os.environ.get(CONFIG_ENV)
+    override = path or current_settings().anomaly_config
     if override:
         try:
             extra = yaml.safe_load(Path(override).read_text()) or {}

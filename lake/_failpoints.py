@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import signal
 
+from lake.settings import current as current_settings
+
 __all__ = ["failpoint"]
 
 
 def failpoint(name: str) -> None:
-    if os.environ.get("GROWTHLAKE_FAILPOINT") == name:
+    if current_settings().failpoint == name:
         os.kill(os.getpid(), signal.SIGKILL)

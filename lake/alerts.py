@@ -10,7 +10,6 @@ import hashlib
 import http.client
 import json
 import logging
-import os
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ import pyarrow.compute as pc
 from lake import delta_io
 from lake.locks import table_lock
 from lake.paths import LakePaths
+from lake.settings import current as current_settings
 
 __all__ = [
     "ALERTS_SCHEMA",
@@ -126,7 +126,7 @@ class WebhookNotifier:
 
 def notifier_from_env() -> Notifier:
     """``WebhookNotifier($GROWTHLAKE_ALERT_WEBHOOK)`` when the variable is set, else ``LogNotifier``."""
-    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    url = current_settings().alert_webhook or ""
     return WebhookNotifier(url) if url else LogNotifier()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 import uuid
@@ -21,6 +20,8 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
+from lake.settings import current as current_settings
+
 __all__ = ["storage_options", "open_table", "read", "append", "replace_where", "sql_string", "row_count", "version",
            "StagedFiles", "stage", "publish", "discard"]
 
@@ -29,9 +30,7 @@ def storage_options(uri: str) -> dict[str, str] | None:
     """Object-store options from the environment (``AWS_*``); None for local paths."""
     if "://" not in uri:
         return None
-    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-            "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP", "AWS_EC2_METADATA_DISABLED")
-    return {k: v for k in keys if (v := os.environ.get(k))}
+    return current_settings().storage_options_for(uri)
 
 
 _OPEN: dict[str, DeltaTable] = {}

@@ -62,7 +62,7 @@ def table_lock(paths: LakePaths, name: str, *, timeout: float | None = None) -> 
         ConfigError: the root is an object store and neither ``GROWTHLAKE_LOCAL_DIR`` nor
             ``GROWTHLAKE_LOCK_DIR`` says where the lock files live.
     """
-    timeout = timeout if timeout is not None else float(os.environ.get("GROWTHLAKE_LOCK_TIMEOUT", "600"))
+    timeout = timeout if timeout is not None else paths.settings.lock_timeout_s
     Path(paths.locks).mkdir(parents=True, exist_ok=True)
     fd = os.open(f"{paths.locks}/{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:

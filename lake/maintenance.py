@@ -37,6 +37,7 @@ from lake.erasure.core import ERASURE_LOCKS
 from lake.erasure.delta_tables import discover_tables
 from lake.locks import table_lock
 from lake.paths import LakePaths
+from lake.settings import current as current_settings
 from lake.silver.state import (read_state, record_own_commits, recorded_versions, silver_table_uris,
                                table_versions)
 from lake.silver.tables import FILE_BYTES as SILVER_FILE_BYTES
@@ -73,14 +74,8 @@ class TableMaintenance:
 
 
 def retention_hours_from_env() -> int:
-    raw = os.environ.get("GROWTHLAKE_VACUUM_RETENTION_HOURS", "168")
-    try:
-        hours = int(raw)
-    except ValueError:
-        raise ValueError(f"GROWTHLAKE_VACUUM_RETENTION_HOURS must be a whole number of hours, got {raw!r}") from None
-    if hours < 0:
-        raise ValueError(f"GROWTHLAKE_VACUUM_RETENTION_HOURS must be >= 0, got {hours}")
-    return hours
+    """``GROWTHLAKE_VACUUM_RETENTION_HOURS`` (default 168); ConfigError when it is malformed."""
+    return current_settings().vacuum_retention_hours
 
 
 def _small_file_partitions(dt: DeltaTable, *, target: int, min_files: int) -> list[list[tuple[str, str, str]]]:

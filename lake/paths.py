@@ -10,14 +10,13 @@ nothing moves.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from lake.errors import ConfigError
+from lake.settings import DEFAULT_ROOT, Settings
+from lake.settings import resolve_root as _resolve
 
 __all__ = ["DEFAULT_ROOT", "LakePaths", "resolve_root"]
-
-DEFAULT_ROOT = "./data"
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> str:
@@ -26,21 +25,32 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> str:
     Local roots are made absolute so that a Dagster step and the CLI agree on them.
     Object-store URIs (``s3://…``) are returned unchanged.
     """
-    value = os.fspath(root) if root is not None else os.environ.get("GROWTHLAKE_ROOT", DEFAULT_ROOT)
-    if "://" in value:
-        return value.rstrip("/")
-    return str(Path(value).expanduser().resolve())
+    return _resolve(root) if root is not None else Settings.from_env().root
 
 
 @dataclass(frozen=True)
 class LakePaths:
-    """Every location growthlake reads or writes, derived from one storage root."""
+    """Every location growthlake reads or writes, derived from one storage root.
+
+    ``settings`` are the process settings the paths were made with (``GROWTHLAKE_LOCAL_DIR``,
+    ``GROWTHLAKE_LOCK_DIR``, ``GROWTHLAKE_ONLINE_STORE`` and everything else the code reading
+    this lake needs); two paths are equal when their roots are.
+    """
 
     root: str
+    settings: Settings = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.settings is None:
+            object.__setattr__(self, "settings", Settings.from_env(root=self.root))
+        elif self.settings.root != self.root:
+            object.__setattr__(self, "settings", self.settings.with_root(self.root))
 
     @classmethod
-    def from_root(cls, root: str | os.PathLike[str] | None = None) -> LakePaths:
-        return cls(resolve_root(root))
+    def from_root(cls, root: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> LakePaths:
+        """The paths of ``root`` (default: the settings' root, i.e. ``$GROWTHLAKE_ROOT`` or ``./data``)."""
+        settings = (settings or Settings.from_env()).with_root(root)
+        return cls(settings.root, settings)
 
     @property
     def is_local(self) -> bool:
@@ -86,7 +96,7 @@ class LakePaths:
         """
         if self.is_local:
             return self.root
-        override = os.environ.get("GROWTHLAKE_LOCAL_DIR")
+        override = self.settings.local_dir
         if not override:
             raise ConfigError(
                 "GROWTHLAKE_LOCAL_DIR",
@@ -94,7 +104,7 @@ class LakePaths:
                 "dbt's files and the writer locks need one",
                 "Set GROWTHLAKE_LOCAL_DIR to a local folder of this machine, e.g. /var/lib/growthlake",
             )
-        return str(Path(override).expanduser().resolve())
+        return override
 
     @property
     def locks(self) -> str:
@@ -103,10 +113,7 @@ class LakePaths:
         Locks serialize writers that share this folder's filesystem: every process of one machine
         (see lake/locks.py for what that means on an object-store root).
         """
-        override = os.environ.get("GROWTHLAKE_LOCK_DIR")
-        if override:
-            return str(Path(override).expanduser().resolve())
-        return f"{self.local_dir}/_locks"
+        return self.settings.lock_dir or f"{self.local_dir}/_locks"
 
     @property
     def warehouse(self) -> str:
@@ -173,10 +180,9 @@ class LakePaths:
         """The online store's SQLite file: ``$GROWTHLAKE_ONLINE_STORE``, else
         ``features/online.sqlite`` below the root — or below ``$GROWTHLAKE_LOCAL_DIR`` for an
         object-store root, where a SQLite file cannot live."""
-        override = os.environ.get("GROWTHLAKE_ONLINE_STORE")
-        if override:
-            return str(Path(override).expanduser().resolve())
-        if not self.is_local and not os.environ.get("GROWTHLAKE_LOCAL_DIR"):
+        if self.settings.online_store:
+            return self.settings.online_store
+        if not self.is_local and not self.settings.local_dir:
             raise ConfigError(
                 "GROWTHLAKE_ONLINE_STORE",
                 f"it is unset and GROWTHLAKE_ROOT ({self.root}) is an object store, where the online "

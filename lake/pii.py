@@ -10,8 +10,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from lake.errors import ConfigError, PiiKeyMissing
 from lake.paths import LakePaths
+from lake.settings import current as current_settings
 
 __all__ = ["PiiMasker", "pii_key_from_env", "mask_free_text", "looks_like_pii", "is_demo_profile"]
 
@@ -26,28 +26,26 @@ _HASH_CHARS = 32  # 128 bits of HMAC-SHA256, hex
 
 
 def is_demo_profile() -> bool:
-    return os.environ.get("GROWTHLAKE_PROFILE", "").lower() in {"demo", "test"}
+    """Whether ``GROWTHLAKE_PROFILE`` is ``demo`` (or ``test``): a generated PII key is allowed."""
+    return current_settings().is_demo
 
 
 def pii_key_from_env(paths: LakePaths | None = None) -> bytes:
-    """The HMAC key from ``$GROWTHLAKE_PII_KEY``.
+    """The HMAC key: ``GROWTHLAKE_PII_KEY`` of the lake's settings (``paths.settings``).
 
     Without one, ingestion refuses to run — unless ``GROWTHLAKE_PROFILE=demo`` (or ``test``),
     where a random key is generated once and kept at ``$ROOT/_demo/pii_key`` so that hashes stay
     stable for that demo lake. The demo key is never a constant in the code.
+
+    Raises:
+        PiiKeyMissing: no key and not the demo profile.
+        ConfigError: the demo profile on an object-store root.
     """
-    key = os.environ.get("GROWTHLAKE_PII_KEY")
-    if key:
-        if len(key) < 16:
-            raise ConfigError("GROWTHLAKE_PII_KEY", "is shorter than 16 characters", "Use a long random secret.")
-        return key.encode()
-    if not is_demo_profile():
-        raise PiiKeyMissing()
     paths = paths or LakePaths.from_root()
-    if not paths.is_local:
-        raise ConfigError(
-            "GROWTHLAKE_PII_KEY", "is required when the storage root is an object store", "Export the secret."
-        )
+    settings = paths.settings
+    settings.require_pii_key()
+    if settings.pii_key:
+        return settings.pii_key.encode()
     keyfile = Path(paths.demo_pii_key)
     if not keyfile.exists():
         keyfile.parent.mkdir(parents=True, exist_ok=True)

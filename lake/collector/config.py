@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import hmac
-import os
 from dataclasses import dataclass, field, replace
 
 from lake.errors import ConfigError
+from lake.settings import Settings
+from lake.settings import current as current_settings
 
 __all__ = ["WRITE_KEYS_ENV", "CollectorConfig", "write_keys_from_env"]
 
 WRITE_KEYS_ENV = "GROWTHLAKE_WRITE_KEYS"
-_MIN_KEY_CHARS = 16
 
 
 def write_keys_from_env(value: str | None = None) -> frozenset[str]:
-    """The accepted write keys: ``$GROWTHLAKE_WRITE_KEYS``, comma-separated (one per source/app).
+    """The accepted write keys: ``GROWTHLAKE_WRITE_KEYS`` of the settings (or ``value``), comma-separated.
 
     Raises:
         ConfigError: none is set, or one is too short to be a secret.
     """
-    raw = os.environ.get(WRITE_KEYS_ENV, "") if value is None else value
-    keys = frozenset(k.strip() for k in raw.split(",") if k.strip())
-    if not keys:
-        raise ConfigError(WRITE_KEYS_ENV, "is not set, and the collector accepts events only from apps that "
-                          "know a write key", "Export one or more comma-separated secrets, e.g. "
-                          "`export GROWTHLAKE_WRITE_KEYS=$(openssl rand -hex 16)`, and give each app its key.")
-    short = sum(1 for k in keys if len(k) < _MIN_KEY_CHARS)
-    if short:
-        raise ConfigError(WRITE_KEYS_ENV, f"{short} key(s) shorter than {_MIN_KEY_CHARS} characters",
-                          "Use long random secrets (a Segment write key has 32).")
-    return keys
+    settings = Settings.from_env({WRITE_KEYS_ENV: value}) if value is not None else current_settings()
+    return settings.require_write_keys()
 
 
 @dataclass(frozen=True)

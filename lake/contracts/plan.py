@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 
 from lake.errors import TrackingPlanError
+from lake.settings import current as current_settings
 
 __all__ = ["PropertySpec", "EventSpec", "TrackingPlan", "load_plan", "DEFAULT_PLAN_PATH"]
 
@@ -104,7 +105,7 @@ def load_plan(path: str | os.PathLike[str] | None = None) -> TrackingPlan:
     ``$GROWTHLAKE_TRACKING_PLAN`` overrides the default path, so a team can point ingestion at
     their own plan without editing the package.
     """
-    chosen = path or os.environ.get("GROWTHLAKE_TRACKING_PLAN") or DEFAULT_PLAN_PATH
+    chosen = path or current_settings().tracking_plan or DEFAULT_PLAN_PATH
     p = Path(chosen)
     try:
         doc = yaml.safe_load(p.read_text())

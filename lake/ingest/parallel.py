@@ -25,11 +25,13 @@ from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
 from lake.landing import LandingFile, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
+from lake.settings import current as current_settings
 
 __all__ = ["normalize_files", "runs_in_parallel", "shutdown_pool", "PARALLEL_MIN_BYTES"]
 
-# Below this many bytes in a partition, normalize in-process (~30k events).
-PARALLEL_MIN_BYTES = int(os.environ.get("GROWTHLAKE_PARALLEL_MIN_BYTES", 16 << 20))
+# Below this many bytes in a partition, normalize in-process (~30k events); the setting
+# GROWTHLAKE_PARALLEL_MIN_BYTES (lake.settings) overrides it, this attribute overrides both in tests.
+PARALLEL_MIN_BYTES: int | None = None
 _POOL: ProcessPoolExecutor | None = None
 
 
@@ -117,7 +119,8 @@ def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int, co
 
 def runs_in_parallel(files: list[LandingFile]) -> bool:
     """Whether :func:`normalize_files` will use worker processes for these files."""
-    return sum(f.size for f in files) >= PARALLEL_MIN_BYTES and _workers() >= 2
+    threshold = PARALLEL_MIN_BYTES if PARALLEL_MIN_BYTES is not None else current_settings().parallel_min_bytes
+    return sum(f.size for f in files) >= threshold and _workers() >= 2
 
 
 def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, plan: TrackingPlan,

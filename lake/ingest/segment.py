@@ -26,6 +26,7 @@ import yaml
 from lake.contracts.plan import TrackingPlan
 from lake.contracts.validate import parse_timestamp
 from lake.errors import GrowthlakeError
+from lake.settings import current as current_settings
 
 __all__ = [
     "DEFAULT_MAPPING_PATH",
@@ -129,7 +130,7 @@ def load_segment_mapping(path: str | os.PathLike[str] | None = None) -> SegmentM
 
     Cached per path and modification time: ingestion asks once per landing partition.
     """
-    p = Path(path or os.environ.get("GROWTHLAKE_SEGMENT_MAPPING") or DEFAULT_MAPPING_PATH)
+    p = Path(path or current_settings().segment_mapping or DEFAULT_MAPPING_PATH)
     try:
         key = (str(p), p.stat().st_mtime_ns)
     except FileNotFoundError:

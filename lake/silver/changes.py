@@ -25,7 +25,6 @@ memory of a build is bounded by the step, not by the backlog.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -40,6 +39,7 @@ from lake.landing import parse_partition_key
 from lake.ledger import read_ledger
 from lake.paths import LakePaths
 from lake.schemas import BRONZE_EVENTS
+from lake.settings import current as current_settings
 
 __all__ = ["BronzeChanges", "bronze_changes", "change_steps", "STEP_ROWS"]
 
@@ -84,17 +84,7 @@ def _added_since(dataset: pads.FileSystemDataset, since_version: int | None, ver
 
 def step_rows() -> int:
     """The bound on rows per step, from ``GROWTHLAKE_SILVER_STEP_ROWS`` (default :data:`STEP_ROWS`)."""
-    raw = os.environ.get("GROWTHLAKE_SILVER_STEP_ROWS", "").strip()
-    if not raw:
-        return STEP_ROWS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"GROWTHLAKE_SILVER_STEP_ROWS must be a positive number of rows, got {raw!r}: "
-                         f"unset it for the default of {STEP_ROWS:,}")
-    return value
+    return current_settings().silver_step_rows
 
 
 def change_steps(paths: LakePaths, *, since_version: int | None, max_rows: int | None = None) -> list[int | None]:
