@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export GROWTHLAKE_ROOT ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DAGSTER_PORT ?= 3000
+DEMO_USERS ?= 2000
+DEMO_DAYS ?= 7
 
 .PHONY: install demo run dev test bench clean
 
@@ -15,21 +18,21 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,celery]'
 	touch $@
 
-# dagster-dbt reads dbt's manifest when the definitions load: parse once, offline.
-dbt_project/target/manifest.json: $(VENV)/.installed $(shell find dbt_project/models dbt_project/macros -type f) dbt_project/dbt_project.yml
-	GROWTHLAKE_WAREHOUSE_PATH=$(GROWTHLAKE_ROOT)/warehouse.duckdb $(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
-
-install: $(VENV)/.installed dbt_project/target/manifest.json
+# dagster-dbt reads dbt's manifest when the definitions load: `growthlake prepare` parses the project
+# offline into $(GROWTHLAKE_ROOT)/_dbt/manifest when it is missing or stale (a no-op otherwise).
+install: $(VENV)/.installed
+	$(BIN)/growthlake prepare
 
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)
 
 demo: install $(DAGSTER_HOME)  ## simulate a week and materialize it (demo profile: generated PII key)
-	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake simulate --users 2000 --days 7 --seed 42
+	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake simulate --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed 42
 	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake run
 
-dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:3000
-	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+# The venv need not be on PATH: the code location runs the dbt installed beside its Python.
+dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:$(DAGSTER_PORT)
+	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -71,6 +71,8 @@ class Settings:
         actor: ``GROWTHLAKE_ACTOR``, who approves/rejects in the audit log (default: the login name).
         failpoint: ``GROWTHLAKE_FAILPOINT``, a named crash point of the kill -9 tests (never in production).
         storage_options: the ``AWS_*`` variables that are set (the object store of an ``s3://`` root).
+        dagster_home: ``DAGSTER_HOME``, the Dagster instance the CLI records its runs in (None: an
+            ephemeral instance).
     """
 
     root: str
@@ -93,6 +95,7 @@ class Settings:
     actor: str | None = None
     failpoint: str | None = None
     storage_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    dagster_home: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -152,6 +155,7 @@ class Settings:
             "actor": get("GROWTHLAKE_ACTOR"),
             "failpoint": get("GROWTHLAKE_FAILPOINT"),
             "storage_options": tuple((k, v) for k in AWS_VARIABLES if (v := env.get(k))),
+            "dagster_home": _local_path(get("DAGSTER_HOME")),
         }
         chosen = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(chosen) - {f.name for f in fields(cls)}
@@ -196,6 +200,40 @@ class Settings:
                               "that know a write key", "Export one or more comma-separated secrets, e.g. "
                               "`export GROWTHLAKE_WRITE_KEYS=$(openssl rand -hex 16)`, and give each app its key")
         return self.write_keys
+
+    def check_root(self, *, must_exist: bool, writable: bool) -> None:
+        """Refuse a storage root this process cannot use, before any work starts.
+
+        Args:
+            must_exist: the command reads a lake that must already be there.
+            writable: the command writes below the root (it is created when missing).
+
+        Raises:
+            ConfigError: the root is not a folder, cannot be read or written, or (``must_exist``)
+                does not exist; for an object-store root, ``GROWTHLAKE_LOCAL_DIR`` is unset.
+        """
+        if "://" in self.root:
+            if not self.local_dir:
+                raise ConfigError("GROWTHLAKE_LOCAL_DIR", f"it is unset and GROWTHLAKE_ROOT ({self.root}) is not a "
+                                  "local folder: the DuckDB warehouse, dbt's files and the writer locks need one",
+                                  "Set GROWTHLAKE_LOCAL_DIR to a local folder of this machine, e.g. /var/lib/growthlake")
+            return
+        root = Path(self.root)
+        fix = "Point GROWTHLAKE_ROOT (or --root) at the lake's folder"
+        if root.exists() and not root.is_dir():
+            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is a file, not a folder", fix)
+        if not root.exists():
+            if must_exist:
+                raise ConfigError("GROWTHLAKE_ROOT", f"{root} does not exist: there is no lake there yet",
+                                  f"{fix}, or create one with `growthlake simulate` (or `make demo`)")
+            parent = next(p for p in root.parents if p.exists())
+            if writable and not (parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)):
+                raise ConfigError("GROWTHLAKE_ROOT", f"{root} cannot be created ({parent} is not writable)", fix)
+            return
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is not readable by this user", f"{fix}, or fix its permissions")
+        if writable and not os.access(root, os.W_OK):
+            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is not writable by this user", f"{fix}, or fix its permissions")
 
     def storage_options_for(self, uri: str) -> dict[str, str] | None:
         """Object-store options (``AWS_*``) for ``uri``; None for a local path."""

@@ -54,18 +54,17 @@ from typing import Any
 import duckdb
 
 from lake import delta_io
+from lake.dbt_manifest import DBT_PROJECT_DIR, LAKE_ROOT_VAR, WAREHOUSE_PATH_VAR, build_target_dir, dbt_env
 from lake.durable import fsync_dir
 from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.trust import write_daily_trust
 
-__all__ = ["DBT_PROJECT_DIR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild", "build_warehouse",
+__all__ = ["DBT_PROJECT_DIR", "LAKE_ROOT_VAR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild", "build_warehouse",
            "dbt_build_args", "dbt_env", "how_to_connect", "staged_warehouse"]
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 SILVER_TABLES = ("events", "sessions", "identity_map")  # the dbt sources (models/staging/silver)
-WAREHOUSE_PATH_VAR = "warehouse_path"  # dbt CLI var read by profiles.yml before GROWTHLAKE_WAREHOUSE_PATH
 
 _FAILED = {"error", "fail", "runtime error"}
 _TEST_PREFIXES = ("test.", "unit_test.")
@@ -121,25 +120,6 @@ def dbt_build_args(*, select: str | None, full_refresh: bool, vars: Mapping[str,
             raise ConfigError("dbt vars", f"cannot be passed to dbt ({exc})",
                               "Use strings, numbers, booleans, lists and mappings only.") from None
     return args
-
-
-def dbt_env(paths: LakePaths, warehouse_path: str | os.PathLike[str], *,
-            base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a dbt process of this project needs (offline, no usage tracking).
-
-    Args:
-        paths: the lake whose silver tables dbt reads (``GROWTHLAKE_ROOT``).
-        warehouse_path: the DuckDB file dbt writes (``GROWTHLAKE_WAREHOUSE_PATH``).
-        base: the environment to extend; defaults to ``os.environ``.
-    """
-    env = dict(os.environ if base is None else base)
-    env.update({
-        "GROWTHLAKE_ROOT": paths.root,
-        "GROWTHLAKE_WAREHOUSE_PATH": os.fspath(warehouse_path),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DO_NOT_TRACK": "1",
-    })
-    return env
 
 
 def how_to_connect(paths: LakePaths | None = None) -> str:
@@ -237,20 +217,20 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
             a silver table does not exist.
     """
     started = time.monotonic()
-    dbt_dir = Path(paths.dbt_dir)  # local; ConfigError for an object-store root without GROWTHLAKE_LOCAL_DIR
+    _ = paths.dbt_dir  # local; ConfigError for an object-store root without GROWTHLAKE_LOCAL_DIR
     missing = [t for t in SILVER_TABLES if delta_io.open_table(paths.table("silver", t)) is None]
     if missing:
         raise ConfigError("silver tables", f"{', '.join(missing)} not found under {paths.table('silver', '')}",
                           "Materialize the silver layer before building the warehouse.")
     project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
-    target, logs = dbt_dir / "target", dbt_dir / "logs"
-    run_results, log_path = target / "run_results.json", str(logs / "dbt.log")
-    args = [*dbt_build_args(select=select, full_refresh=full_refresh, vars=vars),
-            "--project-dir", str(project), "--profiles-dir", str(project),
-            "--target-path", str(target), "--log-path", str(logs)]
 
     with staged_warehouse(paths) as building:
-        run_results.unlink(missing_ok=True)  # never read a previous build's results
+        target = build_target_dir(paths, "build_warehouse")  # target and logs of this build only
+        run_results, log_path = target / "run_results.json", str(target / "dbt.log")
+        args = [*dbt_build_args(select=select, full_refresh=full_refresh,
+                                vars={LAKE_ROOT_VAR: paths.root, WAREHOUSE_PATH_VAR: str(building), **(vars or {})}),
+                "--project-dir", str(project), "--profiles-dir", str(project),
+                "--target-path", str(target), "--log-path", str(target)]
         dbt_started = time.monotonic()
         proc = _run_dbt(args, env=dbt_env(paths, building), cwd=project, timeout_s=timeout_s,
                         warehouse=paths.warehouse, log_path=log_path)

@@ -80,4 +80,7 @@ def hourly_ingestion_on_celery() -> dg.JobDefinition:
     return celery_definitions().resolve_job_def(HOURLY_CELERY_JOB)
 
 
-defs = celery_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """This code location (``workspace.yaml``: ``module_name: orchestration.celery``), loaded by Dagster, not at import."""
+    return celery_definitions()

@@ -14,8 +14,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 from lake.errors import GrowthlakeError
+from lake.settings import Settings
+from orchestration.cli_settings import PII, PLAN, READ, UPDATE, WRITE, checked_settings
 
-__all__ = ["main", "partition_range"]
+__all__ = ["closed_hours", "main", "partition_range"]
 
 
 def _date(value: str) -> date:
@@ -25,27 +27,64 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-11-02") from None
 
 
+def _bound(value: str, option: str) -> datetime:
+    """The start of the day or hour ``value`` names (a range bound); GrowthlakeError when it names neither."""
+    from lake.ingest import parse_partition_key
+
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        return parse_partition_key(value)
+    except (ValueError, GrowthlakeError):
+        raise GrowthlakeError(f"{option} {value!r} is neither a date like 2026-11-02 nor an hour like "
+                              "2026-11-02-05:00 (UTC).") from None
+
+
+def partition_range_end(end: str) -> datetime:
+    """The exclusive end of a range whose last day or hour is ``end``."""
+    return _bound(end, "--to") + (timedelta(days=1) if len(end) == 10 else timedelta(hours=1))
+
+
 def partition_range(start: str, end: str) -> list[str]:
     """Hourly keys from ``start`` to ``end`` inclusive; each is a date (whole day) or an hour key."""
-    from lake.ingest import hour_keys, parse_partition_key
+    from lake.ingest import hour_keys
 
-    def bound(value: str, *, upper: bool) -> datetime:
-        if len(value) == 10:
-            day = datetime.combine(_date(value), datetime.min.time(), tzinfo=UTC)
-            return day + timedelta(days=1) if upper else day
-        hour = parse_partition_key(value)
-        return hour + timedelta(hours=1) if upper else hour
-
-    lo, hi = bound(start, upper=False), bound(end, upper=True)
+    lo, hi = _bound(start, "--from"), partition_range_end(end)
     if hi <= lo:
         raise GrowthlakeError(f"--from {start} is after --to {end}: give an increasing range.")
     return hour_keys(lo, hi)
 
 
+def closed_hours(keys: list[str], *, ranged: bool, now: datetime | None = None) -> tuple[list[str], list[str]]:
+    """Split hourly keys into those Dagster can run (closed hours) and those still open (this hour, or later).
+
+    Raises:
+        GrowthlakeError: a key precedes the first hourly partition, or (``ranged``) no hour of the
+            range has closed yet.
+    """
+    from lake.ingest import parse_partition_key
+    from orchestration.bronze.partitions import FIRST_HOUR
+
+    current = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    early = [k for k in keys if parse_partition_key(k) < FIRST_HOUR]
+    if early:
+        raise GrowthlakeError(f"{early[0]} is before the first hourly partition {FIRST_HOUR:%Y-%m-%d-%H:00} of the "
+                              "Dagster assets: start the range on or after it.")
+    closed = [k for k in keys if parse_partition_key(k) < current]
+    still_open = [k for k in keys if parse_partition_key(k) >= current]
+    if ranged and not closed:
+        raise GrowthlakeError(f"{still_open[0]} is still open (the current hour is {current:%Y-%m-%d-%H:00} UTC): "
+                              "an hour is ingested once it has closed; end the range at an earlier hour.")
+    if not closed:
+        raise GrowthlakeError(f"only the open hour {still_open[0]} has landed events: it is ingested once it closes "
+                              f"at {current + timedelta(hours=1):%H:%M} UTC.")
+    return closed, still_open
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from growth_loops.simulator import simulate
 
-    summary = simulate(args.root or os.environ.get("GROWTHLAKE_ROOT", "./data"), users=args.users, days=args.days,
+    summary = simulate(args.settings.root, users=args.users, days=args.days,
                        seed=args.seed, start=args.start, fault_rate=args.fault_rate)
     rate = summary.lines_written / summary.elapsed_s if summary.elapsed_s else 0.0
     print(f"simulated {summary.users} users over {summary.days} days from {summary.start} (seed {summary.seed}): "
@@ -55,26 +94,26 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _instance():
+def _instance(settings: Settings | None = None):
     """The Dagster instance of ``$DAGSTER_HOME`` (created if missing), so runs show in the UI;
     an ephemeral one when it is unset."""
     import dagster as dg
 
-    home = os.environ.get("DAGSTER_HOME")
+    home = (settings or Settings.from_env()).dagster_home
     if not home:
         return dg.DagsterInstance.ephemeral()
     os.makedirs(home, exist_ok=True)
-    return dg.DagsterInstance.get()
+    return dg.DagsterInstance.from_config(home)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from lake.ingest import list_landing_partitions
+    from lake.ingest import list_landing_partitions, parse_partition_key
     from lake.ledger import read_ledger
     from lake.paths import LakePaths
     from orchestration.definitions import build_definitions
     from orchestration.resources import LakeResource
 
-    paths = LakePaths.from_root(args.root)
+    paths = LakePaths.from_root(settings=args.settings)
     if args.from_ or args.to:
         if not (args.from_ and args.to):
             raise GrowthlakeError("give both --from and --to (dates like 2026-11-02, or hour keys like 2026-11-02-05:00).")
@@ -84,9 +123,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not keys:
             raise GrowthlakeError(f"nothing has landed under {paths.landing_events}: run `growthlake simulate` first, "
                                   "or pass --from/--to.")
+    keys, still_open = closed_hours(keys, ranged=bool(args.from_))
+    # The hours this run covers end at the range's end (a ranged run) or at the open hour.
+    covered_until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    if args.to:
+        covered_until = min(covered_until, partition_range_end(args.to))
+    if still_open:
+        print(f"skipping {still_open[0]}{f' .. {still_open[-1]}' if len(still_open) > 1 else ''}: the hour is still "
+              f"open (events are landing in it); it is ingested once it closes at "
+              f"{parse_partition_key(still_open[0]) + timedelta(hours=1):%H:%M} UTC, by the hourly schedule or a later run")
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
     job = defs.resolve_job_def("hourly_ingestion")
-    instance = _instance()
+    instance = _instance(args.settings)
     print(f"materializing {len(keys)} hourly partitions {keys[0]} .. {keys[-1]} into {paths.root}")
     failed: list[str] = []
     log_level = "INFO" if args.verbose else "WARNING"
@@ -125,7 +173,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not args.no_features and not failed:
         from orchestration.cli_features import complete_days, materialize_days
 
-        days = complete_days(keys)
+        days = complete_days(keys, through=covered_until)
         if days:
             t0 = time.perf_counter()
             failed += [f"features {d}" for d in materialize_days(defs, instance, days, log_level=log_level)]
@@ -188,22 +236,64 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from growth_loops.status import growth_status
     from lake.paths import LakePaths
-    from lake.status import lake_status
+    from lake.status import ALERT_WINDOW, lake_status
 
-    st = lake_status(LakePaths.from_root(args.root))
+    paths = LakePaths.from_root(settings=args.settings)
+    st, growth = lake_status(paths), growth_status(paths)
     print(f"storage root: {st['root']}")
     print(f"landing: {st['landing_hours']} hour folders, {st['landing_files']} files")
-    print(f"{'table':<28}{'rows':>12}{'version':>9}  last partition")
+    print(f"\n{'table':<28}{'rows':>12}{'version':>9}  last partition")
     for t in st["tables"]:
         print(f"{t['table']:<28}{t['rows']:>12,}{t['version']:>9}  {t['last_partition'] or '-'}")
+    wh = st["warehouse"]
+    if wh is None:
+        print("\nwarehouse: not built yet (`growthlake run`, or the nightly_warehouse job)")
+    else:
+        print(f"\nwarehouse {wh['path']}, built {wh['built_at']:%Y-%m-%d %H:%M:%S} UTC")
+        for name, rows in wh["marts"].items():
+            print(f"  marts.{name:<30}{rows:>12,}")
+    print(f"\n{'feature view':<28}{'last day':<12}{'online rows':>12}")
+    for f in growth["features"]:
+        print(f"{f['view']:<28}{f['last_day'].isoformat() if f['last_day'] else '-':<12}{f['online_rows']:>12,}")
+    if growth["loops"]:
+        print(f"\n{'loop':<28}{'last day':<12}{'status':<20}{'approval':<12}policy version")
+        for r in growth["loops"]:
+            print(f"{r['loop']:<28}{r['day'].isoformat():<12}{r['status']:<20}{r['approval_state']:<12}"
+                  f"{r['policy_version']}")
+    else:
+        print("\nloops: no decisions yet")
+    print(f"pending approvals: {len(growth['pending'])}"
+          + "".join(f"\n  {p['loop']} {p['version']} (since {p['requested_at']:%Y-%m-%d %H:%M} UTC)"
+                    for p in growth["pending"]) + ("  (`growthlake approvals list`)" if growth["pending"] else ""))
+    hours = int(ALERT_WINDOW.total_seconds() // 3600)
+    print(f"\nalerts in the last {hours} h: {len(st['alerts'])} ({st['alerts_total']} in all)")
+    for a in st["alerts"][:10]:
+        print(f"  {a['raised_at']:%Y-%m-%d %H:%M} {a['severity']:<6} {a['kind']} {a['subject']}: {a['detail'] or ''}")
+    failing = len(st["failed"]) + len(st["failed_gates"])
     if st["failed"]:
-        print(f"\nfailed gates / unreconciled partitions ({len(st['failed'])}):")
+        print(f"\nunreconciled or held landing hours ({len(st['failed'])}):")
         for f in st["failed"][:20]:
             print(f"  {f['landing_partition']}  {f['gate_status']}  {f['gate_summary']}")
-    else:
+    if st["failed_gates"]:
+        print(f"\nfailed gates, latest evaluation ({len(st['failed_gates'])}; `growthlake trust show`):")
+        for g in st["failed_gates"][:20]:
+            where = f"{g['asset']}[{g['partition']}]" if g["partition"] else g["asset"]
+            print(f"  {where}:{g['gate']}  {g['severity'] or ''}  {(g['description'] or '')[:120]}")
+    if not failing:
         print("\nno failed gates; every ingested partition reconciles")
-    return 1 if st["failed"] else 0
+    return 1 if failing else 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from lake.dbt_manifest import prepare_manifest
+    from lake.paths import LakePaths
+
+    t0 = time.perf_counter()
+    manifest = prepare_manifest(LakePaths.from_root(settings=args.settings))
+    print(f"dbt manifest ready: {manifest} ({time.perf_counter() - t0:.1f}s)")
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -285,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--start", type=_date, help="first simulated day (default: today minus --days)")
     s.add_argument("--fault-rate", type=float, default=0.02, help="share of lines hit by a collector fault")
-    s.set_defaults(fn=_cmd_simulate)
+    s.set_defaults(fn=_cmd_simulate, needs=WRITE)
 
     r = sub.add_parser("run", parents=[common], help="materialize the asset graph in process for a range of hourly partitions")
     r.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD) or hour (YYYY-MM-DD-HH:00)")
@@ -294,14 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-warehouse", action="store_true", help="skip the dbt build of the warehouse marts")
     r.add_argument("--no-features", action="store_true", help="skip materializing the feature views of the days run")
     r.add_argument("--no-loops", action="store_true", help="skip the growth loops' decisions of the days run")
-    r.set_defaults(fn=_cmd_run)
+    r.set_defaults(fn=_cmd_run, needs=UPDATE | PII | PLAN)
 
     q = sub.add_parser("replay-quarantine", parents=[common], help="move quarantined lines that now pass the plan into bronze")
     q.add_argument("--partition", action="append", help="only this landing hour (repeatable)")
-    q.set_defaults(fn=_cmd_replay)
+    q.set_defaults(fn=_cmd_replay, needs=UPDATE | PII | PLAN)
 
     st = sub.add_parser("status", parents=[common], help="what is in the lake: tables, rows, last partition, failed gates")
-    st.set_defaults(fn=_cmd_status)
+    st.set_defaults(fn=_cmd_status, needs=READ)
 
     from orchestration.cli_features import add_parser as add_features_parser
 
@@ -323,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--user", required=True, help="the person's user_id (an anonymous_id erases that device and its user)")
     er.add_argument("--reason", default="data subject request (GDPR art. 17)", help="why, for the erasure record")
     er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    er.set_defaults(fn=_cmd_erase)
+    er.set_defaults(fn=_cmd_erase, needs=UPDATE | PII | PLAN)
 
     mt = sub.add_parser("maintain", parents=[common],
                         help="compact small files and vacuum superseded ones in every Delta table (nightly job)")
@@ -332,22 +422,27 @@ def build_parser() -> argparse.ArgumentParser:
                     "or 168); time travel to younger versions keeps working")
     mt.add_argument("--no-compact", action="store_true", help="only vacuum")
     mt.add_argument("--no-vacuum", action="store_true", help="only compact")
-    mt.set_defaults(fn=_cmd_maintain)
+    mt.set_defaults(fn=_cmd_maintain, needs=UPDATE)
+    pr = sub.add_parser("prepare", parents=[common],
+                        help="parse the dbt project into the root's _dbt/manifest when missing or stale (make install)")
+    pr.set_defaults(fn=_cmd_prepare, needs=WRITE)
     rp = sub.add_parser("report", parents=[common], help="write the board report (one HTML file with plots)")
     rp.add_argument("--out", help="where to write it (default: $GROWTHLAKE_ROOT/reports/report.html)")
-    rp.set_defaults(fn=_cmd_report)
+    rp.set_defaults(fn=_cmd_report, needs=UPDATE)
 
     pl = sub.add_parser("plan", help="tracking plan tools")
     plsub = pl.add_subparsers(dest="plan_verb", required=True)
     pc = plsub.add_parser("check", parents=[common], help="fail on a breaking change without a major version bump")
     pc.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
-    pc.set_defaults(fn=_cmd_plan_check)
+    pc.set_defaults(fn=_cmd_plan_check, needs=PLAN)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb; a problem with the settings or the arguments is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
+        args.settings = checked_settings(args)
         return args.fn(args)
     except GrowthlakeError as exc:
         print(f"growthlake: {exc}", file=sys.stderr)
@@ -363,6 +458,13 @@ def console_main() -> None:
     parallel = sys.modules.get("lake.ingest.parallel")
     if parallel is not None:  # ingestion's worker processes would outlive os._exit
         parallel.shutdown_pool()
+    if "multiprocessing" in sys.modules:
+        # What the interpreter's exit would do and os._exit skips: release the semaphores still
+        # registered (dbt's adapter keeps a multiprocessing lock for the life of the process), so the
+        # resource tracker does not report them as leaked.
+        from multiprocessing import util
+
+        util._exit_function()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from orchestration.cli_settings import KEYS, WRITE
+
 __all__ = ["add_parser"]
 
 
@@ -42,4 +44,4 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
                    help="request bytes held before landing; beyond it requests get 429 + Retry-After")
     c.add_argument("--linger-ms", type=float, default=50.0,
                    help="how long a commit waits for more requests (fewer, larger landing files)")
-    c.set_defaults(fn=_cmd_collect)
+    c.set_defaults(fn=_cmd_collect, needs=WRITE | KEYS)

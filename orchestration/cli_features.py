@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from lake.errors import GrowthlakeError
+from orchestration.cli_settings import READ, UPDATE
 
 __all__ = ["add_parser", "complete_days", "materialize_days"]
 
@@ -118,14 +119,15 @@ def _cmd_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def complete_days(hour_keys: Sequence[str]) -> list[date]:
-    """Days spanned by hourly partition keys, without a last day whose final hour is not among them."""
+def complete_days(hour_keys: Sequence[str], *, through: datetime) -> list[date]:
+    """The days spanned by hourly partition keys that had ended by ``through`` (an aware UTC time:
+    the end of the hours covered). A day counts once it has ended, whether or not its last hours
+    had landed events (a quiet night has no landing folders)."""
     if not hour_keys:
         return []
     first, last = date.fromisoformat(hour_keys[0][:10]), date.fromisoformat(hour_keys[-1][:10])
-    if not hour_keys[-1].endswith("23:00"):
-        last -= timedelta(days=1)
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [d for d in days if datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=UTC) <= through]
 
 
 def materialize_days(defs, instance, days: Sequence[date], *, accept_drift: bool = False,
@@ -170,7 +172,7 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
                               "end, so materialize days up to yesterday.")
     paths = LakePaths.from_root(args.root)
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
-    failed = materialize_days(defs, _instance(), days, accept_drift=args.accept_drift,
+    failed = materialize_days(defs, _instance(args.settings), days, accept_drift=args.accept_drift,
                               drift_threshold=args.psi_threshold, log_level="INFO" if args.verbose else "WARNING")
     if failed:
         print(f"\n{len(failed)} day(s) held by a gate: {', '.join(failed)}. Nothing was published for them; "
@@ -184,22 +186,22 @@ def add_parser(sub, common: argparse.ArgumentParser, date_type) -> None:
     f = sub.add_parser("features", help="feature store: list views, show one, get a person's values, materialize days")
     fsub = f.add_subparsers(dest="features_verb", required=True)
     ls = fsub.add_parser("list", parents=[common], help="every feature view with its last materialized day")
-    ls.set_defaults(fn=_cmd_list)
+    ls.set_defaults(fn=_cmd_list, needs=READ)
     sh = fsub.add_parser("show", parents=[common], help="a view's declaration, storage and recent materializations")
     sh.add_argument("view")
     sh.add_argument("--last", type=int, default=10, help="materializations to list (default 10)")
-    sh.set_defaults(fn=_cmd_show)
+    sh.set_defaults(fn=_cmd_show, needs=READ)
     g = fsub.add_parser("get", parents=[common], help="a person's feature values: online (now) or as of --at")
     g.add_argument("entity", help="person_id (a user id, or anon:<anonymous_id>)")
     g.add_argument("--at", type=_moment, help="point in time (RFC 3339, e.g. 2026-11-02T12:00:00Z): read the "
                                               "offline history as it was then")
     g.add_argument("--view", action="append", help="only this view (repeatable)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
-    g.set_defaults(fn=_cmd_get)
+    g.set_defaults(fn=_cmd_get, needs=READ)
     m = fsub.add_parser("materialize", parents=[common], help="materialize days through Dagster (gated, idempotent)")
     m.add_argument("--day", type=date_type, required=True, help="first day (YYYY-MM-DD)")
     m.add_argument("--to", type=date_type, help="last day, inclusive (default: --day)")
     m.add_argument("--accept-drift", action="store_true", help="publish despite drift above the threshold (recorded)")
     m.add_argument("--psi-threshold", type=float, help="override every view's drift threshold for this run")
     m.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
-    m.set_defaults(fn=_cmd_materialize)
+    m.set_defaults(fn=_cmd_materialize, needs=UPDATE)

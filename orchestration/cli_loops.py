@@ -7,7 +7,9 @@ import getpass
 import json
 import os
 
-__all__ = ["add_parser", "decide_days"]
+from orchestration.cli_settings import PII, PLAN, READ, UPDATE, WRITE
+
+__all__ = ["add_parser", "decide_days", "experiment_lines"]
 
 
 def _paths(args: argparse.Namespace):
@@ -92,7 +94,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
     paths = LakePaths.from_root(args.root)
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
-    return 1 if decide_days(defs, _instance(), days) else 0
+    return 1 if decide_days(defs, _instance(args.settings), days) else 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -107,7 +109,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from growth_loops.loops.runtime import EXPERIMENT_RESULTS, LoopSettings
     from growth_loops.simulator.closed_loop import ClosedLoopConfig, PaywallEffect, truth_summary
     from lake import delta_io
-    from lake.paths import LakePaths
 
     paths = _paths(args)
     start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))
@@ -132,10 +133,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     results = pl.from_arrow(delta_io.read(paths.table("experiments", "results"), EXPERIMENT_RESULTS))
     last = results.filter(pl.col("day") == results["day"].max()) if results.height else results
     print("\nexperiments on the last day (95% intervals):")
-    for r in last.iter_rows(named=True):
-        rec = json.loads(r["record"])
-        print(f"  {r['experiment']:<22}{r['metric']:<22}{rec['abs_estimate']:+.4f}  "
-              f"[{rec['abs_ci_low']:+.4f}, {rec['abs_ci_high']:+.4f}]  n={r['n_control']}/{r['n_treatment']}")
+    for line in experiment_lines(last.to_dicts()):
+        print(line)
     print(f"truth: trial nudge +{cfg.trial_nudge_lift:.2f} conversion; discount popup "
           f"{cfg.true_effects()['paywall']['discount_popup']['relative_revenue_per_exposed']:+.1%} revenue per exposed")
     rolled = decisions_frame(result).filter(pl.col("status") == "rolled_back")
@@ -144,6 +143,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(f"onboarding: {json.dumps(summary.get('onboarding', {}), default=str)[:300]}")
     print(f"messages sent: {result.messages_sent}; audit: `growthlake audit`; approvals: `growthlake approvals list`")
     return 0
+
+
+def experiment_lines(rows: list[dict]) -> list[str]:
+    """One aligned line per experiment metric: name, metric, absolute estimate, 95% interval, n per arm.
+    Columns are as wide as their longest value, so long names never run into the next column."""
+    import json
+
+    if not rows:
+        return ["  (no experiment results)"]
+    name_w = max(len(r["experiment"]) for r in rows) + 2
+    metric_w = max(len(r["metric"]) for r in rows) + 2
+    lines = []
+    for r in rows:
+        rec = json.loads(r["record"])
+        lines.append(f"  {r['experiment']:<{name_w}}{r['metric']:<{metric_w}}{rec['abs_estimate']:+.4f}  "
+                     f"[{rec['abs_ci_low']:+.4f}, {rec['abs_ci_high']:+.4f}]  n={r['n_control']}/{r['n_treatment']}")
+    return lines
 
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
@@ -160,7 +176,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     d = lsub.add_parser("decide", parents=[common], help="run every loop's decisions for days, through Dagster")
     d.add_argument("--day", type=_day, required=True)
     d.add_argument("--to", type=_day)
-    d.set_defaults(fn=_cmd_decide)
+    d.set_defaults(fn=_cmd_decide, needs=UPDATE)
     si = lsub.add_parser("simulate", parents=[common], help="closed loop: simulated product + whole chain + loops")
     si.add_argument("--days", type=int, default=25)
     si.add_argument("--arrivals", type=int, default=1500, help="new visitors per day")
@@ -169,14 +185,14 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     si.add_argument("--holdout", type=float, default=0.1, help="global holdout share")
     si.add_argument("--approve", action="store_true", help="approve pending versions each morning (as --actor)")
     si.add_argument("--actor")
-    si.set_defaults(fn=_cmd_simulate)
+    si.set_defaults(fn=_cmd_simulate, needs=WRITE | PII | PLAN)
 
     a = sub.add_parser("approvals", help="policy versions waiting for a human: list, approve, reject")
     asub = a.add_subparsers(dest="approvals_verb", required=True)
     ls = asub.add_parser("list", parents=[common], help="pending approval requests (--all: every verdict)")
     ls.add_argument("--loop")
     ls.add_argument("--all", action="store_true")
-    ls.set_defaults(fn=_cmd_list)
+    ls.set_defaults(fn=_cmd_list, needs=READ)
     for verb, helptext in (("approve", "let a pending version act from the next decision run"),
                            ("reject", "refuse a pending version (a reason is required)")):
         v = asub.add_parser(verb, parents=[common], help=helptext)
@@ -184,9 +200,9 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         v.add_argument("version")
         v.add_argument("--reason", required=verb == "reject")
         v.add_argument("--actor", help="who decides (default: $GROWTHLAKE_ACTOR or the login name)")
-        v.set_defaults(fn=_cmd_verdict)
+        v.set_defaults(fn=_cmd_verdict, needs=UPDATE)
     au = sub.add_parser("audit", parents=[common], help="the decision audit log, as JSON lines")
     au.add_argument("--loop")
     au.add_argument("--kind", choices=["action", "rollback", "approval", "promotion", "skipped"])
     au.add_argument("--last", type=int, default=50)
-    au.set_defaults(fn=_cmd_show)
+    au.set_defaults(fn=_cmd_show, needs=READ)

@@ -6,6 +6,8 @@ import argparse
 import getpass
 import os
 
+from orchestration.cli_settings import READ, UPDATE
+
 __all__ = ["add_parser"]
 
 
@@ -61,11 +63,11 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     s = tsub.add_parser("show", parents=[common], help="per day: trusted or why not; the gates that failed")
     s.add_argument("--days", type=int, default=14, help="how many recent days to list")
     s.add_argument("--fail-untrusted", action="store_true", help="exit 1 when a listed day is untrusted")
-    s.set_defaults(fn=_cmd_show)
+    s.set_defaults(fn=_cmd_show, needs=READ)
     a = tsub.add_parser("accept", parents=[common], help="accept a failed gate (recorded with actor and reason)")
     a.add_argument("--asset", required=True, help='e.g. "bronze/events"')
     a.add_argument("--partition", help="e.g. 2026-11-02-14:00 (omit for an unpartitioned asset)")
     a.add_argument("--gate", required=True, help="e.g. volume_within_history")
     a.add_argument("--reason", required=True, help="why the data is right after all (goes to the trust log)")
     a.add_argument("--actor", help="who accepts (default: $GROWTHLAKE_ACTOR or the login name)")
-    a.set_defaults(fn=_cmd_accept)
+    a.set_defaults(fn=_cmd_accept, needs=UPDATE)

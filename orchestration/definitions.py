@@ -13,9 +13,15 @@ __all__ = ["build_definitions", "defs"]
 
 
 def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
-    """Build the definitions; tests pass a ``LakeResource`` rooted in a temporary folder."""
+    """Build the definitions; tests pass a ``LakeResource`` rooted in a temporary folder.
+
+    This is where the settings are first read (the lake's root) and the dbt manifest is prepared
+    for that root when it is missing or stale — when Dagster loads the code location, never at import.
+    """
+    lake = lake or LakeResource()
     return dg.Definitions(
-        assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour, marts.marts_dbt_assets,
+        assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour,
+                marts.build_marts_assets(lake.paths()),
                 features.materialize_features, loops.decide_loops, reports.board_report, governance.process_erasures,
                 data_trust_daily],
         asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
@@ -27,8 +33,11 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
                    reports.nightly_report_schedule, governance.nightly_erasures_schedule,
                    governance.nightly_maintenance_schedule],
         sensors=[bronze.landing_files_sensor, freshness_sla_sensor],
-        resources={"lake": lake or LakeResource(), "dbt": marts.dbt_resource()},
+        resources={"lake": lake, "dbt": marts.dbt_resource()},
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location of ``workspace.yaml`` / ``dagster dev``: loaded lazily, by Dagster, not at import."""
+    return build_definitions()

@@ -26,6 +26,16 @@ def _isolated_environment(monkeypatch):
     monkeypatch.delenv("GROWTHLAKE_ANOMALY_CONFIG", raising=False)
 
 
+@pytest.fixture(scope="session")
+def definitions(tmp_path_factory):
+    """The code location's definitions over an empty lake of their own (the dbt manifest is parsed
+    once per test process, into that lake's ``_dbt/manifest``), for tests that inspect the graph."""
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import LakeResource
+
+    return build_definitions(lake=LakeResource(root=str(tmp_path_factory.mktemp("definitions") / "lake")))
+
+
 @pytest.fixture
 def pii_key(monkeypatch) -> str:
     key = secrets.token_hex(32)  # the tests set their own secret; nothing is hard-coded

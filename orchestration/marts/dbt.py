@@ -4,12 +4,13 @@ Models become assets keyed by their warehouse schema (``["marts", "fct_daily_oec
 by their folder; dbt sources map to the silver Dagster assets through ``meta.dagster`` in
 ``_silver__sources.yml``; dbt tests become (blocking) asset checks. Every build runs against a
 private copy of the warehouse that is swapped in only when the build passed (lake.warehouse).
+
+Nothing here runs at import: the manifest is prepared (``dbt parse``, when missing or stale) and
+the assets are built by :func:`build_marts_assets`, which the definitions loader calls.
 """
 
-import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,37 +18,33 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from lake.warehouse import DBT_PROJECT_DIR, WAREHOUSE_PATH_VAR, dbt_build_args, staged_warehouse
+from lake.dbt_manifest import build_target_dir, prepare_manifest
+from lake.paths import LakePaths
+from lake.warehouse import DBT_PROJECT_DIR, LAKE_ROOT_VAR, WAREHOUSE_PATH_VAR, dbt_build_args, staged_warehouse
 from orchestration.freshness import freshness
 from orchestration.gates import require_gated_silver
 from orchestration.resources import LakeResource
 
-__all__ = ["dbt_project", "WarehouseBuildConfig", "GrowthlakeDbtTranslator", "marts_dbt_assets", "dbt_resource", "ensure_manifest"]
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+__all__ = ["WarehouseBuildConfig", "GrowthlakeDbtTranslator", "build_marts_assets", "dbt_project", "dbt_resource"]
 
 
-def _dbt_executable() -> str:
-    """The dbt installed beside this Python (a venv need not be on PATH), else ``dbt`` on PATH."""
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (a venv need not be on ``PATH``), else ``dbt`` on ``PATH``."""
     beside = Path(sys.executable).with_name("dbt")
     return str(beside) if beside.exists() else "dbt"
 
 
+def dbt_project(paths: LakePaths) -> DbtProject:
+    """The dbt project, its manifest prepared for ``paths`` (``lake.dbt_manifest``; parsed when missing
+    or stale, never under the code checkout)."""
+    manifest = prepare_manifest(paths)
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=manifest.parent)
+
+
 def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=_dbt_executable())
-
-
-def ensure_manifest() -> None:
-    """dagster-dbt reads the manifest when the definitions load: parse the project if it never was.
-
-    ``make install`` runs ``dbt parse``; under ``dagster dev`` ``prepare_if_dev`` re-parses on
-    every reload. This covers a checkout that skipped both (e.g. ``pytest`` run directly).
-    """
-    dbt_project.prepare_if_dev()
-    if not dbt_project.manifest_path.exists():
-        os.environ.setdefault("GROWTHLAKE_ROOT", os.path.abspath("data"))
-        os.environ.setdefault("GROWTHLAKE_WAREHOUSE_PATH", os.path.join(os.environ["GROWTHLAKE_ROOT"], "warehouse.duckdb"))
-        dbt_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    """dbt as the warehouse asset runs it: the executable beside this Python, the project's profiles."""
+    return DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
+                          dbt_executable=dbt_executable())
 
 
 class GrowthlakeDbtTranslator(DagsterDbtTranslator):
@@ -69,24 +66,6 @@ class GrowthlakeDbtTranslator(DagsterDbtTranslator):
 translator = GrowthlakeDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-@contextmanager
-def _lake_env(root: str) -> Iterator[None]:
-    # dbt runs as a subprocess that resolves the Delta source paths from GROWTHLAKE_ROOT;
-    # DbtCliResource takes no per-call environment, so it is set around the call and restored.
-    before = os.environ.get("GROWTHLAKE_ROOT")
-    os.environ["GROWTHLAKE_ROOT"] = root
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("GROWTHLAKE_ROOT", None)
-        else:
-            os.environ["GROWTHLAKE_ROOT"] = before
-
-
-ensure_manifest()
-
-
 class WarehouseBuildConfig(dg.Config):
     """Launchpad settings of a warehouse build (the Dagster UI's way to backfill the marts)."""
 
@@ -106,15 +85,24 @@ class WarehouseBuildConfig(dg.Config):
         return out
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=translator,
-            name="warehouse_dbt_build")
-def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
-                     config: WarehouseBuildConfig):
-    """Build the warehouse with dbt (models and tests) into a private copy; swap it in on success."""
-    paths = lake.paths()
-    require_gated_silver(context.instance, paths, consumer="the warehouse")
-    with _lake_env(paths.root), staged_warehouse(paths) as building:
-        args = dbt_build_args(select=None, full_refresh=config.full_refresh,
-                              vars={WAREHOUSE_PATH_VAR: str(building), **config.dbt_vars()})
-        yield from dbt.cli(args, context=context).stream()
+def build_marts_assets(paths: LakePaths) -> dg.AssetsDefinition:
+    """The dbt models (and their tests, as blocking checks) as Dagster assets, from the manifest of ``paths``."""
 
+    project = dbt_project(paths)
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator,
+                name="warehouse_dbt_build")
+    def marts_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource,
+                         config: WarehouseBuildConfig):
+        """Build the warehouse with dbt (models and tests) into a private copy; swap it in on success."""
+        paths = lake.paths()
+        require_gated_silver(context.instance, paths, consumer="the warehouse")
+        with staged_warehouse(paths) as building:
+            # Everything dbt writes (target, logs) goes to a build folder under the storage root; the
+            # lake's root and the copy to build reach dbt as --vars, not through this process's environment.
+            target = build_target_dir(paths, f"dagster-{context.run.run_id[:8]}")
+            args = dbt_build_args(select=None, full_refresh=config.full_refresh,
+                                  vars={LAKE_ROOT_VAR: paths.root, WAREHOUSE_PATH_VAR: str(building), **config.dbt_vars()})
+            yield from dbt.cli(args, context=context, target_path=target).stream()
+
+    return marts_dbt_assets

@@ -140,8 +140,11 @@ def test_hourly_partitions_run_in_parallel_on_two_celery_workers(redis_url, tmp_
         assert rec.ok, (key, rec.detail)
 
 
-def test_the_celery_code_location_adds_the_celery_job_and_keeps_the_default_jobs_in_process():
-    from orchestration.celery import HOURLY_CELERY_JOB, defs
+def test_the_celery_code_location_adds_the_celery_job_and_keeps_the_default_jobs_in_process(tmp_path):
+    from orchestration.celery import HOURLY_CELERY_JOB, build_celery_definitions
+    from orchestration.resources import LakeResource
+
+    defs = build_celery_definitions(lake=LakeResource(root=str(tmp_path / "lake")))
 
     default, celery = defs.resolve_job_def("hourly_ingestion"), defs.resolve_job_def(HOURLY_CELERY_JOB)
     assert default.executor_def.name == "in_process" and celery.executor_def.name == "growthlake_celery"

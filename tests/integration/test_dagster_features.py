@@ -59,9 +59,8 @@ def test_drifted_features_fail_the_blocking_check_and_nothing_downstream_runs(pa
     assert dt.date(2025, 1, 30) in FeatureStore(paths).published_days("user_features")
 
 
-def test_feature_assets_declare_freshness_owner_and_blocking_gates():
-    from orchestration.definitions import defs
-
+def test_feature_assets_declare_freshness_owner_and_blocking_gates(definitions):
+    defs = definitions
     graph = defs.resolve_asset_graph()
     for name, key in FEATURE_KEYS.items():
         node = graph.get(key)

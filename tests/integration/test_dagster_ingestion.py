@@ -12,14 +12,15 @@ from deltalake import DeltaTable
 
 from lake.ledger import read_entry
 from orchestration.cli import main as cli
-from orchestration.definitions import build_definitions, defs
+from orchestration.definitions import build_definitions
 from orchestration.resources import LakeResource
 from tests.helpers import event, write_batch
 
 KEY = "2026-11-02-05:00"
 
 
-def test_definitions_load_with_the_asset_graph_checks_and_freshness():
+def test_definitions_load_with_the_asset_graph_checks_and_freshness(definitions):
+    defs = definitions
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
@@ -60,8 +61,8 @@ GATES = [("bronze/events", "gx_bronze_events"), ("bronze/quarantine", "gx_bronze
 
 
 @pytest.mark.parametrize(("asset", "check"), GATES)
-def test_gates_are_blocking(asset, check):
-    graph = defs.get_repository_def().asset_graph
+def test_gates_are_blocking(asset, check, definitions):
+    graph = definitions.get_repository_def().asset_graph
     spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), check))
     assert spec.blocking, f"{asset}:{check} must stop downstream assets when it fails"
 

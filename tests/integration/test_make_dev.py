@@ -1,0 +1,165 @@
+"""`make dev` as a newcomer runs it: from the Makefile, with a PATH that does not hold the venv, on a
+fresh lake and after `make demo` — the UI's code location must load every asset, check, job,
+schedule and sensor.
+
+The webserver is asked through its GraphQL API (what the UI itself shows). The expected graph comes
+from the same definitions built in this process. Everything the servers write goes to temporary
+folders (storage root, DAGSTER_HOME, HOME); they are stopped by their process group's PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BARE_PATH = "/usr/local/bin:/usr/bin:/bin"  # what a new shell has: no .venv/bin
+LOAD_TIMEOUT_S = 300  # a loaded 2-core CI machine: make install's checks, dbt parse, then the code server
+
+QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message stack }
+    ... on RepositoryLocation { repositories { name
+      assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
+      jobs { name } schedules { name } sensors { name } } } } } } } }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {"PATH": BARE_PATH, "HOME": str(home), "LANG": "C.UTF-8",
+            "GROWTHLAKE_ROOT": str(tmp_path / "lake"), "DAGSTER_HOME": str(tmp_path / "dagster_home"), **extra}
+
+
+def _graphql(port: int) -> dict | None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": QUERY}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, json.JSONDecodeError):
+        return None  # not listening yet
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """`dagster dev` started without a terminal ignores SIGTERM: end its whole process group by PID."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+            time.sleep(0.5)  # the group's other members (code server, daemon) exit with it
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _loaded_location(env: dict[str, str], log: Path) -> dict:
+    """Start `make dev` and return the code location entry once the webserver reports it."""
+    port = _free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["make", "-C", str(REPO), "dev"], env={**env, "DAGSTER_PORT": str(port)},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"make dev exited with {proc.returncode}: {log.read_text()[-3000:]}"
+            answer = _graphql(port)
+            entries = (answer or {}).get("data", {}).get("workspaceOrError", {}).get("locationEntries") or []
+            if entries and entries[0].get("locationOrLoadError") is not None:
+                return entries[0]
+            time.sleep(1)
+        raise AssertionError(f"the code location did not load within {LOAD_TIMEOUT_S}s: {log.read_text()[-3000:]}")
+    finally:
+        _stop_group(proc)
+
+
+def _expected(root: Path) -> dict[str, set]:
+    from orchestration.definitions import build_definitions
+    from orchestration.resources import LakeResource
+
+    defs = build_definitions(lake=LakeResource(root=str(root)))
+    graph = defs.resolve_asset_graph()
+    return {
+        "assets": {k.to_user_string() for k in graph.get_all_asset_keys()},
+        "checks": {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys},
+        "jobs": {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")},
+        "schedules": {s.name for s in defs.schedules or []},
+        "sensors": {s.name for s in defs.sensors or []},
+    }
+
+
+def _assert_everything_loaded(entry: dict, root: Path) -> None:
+    location = entry["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", f"the code location failed to load: {location}"
+    (repo,) = location["repositories"]
+    shown = {
+        "assets": {"/".join(n["assetKey"]["path"]) for n in repo["assetNodes"]},
+        "checks": {f"{'/'.join(n['assetKey']['path'])}:{c['name']}" for n in repo["assetNodes"]
+                   for c in (n["assetChecksOrError"] or {}).get("checks", [])},
+        "jobs": {j["name"] for j in repo["jobs"] if not j["name"].startswith("__")},
+        "schedules": {s["name"] for s in repo["schedules"]},
+        "sensors": {s["name"] for s in repo["sensors"]},
+    }
+    expected = _expected(root)
+    assert shown == expected
+    assert len(shown["assets"]) >= 29 and len(shown["checks"]) >= 64  # the graph of this release, at least
+    assert {"marts/fct_daily_oec", "bronze/events", "loops/paywall/decisions"} <= shown["assets"]
+
+
+def _checkout_files() -> set[str]:
+    """Files below dbt_project/ of the code checkout (dbt must never write there)."""
+    return {str(p.relative_to(REPO)) for p in (REPO / "dbt_project").rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow
+def test_make_dev_loads_every_definition_on_a_fresh_lake_with_a_bare_path(tmp_path):
+    before = _checkout_files()
+    entry = _loaded_location(_bare_env(tmp_path), tmp_path / "dev.log")
+    _assert_everything_loaded(entry, tmp_path / "lake")
+    assert (tmp_path / "lake" / "_dbt" / "manifest" / "manifest.json").exists()  # prepared under the root
+    assert _checkout_files() == before
+
+
+@pytest.mark.slow
+def test_make_dev_loads_every_definition_after_make_demo(tmp_path):
+    """`make demo` (a small one: 40 users, 1 day), then `make dev` on the lake it left, then `growthlake
+    status` over every layer it built."""
+    env = _bare_env(tmp_path, DEMO_USERS="40", DEMO_DAYS="1")
+    before = _checkout_files()
+    demo = subprocess.run(["make", "-C", str(REPO), "demo"], env=env, capture_output=True, text=True, timeout=900)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "leaked semaphore" not in demo.stderr
+    assert "partitions reconciled" in demo.stdout
+
+    entry = _loaded_location(env, tmp_path / "dev.log")
+    _assert_everything_loaded(entry, tmp_path / "lake")
+
+    status = subprocess.run([str(REPO / ".venv" / "bin" / "growthlake"), "status"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    out = status.stdout
+    assert status.returncode == 0, out + status.stderr
+    for section in ("bronze/events", "silver/events", "silver/sessions", "marts.fct_daily_oec", "user_features",
+                    "pending approvals:", "alerts in the last 24 h:", "no failed gates"):
+        assert section in out, (section, out)
+    oec_rows = next(line for line in out.splitlines() if "marts.fct_daily_oec" in line).split()[-1]
+    assert int(oec_rows.replace(",", "")) >= 1
+    loops = [line for line in out.splitlines() if line.startswith(("onboarding", "paywall", "trial_nudge", "churn"))]
+    assert len(loops) == 4, out
+    assert _checkout_files() == before  # dbt wrote its target and logs under the storage root
+    assert list((tmp_path / "lake" / "_dbt" / "builds").iterdir())
