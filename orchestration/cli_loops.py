@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 
 from orchestration.cli_settings import PII, PLAN, READ, UPDATE, WRITE
 
@@ -19,7 +18,7 @@ def _paths(args: argparse.Namespace):
 
 
 def _actor(args: argparse.Namespace) -> str:
-    return args.actor or os.environ.get("GROWTHLAKE_ACTOR") or getpass.getuser()
+    return args.actor or args.settings.actor or getpass.getuser()
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

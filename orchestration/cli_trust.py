@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 
 from orchestration.cli_settings import READ, UPDATE
 
@@ -45,7 +44,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_accept(args: argparse.Namespace) -> int:
     from lake.trust import accept_gate
 
-    actor = args.actor or os.environ.get("GROWTHLAKE_ACTOR") or getpass.getuser()
+    actor = args.actor or args.settings.actor or getpass.getuser()
     try:
         row = accept_gate(_paths(args), args.asset, args.partition, args.gate, actor=actor, reason=args.reason)
     except ValueError as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -27,13 +29,13 @@ def _isolated_environment(monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def definitions(tmp_path_factory):
-    """The code location's definitions over an empty lake of their own (the dbt manifest is parsed
-    once per test process, into that lake's ``_dbt/manifest``), for tests that inspect the graph."""
+def definitions(dbt_manifest_seed):
+    """The code location's definitions over the empty lake of ``dbt_manifest_seed`` (its manifest was
+    parsed for it), for tests that inspect the graph."""
     from orchestration.definitions import build_definitions
     from orchestration.resources import LakeResource
 
-    return build_definitions(lake=LakeResource(root=str(tmp_path_factory.mktemp("definitions") / "lake")))
+    return build_definitions(lake=LakeResource(root=str(dbt_manifest_seed.parent.parent)))
 
 
 @pytest.fixture
@@ -44,11 +46,28 @@ def pii_key(monkeypatch) -> str:
     return key
 
 
+@pytest.fixture(scope="session")
+def dbt_manifest_seed(tmp_path_factory) -> Path:
+    """One real `dbt parse` per test process (``lake.dbt_manifest.prepare_manifest`` on a lake of its own)."""
+    from lake.dbt_manifest import manifest_dir, prepare_manifest
+
+    seed = LakePaths.from_root(tmp_path_factory.mktemp("dbt-seed") / "lake")
+    prepare_manifest(seed)
+    return manifest_dir(seed)
+
+
 @pytest.fixture
-def paths(tmp_path, monkeypatch, pii_key) -> LakePaths:
+def paths(tmp_path, monkeypatch, pii_key, dbt_manifest_seed) -> LakePaths:
     root = tmp_path / "lake"
     monkeypatch.setenv("GROWTHLAKE_ROOT", str(root))
-    return LakePaths.from_root(root)
+    lake = LakePaths.from_root(root)
+    # The definitions of every test lake are built from the same dbt project: copy the session's parsed
+    # manifest (with its fingerprint, so it counts as fresh) instead of parsing again per test. The
+    # manifest's only root-specific text is the sources' delta_table_path, which the Dagster graph does
+    # not use; dbt builds parse the project themselves, with this lake's root. Tests of the parse
+    # itself use lakes of their own (test_cli_front_door, test_make_dev).
+    shutil.copytree(dbt_manifest_seed, Path(lake.dbt_dir) / "manifest")
+    return lake
 
 
 @pytest.fixture(scope="session")

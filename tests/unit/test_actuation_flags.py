@@ -6,7 +6,6 @@ import json
 import os
 import random
 import socket
-import time
 
 import pytest
 from growthbook import GrowthBook
@@ -120,16 +119,14 @@ def test_documents_are_deterministic_whatever_the_input_order(assignments):
     assert document_hash(a) == document_hash(b)
 
 
-def test_200k_ids_build_in_under_two_seconds():
+def test_200k_ids_are_all_in_the_document():
+    # Its build time is a benchmark's business (STYLE: no timed unit tests; a loaded CI machine varies).
     rng = random.Random(5)
     ids = [f"user-{i:07d}" for i in range(200_000)]
     rng.shuffle(ids)
     decided = {uid: rng.choice(VARIANTS) for uid in ids}
-    started = time.perf_counter()
     doc = build_features_document([UnitAssignments(key=FLAG, default="control", assignments=decided)])
     digest = document_hash(doc)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"took {elapsed:.2f}s"
     assert len(digest) == 64
     assert sum(len(r["condition"]["id"]["$in"]) for r in doc["features"][FLAG]["rules"]) == 200_000
 
