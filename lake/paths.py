@@ -32,25 +32,29 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> str:
 class LakePaths:
     """Every location growthlake reads or writes, derived from one storage root.
 
-    ``settings`` are the process settings the paths were made with (``GROWTHLAKE_LOCAL_DIR``,
-    ``GROWTHLAKE_LOCK_DIR``, ``GROWTHLAKE_ONLINE_STORE`` and everything else the code reading
-    this lake needs); two paths are equal when their roots are.
+    Where a location depends on a setting (``GROWTHLAKE_LOCAL_DIR``, ``GROWTHLAKE_LOCK_DIR``,
+    ``GROWTHLAKE_ONLINE_STORE``) it comes from :attr:`settings`: the settings the paths were made with
+    (``from_root(settings=...)``, as the CLI does after checking them), else the environment's as
+    they are when asked. Two paths are equal when their roots are.
     """
 
     root: str
-    settings: Settings = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.settings is None:
-            object.__setattr__(self, "settings", Settings.from_env(root=self.root))
-        elif self.settings.root != self.root:
-            object.__setattr__(self, "settings", self.settings.with_root(self.root))
+    explicit_settings: Settings | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_root(cls, root: str | os.PathLike[str] | None = None, *, settings: Settings | None = None) -> LakePaths:
         """The paths of ``root`` (default: the settings' root, i.e. ``$GROWTHLAKE_ROOT`` or ``./data``)."""
-        settings = (settings or Settings.from_env()).with_root(root)
+        if settings is None:
+            return cls(resolve_root(root))
+        settings = settings.with_root(root)
         return cls(settings.root, settings)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of this lake (see the class docstring), with ``root`` set to this root."""
+        if self.explicit_settings is not None:
+            return self.explicit_settings
+        return Settings.from_env(root=self.root)
 
     @property
     def is_local(self) -> bool:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -41,7 +42,9 @@ def _free_port() -> int:
 def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    return {"PATH": BARE_PATH, "HOME": str(home), "LANG": "C.UTF-8",
+    # PY: should make find the venv out of date (pyproject.toml edited in a working copy), it rebuilds it
+    # with the interpreter that made it, not with whatever `python3` the bare PATH has.
+    return {"PATH": BARE_PATH, "HOME": str(home), "LANG": "C.UTF-8", "PY": sys._base_executable,
             "GROWTHLAKE_ROOT": str(tmp_path / "lake"), "DAGSTER_HOME": str(tmp_path / "dagster_home"), **extra}
 
 

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
+from lake.errors import ConfigError
 from lake.ingest import ingest_partition
 from lake.silver import build_silver, rebuild_silver
 from tests.helpers import event, write_batch
@@ -309,7 +310,7 @@ def test_a_backlog_is_built_in_bounded_steps_of_bronze_commits(paths, plan, mask
 def test_a_step_bound_that_is_not_a_positive_number_is_refused(paths, plan, masker, monkeypatch):
     land(paths, plan, masker, "2026-11-02-05:00", [ev("page_viewed", "2026-11-02T05:10:00")])
     monkeypatch.setenv("GROWTHLAKE_SILVER_STEP_ROWS", "lots")
-    with pytest.raises(ValueError, match="GROWTHLAKE_SILVER_STEP_ROWS must be a positive number of rows, got 'lots'"):
+    with pytest.raises(ConfigError, match="GROWTHLAKE_SILVER_STEP_ROWS: is 'lots', not a whole number of rows"):
         build_silver(paths)
     assert not Path(paths.table("silver", "_build_state")).exists(), "nothing may be built with a bad setting"
 
