@@ -31,6 +31,7 @@ from tests.collector_helpers import (
 
 KEY = secrets.token_hex(16)
 SEGMENT_BATCH = 512_000  # what the starvation probe announced: Segment's 500 KB batch limit, exactly
+# The probe held 132 such connections against the 64 MB default; two fill a budget of two batches.
 
 
 def _config(**overrides) -> CollectorConfig:
@@ -61,7 +62,7 @@ class _HeldCommits:
 def test_keyless_clients_announcing_large_bodies_get_401_unread_and_do_not_starve_batches(paths):
     # The probe: connections without an Authorization header announcing 500 KB bodies and sending a
     # byte now and then reserved the whole budget; every real batch got 429 while they were held.
-    with start_in_thread(paths, _config(max_inflight_bytes=1 << 20)) as running:
+    with start_in_thread(paths, _config(max_inflight_bytes=2 * SEGMENT_BATCH)) as running:
         slow = [connect(running) for _ in range(4)]
         for s in slow:
             s.sendall(head("/v1/batch", key=None, length=SEGMENT_BATCH) + b"{")
@@ -78,7 +79,7 @@ def test_keyless_clients_announcing_large_bodies_get_401_unread_and_do_not_starv
 
 def test_a_slow_body_holds_only_the_bytes_it_sent(paths):
     # Same clients with a valid key: the budget counts bytes as they arrive, not the announced length.
-    with start_in_thread(paths, _config(max_inflight_bytes=1 << 20, body_timeout_s=120)) as running:
+    with start_in_thread(paths, _config(max_inflight_bytes=2 * SEGMENT_BATCH)) as running:
         slow = [connect(running) for _ in range(4)]
         for s in slow:
             s.sendall(head("/v1/batch", key=KEY, length=SEGMENT_BATCH) + b"{")
