@@ -12,6 +12,7 @@ __all__ = [
     "GateFailed",
     "ReconciliationError",
     "SilverStateError",
+    "RequestRejected",
 ]
 
 
@@ -125,3 +126,19 @@ class WarehouseBusy(GrowthlakeError):
             "(or open the file once read-write with nothing else connected, so DuckDB checkpoints its "
             "write-ahead log) and rebuild."
         )
+
+
+class RequestRejected(GrowthlakeError):
+    """The collector refuses an HTTP request (or one message of a batch).
+
+    Attributes:
+        status: the HTTP status to answer (4xx; 503 when landing failed and a retry will do).
+        code: a Segment-style error code (``invalid_request``, ``unauthorized``, …).
+        message: what was wrong and what to do, sent to the client as it is.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"{status} {code}: {message}")

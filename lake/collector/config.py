@@ -33,8 +33,20 @@ class CollectorConfig:
         host, port: the address to bind (loopback by default; put a TLS proxy in front to expose it).
         max_message_bytes: one message as the SDK sent it (Segment's limit: 32 KB).
         max_batch_bytes: one request body, decompressed (Segment's limit: 500 KB per batch).
-        max_inflight_bytes: request bytes admitted but not yet durably landed; beyond it new
-            requests get 429 with Retry-After instead of growing memory.
+        max_inflight_bytes: decompressed request bytes held in memory — being received, or waiting
+            to be durably landed; counted as they arrive, not as a client announces them. A request
+            that would pass it gets 429 with Retry-After (the SDKs retry) instead of growing memory.
+        max_unauthenticated_bytes: a request without an ``Authorization`` header may carry its key
+            as ``writeKey`` in the body (analytics.js does); such a body is read only up to this
+            size before the key is checked — a larger one gets 401 without being read.
+        max_connections_per_ip: open connections one remote address may hold; one more is answered
+            429 and closed at once (0: no cap — behind a reverse proxy every client has its address).
+        header_timeout_s: a request's line and headers must arrive within this many seconds of the
+            connection opening or of the request's first byte; otherwise the connection is closed
+            (with 408).
+        body_timeout_s: a request's whole body must arrive within this many seconds of its headers;
+            otherwise 408 (the SDKs retry).
+        idle_timeout_s: how long a keep-alive connection may wait, idle, for its next request.
         linger_ms: how long a commit waits for more requests before writing one file per hour
             (fewer, larger landing files; an acknowledgement waits at most this plus the fsync).
         retry_after_s: the Retry-After given with 429 / 503.
@@ -46,6 +58,11 @@ class CollectorConfig:
     max_message_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     max_inflight_bytes: int = 64 << 20
+    max_unauthenticated_bytes: int = 64 * 1024
+    max_connections_per_ip: int = 128
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    idle_timeout_s: float = 75.0
     linger_ms: float = 50.0
     retry_after_s: int = 1
 
@@ -58,6 +75,16 @@ class CollectorConfig:
         if self.max_inflight_bytes < self.max_batch_bytes:
             raise ConfigError("collector limits", "max_inflight_bytes is smaller than one batch",
                               "Raise --max-inflight-mb.")
+        if self.max_unauthenticated_bytes <= 0:
+            raise ConfigError("collector limits", "max_unauthenticated_bytes must be positive",
+                              "Fix --max-unauthenticated-kb.")
+        if self.max_connections_per_ip < 0:
+            raise ConfigError("collector limits", "max_connections_per_ip cannot be negative",
+                              "Fix --max-connections-per-ip (0: no cap).")
+        for name in ("header_timeout_s", "body_timeout_s", "idle_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError("collector timeouts", f"{name} must be a positive number of seconds",
+                                  f"Fix --{name[:-2].replace('_', '-')}-s.")
 
     @classmethod
     def from_env(cls, **overrides) -> CollectorConfig:

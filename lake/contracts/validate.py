@@ -34,7 +34,10 @@ def parse_timestamp(value: Any) -> datetime | None:
         return dt
     if tz is None:
         return None
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00: before year 1 in UTC
+        return None
 
 
 class EventValidator:

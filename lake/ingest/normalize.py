@@ -212,7 +212,7 @@ class Normalizer:
             try:
                 parsed = datetime.fromisoformat(ts)
                 requested_at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-            except ValueError:
+            except (ValueError, OverflowError):  # OverflowError: before year 1 once in UTC
                 requested_at = None
         event_id = ev.get("event_id")
         self.revocations.append(ConsentRevocation(user_id, anonymous_id, requested_at,

@@ -149,12 +149,16 @@ def corrected_timestamp(original: Any, sent_at: Any, received_at: Any) -> str | 
     """Segment's clock-skew correction: ``receivedAt - (sentAt - originalTimestamp)``.
 
     A device whose clock is off sends both times with the same offset; the difference is the real
-    delay. Returns None when any of the three does not parse (RFC 3339 with an offset).
+    delay. Returns None when any of the three does not parse (RFC 3339 with an offset), or when the
+    corrected time falls outside the calendar (years 1-9999).
     """
     orig, sent, received = parse_timestamp(original), parse_timestamp(sent_at), parse_timestamp(received_at)
     if orig is None or sent is None or received is None:
         return None
-    return _iso(received - (sent - orig))
+    try:
+        return _iso(received - (sent - orig))
+    except OverflowError:  # the correction falls outside years 1-9999: no usable time
+        return None
 
 
 def _iso(ts: datetime) -> str:

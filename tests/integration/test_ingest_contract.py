@@ -135,3 +135,15 @@ def test_parallel_normalization_gives_the_same_rows_as_serial(paths, plan, maske
     assert par.bronze.drop_columns(drop).equals(serial.bronze.drop_columns(drop))
     assert par.quarantine.drop_columns(["ingested_at"]).equals(serial.quarantine.drop_columns(["ingested_at"]))
     assert (par.lines_landed, par.consent_dropped) == (serial.lines_landed, serial.consent_dropped)
+
+
+def test_timestamps_outside_the_calendar_are_quarantined_not_a_crash(paths, plan, masker):
+    # 00:30 on 1 January of year 1 at +01:00 is before year 1 in UTC: converting it overflowed.
+    odd = "0001-01-01T00:30:00+01:00"
+    revoke = event("consent_updated", {"analytics": False}, ts=odd, user_id="u-1", analytics=False)
+    lines = [event(ts=odd), revoke, event()]
+    write_batch(paths, KEY, lines)
+    led = ingest_partition(paths, KEY, plan=plan, masker=masker).ledger
+    assert (led.lines_landed, led.bronze_rows, led.quarantined, led.consent_dropped) == (3, 1, 1, 1)
+    assert led.quarantined_by_reason == {"invalid_timestamp": 1}
+    assert verify_partition(paths, KEY).ok

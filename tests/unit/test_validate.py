@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from lake.contracts.validate import EventValidator, parse_timestamp
+from lake.ingest.segment import corrected_timestamp
 from tests.helpers import event
 
 
@@ -82,6 +83,18 @@ def test_validator_does_not_mutate_the_event(validator):
     assert ev == before
 
 
-@pytest.mark.parametrize("value", [None, 17, "", "2026-11-02", "yesterday", "2026-13-45T99:00:00Z"])
+@pytest.mark.parametrize("value", [None, 17, "", "2026-11-02", "yesterday", "2026-13-45T99:00:00Z",
+                                   "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])  # outside years 1-9999 in UTC
 def test_parse_timestamp_rejects(value):
     assert parse_timestamp(value) is None
+
+
+def test_a_timestamp_outside_the_calendar_is_quarantined_not_an_error(validator):
+    violation, ts, _ = validator.check(event(ts="0001-01-01T00:30:00+01:00"))
+    assert violation.type == "invalid_timestamp" and ts is None
+
+
+def test_a_skew_correction_outside_the_calendar_is_no_time():
+    assert corrected_timestamp("0001-01-02T00:00:00Z", "9999-12-31T00:00:00Z", "2026-11-02T05:10:01Z") is None
+    assert corrected_timestamp("2026-11-02T05:10:00Z", "2026-11-02T05:10:00.500Z", "2026-11-02T05:10:01Z") == \
+        "2026-11-02T05:10:00.500Z"
