@@ -132,7 +132,7 @@ class ErasureReport:
 def _safe_reason(reason: str, subject: Subject) -> str:
     # The operator's own text: every occurrence of an id goes, even inside a longer word.
     text = (reason or "").strip() or "unspecified"
-    ids = {subject.given} | subject.exact | subject.shared_devices
+    ids = {subject.given} | subject.exact | subject.shared_devices | subject.pii
     for n in sorted(ids, key=lambda s: (-len(s), s)):
         text = text.replace(n, "[subject]")
     return text[:500]
@@ -153,8 +153,9 @@ def erase_person(
     (``lake.erasure.subject``); rows and landed lines are matched on their parsed id fields, never
     on substrings, and the most specific id decides: an event carrying another user's id is never
     erased, an anonymous event on a device shared with another user goes with the user silver
-    attributes the device to (the earliest link). In order, under the writer locks of every table
-    it touches (:data:`ERASURE_LOCKS`):
+    attributes the device to (the earliest link). Their email and phone (plan-marked PII, raw and
+    as keyed hashes) are removed wherever else they appear. In order, under the writer locks of
+    every table it touches (:data:`ERASURE_LOCKS`):
 
     1. the landing zone: their lines are blanked in place (line numbers of the others stay);
     2. every Delta table under ``delta/``: their rows are deleted — in the audit log, which is

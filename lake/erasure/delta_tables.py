@@ -9,7 +9,7 @@ added later is covered without touching this module. Per row (:func:`owned_rows`
   else the id fields parsed from a quarantined ``raw_line``; a row without any id is theirs when
   its ``event_id`` is one of theirs. Ids are compared whole: ``user-1`` is not ``user-10``;
 * **redacted** — kept, with each mention replaced by ``"erased"`` — when another text column
-  mentions them: one of their ids as a *whole token*
+  mentions them: one of their ids, their email or phone (raw or keyed hash) as a *whole token*
   (``user-1`` inside ``user-10`` or ``evt-user-1x`` is not a mention). Identity columns of rows that
   are not theirs are never changed. Every matching row of the tables in :data:`REDACT_TABLES` is
   redacted instead of deleted.

@@ -2,7 +2,8 @@
 
 The rules are the Delta tables' (:mod:`lake.erasure.delta_tables`): a row is the person's by the
 most specific id it carries (``user_id``, else ``person_id``, else ``anonymous_id``), compared
-whole; other text mentions them when one of their ids occurs as a whole token. Their rows are deleted, mentions in other rows replaced by ``"erased"``.
+whole; other text mentions them when one of their ids, or their email / phone (raw or hashed),
+occurs as a whole token. Their rows are deleted, mentions in other rows replaced by ``"erased"``.
 
 * **Parquet files** anywhere else under the root — batches a gate held (``audit/held/``), the
   simulator's truth and state (``simulator/``) — are rewritten without their rows, with mentions

@@ -19,6 +19,11 @@ Ids are compared whole, after parsing (a column value, a line's id field), never
   revocation sent before signing in still covers the account), else the device alone.
 * Ids that look like an email or IP are stored hashed by ingestion (``lake.pii``), so their keyed
   hash is matched too.
+* **Their email and phone**: the values of the tracking plan's ``pii: true`` properties named like
+  an email or phone in their own events (landed raw, stored as keyed hashes). Both forms are
+  removed wherever else they appear — unless another person's own event carries the same value
+  in such a property (a shared family address is theirs too, and stays in their rows). Names and
+  other plan-marked PII go with the subject's rows only: a first name is not unique to a person.
 * An id the lake never saw (in the identity map, bronze or a landed line's id fields) is
   **unknown**: the erasure then matches nothing but exact identity values, and reports that it
   found nothing.
@@ -32,11 +37,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lake import delta_io
 from lake.erasure.errors import InvalidSubject
@@ -50,10 +57,12 @@ if TYPE_CHECKING:
 
     from lake.contracts.plan import TrackingPlan
 
-__all__ = ["Subject", "resolve_subject", "validate_subject_id"]
+__all__ = ["Subject", "identifying_pii", "resolve_subject", "validate_subject_id"]
 
 _MAX_ID = 256
 ANON_PREFIX = "anon:"  # lake.silver.transform.ANON_PREFIX: person_id of a device no user is linked to
+# Plan-marked PII properties whose value identifies one person (removed wherever it appears).
+_IDENTIFYING = re.compile(r"e_?mail|phone|mobile")
 # A mention is a whole token: the id not continued by another character an id can hold.
 _BEFORE = r"(?<![\w\-.@+])"
 _AFTER = r"(?![\w\-@+])(?!\.\w)"
@@ -92,6 +101,7 @@ class Subject:
             not). Events with another user's id on them stay; these ids are not searched in free
             text, nor in the leftover check (they are the other user's device too).
         event_ids: Event ids of their bronze rows and landed lines (matches rows that carry no id).
+        pii: Their email / phone values, raw and keyed-hashed (not shared with another person).
         known: Whether the lake saw the id at all; an unknown id matches exact identity values only.
         successors: Identity rows (``silver/identity_map`` columns) that replace theirs for devices
             another user was seen with too, by silver's earliest-link rule.
@@ -102,6 +112,7 @@ class Subject:
     anonymous_ids: frozenset[str] = frozenset()
     shared_devices: frozenset[str] = frozenset()
     event_ids: frozenset[str] = frozenset()
+    pii: frozenset[str] = field(default=frozenset())
     known: bool = True
     successors: tuple[dict[str, Any], ...] = ()
 
@@ -120,7 +131,8 @@ class Subject:
         """What marks free text as mentioning them (whole tokens), longest first; none when unknown."""
         if not self.known:
             return ()
-        return tuple(sorted(self.exact - self.shared_devices, key=lambda s: (-len(s), s)))
+        own = (self.exact - self.shared_devices) | self.pii
+        return tuple(sorted(own, key=lambda s: (-len(s), s)))
 
     @cached_property
     def pattern(self) -> re.Pattern[str] | None:
@@ -177,6 +189,16 @@ def _forms(values: set[str] | frozenset[str], masker: PiiMasker | None) -> froze
     if masker is not None:
         out |= {masker.hash(v) for v in values if looks_like_pii(v)}
     return frozenset(out)
+
+
+def identifying_pii(plan: TrackingPlan) -> dict[str, frozenset[str]]:
+    """Per event: its ``pii: true`` properties whose value identifies one person (email, phone)."""
+    out = {}
+    for name, spec in plan.events.items():
+        props = frozenset(p for p in spec.pii if _IDENTIFYING.search(p))
+        if props:
+            out[name] = props
+    return out
 
 
 # -- resolution ------------------------------------------------------------------------------------
@@ -270,7 +292,7 @@ def resolve_subject(paths: LakePaths, given: str, masker: PiiMasker, *, plan: Tr
         paths: the lake.
         given: a user id, or an anonymous id.
         masker: the keyed hasher ingestion used (ids and PII are stored hashed).
-        plan: the tracking plan (Segment landing files are read with it, as ingestion reads them).
+        plan: the tracking plan (which properties are PII; Segment landing files are read with it).
 
     Returns:
         The subject; ``known`` is False when no identity map row, bronze row or landed line carries
@@ -327,7 +349,66 @@ def resolve_subject(paths: LakePaths, given: str, masker: PiiMasker, *, plan: Tr
     own_rows = bronze.filter(by_user | by_device)
     own_lines = [i for i in landed.lines.values() if subject.owns(i)]
     events = set(own_rows["event_id"].to_list()) | {i.event_id for i in own_lines if i.event_id}
-    return replace(subject, event_ids=frozenset(events), successors=_successors(im, bronze, users))
+    subject = replace(subject, event_ids=frozenset(events))
+    pii = _pii(paths, subject, own_rows, own_lines, masker, plan)
+    return replace(subject, pii=pii, successors=_successors(im, bronze, users))
+
+
+def _prop_values(props: Any, names: frozenset[str]) -> list[Any]:
+    if type(props) is not dict:
+        return []
+    return [props[n] for n in names if props.get(n) is not None]
+
+
+def _pii(
+    paths: LakePaths,
+    subject: Subject,
+    own_rows: pl.DataFrame,
+    own_lines: list[LineIds],
+    masker: PiiMasker,
+    plan: TrackingPlan,
+) -> frozenset[str]:
+    """Their email / phone values, raw (landed lines) and hashed (as ingestion stores them), minus the
+    values another person's own events carry too."""
+    import pyarrow.dataset as pads
+
+    kinds = identifying_pii(plan)
+    if not kinds:
+        return frozenset()
+    raw: set[str] = set()
+    hashed: set[str] = set()
+    for ids in own_lines:
+        ev = ids.event or {}
+        for value in _prop_values(ev.get("properties"), kinds.get(ev.get("event_name"), frozenset())):
+            raw.add(value if isinstance(value, str) else str(value))
+            hashed.add(masker.hash(value))
+    mine = own_rows.filter(own_rows["event_name"].is_in(sorted(kinds)))
+    events = sorted(mine["event_id"].to_list())
+    flt = pads.field("event_name").isin(sorted(kinds))
+    rows = delta_io.read(paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "event_name", "user_id",
+                                                                      "anonymous_id", "properties"], filter=flt)
+    theirs = pc.is_in(rows["event_id"], value_set=pa.array(events, pa.string()))
+    for name, props in zip(rows.filter(theirs)["event_name"].to_pylist(), rows.filter(theirs)["properties"].to_pylist()):
+        hashed |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if isinstance(v, str)}
+    if not hashed:
+        return frozenset(raw)
+    # Shared values: another person's own event carries one in such a property.
+    others = rows.filter(pc.invert(theirs))
+    maybe: Any = pa.array([False] * others.num_rows, pa.bool_())
+    for h in sorted(hashed):
+        maybe = pc.or_(maybe, pc.fill_null(pc.match_substring(others["properties"], h), False))
+    shared: set[str] = set()
+    others = others.filter(maybe)
+    for name, props in zip(others["event_name"].to_pylist(), others["properties"].to_pylist()):
+        shared |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if v in hashed}
+    return frozenset({v for v in raw if masker.hash(v) not in shared} | (hashed - shared))
+
+
+def _loads(text: str | None) -> Any:
+    try:
+        return orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _successors(im: pl.DataFrame, bronze: pl.DataFrame, users: set[str]) -> tuple[dict[str, Any], ...]:

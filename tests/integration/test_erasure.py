@@ -566,7 +566,7 @@ def _malformed(event_id: str, user: str | None, anon: str) -> bytes:
     return f'{{"event_id": "{event_id}", "event_name": "page_viewed", {user_field}"anonymous_id": "{anon}"'.encode()
 
 
-def _batches() -> dict[str, list[tuple[str, dict | bytes]]]:
+def _batches(mentions: bool) -> dict[str, list[tuple[str, dict | bytes]]]:
     """Landing files (relative to landing/events) -> lines, each with the person it belongs to."""
     canonical: list[tuple[str, dict | bytes]] = []
     for i, (user, device, email) in enumerate(
@@ -606,6 +606,15 @@ def _batches() -> dict[str, list[tuple[str, dict | bytes]]]:
         ("user-5", _ev("page_viewed", {"path": "/p", "referrer": "https://x.example/?ref=1001"}, user="user-5",
                        anon="d5", minute=23, event_id="evt-user-1001-b")),
     ]
+    if mentions:  # user-3's rows mention user-2's email; both use one phone number
+        canonical += [
+            ("user-3", _ev("page_viewed", {"path": "/invite", "referrer": "two@example.com"}, user="user-3",
+                           anon="d3", minute=24)),
+            ("user-3", _ev("user_signed_up", {"method": "two@example.com", "email": "three@example.com"},
+                           user="user-3", anon="d3", minute=25)),  # quarantined: method not allowed
+            ("user-2", _ev("user_identified", {"phone": "+1 555 0100"}, user="user-2", anon="d2", minute=26)),
+            ("user-3", _ev("user_identified", {"phone": "+1 555 0100"}, user="user-3", anon="d3", minute=26)),
+        ]
     gz = [
         ("user-10", _ev("page_viewed", {"path": "/gz"}, user="user-10", anon="d10", minute=30)),
         ("user-1", _ev("page_viewed", {"path": "/gz"}, user="user-1", anon="d1", minute=30)),
@@ -635,7 +644,7 @@ def _batches() -> dict[str, list[tuple[str, dict | bytes]]]:
     }
 
 
-def build_small_lake(paths, plan, masker) -> dict[tuple[str, int], str]:
+def build_small_lake(paths, plan, masker, *, mentions: bool = False) -> dict[tuple[str, int], str]:
     """Land, ingest, build silver, features, loop decisions, the outbox and a warehouse table.
 
     Returns:
@@ -645,7 +654,7 @@ def build_small_lake(paths, plan, masker) -> dict[tuple[str, int], str]:
     from tests.integration.test_silver_build import passing_gate
 
     owners = {}
-    for rel, lines in _batches().items():
+    for rel, lines in _batches(mentions).items():
         data = b"\n".join(x if isinstance(x, bytes) else orjson.dumps(x) for _, x in lines) + b"\n"
         target = Path(paths.landing_events, rel)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -842,3 +851,33 @@ def test_a_shared_device_keeps_the_other_users_events(paths, plan, masker):
     assert (report.devices, report.shared_devices) == (3, 2)
     assert byte_scan(paths.root, ['"user-2"', '"d2"', "anon:d2"]) == []
     assert_exactly_once_and_equal_to_rebuild(paths)
+
+
+def test_email_and_phone_are_removed_wherever_they_appear_unless_another_person_has_them_too(paths, plan, masker):
+    OWNERS.clear()
+    OWNERS.update(build_small_lake(paths, plan, masker, mentions=True))
+    email, phone = masker.hash("two@example.com"), masker.hash("+1 555 0100")
+    quarantine = read_delta(paths, "bronze/quarantine")
+    mention = quarantine.filter(pl.col("raw_line").str.contains(email))
+    assert mention.height == 1 and "two@example.com" in mention["detail"][0]  # the raw value, in user-3's row
+    assert read_delta(paths, "silver/events").filter(pl.col("properties").str.contains(email)).height == 2
+    lines = _landing_lines(paths)
+
+    erase_person(paths, "user-2", reason="ticket", masker=masker)
+
+    for t in discover_tables(paths):
+        text = _texts(read_delta(paths, t).to_dicts())
+        assert email not in text and "two@example.com" not in text, t
+    # Everywhere below the root — but another person's landed lines, which stay as they landed.
+    left = byte_scan(paths.root, [email, "two@example.com"])
+    assert left == ["landing/events/date=2026-04-01/hour=10/batch-1.jsonl"]
+    after = _landing_lines(paths)
+    for where, line in lines.items():
+        assert after[where] == (b"" if OWNERS[where] == "user-2" else line), where
+    invite = read_delta(paths, "silver/events").filter(pl.col("properties").str.contains("/invite"))
+    assert json.loads(invite["properties"][0]) == {"path": "/invite", "referrer": "erased"}
+    after = read_delta(paths, "bronze/quarantine").filter(pl.col("line_number") == mention["line_number"][0])
+    assert "method='erased'" in after["detail"][0] and after["event_id"][0] == mention["event_id"][0]
+    # The phone number user-3 gave too is theirs as well: it stays in their row.
+    kept = read_delta(paths, "bronze/events").filter(pl.col("properties").str.contains(phone))
+    assert kept["user_id"].to_list() == ["user-3"]
