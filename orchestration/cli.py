@@ -330,10 +330,15 @@ def _cmd_erase(args: argparse.Namespace) -> int:
             print("nothing erased")
             return 1
     report = erase_person(paths, subject, reason=args.reason)
-    print(f"erasure {report.erasure_id} ({report.devices} linked device(s)), {report.elapsed_s:.1f}s")
+    shared = f", {report.shared_devices} shared with another user" if report.shared_devices else ""
+    print(f"erasure {report.erasure_id} ({report.devices} linked device(s){shared}), {report.elapsed_s:.1f}s")
     removed = report.removed_by_place()
-    if not removed:
-        print("nothing found: the lake holds no data of this id (already erased, or never seen)")
+    if not report.subject_known:
+        print("nothing found: the lake never saw this id (no event, identity link or landed line carries it)")
+    elif not removed:
+        print("nothing found: the lake holds no data of this id (already erased)")
+    if report.shared_devices:
+        print("  shared devices: only this person's events on them were erased (another user's events stay)")
     for place, count in removed.items():
         print(f"  {place:<60}{count:>10,}")
     if report.history_purged:

@@ -2,7 +2,9 @@
 
 ``erase_person(paths, user_id, reason=...)`` rewrites the landing zone, every Delta table (and
 purges their history), the loose files, the online store and the warehouse, then records the
-erasure without personal data. Consent revocations captured at ingestion become pending requests
+erasure without personal data. The subject is resolved through the identity graph to exact ids
+(``lake.erasure.subject``), and rows and landed lines are matched on their parsed id fields, never
+on substrings (``lake.erasure.lines``, ``lake.erasure.delta_tables.owned_rows``). Consent revocations captured at ingestion become pending requests
 that ``process_pending_requests`` erases (the Dagster asset ``["governance", "erasures"]``).
 """
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lake import delta_io
 from lake.erasure.delta_tables import TableErasure, discover_tables, erase_table
 from lake.erasure.errors import ErasureError, ErasureIncomplete
-from lake.erasure.landing import erase_landing, link_landed_ids
+from lake.erasure.landing import erase_landing
 from lake.erasure.record import subject_hash, write_record
 from lake.erasure.stores import erase_online_store, erase_warehouse, leftover_files, scrub_loose_files
 from lake.erasure.subject import Subject, resolve_subject, validate_subject_id
@@ -56,7 +56,10 @@ class ErasureReport:
         files: Other files rewritten (relative to the root) with rows / mentions removed.
         warehouse: Rows deleted per warehouse table (``marts.dim_users``…).
         online_rows: Rows deleted from the online feature store.
-        devices: How many anonymous ids were linked to the person (a count, not the ids).
+        devices: How many devices (anonymous ids) were linked to the person (a count, not the ids).
+        shared_devices: How many of those another user id was seen with too: only the person's own
+            events on them were erased (``lake.erasure.subject``).
+        subject_known: Whether the lake had seen the id at all (an unknown id erases nothing).
     """
 
     erasure_id: str
@@ -74,6 +77,8 @@ class ErasureReport:
     warehouse: dict[str, int] = field(default_factory=dict)
     online_rows: int = 0
     devices: int = 0
+    shared_devices: int = 0
+    subject_known: bool = True
     elapsed_s: float = 0.0
 
     @property
@@ -119,12 +124,16 @@ class ErasureReport:
             "warehouse": self.warehouse,
             "online_rows": self.online_rows,
             "devices": self.devices,
+            "shared_devices": self.shared_devices,
+            "subject_known": self.subject_known,
         }
 
 
 def _safe_reason(reason: str, subject: Subject) -> str:
+    # The operator's own text: every occurrence of an id goes, even inside a longer word.
     text = (reason or "").strip() or "unspecified"
-    for n in subject.needles:
+    ids = {subject.given} | subject.exact | subject.shared_devices | subject.pii
+    for n in sorted(ids, key=lambda s: (-len(s), s)):
         text = text.replace(n, "[subject]")
     return text[:500]
 
@@ -140,8 +149,13 @@ def erase_person(
 ) -> ErasureReport:
     """Remove every trace of one person from the lake (GDPR art. 17), and record that it was done.
 
-    The person is ``user_id`` plus every anonymous id linked to it (``lake.erasure.subject``). In
-    order, under the writer locks of every table it touches (:data:`ERASURE_LOCKS`):
+    The person is ``user_id`` and the devices attributed to it, resolved through the identity graph
+    (``lake.erasure.subject``); rows and landed lines are matched on their parsed id fields, never
+    on substrings, and the most specific id decides: an event carrying another user's id is never
+    erased, an anonymous event on a device shared with another user goes with the user silver
+    attributes the device to (the earliest link). Their email and phone (plan-marked PII, raw and
+    as keyed hashes) are removed wherever else they appear. In order, under the writer locks of
+    every table it touches (:data:`ERASURE_LOCKS`):
 
     1. the landing zone: their lines are blanked in place (line numbers of the others stay);
     2. every Delta table under ``delta/``: their rows are deleted — in the audit log, which is
@@ -156,7 +170,8 @@ def erase_person(
     5. a record in ``delta/governance/erasures`` with counts and a keyed hash — no raw id.
 
     Erasing the same person again finds nothing and changes nothing but the record (zero counts);
-    an id the lake never saw is not an error.
+    an id the lake never saw is not an error: it matches exact identity values only, so it erases
+    nothing, and the report says so (``nothing_found``, ``subject_known`` False).
 
     Args:
         paths: the lake (a local storage root).
@@ -199,21 +214,29 @@ def erase_person(
     with ExitStack() as locks:
         for name in ERASURE_LOCKS:
             locks.enter_context(table_lock(paths, name))
-        subject = resolve_subject(paths, user_id, masker)
-        subject = link_landed_ids(paths, subject, masker)
+        subject = resolve_subject(paths, user_id, masker, plan=plan)
         report.reason = _safe_reason(reason, subject)
-        report.devices = len(subject.anonymous_ids)
+        report.devices = len(subject.anonymous_ids | subject.shared_devices)
+        report.shared_devices = len(subject.shared_devices)
+        report.subject_known = subject.known
 
         tables = discover_tables(paths)
         _preflight(paths, tables)
         bronze_before = delta_io.version(paths.bronze_events)
         silver_state = _silver_state_before(paths)
 
-        landing, subject = erase_landing(paths, subject)
+        landing, subject = erase_landing(paths, subject, plan=plan)
         report.landing_lines_removed, report.landing_files = landing.lines_removed, landing.files_rewritten
 
+        successors = _successor_rows(subject)
         for table in tables:
-            res: TableErasure = erase_table(paths, table, subject, erasure_id=report.erasure_id)
+            res: TableErasure = erase_table(
+                paths,
+                table,
+                subject,
+                erasure_id=report.erasure_id,
+                replacements=successors if table == _IDENTITY_MAP else None,
+            )
             if res.rows_removed:
                 report.tables[table] = res.rows_removed
             if res.rows_redacted:
@@ -233,7 +256,7 @@ def erase_person(
         report.online_rows = erase_online_store(paths, subject)
         report.warehouse = erase_warehouse(paths, subject)
 
-        leftovers = leftover_files(paths, subject)
+        leftovers = leftover_files(paths, subject, plan=plan)
         report.completed_at = datetime.now(UTC)
         report.elapsed_s = time.perf_counter() - started
         write_record(
@@ -266,6 +289,20 @@ def erase_person(
     if leftovers:
         raise ErasureIncomplete(report.erasure_id, leftovers)
     return report
+
+
+_IDENTITY_MAP = "silver/identity_map"
+
+
+def _successor_rows(subject: Subject):
+    """The identity rows that replace the subject's for devices another user linked too (or None)."""
+    if not subject.successors:
+        return None
+    import pyarrow as pa
+
+    from lake.schemas import SILVER_IDENTITY_MAP
+
+    return pa.Table.from_pylist(list(subject.successors), schema=SILVER_IDENTITY_MAP)
 
 
 def _preflight(paths: LakePaths, tables: list[str]) -> None:

@@ -1,14 +1,18 @@
 """Every Delta table under ``$ROOT/delta``: find the person's rows, remove them, purge the history.
 
 Tables are discovered, not listed: every folder holding a ``_delta_log`` is erased, so a table
-added later is covered without touching this module. Per row:
+added later is covered without touching this module. Per row (:func:`owned_rows`):
 
-* **deleted** when an identity column (``user_id``, ``anonymous_id``, ``person_id``) holds one of
-  the person's ids, an ``event_id`` column one of their events, or a raw-record column
-  (``raw_line``: a quarantined landed line) mentions an id;
-* **redacted** — kept, with each mention of an id replaced by ``"erased"`` — when only free text
-  mentions the person (e.g. a JSON document of a loop run listing unit ids), and for every
-  matching row of the tables in :data:`REDACT_TABLES`.
+* **deleted** when it is the person's, by the most specific id it carries — ``user_id`` when set
+  (so another user's event on a device they shared is never theirs), else ``person_id`` (silver's
+  attribution), else ``anonymous_id`` (a device attributed to them, see ``lake.erasure.subject``),
+  else the id fields parsed from a quarantined ``raw_line``; a row without any id is theirs when
+  its ``event_id`` is one of theirs. Ids are compared whole: ``user-1`` is not ``user-10``;
+* **redacted** — kept, with each mention replaced by ``"erased"`` — when another text column
+  mentions them: one of their ids, their email or phone (raw or keyed hash) as a *whole token*
+  (``user-1`` inside ``user-10`` or ``evt-user-1x`` is not a mention). Identity columns of rows that
+  are not theirs are never changed. Every matching row of the tables in :data:`REDACT_TABLES` is
+  redacted instead of deleted.
 
 The audit log (``decisions/audit_log``) is append-only by rule: decisions stay accountable. The
 right to erasure is the one legal exception, and it is applied as a redaction **in place**: the
@@ -47,6 +51,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake import delta_io
 from lake.erasure.errors import UnknownPersonColumn
+from lake.erasure.lines import parse_record
 from lake.erasure.subject import Subject
 from lake.paths import LakePaths
 
@@ -62,6 +67,7 @@ __all__ = [
     "discover_tables",
     "erase_table",
     "history_mentions",
+    "owned_rows",
     "purge_history",
 ]
 
@@ -148,60 +154,128 @@ def _false(n: int) -> pa.Array:
     return pa.array([False] * n, pa.bool_()) if n else pa.array([], pa.bool_())
 
 
-def _mentions(col: pa.ChunkedArray, needles: Iterable[str]) -> pa.ChunkedArray | pa.Array:
+def _is_in(col: pa.ChunkedArray, values: Iterable[str]) -> Any:
+    return pc.fill_null(pc.is_in(col, value_set=pa.array(sorted(values), pa.string())), False)
+
+
+def _containing(col: pa.ChunkedArray, needles: Iterable[str]) -> Any:
+    """Rows whose text contains one of ``needles`` as a substring (a cheap prefilter, never a verdict)."""
     out: Any = _false(len(col))
     for n in needles:
         out = pc.or_(out, pc.fill_null(pc.match_substring(col, pattern=n), False))
     return out
 
 
+def _flat(mask: Any) -> pa.Array:
+    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
+
+
+def _rows_where(n: int, rows: Iterable[int]) -> pa.Array:
+    hit = [False] * n
+    for i in rows:
+        hit[i] = True
+    return pa.array(hit, pa.bool_())
+
+
+def _mentions(col: pa.ChunkedArray, subject: Subject) -> Any:
+    """Rows whose text mentions the subject: one of their tokens as a whole token, not a substring."""
+    if not subject.tokens or len(col) == 0:
+        return _false(len(col))
+    candidates = pc.indices_nonzero(_containing(col, subject.tokens)).to_pylist()
+    if not candidates:
+        return _false(len(col))
+    values = pc.take(col, pa.array(candidates, pa.int64())).to_pylist()
+    return _rows_where(len(col), (i for i, v in zip(candidates, values) if subject.mentioned_in(v)))
+
+
+def owned_rows(data: pa.Table, subject: Subject) -> Any:
+    """Rows that are the subject's, decided by the most specific id each row carries.
+
+    ``user_id`` when it is set (another user's row is never theirs, whatever device it came from);
+    else ``person_id`` (silver's attribution: their user id or ``anon:<their device>``); else
+    ``anonymous_id`` (one of the devices attributed to them); else, for a quarantined ``raw_line``,
+    the id fields parsed from the line by the same rule; a row with no id at all is theirs when its
+    ``event_id`` is one of theirs.
+    """
+    n = data.num_rows
+    cols = {name.lower(): data[name] for name in data.column_names if _is_text(data[name].type)}
+    own: Any = _false(n)
+    decided: Any = _false(n)
+    for name, values in (
+        ("user_id", subject.user_ids),
+        ("person_id", subject.persons),
+        ("anonymous_id", subject.anonymous_ids),
+    ):
+        if name in cols:
+            col = _text(cols[name])
+            present = pc.and_(pc.is_valid(col), pc.invert(decided))
+            own = pc.or_(own, pc.and_(present, _is_in(col, values)))
+            decided = pc.or_(decided, present)
+    for name in sorted(RECORD_COLUMNS & set(cols)):
+        col = _text(cols[name])
+        maybe = pc.and_(pc.invert(decided), _containing(col, sorted(subject.exact)))
+        if "event_id" in cols:
+            maybe = pc.or_(maybe, pc.and_(pc.invert(decided), _is_in(_text(cols["event_id"]), subject.event_ids)))
+        rows = pc.indices_nonzero(maybe).to_pylist()
+        mine, parsed = [], []
+        for i, text in zip(rows, pc.take(col, pa.array(rows, pa.int64())).to_pylist()):
+            ids = parse_record(text) if text is not None else None
+            if ids is not None and ids.has_ids:
+                parsed.append(i)
+                if subject.owns(ids):
+                    mine.append(i)
+        own = pc.or_(own, _rows_where(n, mine))
+        decided = pc.or_(decided, _rows_where(n, parsed))
+    if "event_id" in cols and subject.event_ids:
+        own = pc.or_(own, pc.and_(pc.invert(decided), _is_in(_text(cols["event_id"]), subject.event_ids)))
+    return own
+
+
 def _masks(data: pa.Table, subject: Subject) -> tuple[Any, Any]:
-    """(rows that are the person's, rows that only mention them) of ``data``."""
-    exact = pa.array(sorted(subject.exact), pa.string())
-    events = pa.array(sorted(subject.event_ids), pa.string())
-    own: Any = _false(data.num_rows)
+    """(rows that are the person's, rows that mention them) of ``data``."""
+    own = owned_rows(data, subject)
     mention: Any = _false(data.num_rows)
     for name in data.column_names:
         col = data[name]
         lname = name.lower()
         if _is_text(col.type):
-            col = _text(col)
-            if lname in IDENTITY_COLUMNS:
-                own = pc.or_(own, pc.fill_null(pc.is_in(col, value_set=exact), False))
-            elif lname in EVENT_COLUMNS:
-                own = pc.or_(own, pc.fill_null(pc.is_in(col, value_set=events), False))
-            elif lname in RECORD_COLUMNS:
-                own = pc.or_(own, _mentions(col, subject.needles))
-            else:
-                mention = pc.or_(mention, _mentions(col, subject.needles))
+            if lname not in IDENTITY_COLUMNS | EVENT_COLUMNS:
+                mention = pc.or_(mention, _mentions(_text(col), subject))
         elif _is_text_list(col.type):
             # A list element that mentions the person makes the row theirs (lists cannot be redacted
             # element by element without changing what the list means).
             arr = col.combine_chunks()
             flat = pc.list_flatten(arr)
             if len(flat):
-                hit = _mentions(_text(pa.chunked_array([flat])), subject.needles)
+                hit = _mentions(_text(pa.chunked_array([flat])), subject)
                 rows = pc.unique(pc.filter(pc.list_parent_indices(arr), hit))
                 own = pc.or_(own, pc.is_in(pa.array(range(data.num_rows), pa.int64()), value_set=rows.cast(pa.int64())))
     return own, mention
 
 
-def _redact(data: pa.Table, rows: Any, subject: Subject) -> pa.Table:
-    """Replace the person's ids by ``REDACTED`` in the text columns of ``rows`` (other rows untouched)."""
-    exact = pa.array(sorted(subject.exact), pa.string())
+def _redact(data: pa.Table, rows: Any, subject: Subject, *, identities: Any = None) -> pa.Table:
+    """Replace the person's mentions by ``REDACTED`` in the text columns of ``rows``; in the rows of
+    ``identities`` (their own rows kept by rule: the audit log) their identity values too. Other rows,
+    and the identity columns of rows that are not theirs, stay as they are."""
+    rows = _flat(pc.fill_null(rows, False))
+    identities = None if identities is None else _flat(pc.fill_null(identities, False))
+    where = pc.indices_nonzero(rows)
     cols = []
     for name in data.column_names:
         col = data[name]
         if _is_text(col.type):
-            text = _text(col)
+            text = _text(col).combine_chunks()
             if name.lower() in IDENTITY_COLUMNS | EVENT_COLUMNS:
-                hit = pc.fill_null(pc.is_in(text, value_set=exact), False)
+                if identities is None:
+                    cols.append(col)
+                    continue
+                hit = pc.and_(identities, _is_in(text, subject.exact))
                 new = pc.if_else(hit, pa.scalar(REDACTED, pa.string()), text)
             else:
-                new = text
-                for n in subject.needles:
-                    new = pc.replace_substring(new, pattern=n, replacement=REDACTED)
-            col = pc.if_else(rows, new, text).cast(col.type) if col.type != pa.string() else pc.if_else(rows, new, text)
+                values = pc.take(text, where).to_pylist()
+                replaced = pa.array([None if v is None else subject.redact(v, REDACTED) for v in values], pa.string())
+                new = pc.replace_with_mask(text, rows, replaced) if len(values) else text
+            col = new.cast(col.type) if col.type != pa.string() else new
         cols.append(col)
     return pa.Table.from_arrays(cols, schema=data.schema)
 
@@ -224,8 +298,19 @@ def _partition_predicate(parts: list[str], values: list[tuple]) -> str:
     return " OR ".join(f"({c})" for c in clauses)
 
 
-def erase_table(paths: LakePaths, table: str, subject: Subject, *, erasure_id: str) -> TableErasure:
-    """Delete (or redact) the person's rows of one table, then purge its history if it held them."""
+def erase_table(
+    paths: LakePaths, table: str, subject: Subject, *, erasure_id: str, replacements: pa.Table | None = None
+) -> TableErasure:
+    """Delete (or redact) the person's rows of one table, then purge its history if it held them.
+
+    Args:
+        paths: the lake.
+        table: relative to ``$ROOT/delta`` (``silver/events``).
+        subject: whose rows.
+        erasure_id: recorded in the commit's metadata.
+        replacements: rows written in the same commit, when the table held the person (the identity
+            rows that replace theirs for shared devices; an unpartitioned table only).
+    """
     uri = f"{paths.root}/delta/{table}"
     result = TableErasure(table)
     dt = DeltaTable(uri, storage_options=delta_io.storage_options(uri))
@@ -238,7 +323,9 @@ def erase_table(paths: LakePaths, table: str, subject: Subject, *, erasure_id: s
         own, mention = _masks(data, subject)
         hit = pc.or_(own, mention)
         if pc.any(hit).as_py():
-            result = _rewrite(dt, table, schema, parts, data.filter(hit), subject, erasure_id=erasure_id)
+            result = _rewrite(
+                dt, table, schema, parts, data.filter(hit), subject, erasure_id=erasure_id, replacements=replacements
+            )
     if result.rows_removed or result.rows_redacted or history_mentions(uri, dt, subject):
         purge_history(uri)
         result.history_purged = True
@@ -254,10 +341,13 @@ def _rewrite(
     subject: Subject,
     *,
     erasure_id: str,
+    replacements: pa.Table | None,
 ) -> TableErasure:
     result = TableErasure(table)
     dataset = dt.to_pyarrow_dataset()
     if parts:
+        if replacements is not None and replacements.num_rows:
+            raise ValueError(f"replacement rows for the partitioned table {table} are not supported")
         keys = sorted({tuple(r[c] for c in parts) for r in hits.select(parts).to_pylist()}, key=repr)
         flt = None
         for tup in keys:
@@ -278,9 +368,13 @@ def _rewrite(
         redact, delete = pc.and_(mention, pc.invert(own)), own
     result.rows_removed = int(pc.sum(pc.cast(delete, pa.int64())).as_py() or 0)
     result.rows_redacted = int(pc.sum(pc.cast(redact, pa.int64())).as_py() or 0)
-    out = full.filter(pc.invert(delete))
+    keep = pc.invert(delete)
+    out = full.filter(keep)
     if result.rows_redacted:
-        out = _redact(out, pc.filter(redact, pc.invert(delete)), subject)
+        identities = pc.filter(own, keep) if table in REDACT_TABLES else None
+        out = _redact(out, pc.filter(redact, keep), subject, identities=identities)
+    if result.rows_removed and replacements is not None and replacements.num_rows:
+        out = pa.concat_tables([out.cast(schema), replacements.select(schema.names).cast(schema)])
     props = CommitProperties(custom_metadata={"growthlake.operation": "erasure", "growthlake.erasure_id": erasure_id})
     write_deltalake(
         dt, out.cast(schema), mode="overwrite", predicate=predicate, partition_by=parts or None, commit_properties=props
@@ -289,12 +383,15 @@ def _rewrite(
 
 
 def history_mentions(uri: str, dt: DeltaTable, subject: Subject) -> bool:
-    """Whether files the current version does not reference, or the log, hold one of the ids."""
+    """Whether files the current version does not reference, or the log, hold the person: a row of
+    theirs or a mention (Parquet values), or one of their tokens (log entries: column statistics)."""
     if "://" in uri:
         return True  # not inspected on object stores: purge to be safe
+    pattern = subject.byte_pattern
+    if pattern is None and not subject.exact:
+        return False
     base = Path(uri)
     current = {unquote(p) for p in pa.table(dt.get_add_actions(flatten=True)).column("path").to_pylist()}
-    needles = [n.encode() for n in subject.needles]
     for path in base.rglob("*"):
         if not path.is_file():
             continue
@@ -302,20 +399,24 @@ def history_mentions(uri: str, dt: DeltaTable, subject: Subject) -> bool:
         in_log = rel.startswith("_delta_log/")
         if not in_log and rel in current:
             continue
-        data = path.read_bytes()
-        if any(n in data for n in needles):
-            return True
-        if path.suffix == ".parquet" and _parquet_mentions(path, subject):
+        if path.suffix == ".parquet":
+            if _parquet_holds(path, subject):
+                return True
+        elif pattern is not None and pattern.search(path.read_bytes()):
             return True
     return False
 
 
-def _parquet_mentions(path: Path, subject: Subject) -> bool:
+def _parquet_holds(path: Path, subject: Subject) -> bool:
     try:
-        text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        data = pq.read_table(path)
     except Exception:  # noqa: BLE001 - an unreadable leftover is purged rather than trusted
         return True
-    return any(n in text for n in subject.needles)
+    own, mention = _masks(data, subject)
+    if pc.any(pc.or_(own, mention)).as_py():
+        return True
+    # A checkpoint holds column statistics as values, not as columns named like the person's.
+    return subject.pattern is not None and subject.mentioned_in(json.dumps(data.to_pylist(), default=str))
 
 
 def purge_history(uri: str) -> None:

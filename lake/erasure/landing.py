@@ -1,13 +1,17 @@
 """The landing zone: find the person's lines, and rewrite each batch file without them.
 
-A line is the person's when it contains one of their ids (the parsed ids of a JSON line, or the
-bytes of a line that is not JSON — a malformed line is still their data). Their lines are
-replaced by **blank lines**, not removed: ingestion skips blank lines (``Normalizer.add_line``)
-and the ledger does not count them as landed (``lake.ledger.count_landed_lines``), so every other
-line keeps its number, and the ``_source_file`` / ``_line_number`` of every remaining bronze and
-quarantine row still points at the right line. Files are rewritten atomically (a hidden
-temporary file in the same folder — the landing listing ignores names starting with ``.`` — then
-``os.replace``), gzip files stay gzip.
+A line is the person's when its **parsed id fields** say so (:mod:`lake.erasure.lines`; the rule
+is :meth:`lake.erasure.subject.Subject.owns`): its user id is theirs, or it has no user id and its
+device is one attributed to them — never because some id occurs inside its bytes. Another user's
+line on a device they shared, or a line whose event id or path merely contains their id, is not
+theirs and stays byte for byte. A line that is not JSON is read by its ``"field": value`` pairs.
+
+Their lines are replaced by **blank lines**, not removed: ingestion skips blank lines
+(``Normalizer.add_line``) and the ledger does not count them as landed
+(``lake.ledger.count_landed_lines``), so every other line keeps its number, and the
+``_source_file`` / ``_line_number`` of every remaining bronze and quarantine row still points at
+the right line. Files are rewritten atomically (a hidden temporary file in the same folder — the
+landing listing ignores names starting with ``.`` — then ``os.replace``), gzip files stay gzip.
 """
 
 from __future__ import annotations
@@ -15,18 +19,19 @@ from __future__ import annotations
 import gzip
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import orjson
+from typing import TYPE_CHECKING
 
 from lake.durable import fsync_dir
+from lake.erasure.lines import landed_files, parse_landed_line, read_landed
 from lake.erasure.subject import Subject
-from lake.landing import LandingFile, list_landing_files, list_landing_partitions
 from lake.paths import LakePaths
-from lake.pii import PiiMasker
 
-__all__ = ["LandingErasure", "erase_landing", "link_landed_ids"]
+if TYPE_CHECKING:
+    from lake.contracts.plan import TrackingPlan
+
+__all__ = ["LandingErasure", "erase_landing", "landing_leftovers"]
 
 
 @dataclass
@@ -38,65 +43,35 @@ class LandingErasure:
     partitions: list[str] = field(default_factory=list)  # hourly keys whose files changed
 
 
-def _files(paths: LakePaths) -> list[tuple[str, LandingFile]]:
-    return [(key, f) for key in list_landing_partitions(paths) for f in list_landing_files(paths, key)]
+def _needles(subject: Subject) -> list[bytes]:
+    # A line can only be theirs if one of their ids occurs in it: a cheap prefilter, never the verdict.
+    # An unknown id is in no landed line's id fields (resolution looked): nothing to search.
+    if not subject.known:
+        return []
+    return [n.encode() for n in sorted(subject.user_ids | subject.anonymous_ids)]
 
 
-def _read(path: str) -> bytes:
-    data = Path(path).read_bytes()
-    return gzip.decompress(data) if path.endswith(".gz") else data
-
-
-def _parse(raw: bytes) -> dict | None:
-    try:
-        ev = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return ev if type(ev) is dict else None
-
-
-def link_landed_ids(paths: LakePaths, subject: Subject, masker: PiiMasker) -> Subject:
-    """Add the devices and event ids that landed lines carrying the person's user id link to them."""
-    users = {u.encode() for u in subject.user_ids}
-    if not users:
-        return subject
-    anons: set[str] = set()
-    events: set[str] = set()
-    for _, f in _files(paths):
-        data = _read(f.path)
-        if not any(u in data for u in users):
-            continue
-        for raw in data.split(b"\n"):
-            if (
-                any(u in raw for u in users)
-                and (ev := _parse(raw)) is not None
-                and (ev.get("user_id") or ev.get("userId")) in subject.user_ids  # canonical or Segment line
-            ):
-                anons.add(ev.get("anonymous_id") or ev.get("anonymousId") or ev.get("previousId"))
-                events.add(ev.get("event_id") or ev.get("messageId"))
-    return subject.with_ids(anons={a for a in anons if isinstance(a, str)}, events=events, masker=masker)
-
-
-def erase_landing(paths: LakePaths, subject: Subject) -> tuple[LandingErasure, Subject]:
-    """Blank the person's lines in every landing file; return what changed and the event ids of the
-    removed lines (added to ``subject``, so that quarantine rows are matched by event id too)."""
-    needles = [n.encode() for n in subject.needles]
+def erase_landing(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> tuple[LandingErasure, Subject]:
+    """Blank the person's lines in every landing file; return what changed and the subject with the
+    event ids of the blanked lines (so that a quarantined row without ids is matched by event id)."""
+    needles = _needles(subject)
     out = LandingErasure()
     events: set[str] = set()
     if not needles:
         return out, subject
-    for key, f in _files(paths):
-        data = _read(f.path)
+    for key, f, convert in landed_files(paths, plan=plan):
+        data = read_landed(f.path)
         if not any(n in data for n in needles):
             continue
         lines = data.split(b"\n")
         removed = 0
         for i, raw in enumerate(lines):
-            if raw and any(n in raw for n in needles):
-                ev = _parse(raw)
-                event_id = None if ev is None else ev.get("event_id") or ev.get("messageId")
-                if isinstance(event_id, str):
-                    events.add(event_id)
+            if not any(n in raw for n in needles):
+                continue
+            ids = parse_landed_line(raw, convert)
+            if ids is not None and subject.owns(ids):
+                if ids.event_id:
+                    events.add(ids.event_id)
                 lines[i] = b""
                 removed += 1
         if removed:
@@ -105,7 +80,24 @@ def erase_landing(paths: LakePaths, subject: Subject) -> tuple[LandingErasure, S
             out.files_rewritten.append(f.relative)
             if key not in out.partitions:
                 out.partitions.append(key)
-    return out, subject.with_ids(events=events)
+    return out, replace(subject, event_ids=subject.event_ids | events)
+
+
+def landing_leftovers(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> list[str]:
+    """Landing files (relative to the root) that still hold a line of the person's."""
+    needles = _needles(subject)
+    found = []
+    if not needles:
+        return found
+    for _, f, convert in landed_files(paths, plan=plan):
+        data = read_landed(f.path)
+        if any(n in data for n in needles) and any(
+            (ids := parse_landed_line(raw, convert)) is not None and subject.owns(ids)
+            for raw in data.split(b"\n")
+            if any(n in raw for n in needles)
+        ):
+            found.append(Path(os.path.relpath(f.path, paths.root)).as_posix())
+    return found
 
 
 def _replace(path: str, data: bytes) -> None:

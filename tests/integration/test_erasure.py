@@ -518,3 +518,366 @@ def test_revocations_survive_parallel_normalization(paths, plan, masker, monkeyp
         == [f"usr_{i:016x}" for i in range(3)]
     )
     assert par.revocations == serial.revocations
+
+
+# -- exact erasure: ids are matched whole, shared devices keep the other user's events ------------------
+#
+# A small lake built by hand, so that every landed line has a known owner: canonical lines, a gzip
+# batch, a Segment dump, quarantined and malformed lines, a consent drop, silver, features (and the
+# online store), loop decisions, the message outbox and a warehouse table. Two devices are shared by
+# user-2 and user-3: SHARED_A was linked by user-2 first (its anonymous events are user-2's in
+# silver), SHARED_B by user-3 first (its anonymous events are user-3's).
+
+DAY = dt.date(2026, 4, 1)
+H1, H2 = "2026-04-01-10:00", "2026-04-01-11:00"
+SHARED_A, SHARED_B = "dev-shared-a", "dev-shared-b"
+UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+PERSONS = ("user-1", "user-10", "user-2", "user-3", "user-5")
+
+
+def _t(minute: int, hour: int = 10) -> str:
+    return f"2026-04-01T{hour:02d}:{minute:02d}:00Z"
+
+
+def _ev(name: str, props: dict, *, user: str | None, anon: str | None, minute: int, **kw) -> dict:
+    return event(name, props, user_id=user, anonymous_id=anon, ts=_t(minute), received=_t(minute), **kw)
+
+
+def _seg(kind: str, *, user: str | None, anon: str | None, minute: int, message_id: str, **fields) -> dict:
+    msg = {
+        "messageId": message_id,
+        "type": kind,
+        "timestamp": _t(minute, 11),
+        "sentAt": _t(minute, 11),
+        "receivedAt": _t(minute, 11),
+        "context": {"ip": "203.0.113.9", "userAgent": UA, "locale": "en-US",
+                    "consent": {"categoryPreferences": {"analytics": True}}},
+        **fields,
+    }
+    if user is not None:
+        msg["userId"] = user
+    if anon is not None:
+        msg["anonymousId"] = anon
+    return msg
+
+
+def _malformed(event_id: str, user: str | None, anon: str) -> bytes:
+    user_field = f'"user_id": "{user}", ' if user else ""
+    return f'{{"event_id": "{event_id}", "event_name": "page_viewed", {user_field}"anonymous_id": "{anon}"'.encode()
+
+
+def _batches(mentions: bool) -> dict[str, list[tuple[str, dict | bytes]]]:
+    """Landing files (relative to landing/events) -> lines, each with the person it belongs to."""
+    canonical: list[tuple[str, dict | bytes]] = []
+    for i, (user, device, email) in enumerate(
+        (("user-1", "d1", "one@example.com"), ("user-10", "d10", "ten@example.com"))
+    ):
+        m = 5 * i
+        canonical += [
+            (user, _ev("page_viewed", {"path": "/home"}, user=None, anon=device, minute=m + 1)),
+            (user, _ev("user_signed_up", {"method": "email", "email": email}, user=user, anon=device, minute=m + 2)),
+            (user, _ev("feature_used", {"feature": "api"}, user=user, anon=device, minute=m + 3)),
+            (user, _ev("button_clicked", {}, user=user, anon=device, minute=m + 4)),  # quarantined: unplanned
+            (user, _malformed(f"malformed-{user}", user, device)),  # quarantined: not JSON
+        ]
+    canonical += [
+        ("user-10", _ev("page_viewed", {"path": "/no-consent"}, user="user-10", anon="d10", minute=9, analytics=False)),
+        ("user-2", _ev("page_viewed", {"path": "/start"}, user=None, anon="d2", minute=10)),
+        ("user-2", _ev("user_signed_up", {"method": "email", "email": "two@example.com"}, user="user-2", anon="d2",
+                       minute=11)),
+        ("user-3", _ev("user_signed_up", {"method": "email", "email": "three@example.com"}, user="user-3", anon="d3",
+                       minute=11)),
+        ("user-2", _ev("user_logged_in", {"method": "email"}, user="user-2", anon=SHARED_A, minute=12)),
+        ("user-3", _ev("user_logged_in", {"method": "email"}, user="user-3", anon=SHARED_B, minute=13)),
+        ("user-3", _ev("user_logged_in", {"method": "email"}, user="user-3", anon=SHARED_A, minute=14)),
+        ("user-2", _ev("user_logged_in", {"method": "email"}, user="user-2", anon=SHARED_B, minute=15)),
+        ("user-2", _ev("page_viewed", {"path": "/anon-a"}, user=None, anon=SHARED_A, minute=16)),
+        ("user-3", _ev("page_viewed", {"path": "/anon-b"}, user=None, anon=SHARED_B, minute=17)),
+        ("user-3", _ev("feature_used", {"feature": "reports"}, user="user-3", anon=SHARED_A, minute=18)),
+        ("user-2", _ev("feature_used", {"feature": "alerts"}, user="user-2", anon=SHARED_B, minute=19)),
+        ("user-3", _ev("button_clicked", {}, user="user-3", anon=SHARED_A, minute=20)),
+        ("user-3", _ev("button_clicked", {}, user=None, anon=SHARED_B, minute=21)),
+        ("user-2", _ev("button_clicked", {}, user=None, anon=SHARED_A, minute=21)),
+        ("user-3", _malformed("malformed-3", "user-3", SHARED_A)),
+        ("user-3", _malformed("malformed-b", None, SHARED_B)),
+        # The never-seen id 1001 occurs inside ids and values of user-5's events, never as an id.
+        ("user-5", _ev("page_viewed", {"path": "/items/1001"}, user="user-5", anon="d5", minute=22,
+                       event_id="ev-1001")),
+        ("user-5", _ev("page_viewed", {"path": "/p", "referrer": "https://x.example/?ref=1001"}, user="user-5",
+                       anon="d5", minute=23, event_id="evt-user-1001-b")),
+    ]
+    if mentions:  # user-3's rows mention user-2's email; both use one phone number
+        canonical += [
+            ("user-3", _ev("page_viewed", {"path": "/invite", "referrer": "two@example.com"}, user="user-3",
+                           anon="d3", minute=24)),
+            ("user-3", _ev("user_signed_up", {"method": "two@example.com", "email": "three@example.com"},
+                           user="user-3", anon="d3", minute=25)),  # quarantined: method not allowed
+            ("user-2", _ev("user_identified", {"phone": "+1 555 0100"}, user="user-2", anon="d2", minute=26)),
+            ("user-3", _ev("user_identified", {"phone": "+1 555 0100"}, user="user-3", anon="d3", minute=26)),
+        ]
+    gz = [
+        ("user-10", _ev("page_viewed", {"path": "/gz"}, user="user-10", anon="d10", minute=30)),
+        ("user-1", _ev("page_viewed", {"path": "/gz"}, user="user-1", anon="d1", minute=30)),
+        ("user-3", _ev("page_viewed", {"path": "/gz"}, user="user-3", anon=SHARED_A, minute=31)),
+        ("user-3", _ev("page_viewed", {"path": "/gz"}, user=None, anon=SHARED_B, minute=32)),
+        ("user-2", _ev("page_viewed", {"path": "/gz"}, user=None, anon=SHARED_A, minute=33)),
+    ]
+    segment = [
+        ("user-10", _seg("identify", user="user-10", anon="d10", minute=1, message_id="seg-10-identify",
+                         traits={"email": "ten@example.com"})),
+        ("user-1", _seg("track", user="user-1", anon="d1", minute=2, message_id="seg-1-login", event="Signed In",
+                        properties={"method": "email"})),
+        ("user-3", _seg("page", user="user-3", anon=SHARED_A, minute=3, message_id="seg-3-page",
+                        properties={"path": "/seg"})),
+        ("user-2", _seg("page", user=None, anon=SHARED_A, minute=4, message_id="seg-a-anon",
+                        properties={"path": "/seg-anon"})),
+        ("user-3", _seg("page", user=None, anon=SHARED_B, minute=5, message_id="seg-b-anon",
+                        properties={"path": "/seg-anon"})),
+        ("user-5", _seg("page", user="user-5", anon="d5", minute=6, message_id="msg-1001-seg",
+                        properties={"path": "/items/1001"})),
+        ("user-10", _seg("alias", user="user-10", anon=None, minute=7, message_id="seg-10-alias", previousId="d10")),
+    ]
+    return {
+        "date=2026-04-01/hour=10/batch-1.jsonl": canonical,
+        "date=2026-04-01/hour=10/batch-2.jsonl.gz": gz,
+        "date=2026-04-01/hour=11/segment-1.jsonl": segment,
+    }
+
+
+def build_small_lake(paths, plan, masker, *, mentions: bool = False) -> dict[tuple[str, int], str]:
+    """Land, ingest, build silver, features, loop decisions, the outbox and a warehouse table.
+
+    Returns:
+        (landing file, line number) -> the person the line belongs to.
+    """
+    from growth_loops.loops.runtime import DECISIONS
+    from tests.integration.test_silver_build import passing_gate
+
+    owners = {}
+    for rel, lines in _batches(mentions).items():
+        data = b"\n".join(x if isinstance(x, bytes) else orjson.dumps(x) for _, x in lines) + b"\n"
+        target = Path(paths.landing_events, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(gzip.compress(data) if rel.endswith(".gz") else data)
+        owners |= {(rel, n): owner for n, (owner, _) in enumerate(lines, start=1)}
+    for key in (H1, H2):
+        assert ingest_partition(paths, key, plan=plan, masker=masker, auditor=passing_gate).ledger.reconciled
+    build_silver(paths)
+    store = FeatureStore(paths)
+    try:
+        store.materialize(DAY)
+    finally:
+        store.close()
+    now = dt.datetime(2026, 4, 2, 6, tzinfo=dt.UTC)
+    import pyarrow as pa
+
+    delta_io.append(
+        outbox_path(paths),
+        pa.Table.from_pylist(
+            [
+                {"message_id": f"msg-{p}", "loop": "trial_nudge", "decision_id": f"dec-{p}", "decision_day": DAY,
+                 "person_id": p, "template": "trial_nudge", "channel": "email", "payload": json.dumps({"to": p}),
+                 "created_at": now, "status": "pending", "sent_at": None}
+                for p in PERSONS
+            ],
+            schema=MESSAGE_OUTBOX,
+        ),
+        partition_by=["decision_day"],
+    )
+    delta_io.append(
+        f"{paths.root}/delta/loops/trial_nudge/decisions",
+        pa.Table.from_pylist(
+            [
+                {"decision_id": f"dec-{p}", "day": DAY, "loop": "trial_nudge", "policy_version": "v1", "person_id": p,
+                 "action": "nudge", "propensity": 0.5, "actuated": True, "mode": "full", "decided_at": now}
+                for p in PERSONS
+            ],
+            schema=DECISIONS,
+        ),
+        partition_by=["day"],
+    )
+    silver_events = DeltaTable(paths.silver_events).to_pyarrow_table()  # noqa: F841 - read by DuckDB below
+    con = duckdb.connect(paths.warehouse)
+    try:
+        con.execute("CREATE SCHEMA silver")
+        con.execute("CREATE TABLE silver.events AS SELECT * FROM silver_events")
+    finally:
+        con.close()
+    return owners
+
+
+def _landing_lines(paths) -> dict[tuple[str, int], bytes]:
+    out = {}
+    for path in sorted(Path(paths.landing_events).rglob("*.jsonl*")):
+        rel = path.relative_to(paths.landing_events).as_posix()
+        data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        out |= {(rel, n): line for n, line in enumerate(data.split(b"\n")[:-1], start=1)}
+    return out
+
+
+def _rows_by_owner(paths, owners: dict[tuple[str, int], str]) -> dict[str, dict[str, list[str]]]:
+    """Per table the erasure touches: owner -> its rows (JSON, sorted), from the rows' own lineage."""
+    bronze = read_delta(paths, "bronze/events")
+    by_event = {
+        e: owners[(f, n)] for e, f, n in bronze.select("event_id", "_source_file", "_line_number").iter_rows()
+    }
+    out: dict[str, dict[str, list[str]]] = {}
+    for t in discover_tables(paths):
+        frame = read_delta(paths, t)
+        if "_source_file" in frame.columns:
+            who = [owners[(f, n)] for f, n in frame.select("_source_file", "_line_number").iter_rows()]
+        elif "source_file" in frame.columns:
+            who = [owners[(f, n)] for f, n in frame.select("source_file", "line_number").iter_rows()]
+        elif t == "silver/events":
+            who = [by_event[e] for e in frame["event_id"]]
+        elif "person_id" in frame.columns:
+            who = frame["person_id"].to_list()
+        elif t == "silver/identity_map":
+            who = frame["user_id"].to_list()
+        else:
+            continue  # bookkeeping: the ledger, build and rollup state, materialization log
+        table: dict[str, list[str]] = {}
+        for owner, row in zip(who, frame.to_dicts()):
+            table.setdefault(owner, []).append(_texts(row))
+        out[t] = {owner: sorted(rows) for owner, rows in table.items()}
+    con = duckdb.connect(paths.warehouse, read_only=True)
+    try:
+        cur = con.execute("SELECT * FROM silver.events")
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    out["warehouse/silver.events"] = {}
+    for row in rows:
+        out["warehouse/silver.events"].setdefault(by_event[row["event_id"]], []).append(_texts(row))
+    con = sqlite3.connect(f"file:{paths.online_store}?mode=ro", uri=True)
+    try:
+        for (t,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+            cur = con.execute(f'select * from "{t}"')
+            names = [d[0] for d in cur.description]
+            for row in cur.fetchall():
+                rec = dict(zip(names, row))
+                out.setdefault(f"online/{t}", {}).setdefault(rec["person_id"], []).append(_texts(rec))
+    finally:
+        con.close()
+    return {t: {o: sorted(r) for o, r in table.items()} for t, table in out.items()}
+
+
+def _assert_only_subject_changed(before_lines, after_lines, before_rows, after_rows, subject: str | None) -> None:
+    assert after_lines.keys() == before_lines.keys()  # blanked, never removed: line numbers stay
+    for where, line in before_lines.items():
+        if subject is not None and OWNERS[where] == subject:
+            assert after_lines[where] == b"", f"{where}: a line of {subject} was kept"
+        else:
+            assert after_lines[where] == line, f"{where}: a line of {OWNERS[where]} changed"
+    for t, table in before_rows.items():
+        for owner, rows in table.items():
+            if owner == subject:
+                assert owner not in after_rows.get(t, {}), f"{t}: rows of {subject} were kept"
+            elif t == "silver/identity_map":
+                assert set(rows) <= set(after_rows[t][owner]), f"{t}: an identity row of {owner} changed"
+            else:
+                assert after_rows[t].get(owner) == rows, f"{t}: rows of {owner} changed"
+
+
+OWNERS: dict[tuple[str, int], str] = {}
+
+
+def _snapshot(paths):
+    return _landing_lines(paths), _rows_by_owner(paths, OWNERS)
+
+
+def test_erasing_user_1_leaves_user_10_untouched(paths, plan, masker):
+    OWNERS.clear()
+    OWNERS.update(build_small_lake(paths, plan, masker))
+    lines, rows = _snapshot(paths)
+    assert {"user-1", "user-10"} <= set(rows["bronze/quarantine"]) and "user-10" in rows["online/fv_user_features"]
+
+    report = erase_person(paths, "user-1", reason="ticket", masker=masker)
+
+    after_lines, after_rows = _snapshot(paths)
+    _assert_only_subject_changed(lines, after_lines, rows, after_rows, "user-1")
+    assert report.landing_lines_removed == sum(1 for o in OWNERS.values() if o == "user-1")
+    assert byte_scan(paths.root, ['"user-1"', '"d1"', "anon:d1"]) == []
+
+
+def test_an_id_the_lake_never_saw_erases_nothing_and_says_so(paths, plan, masker, capsys):
+    from orchestration.cli import main
+
+    OWNERS.clear()
+    OWNERS.update(build_small_lake(paths, plan, masker))
+    lines, rows = _snapshot(paths)
+    versions = _versions(paths)
+
+    assert main(["erase", "--root", paths.root, "--user", "1001", "--yes"]) == 0
+
+    after_lines, after_rows = _snapshot(paths)
+    _assert_only_subject_changed(lines, after_lines, rows, after_rows, None)
+    assert {t: v for t, v in _versions(paths).items() if t != "governance/erasures"} == versions  # no commit
+    assert "nothing found" in capsys.readouterr().out
+    (record,) = read_delta(paths, "governance/erasures").to_dicts()
+    detail = json.loads(record["detail"])
+    assert record["rows_removed"] == record["landing_lines_removed"] == 0 and detail["subject_known"] is False
+
+
+def test_a_shared_device_keeps_the_other_users_events(paths, plan, masker):
+    from tests.integration.test_silver_build import assert_exactly_once_and_equal_to_rebuild
+
+    OWNERS.clear()
+    OWNERS.update(build_small_lake(paths, plan, masker))
+    lines, rows = _snapshot(paths)
+    identity = read_delta(paths, "silver/identity_map")
+    assert dict(identity.select("anonymous_id", "user_id").iter_rows()) == {
+        "d1": "user-1", "d10": "user-10", "d2": "user-2", "d3": "user-3", "d5": "user-5",
+        SHARED_A: "user-2", SHARED_B: "user-3",
+    }
+
+    report = erase_person(paths, "user-2", reason="ticket", masker=masker)
+
+    after_lines, after_rows = _snapshot(paths)
+    _assert_only_subject_changed(lines, after_lines, rows, after_rows, "user-2")
+    # The anonymous events of the device user-2 linked first went with them; user-3's events on it
+    # stayed, and the device is now linked to user-3, as a rebuild of silver from bronze says.
+    silver = read_delta(paths, "silver/events")
+    assert silver.filter(pl.col("anonymous_id") == SHARED_A)["person_id"].unique().to_list() == ["user-3"]
+    assert silver.filter(pl.col("anonymous_id") == SHARED_B)["person_id"].unique().to_list() == ["user-3"]
+    assert silver.filter(pl.col("anonymous_id") == SHARED_B)["user_id"].null_count() == 3  # anonymous, kept
+    after_identity = read_delta(paths, "silver/identity_map")
+    successor = after_identity.filter(pl.col("anonymous_id") == SHARED_A).to_dicts()
+    assert [(r["user_id"], r["link_event_name"], r["linked_at"].strftime("%H:%M")) for r in successor] == [
+        ("user-3", "user_logged_in", "10:14")
+    ]
+    assert after_identity.height == identity.height - 1  # d2 gone; SHARED_A relinked in place
+    assert (report.devices, report.shared_devices) == (3, 2)
+    assert byte_scan(paths.root, ['"user-2"', '"d2"', "anon:d2"]) == []
+    assert_exactly_once_and_equal_to_rebuild(paths)
+
+
+def test_email_and_phone_are_removed_wherever_they_appear_unless_another_person_has_them_too(paths, plan, masker):
+    OWNERS.clear()
+    OWNERS.update(build_small_lake(paths, plan, masker, mentions=True))
+    email, phone = masker.hash("two@example.com"), masker.hash("+1 555 0100")
+    quarantine = read_delta(paths, "bronze/quarantine")
+    mention = quarantine.filter(pl.col("raw_line").str.contains(email))
+    assert mention.height == 1 and "two@example.com" in mention["detail"][0]  # the raw value, in user-3's row
+    assert read_delta(paths, "silver/events").filter(pl.col("properties").str.contains(email)).height == 2
+    lines = _landing_lines(paths)
+
+    erase_person(paths, "user-2", reason="ticket", masker=masker)
+
+    for t in discover_tables(paths):
+        text = _texts(read_delta(paths, t).to_dicts())
+        assert email not in text and "two@example.com" not in text, t
+    # Everywhere below the root — but another person's landed lines, which stay as they landed.
+    left = byte_scan(paths.root, [email, "two@example.com"])
+    assert left == ["landing/events/date=2026-04-01/hour=10/batch-1.jsonl"]
+    after = _landing_lines(paths)
+    for where, line in lines.items():
+        assert after[where] == (b"" if OWNERS[where] == "user-2" else line), where
+    invite = read_delta(paths, "silver/events").filter(pl.col("properties").str.contains("/invite"))
+    assert json.loads(invite["properties"][0]) == {"path": "/invite", "referrer": "erased"}
+    after = read_delta(paths, "bronze/quarantine").filter(pl.col("line_number") == mention["line_number"][0])
+    assert "method='erased'" in after["detail"][0] and after["event_id"][0] == mention["event_id"][0]
+    # The phone number user-3 gave too is theirs as well: it stays in their row.
+    kept = read_delta(paths, "bronze/events").filter(pl.col("properties").str.contains(phone))
+    assert kept["user_id"].to_list() == ["user-3"]

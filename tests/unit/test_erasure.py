@@ -270,3 +270,95 @@ def test_cli_refuses_an_empty_id_and_asks_before_erasing(paths, capsys, monkeypa
     assert "nothing found" in out and USER not in out  # the output names no one
     (row,) = DeltaTable(paths.erasures).to_pyarrow_table().to_pylist()
     assert row["reason"] == "ticket for [subject]"
+
+
+# -- exact matching ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "ids"),
+    [
+        (b'{"event_id": "e1", "user_id": "user-1", "anonymous_id": "d1"}', ("user-1", "d1", "e1")),
+        (b'{"event_id": "e1", "user_id": null, "anonymous_id": "d1"}', (None, "d1", "e1")),
+        (b'{"event_id": "e1", "user_id": {"id": "user-1"}, "anonymous_id": true}', (None, None, "e1")),  # no ids
+        # Segment fields in a canonical file (ingestion quarantines the line; it is still user-1's)
+        (b'{"messageId": "m1", "type": "track", "userId": "user-1", "anonymousId": "d1"}', ("user-1", "d1", "m1")),
+        (b'{"type": "alias", "userId": "user-1", "previousId": "d0", "anonymousId": "d9"}', ("user-1", "d0", None)),
+        (b'{"messageId": "m1", "userId": 1001}', ("1001", None, "m1")),  # numbers are ids (Segment's rule)
+        # not JSON: the "field": value pairs still say whose it is
+        (b'{"event_id": "m-10", "user_id": "user-10", "anonymous_id": "d10"', ("user-10", "d10", "m-10")),
+        (b'{"messageId": "msg-1001-x", "anonymousId": "d\\"5", "path": "/1001', (None, 'd"5', "msg-1001-x")),
+        (b"not json at all user-1", (None, None, None)),
+    ],
+)
+def test_a_line_is_read_by_its_id_fields(line, ids):
+    from lake.erasure.lines import parse_landed_line
+
+    got = parse_landed_line(line, None)
+    assert (got.user_id, got.anonymous_id, got.event_id) == ids
+
+
+def test_segment_lines_are_read_as_ingestion_reads_them(plan):
+    from lake.erasure.lines import parse_landed_line
+    from lake.ingest.segment import SegmentMapper, load_segment_mapping
+
+    mapper = SegmentMapper(load_segment_mapping(), plan)
+    line = b'{"messageId": "m1", "type": "alias", "userId": 42, "previousId": "d0", "anonymousId": "d9"}'
+    got = parse_landed_line(line, mapper)
+    assert (got.user_id, got.anonymous_id, got.event_id, got.event["event_name"]) == ("42", "d0", "m1", "user_aliased")
+
+
+@pytest.mark.parametrize(
+    ("text", "mentioned"),
+    [
+        ("user-1", True),
+        ('{"ref": "user-1"}', True),
+        ("approved for user-1.", True),
+        ("/users/user-1/settings", True),
+        ("user-10", False),
+        ("evt-user-1x", False),
+        ("xuser-1", False),
+        ("user-1.example", False),
+        ("user-1@example.com", False),
+        ("anon:d1", True),
+        ("d10", False),
+    ],
+)
+def test_a_mention_is_a_whole_token(text, mentioned):
+    subject = Subject(given="user-1").with_ids(users={"user-1"}, anons={"d1"})
+    assert subject.mentioned_in(text) is mentioned
+    assert (subject.redact(text, REDACTED) != text) is mentioned
+
+
+def test_an_unknown_id_mentions_nothing_and_rows_are_matched_exactly():
+    from lake.erasure.delta_tables import owned_rows
+
+    unknown = Subject(given="1001", user_ids=frozenset({"1001"}), known=False)
+    assert not unknown.mentioned_in("/items/1001") and unknown.tokens == ()
+    rows = pa.table(
+        {
+            "event_id": ["ev-1001", "e2", "e3", "e4"],
+            "user_id": ["user-5", "1001", None, None],
+            "anonymous_id": ["d5", "d5", "1001", None],
+            "properties": ['{"path": "/items/1001"}', "{}", "{}", "{}"],
+        }
+    )
+    assert owned_rows(rows, unknown).to_pylist() == [False, True, False, False]  # 1001 is a user id, not a device
+
+
+def test_the_most_specific_id_decides_whose_row_it_is():
+    from lake.erasure.delta_tables import owned_rows
+
+    # user-2's devices: d2, and SHARED (which they linked first); user-3 uses SHARED too.
+    subject = Subject(given="user-2", user_ids=frozenset({"user-2"}), anonymous_ids=frozenset({"d2", "shared"}),
+                      shared_devices=frozenset({"shared"}), event_ids=frozenset({"e-mine"}))
+    rows = pa.table(
+        {
+            "user_id": ["user-2", "user-3", None, None, "user-3", None, None],
+            "person_id": [None, None, None, "user-3", None, None, None],
+            "anonymous_id": ["shared", "shared", "shared", "shared", "d2", "other", None],
+            "event_id": ["e1", "e2", "e3", "e4", "e5", "e6", "e-mine"],
+        }
+    )
+    assert owned_rows(rows, subject).to_pylist() == [True, False, True, False, False, False, True]
+    assert "shared" not in subject.tokens  # another person's device too: never searched in free text
