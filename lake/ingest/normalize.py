@@ -190,7 +190,7 @@ class Normalizer:
                                  name if type(name) is str else None, source_file, line_number, landing_partition)
             return "quarantine"
 
-        event_id = ev["event_id"]
+        event_id = self._ident(ev["event_id"])
         pii = self.validator.pii_of(name)
         if already_masked:
             self.masker.mask_properties(props, pii, frozenset(p[11:] for p in already_masked if p.startswith("properties.")))
@@ -200,13 +200,12 @@ class Normalizer:
                 self.masker.mask_properties(props, pii)
             ip_hash = None if ip is None else self.masker.hash(ip)
         browser, device = parse_user_agent(ctx.get("user_agent"))
-        locale = ctx.get("locale")
         marketing = consent.get("marketing")
         self._rows.append((
             event_id, name, round(ts.timestamp() * 1_000_000), round(received.timestamp() * 1_000_000),
-            self._ident(ev.get("user_id")), self._ident(ev.get("anonymous_id")), ev.get("session_id"),
+            self._ident(ev.get("user_id")), self._ident(ev.get("anonymous_id")), self._ident(ev.get("session_id")),
             orjson.dumps(props).decode(), ip_hash, browser, device,
-            locale if type(locale) is str else None, marketing if type(marketing) is bool else None,
+            self._ident(ctx.get("locale")), marketing if type(marketing) is bool else None,
             landing_partition, source_file, line_number,
         ))
         return "bronze"
@@ -265,14 +264,15 @@ class Normalizer:
                                                   event_id if type(event_id) is str else None, landing_partition))
 
     def _ident(self, value: Any) -> str | None:
-        # An identifier that is itself an email (some apps use one as user_id) is hashed too;
-        # the hash is stable, so identity stitching still joins on it.
+        # An identifier that is itself an email, IP or phone number (some apps use one as user_id,
+        # session id or locale) is hashed too; the hash is stable, so joins on it still work.
         if type(value) is not str:
             return None
         return self.masker.hash(value) if looks_like_pii(value) else value
 
     def _mask_event(self, ev: dict[str, Any], ctx: dict[str, Any], props: Any, name: Any,
                     already: frozenset[str]) -> list[str]:
+        """Hash, in place, what bronze would hash (so that a replay of the line gets the same values)."""
         masked = sorted(already)
         if ctx.get("ip") is not None and "context.ip" not in already:
             ctx["ip"] = self.masker.hash(ctx["ip"])
@@ -280,12 +280,15 @@ class Normalizer:
         if type(props) is dict:
             pii = self.validator.pii_of(name) if type(name) is str else frozenset()
             done = frozenset(p[11:] for p in already if p.startswith("properties."))
-            masked += [f"properties.{p}" for p in self.masker.mask_properties(props, pii, done)]
-        for key in ("user_id", "anonymous_id"):
-            value = ev.get(key)
+            # named as raw_line names them: a property name that is itself PII is masked there too
+            masked += [f"properties.{self.masker.mask_string(p)}" for p in self.masker.mask_properties(props, pii, done)]
+        for holder, key, path in ((ev, "event_id", "event_id"), (ev, "user_id", "user_id"),
+                                  (ev, "anonymous_id", "anonymous_id"), (ev, "session_id", "session_id"),
+                                  (ctx, "locale", "context.locale")):
+            value = holder.get(key)
             if type(value) is str and looks_like_pii(value):
-                ev[key] = self.masker.hash(value)
-                masked.append(key)
+                holder[key] = self.masker.hash(value)
+                masked.append(path)
         return sorted(set(masked))
 
     def _masked_line(self, ev: dict[str, Any]) -> str:
@@ -299,13 +302,14 @@ class Normalizer:
 
     def _quarantine_raw(self, text: str, masked: list[str], vtype: str, detail: str, event_id: str | None,
                         event_name: str | None, source_file: str, line_number: int, landing_partition: str) -> None:
+        # raw_line is masked by the caller; the detail quotes values of the line, so it is masked here.
         q = self._quar
         q["raw_line"].append(text)
         q["masked_fields"].append(masked)
         q["violation_type"].append(vtype)
-        q["detail"].append(safe_prefix(detail, _DETAIL_CHARS))
+        q["detail"].append(safe_prefix(self.masker.mask_text(detail), _DETAIL_CHARS))
         q["event_id"].append(event_id)
-        q["event_name"].append(None if event_name is None else safe_prefix(event_name, _NAME_CHARS))
+        q["event_name"].append(None if event_name is None else self.masker.mask_text(safe_prefix(event_name, _NAME_CHARS)))
         q["source_file"].append(source_file)
         q["line_number"].append(line_number)
         q["landing_partition"].append(landing_partition)

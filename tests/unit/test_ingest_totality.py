@@ -156,3 +156,50 @@ def test_a_line_longer_than_the_limit_is_quarantined_unread_with_a_short_masked_
     assert all(len(p) <= 1024 for p in prefixes)
     assert "ada.lovelace" not in "".join(prefixes) and "example.org" not in "".join(prefixes)
     assert "GROWTHLAKE_MAX_LINE_BYTES" in batch.quarantine["detail"][0].as_py()
+
+
+def test_quarantine_detail_raw_line_and_name_hold_no_raw_pii():
+    from lake.pii import find_pii
+
+    lines = [
+        event("ada.lovelace@example.org has signed up", {}),  # unplanned: the name is quoted in the detail
+        event(ts="call (415) 555-0123"),  # invalid timestamp, quoted
+        event("user_signed_up", {"method": "198.51.100.23", "email": "x"}),  # disallowed value, quoted
+        event(props={"path": "/", "ada.lovelace@example.org": "+14155550123"}),  # unexpected property, named
+        b'{"event_id": "e1", "note": "my ip is 198.51.100.23. call 020 7946 0958"',  # malformed
+    ]
+    batch = normalize(*lines)
+    assert batch.quarantine.num_rows == 5
+    for column in ("detail", "raw_line", "event_name", "event_id"):
+        for text in batch.quarantine[column].to_pylist():
+            assert text is None or not find_pii(text), (column, text)
+
+
+def test_session_id_locale_and_event_id_that_look_like_pii_are_hashed_in_bronze():
+    ev = event(event_id="ada.lovelace@example.org")
+    ev["session_id"] = "ada.lovelace@example.org"
+    ev["context"]["locale"] = "198.51.100.23"
+    [row] = normalize(ev).bronze.to_pylist()
+    assert row["session_id"] == row["event_id"] == MASKER.hash("ada.lovelace@example.org")
+    assert row["locale"] == MASKER.hash("198.51.100.23")
+    plain = normalize(event()).bronze.to_pylist()[0]
+    assert (plain["session_id"], plain["locale"]) == ("sess-1", "en-US")
+
+
+def test_a_quarantined_line_replays_to_the_row_it_would_have_made():
+    """Quarantine hashes what bronze hashes (the same way), so a replay after a plan fix agrees."""
+    ev = event(props={"path": "/", "contact": "ada@example.org"}, event_id="e-ada@example.org")
+    ev["session_id"] = "ada@example.org"
+    ev["context"]["locale"] = "198.51.100.23"
+    ev["context"]["user_agent"] = "Mozilla/5.0 (iPhone) ada@example.org"
+    batch = normalize(ev)
+    [row] = batch.quarantine.to_pylist()
+    replayed = Normalizer(PLAN, MASKER, validator=EventValidator(PLAN))
+    parsed = orjson.loads(row["raw_line"])
+    del parsed["properties"]["contact"]  # the "fix": the property is dropped
+    assert replayed.add_event(parsed, "f.jsonl", 1, KEY, already_masked=frozenset(row["masked_fields"])) == "bronze"
+    del ev["properties"]["contact"]
+    direct = normalize(ev).bronze.to_pylist()[0]
+    again = replayed.finish().bronze.to_pylist()[0]
+    for column in ("event_id", "session_id", "locale", "ip_hash", "browser_family", "device_type", "anonymous_id"):
+        assert again[column] == direct[column], column
