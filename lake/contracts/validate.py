@@ -50,12 +50,15 @@ def brief(value: Any) -> str:
     """A short, safe rendering of any JSON value for a violation's detail.
 
     Strings are cut at a token boundary (:func:`lake.pii.safe_prefix`, so no address is left half
-    and unrecognizable to the masking of the detail); containers are named by type, never rendered
-    (they may be huge or nested a thousand levels deep).
+    and unrecognizable to the masking of the detail), and characters repr would escape (``\x01``,
+    ``\u2028``) are shown as spaces — an escape's hex digits glued to an IP would hide it from that
+    masking. Containers are named by type, never rendered (they may be huge or nested a thousand
+    levels deep).
     """
     if type(value) is str:
         short = safe_prefix(value, _BRIEF_CHARS)
-        return repr(short) if short == value else repr(short + "…")
+        shown = short if short.isprintable() else "".join(c if c.isprintable() else " " for c in short)
+        return repr(shown) if short == value else repr(shown + "…")
     if value is None or type(value) in (bool, int, float):
         return repr(value)
     return f"<{type(value).__name__}>"

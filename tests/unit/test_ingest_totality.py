@@ -167,12 +167,14 @@ def test_quarantine_detail_raw_line_and_name_hold_no_raw_pii():
         event("user_signed_up", {"method": "198.51.100.23", "email": "x"}),  # disallowed value, quoted
         event(props={"path": "/", "ada.lovelace@example.org": "+14155550123"}),  # unexpected property, named
         b'{"event_id": "e1", "note": "my ip is 198.51.100.23. call 020 7946 0958"',  # malformed
+        event(received="\x01198.51.100.23"),  # quoted with a control character before the address
     ]
     batch = normalize(*lines)
-    assert batch.quarantine.num_rows == 5
+    assert batch.quarantine.num_rows == 6
     for column in ("detail", "raw_line", "event_name", "event_id"):
         for text in batch.quarantine[column].to_pylist():
             assert text is None or not find_pii(text), (column, text)
+            assert text is None or not any(raw in text for raw in ("lovelace", "198.51", "555", "7946")), (column, text)
 
 
 def test_session_id_locale_and_event_id_that_look_like_pii_are_hashed_in_bronze():
