@@ -42,6 +42,7 @@ bench: install  ## print every benchmark's figures (BENCHMARKS.md); BENCH_FLAGS=
 	$(BIN)/python benchmarks/bench_hourly.py
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_ingestion.py
+	$(BIN)/python benchmarks/bench_pii.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_online_features.py --check
 	$(BIN)/python benchmarks/bench_loops.py

@@ -142,9 +142,11 @@ def read_entry(paths: LakePaths, key: str) -> LedgerEntry | None:
 
 
 def count_landed_lines(paths: LakePaths, key: str) -> tuple[int, list[str]]:
-    """Non-blank lines in the landing files of ``key`` (counted afresh from the files)."""
+    """Lines in the landing files of ``key`` (counted afresh from the files), as ingestion counts them:
+    non-blank ones, and every line longer than ``GROWTHLAKE_MAX_LINE_BYTES`` (quarantined unread)."""
     files = list_landing_files(paths, key)
-    n = sum(1 for f in files for _, raw in iter_lines(paths, f) if raw.strip())
+    limit = paths.settings.max_line_bytes
+    n = sum(1 for f in files for _, raw in iter_lines(paths, f, max_line_bytes=limit) if len(raw) > limit or raw.strip())
     return n, [f.relative for f in files]
 
 

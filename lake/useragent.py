@@ -25,11 +25,28 @@ _BROWSERS: tuple[tuple[str, str], ...] = (
 _BOTS = ("bot", "crawler", "spider", "slurp", "headless", "curl/", "python-requests", "wget/")
 
 
-@lru_cache(maxsize=65_536)
-def parse_user_agent(ua: str | None) -> tuple[str, str]:
-    """Return ``(browser_family, device_type)``; unknown input gives ``("Other", "other")``."""
-    if not ua or not isinstance(ua, str):
+_CACHED_CHARS = 1024  # real user agents are shorter; longer strings are parsed uncached
+
+
+def parse_user_agent(ua: object) -> tuple[str, str]:
+    """Return ``(browser_family, device_type)``; unknown input gives ``("Other", "other")``.
+
+    Any value is accepted: one that is not a non-empty string (a JSON array or object from a
+    landed line, say) is unknown.
+    """
+    if type(ua) is not str or not ua:
         return "Other", "other"
+    if len(ua) > _CACHED_CHARS:
+        return _parse(ua)
+    return _parse_cached(ua)
+
+
+@lru_cache(maxsize=65_536)
+def _parse_cached(ua: str) -> tuple[str, str]:
+    return _parse(ua)
+
+
+def _parse(ua: str) -> tuple[str, str]:
     low = ua.lower()
     if any(b in low for b in _BOTS):
         return "Bot", "bot"

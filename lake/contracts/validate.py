@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 from lake.contracts.plan import TrackingPlan
 from lake.contracts.violations import VIOLATION_TYPES, Violation
+from lake.pii import safe_prefix
 
-__all__ = ["EventValidator", "parse_timestamp"]
+__all__ = ["EventValidator", "brief", "parse_timestamp"]
 
 _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: type(v) is str,
@@ -19,10 +20,15 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
 _RANK = {name: i for i, name in enumerate(VIOLATION_TYPES)}
 _NO_PII: frozenset[str] = frozenset()
 _ID_FIELDS = ("user_id", "anonymous_id", "session_id")
+_CONTEXT_STRINGS = ("ip", "user_agent", "locale")  # what ingestion reads from context, besides consent
+_BRIEF_CHARS = 120
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC, or None."""
+    """Parse an RFC 3339 timestamp with an explicit offset; return it in UTC, or None.
+
+    None too when the time cannot be expressed in UTC (``0001-01-01T00:30:00+01:00`` is in year 0).
+    """
     if type(value) is not str or len(value) < 20:
         return None
     try:
@@ -36,8 +42,26 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
     try:
         return dt.astimezone(timezone.utc)
-    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00: before year 1 in UTC
+    except OverflowError:
         return None
+
+
+def brief(value: Any) -> str:
+    """A short, safe rendering of any JSON value for a violation's detail.
+
+    Strings are cut at a token boundary (:func:`lake.pii.safe_prefix`, so no address is left half
+    and unrecognizable to the masking of the detail), and characters repr would escape (``\x01``,
+    ``\u2028``) are shown as spaces — an escape's hex digits glued to an IP would hide it from that
+    masking. Containers are named by type, never rendered (they may be huge or nested a thousand
+    levels deep).
+    """
+    if type(value) is str:
+        short = safe_prefix(value, _BRIEF_CHARS)
+        shown = short if short.isprintable() else "".join(c if c.isprintable() else " " for c in short)
+        return repr(shown) if short == value else repr(shown + "…")
+    if value is None or type(value) in (bool, int, float):
+        return repr(value)
+    return f"<{type(value).__name__}>"
 
 
 class EventValidator:
@@ -76,24 +100,31 @@ class EventValidator:
         ts = parse_timestamp(ev.get("timestamp"))
         received = parse_timestamp(ev.get("received_at"))
         if ts is None:
-            problems.append(Violation("invalid_timestamp", f"timestamp {ev.get('timestamp')!r} is not RFC 3339 with an offset"))
+            problems.append(Violation("invalid_timestamp", f"timestamp {brief(ev.get('timestamp'))} is not RFC 3339 with an offset (in years 1-9999 UTC)"))
         if received is None:
-            problems.append(Violation("invalid_timestamp", f"received_at {ev.get('received_at')!r} is not RFC 3339 with an offset"))
+            problems.append(Violation("invalid_timestamp", f"received_at {brief(ev.get('received_at'))} is not RFC 3339 with an offset (in years 1-9999 UTC)"))
         if ts is not None and received is not None:
-            if ts > received + self._skew:
+            ahead = ts - received  # a difference of two datetimes never overflows; a sum may
+            if ahead > self._skew:
                 problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is after received_at {received.isoformat()} by more than {self._skew}"))
-            elif ts < received - self._lateness:
+            elif -ahead > self._lateness:
                 problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is more than {self.plan.max_lateness_days} days before received_at"))
 
         for key in _ID_FIELDS:
             value = ev.get(key)
             if value is not None and type(value) is not str:
                 problems.append(Violation("datatype_mismatch", f"{key} must be a string or null, got {type(value).__name__}"))
+        ctx = ev.get("context")
+        if type(ctx) is dict:
+            for key in _CONTEXT_STRINGS:
+                value = ctx.get(key)
+                if value is not None and type(value) is not str:
+                    problems.append(Violation("invalid_field", f"context.{key} must be a string or null, got {type(value).__name__}"))
 
         name = ev.get("event_name")
         compiled = self._events.get(name) if type(name) is str else None
         if compiled is None:
-            problems.append(Violation("unplanned_event", f"event_name {name!r} is not in tracking plan {self.plan.version}"))
+            problems.append(Violation("unplanned_event", f"event_name {brief(name)} is not in tracking plan {self.plan.version}"))
         else:
             props = ev.get("properties")
             if props is None:
@@ -118,7 +149,8 @@ class EventValidator:
         for key, value in props.items():
             spec = specs.get(key)
             if spec is None:
-                problems.append(Violation("unexpected_property", f"{name}.{key} is not in the plan"))
+                where = f"{name}.{key}" if key.isidentifier() else f"{name}[{brief(key)}]"  # quoted: no PII glued on
+                problems.append(Violation("unexpected_property", f"{where} is not in the plan"))
                 continue
             if value is None:
                 continue
@@ -126,6 +158,6 @@ class EventValidator:
             if not type_ok(value):
                 problems.append(Violation("datatype_mismatch", f"{name}.{key} must be {type_name}, got {type(value).__name__}"))
             elif enum is not None and value not in enum:
-                problems.append(Violation("disallowed_value", f"{name}.{key}={value!r} is not one of {sorted(map(str, enum))}"))
+                problems.append(Violation("disallowed_value", f"{name}.{key}={brief(value)} is not one of {sorted(map(str, enum))}"))
             elif (lo is not None and value < lo) or (hi is not None and value > hi):
-                problems.append(Violation("disallowed_value", f"{name}.{key}={value!r} is outside [{lo}, {hi}]"))
+                problems.append(Violation("disallowed_value", f"{name}.{key}={brief(value)} is outside [{lo}, {hi}]"))

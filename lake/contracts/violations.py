@@ -8,9 +8,11 @@ from typing import Literal
 __all__ = ["VIOLATION_TYPES", "ViolationType", "Violation"]
 
 ViolationType = Literal[
+    "line_too_long",
     "malformed_json",
     "missing_event_id",
     "invalid_timestamp",
+    "invalid_field",
     "unplanned_event",
     "required_missing",
     "datatype_mismatch",
@@ -20,9 +22,11 @@ ViolationType = Literal[
 
 # Most severe first: a line with several problems is filed under the first that applies.
 VIOLATION_TYPES: tuple[str, ...] = (
+    "line_too_long",  # longer than GROWTHLAKE_MAX_LINE_BYTES: not parsed at all
     "malformed_json",
     "missing_event_id",
     "invalid_timestamp",
+    "invalid_field",  # an envelope / context field of the wrong JSON type (e.g. context.user_agent an array)
     "unplanned_event",
     "required_missing",
     "datatype_mismatch",

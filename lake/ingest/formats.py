@@ -32,21 +32,30 @@ def sniff(ev: dict[str, Any]) -> LandingFormat:
     """The format of one parsed line."""
     if "event_id" in ev or "event_name" in ev:
         return "canonical"
-    if "messageId" in ev or ev.get("type") in SEGMENT_TYPES:
+    mtype = ev.get("type")
+    if "messageId" in ev or (type(mtype) is str and mtype in SEGMENT_TYPES):
         return "segment"
     return "canonical"
 
 
-def detect_format(paths: LakePaths, file: LandingFile, *, mapping: SegmentMapping | None = None) -> LandingFormat:
-    """The format of a landing file: a configured rule for its name, else its first JSON object."""
+def detect_format(paths: LakePaths, file: LandingFile, *, mapping: SegmentMapping | None = None,
+                  max_line_bytes: int | None = None) -> LandingFormat:
+    """The format of a landing file: a configured rule for its name, else its first JSON object.
+
+    Lines longer than ``max_line_bytes`` (default: the lake's ``GROWTHLAKE_MAX_LINE_BYTES``) are
+    skipped unread, as ingestion quarantines them.
+    """
     name = file.relative.rsplit("/", 1)[-1]
     for pattern, fmt in (mapping.file_formats if mapping is not None else ()):
         if fnmatch(name, pattern):
             return fmt  # type: ignore[return-value]
-    with closing(iter_lines(paths, file, chunk_size=_PROBE_CHUNK)) as lines:
+    limit = paths.settings.max_line_bytes if max_line_bytes is None else max_line_bytes
+    with closing(iter_lines(paths, file, chunk_size=_PROBE_CHUNK, max_line_bytes=limit)) as lines:
         for number, raw in lines:
             if number > _PROBE_LINES:
                 break
+            if len(raw) > limit:
+                continue
             try:
                 ev = orjson.loads(raw)
             except orjson.JSONDecodeError:

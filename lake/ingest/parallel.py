@@ -69,13 +69,13 @@ def shutdown_pool() -> None:
         _POOL = None
 
 
-def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime,
-                     spool: str) -> tuple[int, int, str, str, list[ConsentRevocation]]:
+def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime, spool: str,
+                     max_line_bytes: int) -> tuple[int, int, str, str, list[ConsentRevocation]]:
     """Normalize one chunk in a worker; hand the tables back as Arrow IPC files in ``spool``
     (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
-    norm = Normalizer(plan, PiiMasker(key), ingested_at=ingested_at)
-    for number, raw in iter_lines(paths, chunk.file):
+    norm = Normalizer(plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+    for number, raw in iter_lines(paths, chunk.file, max_line_bytes=max_line_bytes):
         if number < chunk.first_line:
             continue
         if chunk.last_line is not None and number > chunk.last_line:
@@ -98,7 +98,7 @@ def _read_spooled(path: str) -> pa.Table:
 
 
 def _count_lines(paths: LakePaths, file: LandingFile) -> int:
-    return sum(1 for _ in iter_lines(paths, file))
+    return sum(1 for _ in iter_lines(paths, file, max_line_bytes=0))  # only the count matters
 
 
 def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int, converts: list) -> list[_Chunk]:
@@ -126,18 +126,19 @@ def runs_in_parallel(files: list[LandingFile]) -> bool:
 def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, plan: TrackingPlan,
                     masker: PiiMasker) -> NormalizedBatch:
     """Normalize every line of ``files`` (one landing partition), in parallel when it pays."""
-    norm = Normalizer(plan, masker)
+    limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
+    norm = Normalizer(plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):
         for f, convert in zip(files, converts):
-            for number, raw in iter_lines(paths, f):
+            for number, raw in iter_lines(paths, f, max_line_bytes=limit):
                 norm.add_line(raw, f.relative, number, key, convert)
         return norm.finish()
     chunks = _chunks(paths, key, files, _workers() * 2, converts)
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
         parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,
-                                 [spool] * n))
+                                 [spool] * n, [limit] * n))
         return NormalizedBatch(
             lines_landed=sum(p[0] for p in parts),
             consent_dropped=sum(p[1] for p in parts),

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from lake import delta_io
 from lake._failpoints import failpoint
 from lake.contracts.plan import TrackingPlan
 from lake.erasure.requests import record_requests
-from lake.ingest.normalize import NormalizedBatch, partition_date
+from lake.ingest.normalize import NormalizedBatch, event_time_window, partition_date
 from lake.ingest.parallel import normalize_files, runs_in_parallel
 from lake.landing import list_landing_files, parse_partition_key
 from lake.ledger import LedgerEntry, write_entry
@@ -64,12 +64,8 @@ def bronze_gate_parameters(plan: TrackingPlan, key: str) -> dict[str, Any]:
     """Runtime parameters of the ``bronze_events`` suite for one landing hour."""
     import pandas as pd
 
-    hour = parse_partition_key(key)
-    return {
-        "planned_events": plan.event_names,
-        "min_event_ts": pd.Timestamp(hour - timedelta(days=plan.max_lateness_days, hours=1)),
-        "max_event_ts": pd.Timestamp(hour + timedelta(hours=2, seconds=plan.max_clock_skew_seconds)),
-    }
+    lo, hi = event_time_window(plan, key)
+    return {"planned_events": plan.event_names, "min_event_ts": pd.Timestamp(lo), "max_event_ts": pd.Timestamp(hi)}
 
 
 @dataclass

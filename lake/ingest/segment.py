@@ -61,7 +61,7 @@ def snake_case(name: str) -> str:
     hit = _SNAKE_CACHE.get(name)
     if hit is None:
         hit = _NON_WORD.sub("_", _CAMEL.sub(r"\1_\2", name)).strip("_").lower()
-        if len(_SNAKE_CACHE) < 10_000:  # names are few; a flood of distinct ones is not cached
+        if len(_SNAKE_CACHE) < 10_000 and len(name) <= 256:  # names are few and short; a flood is not cached
             _SNAKE_CACHE[name] = hit
     return hit
 
@@ -150,14 +150,14 @@ def corrected_timestamp(original: Any, sent_at: Any, received_at: Any) -> str | 
 
     A device whose clock is off sends both times with the same offset; the difference is the real
     delay. Returns None when any of the three does not parse (RFC 3339 with an offset), or when the
-    corrected time falls outside the calendar (years 1-9999).
+    corrected time is not a representable date.
     """
     orig, sent, received = parse_timestamp(original), parse_timestamp(sent_at), parse_timestamp(received_at)
     if orig is None or sent is None or received is None:
         return None
     try:
         return _iso(received - (sent - orig))
-    except OverflowError:  # the correction falls outside years 1-9999: no usable time
+    except OverflowError:  # the corrected time falls outside years 1-9999
         return None
 
 
@@ -172,7 +172,13 @@ def _grants(pairs, mapping: SegmentMapping) -> dict[str, bool]:
     analytics_refused = marketing_refused = False
     a_ids, m_ids = mapping.analytics_ids, mapping.marketing_ids
     for category, granted in pairs:
-        cid = category.lower() if type(category) is str else str(category).lower()
+        t = type(category)
+        if t is str:
+            cid = category.lower()
+        elif t is int or t is float:
+            cid = str(category)
+        else:  # an object or array names no category (and str() of a deep one would not return)
+            continue
         if cid in a_ids:
             if granted is True:
                 analytics = True
