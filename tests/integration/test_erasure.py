@@ -859,7 +859,8 @@ def test_email_and_phone_are_removed_wherever_they_appear_unless_another_person_
     email, phone = masker.hash("two@example.com"), masker.hash("+1 555 0100")
     quarantine = read_delta(paths, "bronze/quarantine")
     mention = quarantine.filter(pl.col("raw_line").str.contains(email))
-    assert mention.height == 1 and "two@example.com" in mention["detail"][0]  # the raw value, in user-3's row
+    # user-3's quarantined line names the email in its detail, masked (no raw PII past landing)
+    assert mention.height == 1 and email in mention["detail"][0] and "two@example.com" not in mention["detail"][0]
     assert read_delta(paths, "silver/events").filter(pl.col("properties").str.contains(email)).height == 2
     lines = _landing_lines(paths)
 
@@ -877,7 +878,7 @@ def test_email_and_phone_are_removed_wherever_they_appear_unless_another_person_
     invite = read_delta(paths, "silver/events").filter(pl.col("properties").str.contains("/invite"))
     assert json.loads(invite["properties"][0]) == {"path": "/invite", "referrer": "erased"}
     after = read_delta(paths, "bronze/quarantine").filter(pl.col("line_number") == mention["line_number"][0])
-    assert "method='erased'" in after["detail"][0] and after["event_id"][0] == mention["event_id"][0]
+    assert "method='hmac:erased'" in after["detail"][0] and after["event_id"][0] == mention["event_id"][0]
     # The phone number user-3 gave too is theirs as well: it stays in their row.
     kept = read_delta(paths, "bronze/events").filter(pl.col("properties").str.contains(phone))
     assert kept["user_id"].to_list() == ["user-3"]
