@@ -14,13 +14,13 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 import requests
 from deltalake import DeltaTable
 
-from lake.ingest import ingest_partition, list_landing_files, list_landing_partitions
+from lake.ingest import ingest_partition, list_landing_partitions
 from lake.ledger import verify_partition
+from tests.collector_helpers import landed
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -43,16 +43,6 @@ def _batch() -> list[dict]:
     consent = {"consent": {"categoryPreferences": {"Analytics": True}}}
     return [{"type": "track", "event": "Feature Used", "userId": f"u{i % 97}", "messageId": str(uuid.uuid4()),
              "properties": {"feature": "api"}, "context": consent} for i in range(PER_BATCH)]
-
-
-def _landed_lines(paths) -> list[dict]:
-    lines = []
-    for key in list_landing_partitions(paths):
-        for f in list_landing_files(paths, key):
-            data = Path(f.path).read_bytes()
-            assert data.endswith(b"\n"), f"partial file visible: {f.relative}"
-            lines += [orjson.loads(raw) for raw in data.splitlines()]  # every line is whole JSON
-    return lines
 
 
 def test_kill_minus_9_under_load_loses_no_acknowledged_event(paths, plan, masker):
@@ -90,8 +80,8 @@ def test_kill_minus_9_under_load_loses_no_acknowledged_event(paths, plan, masker
     assert len(acked) >= 3000 and unacked, (len(acked), len(unacked))
 
     # Every acknowledged event is there; nothing partial is visible to ingestion.
-    landed = _landed_lines(paths)
-    assert set(acked) <= {m["messageId"] for m in landed}
+    lines = landed(paths)
+    assert set(acked) <= {m["messageId"] for m in lines}
     spool = Path(paths.root) / "landing" / "_collector"
     dead = [p for p in spool.iterdir() if p.is_dir()]
     assert len(dead) == 1  # the killed process's spool (temp files are never inside landing/events)
@@ -107,8 +97,8 @@ def test_kill_minus_9_under_load_loses_no_acknowledged_event(paths, plan, masker
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     sent = set(acked) | {m["messageId"] for b in unacked for m in b}
-    landed = _landed_lines(paths)
-    landed_ids = [m["messageId"] for m in landed]
+    lines = landed(paths)
+    landed_ids = [m["messageId"] for m in lines]
     assert set(landed_ids) == sent
     assert not list(spool.rglob("*.jsonl"))
 
