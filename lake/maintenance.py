@@ -38,8 +38,7 @@ from lake.erasure.delta_tables import discover_tables
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.settings import current as current_settings
-from lake.silver.state import (read_state, record_own_commits, recorded_versions, silver_table_uris,
-                               table_versions)
+from lake.silver.state import read_state, record_own_commits, recorded_versions, silver_table_uris, table_versions
 from lake.silver.tables import FILE_BYTES as SILVER_FILE_BYTES
 from lake.silver.tables import Tables, commit_properties
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pyarrow as pa
@@ -71,7 +71,7 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
         if open_rows.num_rows == 0:
             return result
 
-        norm = Normalizer(plan, masker, ingested_at=datetime.now(timezone.utc))
+        norm = Normalizer(plan, masker, ingested_at=datetime.now(UTC))
         passing: dict[tuple[str, int], str] = {}  # (source_file, line) -> landing partition
         for row in open_rows.to_pylist():
             if row["violation_type"] == "line_too_long":  # raw_line is only a prefix: nothing to replay
@@ -110,7 +110,7 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
         by_partition: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for line, key in passing.items():
             by_partition[key].append(line)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for key, lines in sorted(by_partition.items()):
             _resolve_partition(paths, key, set(lines), in_bronze, now)
             failpoint("after_replay_resolve")

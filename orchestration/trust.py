@@ -13,10 +13,10 @@ import datetime as dt
 
 import dagster as dg
 
-from orchestration.freshness import freshness
 from lake.ingest import parse_partition_key
 from lake.ledger import read_entry
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
+from orchestration.freshness import freshness
 
 __all__ = ["TRUST_HOOKS", "data_trust_daily", "record_trust_on_failure", "record_trust_on_success"]
 

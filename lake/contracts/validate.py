@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lake.contracts.plan import TrackingPlan
 from lake.contracts.violations import VIOLATION_TYPES, Violation
@@ -36,12 +37,12 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     tz = dt.tzinfo
-    if tz is timezone.utc:  # the common "…Z" case: already UTC
+    if tz is UTC:  # the common "…Z" case: already UTC
         return dt
     if tz is None:
         return None
     try:
-        return dt.astimezone(timezone.utc)
+        return dt.astimezone(UTC)
     except OverflowError:
         return None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -105,7 +105,7 @@ class Normalizer:
         self.plan = plan
         self.validator = validator or EventValidator(plan)
         self.masker = masker
-        self.ingested_at = ingested_at or datetime.now(timezone.utc)
+        self.ingested_at = ingested_at or datetime.now(UTC)
         self.max_line_bytes = current_settings().max_line_bytes if max_line_bytes is None else max_line_bytes
         self._consent_key = plan.consent_required
         self._windows: dict[str, tuple[datetime, datetime]] = {}

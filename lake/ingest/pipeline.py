@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -140,7 +140,7 @@ def _new_quarantine_rows(paths: LakePaths, key: str, quarantine: pa.Table) -> tu
 
 def _hold(paths: LakePaths, key: str, new_bronze: pa.Table, new_quar: pa.Table) -> str:
     """Keep a rejected batch for inspection, outside every table readers use."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     folder = f"{paths.audit_holds}/{key.replace(':', '')}/{stamp}"
     if paths.is_local:
         Path(folder).mkdir(parents=True, exist_ok=True)

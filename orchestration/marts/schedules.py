@@ -1,6 +1,7 @@
 """The nightly warehouse build (dbt marts) and its schedule."""
 
 import dagster as dg
+
 from orchestration.trust import TRUST_HOOKS
 
 __all__ = ["nightly_warehouse_job", "nightly_warehouse_schedule"]

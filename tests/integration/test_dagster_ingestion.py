@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import pyarrow.parquet as pq
+import pytest
 from deltalake import DeltaTable
 
 from lake.ledger import read_entry
@@ -130,11 +130,11 @@ def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):
 
 
 def test_sensor_requests_a_run_when_an_hours_files_change(paths):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from lake.ingest import partition_key
 
-    key = partition_key(datetime.now(timezone.utc) - timedelta(hours=2))
+    key = partition_key(datetime.now(UTC) - timedelta(hours=2))
     old = "2020-01-01-00:00"  # beyond the sensor's look-back: never re-requested
     write_batch(paths, key, [event()])
     write_batch(paths, old, [event()])

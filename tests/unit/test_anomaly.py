@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from expectations.anomaly import distribution_verdict, load_config, psi_from_counts, schema_drift_verdict, volume_verdict
+from expectations.anomaly import (
+    distribution_verdict,
+    load_config,
+    psi_from_counts,
+    schema_drift_verdict,
+    volume_verdict,
+)
 
 
 def test_a_half_volume_hour_is_anomalous_and_normal_noise_is_not():

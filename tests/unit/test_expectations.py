@@ -28,7 +28,7 @@ from expectations import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HOUR = dt.datetime(2026, 11, 2, 5, tzinfo=UTC)
 PLANNED = ["page_viewed", "user_signed_up", "checkout_completed"]
 PARAMS = {

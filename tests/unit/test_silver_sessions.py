@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from lake.silver import session_id, sessionize
 from lake.silver.sessions import affected_sessions, event_windows, events_in_windows
 
-T0 = datetime(2026, 11, 2, 23, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 23, 0, tzinfo=UTC)
 
 
 def events(offsets_s: list[float], person: str = "u1", prefix: str = "e") -> pl.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -13,7 +13,7 @@ from lake.silver import link_candidates, resolve_person, silver_events, update_i
 
 
 def ts(hhmm: str, day: int = 2) -> datetime:
-    return datetime.fromisoformat(f"2026-11-{day:02d}T{hhmm}:00+00:00").astimezone(timezone.utc)
+    return datetime.fromisoformat(f"2026-11-{day:02d}T{hhmm}:00+00:00").astimezone(UTC)
 
 
 def bronze(rows: list[dict]) -> pl.DataFrame:
