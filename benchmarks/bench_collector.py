@@ -37,8 +37,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from lake.ingest import list_landing_files, list_landing_partitions
-from lake.paths import LakePaths
+from lake.ingest import list_landing_files, list_landing_partitions  # noqa: E402
+from lake.paths import LakePaths  # noqa: E402
 
 
 # -- collector throughput ----------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def _lines_in_bronze(paths: LakePaths, rows: pa.Table) -> set[tuple[str, int]]:
         partitions=[("event_date", "in", pc.unique(rows["event_date"]).to_pylist())],
         filter=pc.field("event_id").isin(rows["event_id"]),
     )
-    return set(zip(found["_source_file"].to_pylist(), found["_line_number"].to_pylist()))
+    return set(zip(found["_source_file"].to_pylist(), found["_line_number"].to_pylist(), strict=True))
 
 
 def _resolve_partition(paths: LakePaths, key: str, lines: set[tuple[str, int]], in_bronze: set[tuple[str, int]],

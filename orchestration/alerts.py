@@ -40,7 +40,8 @@ def _policy_windows(policy) -> tuple[timedelta, timedelta] | None:
     warn, fail = getattr(policy, "warn_window", None), getattr(policy, "fail_window", None)
     if fail is None:
         return None
-    as_td = lambda w: w.to_timedelta() if hasattr(w, "to_timedelta") else timedelta(seconds=w.total_seconds())
+    def as_td(w) -> timedelta:
+        return w.to_timedelta() if hasattr(w, "to_timedelta") else timedelta(seconds=w.total_seconds())
     return (as_td(warn) if warn is not None else as_td(fail)), as_td(fail)
 
 

@@ -257,7 +257,7 @@ class OnlineStore:
                     f"WHERE excluded.{_quote(VALID_FROM)} >= {table}.{_quote(VALID_FROM)}"
                 )
                 before = conn.total_changes
-                conn.executemany(sql, zip(*(typed[c].to_list() for c in typed.columns)))
+                conn.executemany(sql, zip(*(typed[c].to_list() for c in typed.columns), strict=True))
                 changed = conn.total_changes - before
                 conn.execute("COMMIT")
             except BaseException:

@@ -395,7 +395,7 @@ def _day_fingerprints(uri: str, date_column: str) -> dict[datetime.date, str]:
         return {}
     actions = pa.table(dt.get_add_actions(flatten=True))
     by_day: dict[datetime.date, list[str]] = {}
-    for path, day in zip(actions.column("path").to_pylist(), actions.column(f"partition.{date_column}").to_pylist()):
+    for path, day in zip(actions.column("path").to_pylist(), actions.column(f"partition.{date_column}").to_pylist(), strict=True):
         by_day.setdefault(day, []).append(path)
     return {d: hashlib.sha256("\n".join(sorted(p)).encode()).hexdigest() for d, p in by_day.items()}
 

@@ -270,7 +270,7 @@ def run_decisions(paths: LakePaths, day: datetime.date, *, loops: Sequence[Loop]
         flags: list[FlagDecision] = [r.outcome.flag for r in runs if r.outcome.flag is not None]
         doc = build_features_document(flags)
         # A loop skipped by a failed gate keeps the decision already in the product.
-        for run, loop in zip(runs, loops):
+        for run, loop in zip(runs, loops, strict=True):
             if run.status == "skipped" and loop.spec.actuation != "message":
                 kept = previous_doc.get("features", {}).get(loop.spec.target)
                 if kept is not None:

@@ -68,7 +68,7 @@ def render_report(d: ReportData, *, now: datetime.datetime) -> str:
 
 def _section_questions(d: ReportData) -> str:
     items = []
-    for i, (question, answer) in enumerate(zip(BOARD_QUESTIONS, answer_board_questions(d)), start=1):
+    for i, (question, answer) in enumerate(zip(BOARD_QUESTIONS, answer_board_questions(d), strict=True), start=1):
         extra = f'<p class="assumption">{_esc(answer.assumption)}</p>' if answer.assumption else ""
         items.append(f'<li data-question="{i}"><p class="question">{_esc(question)}</p>'
                      f'<p class="answer verdict-{answer.verdict}" data-verdict="{answer.verdict}">'

@@ -631,7 +631,7 @@ def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
             "true_relative_revenue_per_exposed": effect.relative_revenue_per_exposed,
         }
     control = paywall.get("control", {}).get("revenue_per_exposed")
-    for variant, stats in paywall.items():
+    for stats in paywall.values():
         rpe = stats["revenue_per_exposed"]
         stats["observed_relative_revenue_per_exposed"] = rpe / control - 1.0 if control and rpe is not None else None
     out["paywall"] = paywall
@@ -1232,7 +1232,7 @@ class _DayRun:
             "device_type": pl.Series([USER_AGENTS[int(u)][1] for u in s["ua"]], dtype=pl.String),
             "p_onboarding_complete": pl.Series(
                 [self.cfg.completion_probability(v, USER_AGENTS[int(u)][1])
-                 for v, u in zip(s["onboarding_variant"].tolist(), s["ua"])], dtype=pl.Float64),
+                 for v, u in zip(s["onboarding_variant"].tolist(), s["ua"], strict=True)], dtype=pl.Float64),
             "onboarding_steps": pl.Series(s["onboarding_steps"], dtype=pl.Int8),
             "onboarding_completed": pl.Series(s["onboarded"], dtype=pl.Boolean),
             "p_trial": pl.Series(s["p_trial"], dtype=pl.Float64),

@@ -171,7 +171,7 @@ class _Journey:
         end = self.end
         events = [e for e in self.events if e[0] < end]
         events.sort(key=_BY_TS)
-        self.out.anonymous_ids = [a for a, used in zip(self.anon, self.used) if used]
+        self.out.anonymous_ids = [a for a, used in zip(self.anon, self.used, strict=True) if used]
         self.out.events = len(events)
         return events, self.out
 

@@ -388,7 +388,7 @@ def _pii(
     rows = delta_io.read(paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "event_name", "user_id",
                                                                       "anonymous_id", "properties"], filter=flt)
     theirs = pc.is_in(rows["event_id"], value_set=pa.array(events, pa.string()))
-    for name, props in zip(rows.filter(theirs)["event_name"].to_pylist(), rows.filter(theirs)["properties"].to_pylist()):
+    for name, props in zip(rows.filter(theirs)["event_name"].to_pylist(), rows.filter(theirs)["properties"].to_pylist(), strict=True):
         hashed |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if isinstance(v, str)}
     if not hashed:
         return frozenset(raw)
@@ -399,7 +399,7 @@ def _pii(
         maybe = pc.or_(maybe, pc.fill_null(pc.match_substring(others["properties"], h), False))
     shared: set[str] = set()
     others = others.filter(maybe)
-    for name, props in zip(others["event_name"].to_pylist(), others["properties"].to_pylist()):
+    for name, props in zip(others["event_name"].to_pylist(), others["properties"].to_pylist(), strict=True):
         shared |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if v in hashed}
     return frozenset({v for v in raw if masker.hash(v) not in shared} | (hashed - shared))
 

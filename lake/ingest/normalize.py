@@ -81,7 +81,7 @@ class NormalizedBatch:
         if self.quarantine.num_rows == 0:
             return {}
         counts = self.quarantine.group_by("violation_type").aggregate([("violation_type", "count")])
-        return dict(zip(counts["violation_type"].to_pylist(), counts["violation_type_count"].to_pylist()))
+        return dict(zip(counts["violation_type"].to_pylist(), counts["violation_type_count"].to_pylist(), strict=True))
 
 
 class Normalizer:
@@ -223,7 +223,7 @@ class Normalizer:
         n = len(self._rows)
         if n == 0:
             return BRONZE_EVENTS.empty_table()
-        cols = dict(zip(_ROW_COLS, zip(*self._rows)))
+        cols = dict(zip(_ROW_COLS, zip(*self._rows, strict=True), strict=True))
         arrays: dict[str, pa.Array] = {}
         for name in _BRONZE_COLS:
             field = BRONZE_EVENTS.field(name)

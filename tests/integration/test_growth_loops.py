@@ -60,7 +60,7 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     # -- human oversight: nothing needing approval acted before it was approved ------------------
     assert sorted(approved) == [("paywall", "exp-v1"), ("trial_nudge", "exp-v1")]
     first = runs.filter(pl.col("day") == START)
-    assert dict(zip(first["loop"], first["status"])) == {
+    assert dict(zip(first["loop"], first["status"], strict=True)) == {
         "onboarding": "canary", "trial_nudge": "awaiting_approval", "paywall": "awaiting_approval",
         "churn_prevention": "canary"}
     assert outbox.filter(pl.col("decision_day") == START).is_empty()
@@ -106,7 +106,7 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     assert best_by_device == {"desktop": "guided", "mobile": "checklist", "tablet": "guided"}
     weights = _table(paths.loop_decisions("onboarding"), DECISIONS).filter(pl.col("day") == LAST)
     for device, best in best_by_device.items():
-        shares = {a.split(":")[1]: p for a, p in zip(weights["action"], weights["propensity"]) if a.startswith(device)}
+        shares = {a.split(":")[1]: p for a, p in zip(weights["action"], weights["propensity"], strict=True) if a.startswith(device)}
         assert max(shares, key=shares.get) == best and shares[best] >= 0.6, (device, shares)
     # What new people actually saw in the last five days (the product's exposure log), per device.
     viewed = read_events(paths, LAST - dt.timedelta(days=4), LAST, names=["experiment_viewed"]).with_columns(

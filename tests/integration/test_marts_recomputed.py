@@ -116,10 +116,10 @@ def test_oec_retention_and_conversion_match_an_independent_recompute(lake):
             assert [int(x) if x is not None else None for x in got] == [int(x) for x in want], col
 
     retention = _mart(lake, "fct_retention_cohorts").filter(pl.col("day_n") == 7)
-    by_cohort = dict(zip(retention["cohort_date"].to_list(), retention["retained_users"].to_list()))
-    expected = dict(zip((cohorts["date_day"] - timedelta(days=7)).to_list(), cohorts["retained"].to_list()))
+    by_cohort = dict(zip(retention["cohort_date"].to_list(), retention["retained_users"].to_list(), strict=True))
+    expected = dict(zip((cohorts["date_day"] - timedelta(days=7)).to_list(), cohorts["retained"].to_list(), strict=True))
     assert by_cohort == expected
 
     conversion = _mart(lake, "fct_trial_conversion")
-    got = dict(zip(conversion["trial_start_date"].to_list(), conversion["converted_in_window"].to_list()))
-    assert got == dict(zip(trials["trial_date"].to_list(), trials["conv"].to_list()))
+    got = dict(zip(conversion["trial_start_date"].to_list(), conversion["converted_in_window"].to_list(), strict=True))
+    assert got == dict(zip(trials["trial_date"].to_list(), trials["conv"].to_list(), strict=True))
