@@ -117,7 +117,8 @@ class WebhookNotifier:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 resp.read()
-        except (OSError, ValueError, http.client.HTTPException) as exc:  # the row is already written: never fail the caller
+        # the row is already written: never fail the caller
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             log.error("alert webhook failed for %s (%s): %s", alert.alert_id[:12], alert.subject, exc)
 
     def __repr__(self) -> str:

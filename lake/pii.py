@@ -456,7 +456,8 @@ class PiiMasker:
                     dst[self.mask_string(key)] = new
         return root
 
-    def mask_properties(self, props: dict[str, Any], pii: frozenset[str], already: frozenset[str] = frozenset()) -> list[str]:
+    def mask_properties(self, props: dict[str, Any], pii: frozenset[str],
+                        already: frozenset[str] = frozenset()) -> list[str]:
         """Mask in place: plan-marked PII, plus any string that looks like an email, IP or phone number.
 
         A nested value (object or array) holding such a string anywhere is hashed whole.

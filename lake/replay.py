@@ -96,7 +96,8 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
 
         new_rows, _present, _dups = classify_against_bronze(paths, batch.bronze)
         if new_rows.num_rows:
-            audit_view = new_rows.append_column("identity_key", pc.coalesce(new_rows["user_id"], new_rows["anonymous_id"]))
+            audit_view = new_rows.append_column("identity_key",
+                                                pc.coalesce(new_rows["user_id"], new_rows["anonymous_id"]))
             params = _gate_parameters(plan, new_rows)
             out = auditor("bronze_events", audit_view, params)
             if not out.success:

@@ -71,7 +71,8 @@ def _record(context: dg.HookContext, status: str) -> None:
             gates.append({
                 "evaluated_at": now, "run_id": context.run_id, "asset": data.asset_key.to_user_string(),
                 "partition": partition, "gate": data.check_name, "passed": bool(data.passed),
-                "severity": getattr(data.severity, "value", None), "blocking": bool(data.blocking), "description": (data.description or "")[:2000],
+                "severity": getattr(data.severity, "value", None), "blocking": bool(data.blocking),
+                "description": (data.description or "")[:2000],
                 "data_dates": data_dates(partition, dict(data.metadata or {})), "source": "dagster",
             })
         else:

@@ -212,7 +212,8 @@ class FeatureStore:
         for the exact rules (TTL, ties, nulls).
         """
         chosen = [self.view(v) if isinstance(v, str) else v for v in (views or self.views)]
-        ids = entity_df.get_column(entity_column).drop_nulls().unique().to_list() if entity_column in entity_df.columns else []
+        ids = (entity_df.get_column(entity_column).drop_nulls().unique().to_list()
+               if entity_column in entity_df.columns else [])
         out = entity_df
         for view in chosen:
             history = self.history(view, entity_ids=ids).drop(DAY)
@@ -276,7 +277,8 @@ class FeatureStore:
                 continue
             frames = []
             for d in days:
-                frame = self._build_rollup_day(source, d) if d in fingerprints else pl.from_arrow(source.schema.empty_table())
+                frame = (self._build_rollup_day(source, d) if d in fingerprints
+                         else pl.from_arrow(source.schema.empty_table()))
                 frames.append(frame)
                 new_state[(source.source, d)] = (fingerprints.get(d, ""), frame.height, now)
             data = pl.concat(frames).to_arrow().cast(source.schema)  # type: ignore[arg-type]
@@ -395,7 +397,8 @@ def _day_fingerprints(uri: str, date_column: str) -> dict[datetime.date, str]:
         return {}
     actions = pa.table(dt.get_add_actions(flatten=True))
     by_day: dict[datetime.date, list[str]] = {}
-    for path, day in zip(actions.column("path").to_pylist(), actions.column(f"partition.{date_column}").to_pylist(), strict=True):
+    days = actions.column(f"partition.{date_column}").to_pylist()
+    for path, day in zip(actions.column("path").to_pylist(), days, strict=True):
         by_day.setdefault(day, []).append(path)
     return {d: hashlib.sha256("\n".join(sorted(p)).encode()).hexdigest() for d, p in by_day.items()}
 

@@ -276,7 +276,8 @@ class PaywallTest(Loop):
             coverage=1.0 if mode == "full" else ctx.settings.canary_share,
             holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
             decision_id=f"paywall-{self.version}")
-        decisions = [{"person_id": None, "action": v, "propensity": w} for v, w in zip(self.spec.variants, self.weights, strict=True)]
+        decisions = [{"person_id": None, "action": v, "propensity": w}
+                     for v, w in zip(self.spec.variants, self.weights, strict=True)]
         return Outcome(flag=flag, decisions=decisions, guardrails=[verdict], results=results,
                        evidence={"exposed": out.height})
 
@@ -361,7 +362,8 @@ class ChurnPrevention(Loop):
             & (pl.col("day") <= ctx.day - datetime.timedelta(days=self.horizon_days)))
         if units.height < 4:
             return []
-        units = units.with_columns((pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
+        units = units.with_columns(
+            (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
         out = unit_outcomes(units, ctx.events(units["day"].min()), days=self.horizon_days)
         c, t = (out.filter(pl.col("action") == v) for v in self.spec.variants)
         row = _results(self.experiment, "cancelled", c["cancelled"].to_numpy(), t["cancelled"].to_numpy(),

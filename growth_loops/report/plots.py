@@ -129,7 +129,8 @@ def plot_guardrails(rows: list[dict[str, Any]]) -> bytes:
         mine = sorted((r for r in rows if (r["loop"], r["metric"]) == (loop, metric)), key=lambda r: r["day"])
         days = [r["day"] for r in mine]
         impact = [r["relative_impact"] * 100 for r in mine]
-        upper = [r["upper_bound"] * 100 if fmt.finite(r.get("upper_bound")) else v for r, v in zip(mine, impact, strict=True)]
+        upper = [r["upper_bound"] * 100 if fmt.finite(r.get("upper_bound")) else v
+                 for r, v in zip(mine, impact, strict=True)]
         line = ax.errorbar(days, impact, yerr=[[0] * len(impact), [u - v for u, v in zip(upper, impact, strict=True)]],
                            marker="o", capsize=3, label=f"{loop} \u00b7 {metric}")
         threshold = mine[-1].get("threshold")

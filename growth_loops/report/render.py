@@ -256,7 +256,8 @@ def _trusted_days(t: DataTrust) -> str:
     parts = ["<h3>Trusted days</h3>",
              _note(f"{len(t.days) - len(untrusted)} of {fmt.plural(len(t.days), 'day')} trusted. A day is untrusted "
                    "while the latest evaluation of any gate on its data failed, or while silver has not caught up "
-                   "with its end; the loops do not act on it and its OEC row says so (marts.fct_daily_oec.is_trusted)."),
+                   "with its end; the loops do not act on it and its OEC row says so "
+                   "(marts.fct_daily_oec.is_trusted)."),
              _embed("trust", plots.plot_trust(t.days, t.gates),
                     "Per day: may decisions use it (top), and each gate's latest verdict on that day's data.",
                     "Trusted days and gate verdicts per day")]

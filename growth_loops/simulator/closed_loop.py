@@ -240,7 +240,8 @@ class ClosedLoopConfig:
             e.conversion_multiplier for e in self.paywall_variants.values())
         if worst > 1.0:
             raise ConfigError(f"{name}.trial_conversion_base",
-                              f"(1.5·base + nudge lift)·max multiplier = {worst:.3f} > 1", "Lower the base, the lift or the paywall conversion multipliers.")
+                              f"(1.5·base + nudge lift)·max multiplier = {worst:.3f} > 1",
+                              "Lower the base, the lift or the paywall conversion multipliers.")
         if 1.5 * self.churn_daily_base > 1.0 or self.retention_offer_churn_multiplier < 0 or (
                 1.5 * self.churn_daily_base * self.retention_offer_churn_multiplier > 1.0):
             raise ConfigError(f"{name}.churn_daily_base", "gives a daily hazard above 1",
@@ -789,7 +790,8 @@ class ClosedLoopSimulator:
         users_file, delivered_file = f"state/users-{tag}.parquet", f"state/delivered-{tag}.parquet"
         _write_parquet(self.base / users_file, _state_frame(run.s))
         keys = sorted(delivered | {m.key for m in due})
-        _write_parquet(self.base / delivered_file, pl.DataFrame({"message_key": keys}, schema={"message_key": pl.String}))
+        _write_parquet(self.base / delivered_file,
+                       pl.DataFrame({"message_key": keys}, schema={"message_key": pl.String}))
         _write_json(self.base / "cursor.json", {
             "version": 1, "seed": self.seed, "start": self.start.isoformat(), "config": self.config.to_json(),
             "next_day": tag, "next_visitor": run.next_visitor, "users_file": users_file,

@@ -42,5 +42,6 @@ def load_plan_view(path: str | os.PathLike[str] | None = None) -> PlanView:
     required = {name: ev.required for name, ev in plan.events.items()}
     missing = [e for e in EMITTED_EVENTS if e not in types]
     if missing:
-        raise TrackingPlanError(plan.source, f"does not define {missing}, which the simulator emits; add them to the plan")
+        raise TrackingPlanError(plan.source,
+                                f"does not define {missing}, which the simulator emits; add them to the plan")
     return PlanView(version=plan.version, types=types, required=required)

@@ -196,8 +196,8 @@ class Collector:
                 self._admit(request, kind)
                 expectation = request.headers.get("Expect", "")
                 if request.version != HttpVersion11 or expectation.lower() != "100-continue":
-                    raise RequestRejected(417, "expectation_failed",
-                                          f"Expect {expectation[:40]!r} is not supported (only 100-continue, in HTTP/1.1)")
+                    raise RequestRejected(417, "expectation_failed", f"Expect {expectation[:40]!r} is not "
+                                          "supported (only 100-continue, in HTTP/1.1)")
             except RequestRejected as exc:
                 self.stats.requests += 1
                 response = self._refuse(request, exc)
@@ -271,7 +271,8 @@ class Collector:
                     f"no Authorization header, and the body ({length:,} bytes) is larger than the "
                     f"{cap // 1024} KB read to find a writeKey in it; send the write key as the HTTP Basic user name"))
         if length is not None and length > limit:
-            raise RequestRejected(413, "payload_too_large", f"body is {length:,} bytes; the limit is {limit // 1024} KB")
+            raise RequestRejected(413, "payload_too_large",
+                                  f"body is {length:,} bytes; the limit is {limit // 1024} KB")
         decoder = BodyDecoder(request.headers.get("Content-Encoding", ""), limit)
         # What the client announces is a lower bound of what it will hold once decompressed.
         if self._inflight and self._inflight + (length or 0) > self.config.max_inflight_bytes:
@@ -512,7 +513,8 @@ def start_in_thread(paths: LakePaths, config: CollectorConfig) -> RunningCollect
     thread.start()
     collector = Collector(paths, config)
     try:
-        runner, url = asyncio.run_coroutine_threadsafe(_start_site(collector, config.host, config.port), loop).result(30)
+        started = asyncio.run_coroutine_threadsafe(_start_site(collector, config.host, config.port), loop)
+        runner, url = started.result(30)
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         raise

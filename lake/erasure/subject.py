@@ -388,7 +388,8 @@ def _pii(
     rows = delta_io.read(paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "event_name", "user_id",
                                                                       "anonymous_id", "properties"], filter=flt)
     theirs = pc.is_in(rows["event_id"], value_set=pa.array(events, pa.string()))
-    for name, props in zip(rows.filter(theirs)["event_name"].to_pylist(), rows.filter(theirs)["properties"].to_pylist(), strict=True):
+    own = rows.filter(theirs)
+    for name, props in zip(own["event_name"].to_pylist(), own["properties"].to_pylist(), strict=True):
         hashed |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if isinstance(v, str)}
     if not hashed:
         return frozenset(raw)

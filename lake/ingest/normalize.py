@@ -130,7 +130,8 @@ class Normalizer:
             return
         self.lines += 1
         if too_long:
-            prefix = safe_prefix(raw[:_LONG_LINE_PREFIX].decode("utf-8", errors="ignore"), _LONG_LINE_PREFIX, truncated=True)
+            prefix = safe_prefix(raw[:_LONG_LINE_PREFIX].decode("utf-8", errors="ignore"), _LONG_LINE_PREFIX,
+                                 truncated=True)
             self._quarantine_raw(self.masker.mask_text(prefix), [], "line_too_long",
                                  f"line is longer than {self.max_line_bytes:,} bytes (GROWTHLAKE_MAX_LINE_BYTES): not "
                                  "parsed; raw_line keeps a short masked prefix, the landing file the line",
@@ -193,7 +194,8 @@ class Normalizer:
         event_id = self._ident(ev["event_id"])
         pii = self.validator.pii_of(name)
         if already_masked:
-            self.masker.mask_properties(props, pii, frozenset(p[11:] for p in already_masked if p.startswith("properties.")))
+            done = frozenset(p[11:] for p in already_masked if p.startswith("properties."))
+            self.masker.mask_properties(props, pii, done)
             ip_hash = ip if "context.ip" in already_masked else (None if ip is None else self.masker.hash(ip))
         else:
             if props:
@@ -281,7 +283,8 @@ class Normalizer:
             pii = self.validator.pii_of(name) if type(name) is str else frozenset()
             done = frozenset(p[11:] for p in already if p.startswith("properties."))
             # named as raw_line names them: a property name that is itself PII is masked there too
-            masked += [f"properties.{self.masker.mask_string(p)}" for p in self.masker.mask_properties(props, pii, done)]
+            masked += [f"properties.{self.masker.mask_string(p)}"
+                       for p in self.masker.mask_properties(props, pii, done)]
         for holder, key, path in ((ev, "event_id", "event_id"), (ev, "user_id", "user_id"),
                                   (ev, "anonymous_id", "anonymous_id"), (ev, "session_id", "session_id"),
                                   (ctx, "locale", "context.locale")):
@@ -309,7 +312,8 @@ class Normalizer:
         q["violation_type"].append(vtype)
         q["detail"].append(safe_prefix(self.masker.mask_text(detail), _DETAIL_CHARS))
         q["event_id"].append(event_id)
-        q["event_name"].append(None if event_name is None else self.masker.mask_text(safe_prefix(event_name, _NAME_CHARS)))
+        q["event_name"].append(None if event_name is None
+                               else self.masker.mask_text(safe_prefix(event_name, _NAME_CHARS)))
         q["source_file"].append(source_file)
         q["line_number"].append(line_number)
         q["landing_partition"].append(landing_partition)

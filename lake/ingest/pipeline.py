@@ -112,9 +112,11 @@ def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table
         present = 0
         new_mask = first_copy
     else:
-        have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
+        have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"})
+        have = have.unique("event_id", keep="first")
         joined = cand.join(have, on="event_id", how="left", maintain_order="left")
-        same_line = ((joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])).fill_null(False)
+        same_line = ((joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])
+                     ).fill_null(False)
         present = int(same_line.sum())
         new_mask = joined["_f"].is_null() & first_copy
     new_count = int(new_mask.sum())
@@ -149,7 +151,8 @@ def _hold(paths: LakePaths, key: str, new_bronze: pa.Table, new_quar: pa.Table) 
     return folder
 
 
-def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: PiiMasker) -> tuple[NormalizedBatch, list[str]]:
+def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan,
+                        masker: PiiMasker) -> tuple[NormalizedBatch, list[str]]:
     """Read every batch file of a landing hour through the contract (no table is touched)."""
     files = list_landing_files(paths, key)
     return normalize_files(paths, key, files, plan=plan, masker=masker), [f.relative for f in files]
@@ -180,12 +183,14 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
     gates: dict[str, dict] = {}
     try:
         if new_bronze.num_rows:
-            audit_view = new_bronze.append_column("identity_key", pc.coalesce(new_bronze["user_id"], new_bronze["anonymous_id"]))
+            audit_view = new_bronze.append_column("identity_key",
+                                                  pc.coalesce(new_bronze["user_id"], new_bronze["anonymous_id"]))
             out = auditor("bronze_events", audit_view, bronze_gate_parameters(plan, key))
             gates["bronze_events"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
         if new_quar.num_rows:
             out = auditor("bronze_quarantine", new_quar, {})
-            gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
+            gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(),
+                                          "metadata": out.to_metadata()}
     finally:
         staged = staging.result() if staging is not None else None
     failed = [g for g in gates.values() if not g["success"]]

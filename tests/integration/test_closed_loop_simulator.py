@@ -297,7 +297,8 @@ def test_a_message_to_a_user_without_marketing_consent_is_ignored_and_recorded_a
     refused = users.filter(~pl.col("marketing_consent"))["user_id"][0]
     granted = users.filter(pl.col("marketing_consent"))["user_id"][0]
     outbox = message_frame([
-        {"message_id": f"m-{u}", "person_id": u, "template": "weekly_digest", "created_at": noon(START), "sent_at": None}
+        {"message_id": f"m-{u}", "person_id": u, "template": "weekly_digest", "created_at": noon(START),
+         "sent_at": None}
         for u in (refused, granted)])
 
     day2 = START + timedelta(days=1)

@@ -113,7 +113,8 @@ def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):
     assert evals["gx_bronze_events"].passed is False
     assert "identity_key" in (evals["gx_bronze_events"].description or "")
 
-    bronze = DeltaTable(paths.bronze_events).to_pyarrow_table() if DeltaTable.is_deltatable(paths.bronze_events) else None
+    bronze = (DeltaTable(paths.bronze_events).to_pyarrow_table() if DeltaTable.is_deltatable(paths.bronze_events)
+              else None)
     assert bronze is None or bronze.num_rows == 0, "nothing of the bad batch may be visible in bronze"
     entry = read_entry(paths, KEY)
     assert entry.gate_status == "failed" and entry.held_for_audit == 30 and not entry.reconciled
@@ -139,7 +140,8 @@ def test_sensor_requests_a_run_when_an_hours_files_change(paths):
     write_batch(paths, key, [event()])
     write_batch(paths, old, [event()])
     sensor = build_definitions(lake=LakeResource(root=paths.root)).resolve_sensor_def("landing_files_sensor")
-    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"lake": LakeResource(root=paths.root)}) as ctx:
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                 resources={"lake": LakeResource(root=paths.root)}) as ctx:
         first = list(sensor(ctx))
         assert [r.partition_key for r in first] == [key]
         again = list(sensor(ctx))

@@ -531,7 +531,8 @@ def test_revocations_survive_parallel_normalization(paths, plan, masker, monkeyp
 DAY = dt.date(2026, 4, 1)
 H1, H2 = "2026-04-01-10:00", "2026-04-01-11:00"
 SHARED_A, SHARED_B = "dev-shared-a", "dev-shared-b"
-UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
+      "Safari/605.1.15")
 PERSONS = ("user-1", "user-10", "user-2", "user-3", "user-5")
 
 

@@ -134,7 +134,8 @@ def test_segment_and_rudderstack_dumps_reach_bronze_and_silver(paths, plan, mask
     assert by_id["s-01"]["_source_file"] == "date=2026-11-02/hour=05/1762060200000.b8f2c4e1.gz"
 
     quarantine = DeltaTable(paths.bronze_quarantine).to_pyarrow_table()
-    assert sorted(zip(quarantine["line_number"].to_pylist(), quarantine["violation_type"].to_pylist(), strict=True)) == [
+    violations = zip(quarantine["line_number"].to_pylist(), quarantine["violation_type"].to_pylist(), strict=True)
+    assert sorted(violations) == [
         (9, "unplanned_event"), (10, "datatype_mismatch"), (11, "malformed_json"), (16, "missing_event_id")]
     assert not any("eve@example.org" in line or "198.51.100.20" in line for line in quarantine["raw_line"].to_pylist())
     # the withdrawal of analytics consent became an erasure request for its sender

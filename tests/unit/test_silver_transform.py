@@ -86,7 +86,8 @@ def test_person_is_user_then_linked_user_then_anonymous_device():
     ("feature_used", {"feature": "api", "duration_s": 3.5}, {"feature": "api"}),
     ("page_viewed", {"path": "/", "referrer": "https://news.ycombinator.com", "utm_source": "hn",
                      "utm_medium": "social", "utm_campaign": "launch"},
-     {"referrer": "https://news.ycombinator.com", "utm_source": "hn", "utm_medium": "social", "utm_campaign": "launch"}),
+     {"referrer": "https://news.ycombinator.com", "utm_source": "hn", "utm_medium": "social",
+      "utm_campaign": "launch"}),
     ("user_signed_up", {"method": "email", "email": "h", "utm_source": "google"}, {"utm_source": "google"}),
     ("email_clicked", {"campaign": "c", "email_id": "m", "utm_source": "x", "plan": "pro"},
      {"utm_source": None, "plan": None}),  # only the planned events feed a typed column
