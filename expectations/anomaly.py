@@ -22,9 +22,12 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lake.settings import current as current_settings
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike  # numpy itself is imported where it is used
 
 __all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "VolumeVerdict", "chi_square_p_value", "distribution_verdict",
            "load_config", "psi_from_counts", "schema_drift_verdict", "volume_verdict"]
@@ -130,7 +133,7 @@ before contributes about ``a * ln(a / 1e-4)``, e.g. 3.5 for ``a = 0.4``: far abo
 """
 
 
-def psi_from_counts(expected_counts: Sequence[float], actual_counts: Sequence[float]) -> float:
+def psi_from_counts(expected_counts: ArrayLike, actual_counts: ArrayLike) -> float:
     """Population stability index of two count vectors over the same bins."""
     import numpy as np
 
@@ -189,7 +192,7 @@ def schema_drift_verdict(event_lines: Counts, properties: Counts, planned: Mappi
     findings: list[str] = []
     judged: dict[str, Any] = {}
     for key, count in sorted(properties.items()):
-        event, _, prop = key.partition(".")
+        event, _dot, prop = key.partition(".")  # `_` is the **_ of the signature
         lines = event_lines.get(event, 0)
         if event not in planned or prop in planned[event] or lines < min_lines:
             continue

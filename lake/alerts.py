@@ -161,4 +161,5 @@ def raise_alerts(paths: LakePaths, alerts: Iterable[Alert], notifier: Notifier |
 def read_alerts(paths: LakePaths) -> pl.DataFrame:
     """Every alert, oldest first (an empty frame with the schema when none was raised)."""
     df = pl.from_arrow(delta_io.read(paths.alerts, ALERTS_SCHEMA))
+    assert isinstance(df, pl.DataFrame)
     return df.sort("raised_at", "alert_id")

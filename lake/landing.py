@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -105,7 +105,7 @@ def list_landing_partitions(paths: LakePaths) -> list[str]:
 
 
 def iter_lines(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22,
-               max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
+               max_line_bytes: int | None = None) -> Generator[tuple[int, bytes], None, None]:
     """Yield ``(line_number, raw_line)`` (1-based, newline stripped), streaming in chunks.
 
     With ``max_line_bytes``, a longer line is yielded cut to its first ``max_line_bytes + 1``

@@ -154,6 +154,7 @@ class Collector:
     async def _stop(self, _app: web.Application) -> None:
         self._closing = True  # new requests get 503; what is pending is landed (and acknowledged) first
         if self._task is not None:
+            assert self._wake is not None  # made with the task
             self._wake.set()
             await self._task
         await asyncio.get_running_loop().run_in_executor(self._io, self.writer.close)
@@ -345,6 +346,7 @@ class Collector:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((hour, lines, future))
         self._pending_bytes += sum(map(len, lines))
+        assert self._wake is not None  # made at startup, before any request
         self._wake.set()
         try:
             # Shielded: a client that hangs up does not un-land its events (a retry dedups on messageId).
@@ -355,6 +357,7 @@ class Collector:
 
     # -- group commit ---------------------------------------------------------------------------
     async def _commit_loop(self) -> None:
+        assert self._wake is not None  # made before this task
         while True:
             await self._wake.wait()
             # At most one commit per linger interval: an idle collector commits at once, a busy one
@@ -368,6 +371,7 @@ class Collector:
                 return
 
     async def _commit_pending(self) -> None:
+        assert self._wake is not None  # made at startup
         self._wake.clear()
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if not batch:

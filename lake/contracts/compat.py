@@ -8,12 +8,14 @@ from typing import Literal
 from lake.contracts.plan import TrackingPlan
 from lake.errors import BreakingPlanChange
 
+ChangeKind = Literal["breaking", "additive"]
+
 __all__ = ["PlanChange", "diff_plans", "check_version_bump"]
 
 
 @dataclass(frozen=True)
 class PlanChange:
-    kind: Literal["breaking", "additive"]
+    kind: ChangeKind
     what: str
 
     def __str__(self) -> str:
@@ -32,7 +34,7 @@ def diff_plans(old: TrackingPlan, new: TrackingPlan) -> list[PlanChange]:
             np_ = new_ev.properties.get(pname)
             where = f"{name}.{pname}"
             if np_ is None:
-                kind = "breaking" if op.required else "additive"
+                kind: ChangeKind = "breaking" if op.required else "additive"
                 was = "required" if op.required else "optional"
                 changes.append(PlanChange(kind, f"{was} property {where} removed"))
                 continue

@@ -141,6 +141,7 @@ class EventValidator:
                 problems.append(Violation("datatype_mismatch",
                                           f"properties must be an object, got {type(props).__name__}"))
             else:
+                assert isinstance(name, str)  # compiled is only found for a str name
                 self._check_properties(name, props, compiled, problems)
 
         if not problems:

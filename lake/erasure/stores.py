@@ -180,7 +180,7 @@ def _prefilter(subject: Subject) -> list[str]:
 
 def _warehouse_changes(con, subject: Subject) -> list[tuple[str, str, list[int], dict[int, dict[str, str]]]]:
     """(schema, table, rowids of their rows, rowid -> redacted columns) of every base table they are in."""
-    out = []
+    out: list[tuple[str, str, list[int], dict[int, dict[str, str]]]] = []
     needles = _prefilter(subject)
     if not needles:
         return out

@@ -225,9 +225,9 @@ class _Landed:
             for i, raw in enumerate(data.split(b"\n")):
                 if (f.path, i) in self.lines or not any(n in raw for n in needles):
                     continue
-                ids = parse_landed_line(raw, convert)
-                if ids is not None and ids.has_ids:
-                    self.lines[(f.path, i)] = ids
+                line_ids = parse_landed_line(raw, convert)
+                if line_ids is not None and line_ids.has_ids:
+                    self.lines[(f.path, i)] = line_ids
 
 
 def _in(column: pl.Series, values: set[str] | frozenset[str]) -> pl.Series:
@@ -379,7 +379,7 @@ def _pii(
     hashed: set[str] = set()
     for ids in own_lines:
         ev = ids.event or {}
-        for value in _prop_values(ev.get("properties"), kinds.get(ev.get("event_name"), frozenset())):
+        for value in _prop_values(ev.get("properties"), kinds.get(ev.get("event_name", ""), frozenset())):
             raw.add(value if isinstance(value, str) else str(value))
             hashed.add(masker.hash(value))
     mine = own_rows.filter(own_rows["event_name"].is_in(sorted(kinds)))

@@ -172,6 +172,7 @@ class Normalizer:
 
         violation, ts, received = self.validator.check(ev)
         if violation is None:
+            assert ts is not None and received is not None  # check() parsed both: no violation
             window = self._windows.get(landing_partition)
             if window is None:
                 window = self._windows[landing_partition] = event_time_window(self.plan, landing_partition)
@@ -191,6 +192,8 @@ class Normalizer:
                                  name if type(name) is str else None, source_file, line_number, landing_partition)
             return "quarantine"
 
+        # no violation: check() parsed both times and found the event name in the plan
+        assert ts is not None and received is not None and isinstance(name, str)
         event_id = self._ident(ev["event_id"])
         pii = self.validator.pii_of(name)
         if already_masked:

@@ -44,7 +44,8 @@ _STAGER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="growthlake-stage
 
 
 class GateOutcome(Protocol):
-    success: bool
+    @property
+    def success(self) -> bool: ...
 
     def summary(self) -> str: ...
     def to_metadata(self) -> dict: ...
@@ -107,13 +108,15 @@ def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table
         filter=pc.field("event_id").isin(pc.unique(batch["event_id"])),
     )
     cand = pl.from_arrow(batch.select(["event_id", "_source_file", "_line_number"]))
+    assert isinstance(cand, pl.DataFrame)
     first_copy = cand["event_id"].is_first_distinct()
     if existing.num_rows == 0:
         present = 0
         new_mask = first_copy
     else:
-        have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"})
-        have = have.unique("event_id", keep="first")
+        have = pl.from_arrow(existing)
+        assert isinstance(have, pl.DataFrame)
+        have = have.rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
         joined = cand.join(have, on="event_id", how="left", maintain_order="left")
         same_line = ((joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])
                      ).fill_null(False)
@@ -135,8 +138,9 @@ def _new_quarantine_rows(paths: LakePaths, key: str, quarantine: pa.Table) -> tu
     )
     if existing.num_rows == 0:
         return quarantine, 0
-    cand = pl.from_arrow(quarantine.select(["source_file", "line_number"])).with_row_index("_i")
-    keep = cand.join(pl.from_arrow(existing).unique(), on=["source_file", "line_number"], how="anti")["_i"].sort()
+    cand, have = pl.from_arrow(quarantine.select(["source_file", "line_number"])), pl.from_arrow(existing)
+    assert isinstance(cand, pl.DataFrame) and isinstance(have, pl.DataFrame)
+    keep = cand.with_row_index("_i").join(have.unique(), on=["source_file", "line_number"], how="anti")["_i"].sort()
     return quarantine.take(keep.to_arrow()), quarantine.num_rows - len(keep)
 
 
