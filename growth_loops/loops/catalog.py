@@ -211,7 +211,8 @@ class TrialNudge(Loop):
             (pl.col("plan") == "trial") & pl.col("trial_days_left").is_between(1, 3))
         due = due.join(earlier.select("person_id"), on="person_id", how="anti")
         due = _canary(ctx, _eligible(ctx, due, needs_marketing=True), self.spec.name, mode)
-        arms = assign_many(due["person_id"], seed=self.experiment, weights=list(self.weights)) if due.height else []
+        arms: np.ndarray | list[int] = (assign_many(due["person_id"], seed=self.experiment, weights=list(self.weights))
+                                        if due.height else [])
         decisions, messages = [], []
         for person, arm in zip(due["person_id"].to_list(), list(arms), strict=True):
             action = self.spec.variants[int(arm)]
@@ -228,6 +229,7 @@ class TrialNudge(Loop):
         if units.height < 4:
             return []
         first = units["day"].min()
+        assert isinstance(first, datetime.date)  # of at least 4 units
         units = units.with_columns(
             (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
         out = unit_outcomes(units, ctx.events(first), days=self.outcome_days)
@@ -313,7 +315,8 @@ class ChurnPrevention(Loop):
             return Outcome(evidence=evidence, results=self._analysis(ctx))
         cut = float(np.quantile(scores, 1 - self.top_share))
         risky = _canary(ctx, paying.filter(pl.Series(scores >= cut) & pl.Series(scores > 0)), self.spec.name, mode)
-        arms = assign_many(risky["person_id"], seed=self.experiment, weights=list(self.weights)) if risky.height else []
+        arms: np.ndarray | list[int] = (assign_many(risky["person_id"], seed=self.experiment,
+                                                    weights=list(self.weights)) if risky.height else [])
         decisions, messages = [], []
         for person, arm in zip(risky["person_id"].to_list(), list(arms), strict=True):
             action = self.spec.variants[int(arm)]
@@ -364,7 +367,9 @@ class ChurnPrevention(Loop):
             return []
         units = units.with_columns(
             (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
-        out = unit_outcomes(units, ctx.events(units["day"].min()), days=self.horizon_days)
+        first = units["day"].min()
+        assert isinstance(first, datetime.date)  # of at least 4 units
+        out = unit_outcomes(units, ctx.events(first), days=self.horizon_days)
         c, t = (out.filter(pl.col("action") == v) for v in self.spec.variants)
         row = _results(self.experiment, "cancelled", c["cancelled"].to_numpy(), t["cancelled"].to_numpy(),
                        list(self.weights))

@@ -272,7 +272,7 @@ class ClosedLoopConfig:
             "onboarding": {
                 "completion_rate": onboarding,
                 "completion_rate_by_device": by_device,
-                "best_by_device": {d: max(p, key=p.get) for d, p in by_device.items()},
+                "best_by_device": {d: max(p, key=p.__getitem__) for d, p in by_device.items()},
                 "lift_vs_control": {v: p - control for v, p in onboarding.items()},
                 "best_variant": max(sorted(onboarding), key=lambda v: onboarding[v]),
                 "activity_multiplier_if_completed": self.onboarded_activity_multiplier,
@@ -611,8 +611,11 @@ def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
     a, b = nudge["conversion_rate_nudged"], nudge["conversion_rate_not_nudged"]
     nudge["observed_lift"] = a - b if a is not None and b is not None else None
     nudged = ended.filter(pl.col("nudged"))
-    nudge["mean_true_probability_lift"] = (
-        float((nudged["p_convert_control"] - nudged["p_convert_base"]).mean()) if nudged.height else None)
+    nudge["mean_true_probability_lift"] = None
+    if nudged.height:
+        lift = (nudged["p_convert_control"] - nudged["p_convert_base"]).mean()
+        assert isinstance(lift, float)  # the mean of a float column with rows
+        nudge["mean_true_probability_lift"] = lift
     out["trial_nudge"] = nudge
 
     paywall: dict[str, Any] = {}
@@ -1088,7 +1091,9 @@ class _DayRun:
         arrivals = sorted((self._hour_time(self.hour_cum_arrival), j) for j in range(n))
         new_rows: list[dict[str, Any]] = []
         for t, j in arrivals:
-            anon = uuid4_str(lambda _bits, j=j: (int(anon_hi[j]) << 64) | int(anon_lo[j]))
+            def anon_bits(_bits: int, j: int = j) -> int:
+                return (int(anon_hi[j]) << 64) | int(anon_lo[j])
+            anon = uuid4_str(anon_bits)
             ctx = {"ip": _ip(int(ip_bits[j])), "user_agent": USER_AGENTS[int(ua[j])][0],
                    "locale": LOCALES[int(locale[j])], "consent": {"analytics": bool(analytics[j]),
                                                                   "marketing": bool(marketing[j])}}

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from lake.contracts import load_plan
+from lake.contracts.plan import PropertyType
 from lake.errors import TrackingPlanError
 
 from .catalog import EMITTED_EVENTS
@@ -22,7 +23,7 @@ class PlanView:
     """Per event: ``{property: type}`` and the required property names, in plan order."""
 
     version: str
-    types: dict[str, dict[str, str]]
+    types: dict[str, dict[str, PropertyType]]
     required: dict[str, tuple[str, ...]]
 
     @property
