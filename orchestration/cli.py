@@ -478,7 +478,7 @@ def console_main() -> None:
         # resource tracker does not report them as leaked.
         from multiprocessing import util
 
-        util._exit_function()
+        util._exit_function()  # type: ignore[attr-defined]  # private: typeshed does not declare it
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
