@@ -1,6 +1,6 @@
 # growthlake — the two commands a newcomer needs:
 #   make demo   set up, simulate a week of product events, ingest it (embedded defaults)
-#   make test   set up and run the whole test suite (unit, integration, definitions)
+#   make test   set up, lint (ruff) and type-check (mypy), run the whole test suite (unit, integration, definitions)
 PY ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -35,6 +35,8 @@ dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:$(DAGSTER_PO
 	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install
+	$(BIN)/ruff check lake growth_loops expectations orchestration tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: install  ## print every benchmark's figures (BENCHMARKS.md); BENCH_FLAGS=--with-10m adds the 10M-event chain

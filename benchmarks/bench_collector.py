@@ -37,13 +37,14 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from lake.ingest import list_landing_files, list_landing_partitions
-from lake.paths import LakePaths
+from lake.ingest import list_landing_files, list_landing_partitions  # noqa: E402
+from lake.paths import LakePaths  # noqa: E402
 
 
 # -- collector throughput ----------------------------------------------------------------------------
 def _start_collector(root: str, key: str, linger_ms: float) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, GROWTHLAKE_WRITE_KEYS=key, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, GROWTHLAKE_WRITE_KEYS=key,
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", "collect", "--root", root, "--port", "0",
                              "--linger-ms", str(linger_ms)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -65,7 +66,8 @@ def _bodies(events: int, batch: int) -> list[tuple[bytes, list[str]]]:
                  "anonymousId": f"anon-{i % 7000}", "properties": {"feature": "dashboards", "duration_s": 12.5},
                  "timestamp": "2026-11-02T05:10:00.000Z", "context": ctx}
                 for i in range(lo, min(events, lo + batch))]
-        out.append((orjson.dumps({"batch": msgs, "sentAt": "2026-11-02T05:10:00.100Z"}), [m["messageId"] for m in msgs]))
+        out.append((orjson.dumps({"batch": msgs, "sentAt": "2026-11-02T05:10:00.100Z"}),
+                    [m["messageId"] for m in msgs]))
     return out
 
 
@@ -126,7 +128,8 @@ def bench_collector(events: int, batch: int, clients: int, linger_ms: float, bas
     print(f"collector (linger {linger_ms:g} ms): {events:,} events in {len(bodies):,} requests of {batch} from "
           f"{clients} clients: {wall:.2f}s  "
           f"{len(acked) / wall:,.0f} events/s acknowledged  {len(bodies) / wall:,.0f} requests/s")
-    print(f"collector: latency p50 {statistics.median(lat) * 1000:.1f} ms  p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms  "
+    print(f"collector: latency p50 {statistics.median(lat) * 1000:.1f} ms  "
+          f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms  "
           f"429 retries {refused}  landing files {files}")
     print(f"collector: landed lines {len(landed):,} == acknowledged {len(acked):,}: "
           f"{'zero loss' if zero_loss else 'LOSS OR DUPLICATES'}")

@@ -22,12 +22,15 @@ import statistics
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lake.settings import current as current_settings
 
-__all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "VolumeVerdict", "chi_square_p_value", "distribution_verdict", "load_config",
-           "psi_from_counts", "schema_drift_verdict", "volume_verdict"]
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike  # numpy itself is imported where it is used
+
+__all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "VolumeVerdict", "chi_square_p_value", "distribution_verdict",
+           "load_config", "psi_from_counts", "schema_drift_verdict", "volume_verdict"]
 
 _MAD_TO_SD = 1.4826
 
@@ -130,7 +133,7 @@ before contributes about ``a * ln(a / 1e-4)``, e.g. 3.5 for ``a = 0.4``: far abo
 """
 
 
-def psi_from_counts(expected_counts: Sequence[float], actual_counts: Sequence[float]) -> float:
+def psi_from_counts(expected_counts: ArrayLike, actual_counts: ArrayLike) -> float:
     """Population stability index of two count vectors over the same bins."""
     import numpy as np
 
@@ -189,7 +192,7 @@ def schema_drift_verdict(event_lines: Counts, properties: Counts, planned: Mappi
     findings: list[str] = []
     judged: dict[str, Any] = {}
     for key, count in sorted(properties.items()):
-        event, _, prop = key.partition(".")
+        event, _dot, prop = key.partition(".")  # `_` is the **_ of the signature
         lines = event_lines.get(event, 0)
         if event not in planned or prop in planned[event] or lines < min_lines:
             continue
@@ -211,7 +214,8 @@ def schema_drift_verdict(event_lines: Counts, properties: Counts, planned: Mappi
             if now < before * missing_ratio:
                 findings.append(f"property {key} on {now:.0%} of {lines:,} {event} lines, {before:.0%} in the baseline")
     note = ("; ".join(findings) if findings
-            else f"{len(judged)} properties judged: none unplanned on ≥{unplanned_min_share:.0%} of lines, none missing")
+            else f"{len(judged)} properties judged: none unplanned on ≥{unplanned_min_share:.0%} of lines, "
+                 "none missing")
     return DriftVerdict(not findings, tuple(findings), judged, note)
 
 
@@ -277,7 +281,8 @@ def distribution_verdict(hour: Mapping[str, Counts], history: Mapping[str, Count
             p_value = chi_square_p_value(expected, actual)
             if p_value >= significance:
                 continue
-            moved = max(keys, key=lambda k: abs(pooled_now.get(k, 0) / sum(actual) - pooled_base.get(k, 0) / base_total))
+            moved = max(keys, key=lambda k: abs(pooled_now.get(k, 0) / sum(actual)
+                                                - pooled_base.get(k, 0) / base_total))
             findings.append(f"{column} shifted: PSI {psi:.2f} > {psi_threshold:g}, p {p_value:.1g} ({moved!r} is "
                             f"{pooled_now.get(moved, 0) / sum(actual):.0%} of the hour, "
                             f"{pooled_base.get(moved, 0) / base_total:.0%} before)")

@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from expectations.errors import InvalidSuiteError, UnknownSuiteError
 
@@ -69,9 +70,9 @@ class SuiteSpec:
         """Every column the suite reads, or ``None`` if some expectation reads the whole table."""
         columns: set[str] = set()
         for exp in self.expectations:
-            named = [exp.kwargs.get(k) for k in ("column", "column_A", "column_B")]
-            named += list(exp.kwargs.get("column_list") or [])
-            named = [c for c in named if isinstance(c, str)]
+            given = [exp.kwargs.get(k) for k in ("column", "column_A", "column_B")]
+            given += list(exp.kwargs.get("column_list") or [])
+            named = [c for c in given if isinstance(c, str)]
             if exp.type.startswith("expect_table_") or not named:
                 return None
             columns.update(named)

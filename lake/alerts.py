@@ -117,7 +117,8 @@ class WebhookNotifier:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 resp.read()
-        except (OSError, ValueError, http.client.HTTPException) as exc:  # the row is already written: never fail the caller
+        # the row is already written: never fail the caller
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             log.error("alert webhook failed for %s (%s): %s", alert.alert_id[:12], alert.subject, exc)
 
     def __repr__(self) -> str:
@@ -160,4 +161,5 @@ def raise_alerts(paths: LakePaths, alerts: Iterable[Alert], notifier: Notifier |
 def read_alerts(paths: LakePaths) -> pl.DataFrame:
     """Every alert, oldest first (an empty frame with the schema when none was raised)."""
     df = pl.from_arrow(delta_io.read(paths.alerts, ALERTS_SCHEMA))
+    assert isinstance(df, pl.DataFrame)
     return df.sort("raised_at", "alert_id")

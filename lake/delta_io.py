@@ -119,7 +119,8 @@ def append(uri: str, data: pa.Table, *, partition_by: Sequence[str] | None = Non
                     commit_properties=_commit(operation, metadata))
 
 
-def overwrite(uri: str, data: pa.Table, *, operation: str = "overwrite", metadata: dict[str, Any] | None = None) -> None:
+def overwrite(uri: str, data: pa.Table, *, operation: str = "overwrite",
+              metadata: dict[str, Any] | None = None) -> None:
     """Replace the whole table with ``data`` in one commit (creating it, even empty, on first write):
     for small derived tables rewritten as a whole."""
     dt = open_table(uri)
@@ -180,7 +181,8 @@ def stage(uri: str, data: pa.Table, *, partition_by: Sequence[str]) -> StagedFil
     groups = pc.unique(data[partition_by[0]]).to_pylist() if partition_by and data.num_rows else [None]
     for value in groups:
         part = data if value is None else data.filter(pc.equal(data[partition_by[0]], value))
-        rel_dir = f"{partition_by[0]}={value.isoformat() if hasattr(value, 'isoformat') else value}" if value is not None else ""
+        shown = value.isoformat() if hasattr(value, "isoformat") else value
+        rel_dir = f"{partition_by[0]}={shown}" if value is not None else ""
         name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
         rel = f"{rel_dir}/{name}" if rel_dir else name
         full = Path(uri) / rel

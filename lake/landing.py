@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
 
@@ -39,7 +39,7 @@ class LandingFile:
 
 def partition_key(hour: datetime) -> str:
     """The hourly partition key (Dagster's format) of a UTC hour: ``2026-11-02-05:00``."""
-    return hour.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:00")
+    return hour.astimezone(UTC).strftime("%Y-%m-%d-%H:00")
 
 
 def parse_partition_key(key: str) -> datetime:
@@ -61,7 +61,7 @@ def partition_folder(key: str) -> str:
 
 def hour_keys(start: datetime, end: datetime) -> list[str]:
     """Every hourly key from ``start`` up to, not including, ``end``."""
-    start = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     keys = []
     while start < end:
         keys.append(partition_key(start))
@@ -105,7 +105,7 @@ def list_landing_partitions(paths: LakePaths) -> list[str]:
 
 
 def iter_lines(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22,
-               max_line_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
+               max_line_bytes: int | None = None) -> Generator[tuple[int, bytes], None, None]:
     """Yield ``(line_number, raw_line)`` (1-based, newline stripped), streaming in chunks.
 
     With ``max_line_bytes``, a longer line is yielded cut to its first ``max_line_bytes + 1``

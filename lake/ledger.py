@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,7 +71,7 @@ class LedgerEntry:
             "plan_version": self.plan_version,
             "gate_status": self.gate_status,
             "gate_summary": self.gate_summary,
-            "updated_at": datetime.now(timezone.utc),
+            "updated_at": datetime.now(UTC),
         }
 
     def summary(self) -> dict:
@@ -135,7 +135,8 @@ def read_entry(paths: LakePaths, key: str) -> LedgerEntry | None:
     return LedgerEntry(
         landing_partition=r["landing_partition"], lines_landed=r["lines_landed"], bronze_rows=r["bronze_rows"],
         quarantined=r["quarantined"], consent_dropped=r["consent_dropped"],
-        duplicates_dropped=r["duplicates_dropped"], held_for_audit=r["held_for_audit"], quarantined_by_reason=json.loads(r["quarantined_by_reason"]),
+        duplicates_dropped=r["duplicates_dropped"], held_for_audit=r["held_for_audit"],
+        quarantined_by_reason=json.loads(r["quarantined_by_reason"]),
         event_dates=list(r["event_dates"] or []), files=list(r["files"] or []), plan_version=r["plan_version"],
         gate_status=r["gate_status"], gate_summary=r["gate_summary"],
     )
@@ -146,7 +147,8 @@ def count_landed_lines(paths: LakePaths, key: str) -> tuple[int, list[str]]:
     non-blank ones, and every line longer than ``GROWTHLAKE_MAX_LINE_BYTES`` (quarantined unread)."""
     files = list_landing_files(paths, key)
     limit = paths.settings.max_line_bytes
-    n = sum(1 for f in files for _, raw in iter_lines(paths, f, max_line_bytes=limit) if len(raw) > limit or raw.strip())
+    n = sum(1 for f in files for _, raw in iter_lines(paths, f, max_line_bytes=limit)
+            if len(raw) > limit or raw.strip())
     return n, [f.relative for f in files]
 
 
@@ -171,13 +173,17 @@ def verify_partition(paths: LakePaths, key: str) -> Reconciliation:
     counts = count_tables(paths, key, entry.event_dates)
     problems = []
     if landed != entry.lines_landed:
-        problems.append(f"landing files hold {landed} lines, the ledger says {entry.lines_landed} (files changed since ingestion?)")
+        problems.append(f"landing files hold {landed} lines, the ledger says {entry.lines_landed} "
+                        "(files changed since ingestion?)")
     if counts.bronze_rows != entry.bronze_rows:
-        problems.append(f"bronze holds {counts.bronze_rows} rows of this partition, the ledger says {entry.bronze_rows}")
+        problems.append(f"bronze holds {counts.bronze_rows} rows of this partition, "
+                        f"the ledger says {entry.bronze_rows}")
     if counts.bronze_distinct_ids != counts.bronze_rows:
-        problems.append(f"bronze holds {counts.bronze_rows - counts.bronze_distinct_ids} doubled event_ids from this partition")
+        problems.append(f"bronze holds {counts.bronze_rows - counts.bronze_distinct_ids} doubled event_ids "
+                        "from this partition")
     if counts.quarantined_open != entry.quarantined:
-        problems.append(f"quarantine holds {counts.quarantined_open} open rows of this partition, the ledger says {entry.quarantined}")
+        problems.append(f"quarantine holds {counts.quarantined_open} open rows of this partition, "
+                        f"the ledger says {entry.quarantined}")
     if entry.held_for_audit:
         problems.append(f"{entry.held_for_audit} rows held by a failed gate ({entry.gate_summary})")
     accounted = counts.bronze_rows + counts.quarantined_open + entry.consent_dropped + entry.duplicates_dropped

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -38,8 +39,7 @@ from lake.erasure.delta_tables import discover_tables
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.settings import current as current_settings
-from lake.silver.state import (read_state, record_own_commits, recorded_versions, silver_table_uris,
-                               table_versions)
+from lake.silver.state import read_state, record_own_commits, recorded_versions, silver_table_uris, table_versions
 from lake.silver.tables import FILE_BYTES as SILVER_FILE_BYTES
 from lake.silver.tables import Tables, commit_properties
 
@@ -115,7 +115,7 @@ def _vacuum(uri: str, report: TableMaintenance, *, retention_hours: int) -> None
         return
     # full: also files no commit ever referenced (a writer killed before its commit) — safe while
     # every writer lock is held; only files older than the retention are touched either way.
-    kwargs = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
+    kwargs: dict[str, Any] = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
     doomed = dt.vacuum(dry_run=True, **kwargs)
     report.bytes_vacuumed = sum(_size(os.path.join(uri, p)) for p in doomed)
     report.files_vacuumed = len(dt.vacuum(dry_run=False, commit_properties=commit_properties("maintenance_vacuum"),

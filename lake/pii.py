@@ -139,11 +139,15 @@ def _email_spans(text: str, out: list[tuple[int, int]]) -> None:
             local, after = parts[i], parts[i + 1]
             next_start = start + len(local) + 1
             if local and after:
-                domain = _DOMAIN.match(after).group()
+                domain_match = _DOMAIN.match(after)
+                assert domain_match is not None  # the pattern matches the empty string
+                domain = domain_match.group()
                 tld = _TLD_REVERSED.search(domain[::-1]) if len(domain) >= 4 else None
                 if tld is not None:
                     dot = len(domain) - tld.end()  # the rightmost dot followed by two letters
-                    out.append((start, next_start + _LETTERS.match(domain, dot + 1).end()))
+                    letters = _LETTERS.match(domain, dot + 1)
+                    assert letters is not None  # the pattern matches the empty string
+                    out.append((start, next_start + letters.end()))
             start = next_start
 
 
@@ -182,7 +186,9 @@ def _ipv6_spans(text: str, out: list[tuple[int, int]]) -> None:
         floor = max(0, start - _IPV6_MAX - 1)  # an address is at most 39 characters: look no further back
         while start > floor and text[start - 1] in _HEX_COLON:
             start -= 1
-        end = _HEX_COLON_RUN.match(text, hit.start()).end()
+        run = _HEX_COLON_RUN.match(text, hit.start())
+        assert run is not None  # the pattern matches the empty string
+        end = run.end()
         pos = end  # the run is judged once, as a whole
         if start == floor and floor > 0 and text[floor - 1] in _HEX_COLON:
             continue  # longer than any address
@@ -456,7 +462,8 @@ class PiiMasker:
                     dst[self.mask_string(key)] = new
         return root
 
-    def mask_properties(self, props: dict[str, Any], pii: frozenset[str], already: frozenset[str] = frozenset()) -> list[str]:
+    def mask_properties(self, props: dict[str, Any], pii: frozenset[str],
+                        already: frozenset[str] = frozenset()) -> list[str]:
         """Mask in place: plan-marked PII, plus any string that looks like an email, IP or phone number.
 
         A nested value (object or array) holding such a string anywhere is hashed whole.

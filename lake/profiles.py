@@ -92,10 +92,11 @@ def _bin_label(edges: list[float], value: float) -> str:
 def _compute(paths: LakePaths, key: str, event_dates: list[dt.date], columns: Mapping[str, Mapping]) -> pa.Table:
     import duckdb
 
+    bronze_columns = ["event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS]
     bronze = delta_io.read(
-        paths.bronze_events, BRONZE_EVENTS, columns=["event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS],
+        paths.bronze_events, BRONZE_EVENTS, columns=bronze_columns,
         partitions=[("event_date", "in", sorted(set(event_dates)))], filter=pc.field("_landing_partition") == key,
-    ) if event_dates else BRONZE_EVENTS.empty_table().select(["event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS])
+    ) if event_dates else BRONZE_EVENTS.empty_table().select(bronze_columns)
     quarantine = delta_io.read(
         paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["event_name", "raw_line"],
         partitions=[("landing_date", "=", parse_partition_key(key).date())],
@@ -125,7 +126,8 @@ def _compute(paths: LakePaths, key: str, event_dates: list[dt.date], columns: Ma
             dimension = f"column:{name}"
             if name in _BRONZE_COLUMNS:
                 rows += con.execute(f"select '{dimension}', coalesce({name}, '(null)'), "
-                                    "count(distinct coalesce(user_id, anonymous_id)) from bronze group by all").fetchall()
+                                    "count(distinct coalesce(user_id, anonymous_id)) from bronze group by all"
+                                    ).fetchall()
             elif "." in name and spec.get("bins"):
                 event, prop = name.split(".", 1)
                 values = con.execute("select try_cast(json_extract_string(properties, '$.' || ?) as double) "
@@ -143,7 +145,8 @@ def _compute(paths: LakePaths, key: str, event_dates: list[dt.date], columns: Ma
         con.close()
     day = parse_partition_key(key).date()
     return pa.Table.from_pylist(
-        [{"landing_partition": key, "landing_date": day, "dimension": d, "key": k, "count": int(n)} for d, k, n in rows],
+        [{"landing_partition": key, "landing_date": day, "dimension": d, "key": k, "count": int(n)}
+         for d, k, n in rows],
         schema=LANDING_PROFILES)
 
 

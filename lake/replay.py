@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pyarrow as pa
@@ -71,7 +71,7 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
         if open_rows.num_rows == 0:
             return result
 
-        norm = Normalizer(plan, masker, ingested_at=datetime.now(timezone.utc))
+        norm = Normalizer(plan, masker, ingested_at=datetime.now(UTC))
         passing: dict[tuple[str, int], str] = {}  # (source_file, line) -> landing partition
         for row in open_rows.to_pylist():
             if row["violation_type"] == "line_too_long":  # raw_line is only a prefix: nothing to replay
@@ -96,7 +96,8 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
 
         new_rows, _present, _dups = classify_against_bronze(paths, batch.bronze)
         if new_rows.num_rows:
-            audit_view = new_rows.append_column("identity_key", pc.coalesce(new_rows["user_id"], new_rows["anonymous_id"]))
+            audit_view = new_rows.append_column("identity_key",
+                                                pc.coalesce(new_rows["user_id"], new_rows["anonymous_id"]))
             params = _gate_parameters(plan, new_rows)
             out = auditor("bronze_events", audit_view, params)
             if not out.success:
@@ -110,7 +111,7 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
         by_partition: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for line, key in passing.items():
             by_partition[key].append(line)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for key, lines in sorted(by_partition.items()):
             _resolve_partition(paths, key, set(lines), in_bronze, now)
             failpoint("after_replay_resolve")
@@ -137,7 +138,7 @@ def _lines_in_bronze(paths: LakePaths, rows: pa.Table) -> set[tuple[str, int]]:
         partitions=[("event_date", "in", pc.unique(rows["event_date"]).to_pylist())],
         filter=pc.field("event_id").isin(rows["event_id"]),
     )
-    return set(zip(found["_source_file"].to_pylist(), found["_line_number"].to_pylist()))
+    return set(zip(found["_source_file"].to_pylist(), found["_line_number"].to_pylist(), strict=True))
 
 
 def _resolve_partition(paths: LakePaths, key: str, lines: set[tuple[str, int]], in_bronze: set[tuple[str, int]],

@@ -216,7 +216,8 @@ class Settings:
             if not self.local_dir:
                 raise ConfigError("GROWTHLAKE_LOCAL_DIR", f"it is unset and GROWTHLAKE_ROOT ({self.root}) is not a "
                                   "local folder: the DuckDB warehouse, dbt's files and the writer locks need one",
-                                  "Set GROWTHLAKE_LOCAL_DIR to a local folder of this machine, e.g. /var/lib/growthlake")
+                                  "Set GROWTHLAKE_LOCAL_DIR to a local folder of this machine, "
+                                  "e.g. /var/lib/growthlake")
             return
         root = Path(self.root)
         fix = "Point GROWTHLAKE_ROOT (or --root) at the lake's folder"
@@ -231,9 +232,11 @@ class Settings:
                 raise ConfigError("GROWTHLAKE_ROOT", f"{root} cannot be created ({parent} is not writable)", fix)
             return
         if not os.access(root, os.R_OK | os.X_OK):
-            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is not readable by this user", f"{fix}, or fix its permissions")
+            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is not readable by this user",
+                              f"{fix}, or fix its permissions")
         if writable and not os.access(root, os.W_OK):
-            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is not writable by this user", f"{fix}, or fix its permissions")
+            raise ConfigError("GROWTHLAKE_ROOT", f"{root} is not writable by this user",
+                              f"{fix}, or fix its permissions")
 
     def storage_options_for(self, uri: str) -> dict[str, str] | None:
         """Object-store options (``AWS_*``) for ``uri``; None for a local path."""

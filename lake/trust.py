@@ -35,8 +35,9 @@ from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, UTC_TS
 
 __all__ = ["ASSET_RUNS", "DAILY_TRUST", "DAY_COMPLETE_SLACK", "GATE_EVALUATIONS", "DayTrust", "accept_gate",
-           "daily_verdicts", "data_dates_of_partition", "latest_gate_evaluations", "read_asset_runs", "record_asset_runs",
-           "record_gate_evaluations", "silver_days", "silver_fresh_through", "untrusted_days", "write_daily_trust"]
+           "daily_verdicts", "data_dates_of_partition", "latest_gate_evaluations", "read_asset_runs",
+           "record_asset_runs", "record_gate_evaluations", "silver_days", "silver_fresh_through", "untrusted_days",
+           "write_daily_trust"]
 
 # A day is complete once silver holds events received within this much of the day's end: the
 # silver freshness SLA's fail window (orchestration/freshness.py), so a loop run at 00:30 after a

@@ -61,8 +61,8 @@ from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.trust import write_daily_trust
 
-__all__ = ["DBT_PROJECT_DIR", "LAKE_ROOT_VAR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild", "build_warehouse",
-           "dbt_build_args", "dbt_env", "how_to_connect", "staged_warehouse"]
+__all__ = ["DBT_PROJECT_DIR", "LAKE_ROOT_VAR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild",
+           "build_warehouse", "dbt_build_args", "dbt_env", "how_to_connect", "staged_warehouse"]
 
 SILVER_TABLES = ("events", "sessions", "identity_map")  # the dbt sources (models/staging/silver)
 

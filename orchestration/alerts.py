@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from lake.alerts import Alert, raise_alerts
+from lake.alerts import Alert, Severity, raise_alerts
 from lake.paths import LakePaths
 from orchestration.freshness import SLAS
 from orchestration.resources import LakeResource
@@ -40,7 +40,8 @@ def _policy_windows(policy) -> tuple[timedelta, timedelta] | None:
     warn, fail = getattr(policy, "warn_window", None), getattr(policy, "fail_window", None)
     if fail is None:
         return None
-    as_td = lambda w: w.to_timedelta() if hasattr(w, "to_timedelta") else timedelta(seconds=w.total_seconds())
+    def as_td(w) -> timedelta:
+        return w.to_timedelta() if hasattr(w, "to_timedelta") else timedelta(seconds=w.total_seconds())
     return (as_td(warn) if warn is not None else as_td(fail)), as_td(fail)
 
 
@@ -88,8 +89,12 @@ def evaluate_freshness(instance: dg.DagsterInstance, asset_graph_or_defs, lake_p
             continue
         lag = now - last
         warn, fail = windows
-        severity, threshold = ("fail", fail) if lag > fail else ("warn", warn) if lag > warn else (None, None)
-        if severity is None:
+        severity: Severity
+        if lag > fail:
+            severity, threshold = "fail", fail
+        elif lag > warn:
+            severity, threshold = "warn", warn
+        else:
             continue
         subject = key.to_user_string()
         alerts.append(Alert(

@@ -82,5 +82,6 @@ def hourly_ingestion_on_celery() -> dg.JobDefinition:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """This code location (``workspace.yaml``: ``module_name: orchestration.celery``), loaded by Dagster, not at import."""
+    """This code location (``workspace.yaml``: ``module_name: orchestration.celery``), loaded by Dagster,
+    not at import."""
     return celery_definitions()

@@ -88,7 +88,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                        seed=args.seed, start=args.start, fault_rate=args.fault_rate)
     rate = summary.lines_written / summary.elapsed_s if summary.elapsed_s else 0.0
     print(f"simulated {summary.users} users over {summary.days} days from {summary.start} (seed {summary.seed}): "
-          f"{summary.lines_written} lines in {summary.files_written} files, {summary.elapsed_s:.1f}s ({rate:,.0f} lines/s)")
+          f"{summary.lines_written} lines in {summary.files_written} files, {summary.elapsed_s:.1f}s "
+          f"({rate:,.0f} lines/s)")
     print(f"landing: {summary.landing_dir}")
     print("injected collector faults: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.faults.items())))
     return 0
@@ -116,7 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     paths = LakePaths.from_root(settings=args.settings)
     if args.from_ or args.to:
         if not (args.from_ and args.to):
-            raise GrowthlakeError("give both --from and --to (dates like 2026-11-02, or hour keys like 2026-11-02-05:00).")
+            raise GrowthlakeError("give both --from and --to (dates like 2026-11-02, "
+                                  "or hour keys like 2026-11-02-05:00).")
         keys = partition_range(args.from_, args.to)
     else:
         keys = list_landing_partitions(paths)
@@ -131,7 +133,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if still_open:
         print(f"skipping {still_open[0]}{f' .. {still_open[-1]}' if len(still_open) > 1 else ''}: the hour is still "
               f"open (events are landing in it); it is ingested once it closes at "
-              f"{parse_partition_key(still_open[0]) + timedelta(hours=1):%H:%M} UTC, by the hourly schedule or a later run")
+              f"{parse_partition_key(still_open[0]) + timedelta(hours=1):%H:%M} UTC, "
+              "by the hourly schedule or a later run")
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
     job = defs.resolve_job_def("hourly_ingestion")
     instance = _instance(args.settings)
@@ -149,10 +152,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             failed.append(key)
         led = read_ledger(paths, [key]).to_pylist()
         figures = led[0] if led else {}
-        print(f"[{i:>4}/{len(keys)}] {key}  landed {figures.get('lines_landed', 0):>6}  bronze {figures.get('bronze_rows', 0):>6}  "
+        verdict = "FAILED: " + ", ".join(bad or ["run"]) if key in failed else "gates ok"
+        print(f"[{i:>4}/{len(keys)}] {key}  landed {figures.get('lines_landed', 0):>6}  "
+              f"bronze {figures.get('bronze_rows', 0):>6}  "
               f"quarantined {figures.get('quarantined', 0):>4}  consent {figures.get('consent_dropped', 0):>4}  "
               f"dups {figures.get('duplicates_dropped', 0):>4}  "
-              f"{'FAILED: ' + ', '.join(bad or ['run']) if key in failed else 'gates ok'}  {time.perf_counter() - t0:.2f}s",
+              f"{verdict}  {time.perf_counter() - t0:.2f}s",
               flush=True)
     print(f"hourly partitions done in {time.perf_counter() - started:.1f}s")
     if not args.no_warehouse and not failed:
@@ -382,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fault-rate", type=float, default=0.02, help="share of lines hit by a collector fault")
     s.set_defaults(fn=_cmd_simulate, needs=WRITE)
 
-    r = sub.add_parser("run", parents=[common], help="materialize the asset graph in process for a range of hourly partitions")
+    r = sub.add_parser("run", parents=[common],
+                       help="materialize the asset graph in process for a range of hourly partitions")
     r.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD) or hour (YYYY-MM-DD-HH:00)")
     r.add_argument("--to", help="last day or hour, inclusive (default with neither: every landed hour)")
     r.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
@@ -391,11 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-loops", action="store_true", help="skip the growth loops' decisions of the days run")
     r.set_defaults(fn=_cmd_run, needs=UPDATE | PII | PLAN)
 
-    q = sub.add_parser("replay-quarantine", parents=[common], help="move quarantined lines that now pass the plan into bronze")
+    q = sub.add_parser("replay-quarantine", parents=[common],
+                       help="move quarantined lines that now pass the plan into bronze")
     q.add_argument("--partition", action="append", help="only this landing hour (repeatable)")
     q.set_defaults(fn=_cmd_replay, needs=UPDATE | PII | PLAN)
 
-    st = sub.add_parser("status", parents=[common], help="what is in the lake: tables, rows, last partition, failed gates")
+    st = sub.add_parser("status", parents=[common],
+                        help="what is in the lake: tables, rows, last partition, failed gates")
     st.set_defaults(fn=_cmd_status, needs=READ)
 
     from orchestration.cli_features import add_parser as add_features_parser
@@ -415,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_collect_parser(sub, common)
 
     er = sub.add_parser("erase", parents=[common], help="right to erasure: remove every trace of one person")
-    er.add_argument("--user", required=True, help="the person's user_id (an anonymous_id erases that device and its user)")
+    er.add_argument("--user", required=True,
+                    help="the person's user_id (an anonymous_id erases that device and its user)")
     er.add_argument("--reason", default="data subject request (GDPR art. 17)", help="why, for the erasure record")
     er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     er.set_defaults(fn=_cmd_erase, needs=UPDATE | PII | PLAN)
@@ -469,7 +478,7 @@ def console_main() -> None:
         # resource tracker does not report them as leaked.
         from multiprocessing import util
 
-        util._exit_function()
+        util._exit_function()  # type: ignore[attr-defined]  # private: typeshed does not declare it
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -71,7 +71,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(f"  {'day':<12}{'status':<11}{'people':>8}  {'gx':<5}{'max psi':>8}  at")
         for r in log.iter_rows(named=True):
             psi = "-" if r["drift_max_psi"] is None else f"{r['drift_max_psi']:.3f}"
-            print(f"  {r['day'].isoformat():<12}{r['status']:<11}{r['rows']:>8,}  {'ok' if r['gx_passed'] else 'FAIL':<5}"
+            gx = "ok" if r["gx_passed"] else "FAIL"
+            print(f"  {r['day'].isoformat():<12}{r['status']:<11}{r['rows']:>8,}  {gx:<5}"
                   f"{psi:>8}  {r['materialized_at']:%Y-%m-%d %H:%M:%S}Z"
                   + (" drift accepted" if r["drift_accepted"] else ""))
     store.close()
@@ -151,8 +152,8 @@ def materialize_days(defs, instance, days: Sequence[date], *, accept_drift: bool
         if not res.success or bad:
             failed.append(day.isoformat())
         shown = "  ".join(f"{v} {s} ({n:,})" for v, (s, n) in statuses.items())
-        print(f"features {day}  {shown}  {'FAILED: ' + ', '.join(bad or ['run']) if bad or not res.success else 'gates ok'}"
-              f"  {time.perf_counter() - t0:.2f}s", flush=True)
+        verdict = "FAILED: " + ", ".join(bad or ["run"]) if bad or not res.success else "gates ok"
+        print(f"features {day}  {shown}  {verdict}  {time.perf_counter() - t0:.2f}s", flush=True)
     return failed
 
 
@@ -164,12 +165,13 @@ def _cmd_materialize(args: argparse.Namespace) -> int:
 
     last = args.to or args.day
     if last < args.day:
-        raise GrowthlakeError(f"--to {last} is before --day {args.day}: give the first day with --day, the last with --to.")
+        raise GrowthlakeError(f"--to {last} is before --day {args.day}: "
+                              "give the first day with --day, the last with --to.")
     days = [args.day + timedelta(days=i) for i in range((last - args.day).days + 1)]
     today = datetime.now(UTC).date()
     if days[-1] >= today:
-        raise GrowthlakeError(f"{days[-1]} has not ended yet (today is {today} UTC): a day's features are valid from its "
-                              "end, so materialize days up to yesterday.")
+        raise GrowthlakeError(f"{days[-1]} has not ended yet (today is {today} UTC): a day's features are valid "
+                              "from its end, so materialize days up to yesterday.")
     paths = LakePaths.from_root(args.root)
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
     failed = materialize_days(defs, _instance(args.settings), days, accept_drift=args.accept_drift,

@@ -99,7 +99,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     """The closed loop on a fresh root: simulated product, whole chain, every loop, then a summary."""
     import json
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, date, datetime, timedelta
 
     import polars as pl
 
@@ -130,6 +130,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                              settings=LoopSettings(holdout_share=args.holdout), on_day=on_day)
     summary = truth_summary(paths.root)
     results = pl.from_arrow(delta_io.read(paths.table("experiments", "results"), EXPERIMENT_RESULTS))
+    assert isinstance(results, pl.DataFrame)
     last = results.filter(pl.col("day") == results["day"].max()) if results.height else results
     print("\nexperiments on the last day (95% intervals):")
     for line in experiment_lines(last.to_dicts()):
@@ -137,8 +138,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(f"truth: trial nudge +{cfg.trial_nudge_lift:.2f} conversion; discount popup "
           f"{cfg.true_effects()['paywall']['discount_popup']['relative_revenue_per_exposed']:+.1%} revenue per exposed")
     rolled = decisions_frame(result).filter(pl.col("status") == "rolled_back")
+    first_rollback = rolled["day"].min()
+    assert first_rollback is None or isinstance(first_rollback, date)
     print(f"rollbacks: {', '.join(sorted(set(rolled['loop']))) or 'none'}"
-          + (f" (first on {rolled['day'].min()})" if rolled.height else ""))
+          + (f" (first on {first_rollback})" if rolled.height else ""))
     print(f"onboarding: {json.dumps(summary.get('onboarding', {}), default=str)[:300]}")
     print(f"messages sent: {result.messages_sent}; audit: `growthlake audit`; approvals: `growthlake approvals list`")
     return 0

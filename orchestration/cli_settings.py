@@ -24,7 +24,7 @@ def checked_settings(args: argparse.Namespace) -> Settings:
         ConfigError: a setting is malformed or missing (the message says which and how to fix it).
         TrackingPlanError: the tracking plan cannot be used.
     """
-    needs = getattr(args, "needs", frozenset())
+    needs: frozenset[str] = getattr(args, "needs", frozenset())
     settings = Settings.from_env(root=getattr(args, "root", None), tracking_plan=getattr(args, "tracking_plan", None))
     if needs & {"read", "write"}:
         settings.check_root(must_exist="read" in needs, writable="write" in needs)

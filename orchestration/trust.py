@@ -13,10 +13,10 @@ import datetime as dt
 
 import dagster as dg
 
-from orchestration.freshness import freshness
 from lake.ingest import parse_partition_key
 from lake.ledger import read_entry
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
+from orchestration.freshness import freshness
 
 __all__ = ["TRUST_HOOKS", "data_trust_daily", "record_trust_on_failure", "record_trust_on_success"]
 
@@ -59,23 +59,26 @@ def _record(context: dg.HookContext, status: str) -> None:
             return sorted({dt.date.fromisoformat(str(d)) for d in scoped})
         if partition not in dates_cache:
             hourly = partition is not None and len(partition) > 10
-            entry = read_entry(paths, partition) if hourly else None
+            entry = read_entry(paths, partition) if hourly and partition is not None else None
             dates_cache[partition] = data_dates_of_partition(partition, entry.event_dates if entry else ())
         return dates_cache[partition]
 
     gates, runs = [], {}
     for record in records:
-        data = record.dagster_event.event_specific_data
-        if record.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+        event = record.dagster_event
+        assert event is not None  # records without one are filtered out above
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.asset_check_evaluation_data  # Dagster's typed views of event_specific_data
             partition = getattr(data, "partition", None)
             gates.append({
                 "evaluated_at": now, "run_id": context.run_id, "asset": data.asset_key.to_user_string(),
                 "partition": partition, "gate": data.check_name, "passed": bool(data.passed),
-                "severity": getattr(data.severity, "value", None), "blocking": bool(data.blocking), "description": (data.description or "")[:2000],
+                "severity": getattr(data.severity, "value", None), "blocking": bool(data.blocking),
+                "description": (data.description or "")[:2000],
                 "data_dates": data_dates(partition, dict(data.metadata or {})), "source": "dagster",
             })
         else:
-            mat = data.materialization
+            mat = event.materialization
             meta = dict(mat.metadata or {})
             end = _window_end(mat.partition)
             rows = _value(meta, "dagster/row_count")
@@ -90,7 +93,9 @@ def _record(context: dg.HookContext, status: str) -> None:
     if status == "failed" and not runs:
         # The step raised before materializing (e.g. a guard refused unaudited input): one row, named
         # after the step's op (the assets it would have produced are not known to a hook).
-        partition = context.instance.get_run_by_id(context.run_id).tags.get("dagster/partition")
+        run = context.instance.get_run_by_id(context.run_id)
+        assert run is not None  # the hook runs inside it
+        partition = run.tags.get("dagster/partition")
         runs[(context.op.name, partition)] = {
             "recorded_at": now, "run_id": context.run_id, "job": context.job_name, "step": context.step_key,
             "asset": context.op.name, "partition": partition, "status": "failed",

@@ -26,7 +26,8 @@ def silver_event(person: str, name: str, ts: dt.datetime, **fields: Any) -> dict
     """One silver event row; ``fields`` may set revenue, currency, plan, onboarding_step,
     consent_marketing, utm_source or properties (a dict)."""
     props = fields.pop("properties", {})
-    eid = hashlib.sha1(f"{person}|{name}|{ts.isoformat()}|{json.dumps(props, sort_keys=True)}|{fields}".encode()).hexdigest()
+    identity = f"{person}|{name}|{ts.isoformat()}|{json.dumps(props, sort_keys=True)}|{fields}"
+    eid = hashlib.sha1(identity.encode()).hexdigest()
     row = {f.name: None for f in SILVER_EVENTS}
     row.update(event_id=eid, event_name=name, event_ts=ts, event_date=ts.date(), received_at=ts, person_id=person,
                user_id=person, properties=json.dumps(props), _landing_partition=ts.strftime("%Y-%m-%d-%H:00"))
@@ -37,7 +38,8 @@ def silver_event(person: str, name: str, ts: dt.datetime, **fields: Any) -> dict
 def write_events(paths: LakePaths, rows: Iterable[dict]) -> None:
     rows = list(rows)
     if rows:
-        delta_io.append(paths.silver_events, pa.Table.from_pylist(rows, schema=SILVER_EVENTS), partition_by=["event_date"])
+        delta_io.append(paths.silver_events, pa.Table.from_pylist(rows, schema=SILVER_EVENTS),
+                        partition_by=["event_date"])
 
 
 def write_sessions(paths: LakePaths, rows: Iterable[dict]) -> None:

@@ -1,9 +1,9 @@
 """The actuation outbox: where decided actions leave the lake for the product.
 
 * flags — ``build_features_document`` turns flag decisions (:class:`UnitAssignments`,
-  :class:`HashExperiment`, :class:`SegmentedExperiment`, :class:`Rollback`) into a GrowthBook SDK features document, so the
-  product's ``growthbook`` SDK serves exactly the decided variant; ``publish_features_document``
-  writes it atomically and returns its content hash;
+  :class:`HashExperiment`, :class:`SegmentedExperiment`, :class:`Rollback`) into a GrowthBook SDK
+  features document, so the product's ``growthbook`` SDK serves exactly the decided variant;
+  ``publish_features_document`` writes it atomically and returns its content hash;
 * messages — the Delta message outbox (``$ROOT/delta/decisions/message_outbox``): ``enqueue``
   (idempotent, consent-checked), ``pending``, ``mark_sent``.
 """

@@ -362,7 +362,8 @@ def _check_document(doc: Any, where: str) -> None:
         raise ActuationError(where, "it is not a GrowthBook document (no `features` object)",
                              "Build it with build_features_document().")
     for key, feature in features.items():
-        if not isinstance(feature, Mapping) or "defaultValue" not in feature or not isinstance(feature.get("rules", []), list):
+        if (not isinstance(feature, Mapping) or "defaultValue" not in feature
+                or not isinstance(feature.get("rules", []), list)):
             raise ActuationError(where, f"feature {key!r} has no defaultValue or malformed rules",
                                  "Build it with build_features_document().")
 

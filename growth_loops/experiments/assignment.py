@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from numbers import Real
+from typing import TypeGuard
 
 import numpy as np
 import polars as pl
@@ -360,7 +361,8 @@ def _fnv_of_decimal_many(values: np.ndarray) -> np.ndarray:
 # -- validation ------------------------------------------------------------------------------
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[float]:
+    """A real number other than a bool (int, float, numpy's, Fraction…), which compares as a float."""
     return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
 
 

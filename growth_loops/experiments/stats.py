@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import special
@@ -758,7 +758,8 @@ def _is_binary(values: np.ndarray) -> bool:
 
 
 def _check_alpha(alpha: object) -> None:
-    if not isinstance(alpha, Real) or isinstance(alpha, bool) or not (0.0 < alpha < 1.0):
+    # cast: typeshed's numbers.Real declares no __gt__, so mypy cannot put it right of a float's `<`
+    if not isinstance(alpha, Real) or isinstance(alpha, bool) or not (0.0 < cast(float, alpha) < 1.0):
         raise ExperimentError(
             "alpha",
             f"must be a number with 0 < alpha < 1, got {alpha!r}",

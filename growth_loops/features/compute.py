@@ -77,7 +77,9 @@ def compute_view(
     )
     activity_rows = act.join(population, on=entity, how="semi").sort(entity, DAY)
 
-    source_aggs, activity_aggs, finish = [], [], []
+    source_aggs: list[pl.Expr] = []
+    activity_aggs: list[pl.Expr] = []
+    finish: list[pl.Expr] = []
     for feature in view.features:
         agg = feature.aggregation
         assert agg is not None
@@ -121,7 +123,9 @@ def _expressions(name: str, agg: Aggregation, day: datetime.date, valid_from: da
     tmp = f"__{name}"
     start = agg.window_start(day)
     in_window = pl.col(DAY) >= start if start is not None else pl.lit(True)
+    # Aggregation requires a column of every kind but active_days and days_since_last_active
     if agg.kind == "window_sum":
+        assert agg.column is not None
         return [pl.col(agg.column).filter(in_window).sum().alias(tmp)], pl.col(tmp).fill_null(0)
     if agg.kind == "active_days":
         return [(pl.col("events") > 0).filter(in_window).sum().alias(tmp)], pl.col(tmp).fill_null(0)
@@ -129,17 +133,21 @@ def _expressions(name: str, agg: Aggregation, day: datetime.date, valid_from: da
         last = pl.col(DAY).filter(pl.col("events") > 0).max().alias(tmp)
         return [last], (pl.lit(day, dtype=pl.Date) - pl.col(tmp)).dt.total_days()
     if agg.kind == "latest":
+        assert agg.column is not None
         final = pl.col(tmp) if agg.default is None else pl.col(tmp).fill_null(agg.default)
         return [pl.col(agg.column).drop_nulls().last().alias(tmp)], final
     if agg.kind == "distinct_count":
+        assert agg.column is not None
         return [pl.col(agg.column).explode().drop_nulls().n_unique().alias(tmp)], pl.col(tmp).fill_null(0)
     if agg.kind == "window_ratio":
+        assert agg.column is not None and agg.denominator is not None
         num, den = f"{tmp}_num", f"{tmp}_den"
         exprs = [pl.col(agg.column).filter(in_window).sum().alias(num),
                  pl.col(agg.denominator).filter(in_window).sum().alias(den)]
         return exprs, pl.when(pl.col(den) > 0).then(pl.col(num) / pl.col(den)).otherwise(None)
     if agg.kind == "days_left":
         state_col, state_value = agg.state  # type: ignore[misc]
+        assert agg.column is not None
         until, state = f"{tmp}_until", f"{tmp}_state"
         exprs = [pl.col(agg.column).drop_nulls().last().alias(until),
                  pl.col(state_col).drop_nulls().last().alias(state)]

@@ -163,16 +163,16 @@ class DriftReport:
         are mentioned at the end.
         """
         threshold = f"{self.threshold:g}"
-        compared = [f for f in self.features if f.psi is not None]
+        compared = [(f, f.psi) for f in self.features if f.psi is not None]
         skipped = [f for f in self.features if f.psi is None]
         if self.drifted:
-            worst = sorted((f for f in compared if f.psi > self.threshold), key=lambda f: -f.psi)
+            worst = sorted(((f, psi) for f, psi in compared if psi > self.threshold), key=lambda fp: -fp[1])
             line = f"drift above PSI {threshold} in " + ", ".join(
-                f"{f.feature} ({self._format(f.psi)})" for f in worst
+                f"{f.feature} ({self._format(psi)})" for f, psi in worst
             )
         elif compared:
-            top = max(compared, key=lambda f: f.psi)
-            line = f"no drift above PSI {threshold} (max {self._format(top.psi)} in {top.feature})"
+            top, top_psi = max(compared, key=lambda fp: fp[1])
+            line = f"no drift above PSI {threshold} (max {self._format(top_psi)} in {top.feature})"
         else:
             line = f"drift not measured (PSI threshold {threshold})"
         if skipped:

@@ -257,7 +257,7 @@ class OnlineStore:
                     f"WHERE excluded.{_quote(VALID_FROM)} >= {table}.{_quote(VALID_FROM)}"
                 )
                 before = conn.total_changes
-                conn.executemany(sql, zip(*(typed[c].to_list() for c in typed.columns)))
+                conn.executemany(sql, zip(*(typed[c].to_list() for c in typed.columns), strict=True))
                 changed = conn.total_changes - before
                 conn.execute("COMMIT")
             except BaseException:
@@ -394,13 +394,13 @@ class OnlineStore:
             if conn is not None:
                 self._refresh_plans(conn)
             many = conn is not None and (len(views) > 1 or len(unique) > _MAX_CHUNK)
-            if many:
+            if many and conn is not None:  # (many implies a connection)
                 conn.execute("BEGIN")  # one snapshot for every statement of this lookup
             try:
                 for view in views:
                     self._read_view(conn, view, ids, unique, now_us, columns, schema)
             finally:
-                if many:
+                if many and conn is not None:
                     conn.execute("COMMIT")
         return pl.DataFrame(columns, schema=schema)
 
@@ -422,6 +422,7 @@ class OnlineStore:
             for f in view.features:
                 columns[f.name] = pl.Series(f.name, [None] * len(ids), _POLARS_DTYPES[f.dtype])
             return
+        assert conn is not None  # a plan is only found through a connection
         cutoff = now_us - view.ttl // _MICROSECOND
         found: dict[str, tuple] = {}
         for start in range(0, len(unique), _MAX_CHUNK):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import polars as pl
 
 from growth_loops.features.errors import FeatureStoreError
@@ -18,7 +20,8 @@ _POLARS_DTYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
     "bool": pl.Boolean(),
 }
-_UNIT_FINENESS = {"ms": 0, "us": 1, "ns": 2}
+TimeUnit = Literal["ns", "us", "ms"]  # polars' time units (polars._typing.TimeUnit)
+_UNIT_FINENESS: dict[TimeUnit, int] = {"ms": 0, "us": 1, "ns": 2}
 
 # Private working columns; prefixed so they cannot clash with real ones.
 _ROW = "__pit_row"
@@ -160,7 +163,7 @@ def _aware_datetime(frame: pl.DataFrame, label: str, column: str) -> pl.Datetime
     return dtype
 
 
-def _as_utc(column: str, unit: str) -> pl.Expr:
+def _as_utc(column: str, unit: TimeUnit) -> pl.Expr:
     return pl.col(column).dt.convert_time_zone("UTC").dt.cast_time_unit(unit)
 
 

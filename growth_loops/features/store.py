@@ -193,7 +193,9 @@ class FeatureStore:
         if days is not None and not days:
             return pl.from_arrow(view_schema(view).empty_table())  # type: ignore[return-value]
         table = delta_io.read(self.paths.feature_view(view.name), view_schema(view), filter=flt, partitions=parts)
-        return pl.from_arrow(table).sort(DAY, view.entity)  # type: ignore[return-value]
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.sort(DAY, view.entity)
 
     def published_days(self, view: FeatureView | str) -> list[datetime.date]:
         """Days whose values are in the view's history, oldest first."""
@@ -212,7 +214,8 @@ class FeatureStore:
         for the exact rules (TTL, ties, nulls).
         """
         chosen = [self.view(v) if isinstance(v, str) else v for v in (views or self.views)]
-        ids = entity_df.get_column(entity_column).drop_nulls().unique().to_list() if entity_column in entity_df.columns else []
+        ids = (entity_df.get_column(entity_column).drop_nulls().unique().to_list()
+               if entity_column in entity_df.columns else [])
         out = entity_df
         for view in chosen:
             history = self.history(view, entity_ids=ids).drop(DAY)
@@ -230,7 +233,9 @@ class FeatureStore:
         """The materialization log, newest first."""
         flt = pc.field("view") == view if view else None
         table = delta_io.read(self.paths.feature_materializations, MATERIALIZATIONS, filter=flt)
-        return pl.from_arrow(table).sort("materialized_at", descending=True)  # type: ignore[return-value]
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.sort("materialized_at", descending=True)
 
     # -- writing ---------------------------------------------------------------------------------
     def materialize(self, day: datetime.date, *, views: Sequence[FeatureView | str] | None = None,
@@ -249,6 +254,7 @@ class FeatureStore:
             self.refresh_rollups(through=day)
             activity = self._read_rollup("silver.events", ACTIVITY_COLUMNS, through=day)
             first = activity.filter(pl.col("events") > 0)[DAY].min()  # first day with activity, or None
+            assert first is None or isinstance(first, datetime.date)
             results = []
             for view in chosen:
                 results.append(self._materialize_view(view, day, activity, first_day=first,
@@ -276,10 +282,12 @@ class FeatureStore:
                 continue
             frames = []
             for d in days:
-                frame = self._build_rollup_day(source, d) if d in fingerprints else pl.from_arrow(source.schema.empty_table())
+                frame = (self._build_rollup_day(source, d) if d in fingerprints
+                         else pl.from_arrow(source.schema.empty_table()))
+                assert isinstance(frame, pl.DataFrame)
                 frames.append(frame)
                 new_state[(source.source, d)] = (fingerprints.get(d, ""), frame.height, now)
-            data = pl.concat(frames).to_arrow().cast(source.schema)  # type: ignore[arg-type]
+            data = pl.concat(frames).to_arrow().cast(source.schema)
             predicate = f"{DAY} IN ({', '.join(repr(d.isoformat()) for d in days)})"
             delta_io.replace_where(self.paths.feature_rollup(source.name), data, predicate, partition_by=[DAY],
                                    operation="feature-rollup", metadata={"days": [d.isoformat() for d in days]})
@@ -395,7 +403,8 @@ def _day_fingerprints(uri: str, date_column: str) -> dict[datetime.date, str]:
         return {}
     actions = pa.table(dt.get_add_actions(flatten=True))
     by_day: dict[datetime.date, list[str]] = {}
-    for path, day in zip(actions.column("path").to_pylist(), actions.column(f"partition.{date_column}").to_pylist()):
+    days = actions.column(f"partition.{date_column}").to_pylist()
+    for path, day in zip(actions.column("path").to_pylist(), days, strict=True):
         by_day.setdefault(day, []).append(path)
     return {d: hashlib.sha256("\n".join(sorted(p)).encode()).hexdigest() for d, p in by_day.items()}
 

@@ -109,7 +109,7 @@ class OnboardingBandit(Loop):
         weights = policy.policy_probabilities(segments, rng)
         promoted = any(v.endswith("+greedy") for v in ctx.runs(self.spec.name)["policy_version"].to_list())
         means = policy.expected_rewards(segments)
-        evidence: dict[str, Any] = {"expected_completion": {d: dict(zip(arms, means[i].round(4).tolist()))
+        evidence: dict[str, Any] = {"expected_completion": {d: dict(zip(arms, means[i].round(4).tolist(), strict=True))
                                                             for i, d in enumerate(self.segments)},
                                     "logged_units": logged.height}
         ope = self._ope(logged, policy)
@@ -129,7 +129,7 @@ class OnboardingBandit(Loop):
                 seed=self.experiment, variations=arms, weights=w.tolist(), condition={"deviceType": device},
                 coverage=1.0 if mode == "full" else ctx.settings.canary_share))
             decisions += [{"person_id": None, "action": f"{device}:{arm}", "propensity": float(p)}
-                          for arm, p in zip(arms, w)]
+                          for arm, p in zip(arms, w, strict=True)]
         flag = SegmentedExperiment(key=self.spec.target, default=self.spec.control, segments=parts,
                                    holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
                                    decision_id=f"onboarding-{ctx.day.isoformat()}")
@@ -211,9 +211,10 @@ class TrialNudge(Loop):
             (pl.col("plan") == "trial") & pl.col("trial_days_left").is_between(1, 3))
         due = due.join(earlier.select("person_id"), on="person_id", how="anti")
         due = _canary(ctx, _eligible(ctx, due, needs_marketing=True), self.spec.name, mode)
-        arms = assign_many(due["person_id"], seed=self.experiment, weights=list(self.weights)) if due.height else []
+        arms: np.ndarray | list[int] = (assign_many(due["person_id"], seed=self.experiment, weights=list(self.weights))
+                                        if due.height else [])
         decisions, messages = [], []
-        for person, arm in zip(due["person_id"].to_list(), list(arms)):
+        for person, arm in zip(due["person_id"].to_list(), list(arms), strict=True):
             action = self.spec.variants[int(arm)]
             decisions.append({"person_id": person, "action": action, "propensity": self.weights[int(arm)]})
             if action == "trial_nudge":
@@ -228,6 +229,7 @@ class TrialNudge(Loop):
         if units.height < 4:
             return []
         first = units["day"].min()
+        assert isinstance(first, datetime.date)  # of at least 4 units
         units = units.with_columns(
             (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
         out = unit_outcomes(units, ctx.events(first), days=self.outcome_days)
@@ -276,7 +278,8 @@ class PaywallTest(Loop):
             coverage=1.0 if mode == "full" else ctx.settings.canary_share,
             holdout_share=ctx.settings.holdout_share, holdout_seed=ctx.settings.holdout_seed,
             decision_id=f"paywall-{self.version}")
-        decisions = [{"person_id": None, "action": v, "propensity": w} for v, w in zip(self.spec.variants, self.weights)]
+        decisions = [{"person_id": None, "action": v, "propensity": w}
+                     for v, w in zip(self.spec.variants, self.weights, strict=True)]
         return Outcome(flag=flag, decisions=decisions, guardrails=[verdict], results=results,
                        evidence={"exposed": out.height})
 
@@ -312,9 +315,10 @@ class ChurnPrevention(Loop):
             return Outcome(evidence=evidence, results=self._analysis(ctx))
         cut = float(np.quantile(scores, 1 - self.top_share))
         risky = _canary(ctx, paying.filter(pl.Series(scores >= cut) & pl.Series(scores > 0)), self.spec.name, mode)
-        arms = assign_many(risky["person_id"], seed=self.experiment, weights=list(self.weights)) if risky.height else []
+        arms: np.ndarray | list[int] = (assign_many(risky["person_id"], seed=self.experiment,
+                                                    weights=list(self.weights)) if risky.height else [])
         decisions, messages = [], []
-        for person, arm in zip(risky["person_id"].to_list(), list(arms)):
+        for person, arm in zip(risky["person_id"].to_list(), list(arms), strict=True):
             action = self.spec.variants[int(arm)]
             decisions.append({"person_id": person, "action": action, "propensity": self.weights[int(arm)]})
             if action == "retention_offer":
@@ -361,8 +365,11 @@ class ChurnPrevention(Loop):
             & (pl.col("day") <= ctx.day - datetime.timedelta(days=self.horizon_days)))
         if units.height < 4:
             return []
-        units = units.with_columns((pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
-        out = unit_outcomes(units, ctx.events(units["day"].min()), days=self.horizon_days)
+        units = units.with_columns(
+            (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
+        first = units["day"].min()
+        assert isinstance(first, datetime.date)  # of at least 4 units
+        out = unit_outcomes(units, ctx.events(first), days=self.horizon_days)
         c, t = (out.filter(pl.col("action") == v) for v in self.spec.variants)
         row = _results(self.experiment, "cancelled", c["cancelled"].to_numpy(), t["cancelled"].to_numpy(),
                        list(self.weights))

@@ -95,7 +95,7 @@ def run_closed_loop(paths: LakePaths, *, start: datetime.date, days: int, seed: 
                                                            tzinfo=datetime.UTC))
         clock["decide"] = time.perf_counter()
         stages = list(clock)
-        result.seconds[day] = {b: round(clock[b] - clock[a], 3) for a, b in zip(stages, stages[1:])}
+        result.seconds[day] = {b: round(clock[b] - clock[a], 3) for a, b in zip(stages, stages[1:], strict=False)}
         result.days.append(day)
         result.runs[day] = runs
         if on_day is not None:

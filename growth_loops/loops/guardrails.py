@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -48,11 +48,21 @@ class GuardrailVerdict:
         return json.dumps(asdict(self), sort_keys=True)
 
 
+class _Common(TypedDict):
+    """The fields of a verdict that do not depend on the outcome."""
+
+    metric: str
+    threshold: float
+    confidence: float
+    n_control: int
+    n_treatment: int
+
+
 def evaluate(guardrail: Guardrail, control: np.ndarray, treatment: np.ndarray) -> GuardrailVerdict:
     """Judge ``treatment`` against ``control`` on the guardrail's metric (one value per exposed unit)."""
     control, treatment = np.asarray(control, dtype=float), np.asarray(treatment, dtype=float)
-    base = dict(metric=guardrail.metric, threshold=-guardrail.max_relative_drop, confidence=guardrail.confidence,
-                n_control=int(control.size), n_treatment=int(treatment.size))
+    base = _Common(metric=guardrail.metric, threshold=-guardrail.max_relative_drop, confidence=guardrail.confidence,
+                   n_control=int(control.size), n_treatment=int(treatment.size))
     if min(control.size, treatment.size) < guardrail.min_units_per_arm:
         return GuardrailVerdict(verdict="insufficient", relative_impact=None, upper_bound=None, lower_bound=None,
                                 reason=f"fewer than {guardrail.min_units_per_arm} units in an arm", **base)

@@ -87,7 +87,8 @@ LOOP_RUNS = pa.schema(
         pa.field("loop", pa.string(), nullable=False),
         pa.field("day", pa.date32(), nullable=False),
         pa.field("policy_version", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),  # actuated | canary | skipped | awaiting_approval | rejected | rolled_back
+        # status: actuated | canary | skipped | awaiting_approval | rejected | rolled_back
+        pa.field("status", pa.string(), nullable=False),
         pa.field("approval_state", pa.string(), nullable=False),
         pa.field("guardrails", pa.string(), nullable=False),  # JSON list of verdicts
         pa.field("decisions", pa.int64(), nullable=False),
@@ -270,7 +271,7 @@ def run_decisions(paths: LakePaths, day: datetime.date, *, loops: Sequence[Loop]
         flags: list[FlagDecision] = [r.outcome.flag for r in runs if r.outcome.flag is not None]
         doc = build_features_document(flags)
         # A loop skipped by a failed gate keeps the decision already in the product.
-        for run, loop in zip(runs, loops):
+        for run, loop in zip(runs, loops, strict=True):
             if run.status == "skipped" and loop.spec.actuation != "message":
                 kept = previous_doc.get("features", {}).get(loop.spec.target)
                 if kept is not None:
@@ -294,7 +295,8 @@ def _run_one(ctx: DayContext, loop: Loop) -> LoopRun:
                        Outcome(evidence={"gates": failed, "untrusted_days": untrusted}),
                        note="upstream gate failed: " + "; ".join(notes)
                             + (" (re-run the partition once fixed, or `growthlake trust accept`)" if untrusted else ""))
-    rolled = ctx.runs(spec.name).filter((pl.col("policy_version") == loop.version) & (pl.col("status") == "rolled_back"))
+    rolled = ctx.runs(spec.name).filter((pl.col("policy_version") == loop.version)
+                                        & (pl.col("status") == "rolled_back"))
     if not rolled.is_empty():
         return LoopRun(spec.name, day, loop.version, "rolled_back", "n/a",
                        Outcome(flag=loop.control_flag("rolled back"), evidence={"since": str(rolled["day"][0])}),

@@ -119,7 +119,8 @@ class LoopSpec:
         if self.policy not in _POLICIES:
             raise LoopError(subject, f"policy {self.policy!r} is unknown", f"Use one of {', '.join(_POLICIES)}.")
         if self.actuation not in _ACTUATIONS:
-            raise LoopError(subject, f"actuation {self.actuation!r} is unknown", f"Use one of {', '.join(_ACTUATIONS)}.")
+            raise LoopError(subject, f"actuation {self.actuation!r} is unknown",
+                            f"Use one of {', '.join(_ACTUATIONS)}.")
         for field_name in ("inputs", "variants", "guardrails"):
             if not isinstance(getattr(self, field_name), tuple):
                 raise LoopError(subject, f"{field_name} is not a tuple", "Pass a tuple so the spec stays immutable.")

@@ -223,8 +223,9 @@ def _read_oec(paths: LakePaths) -> tuple[pl.DataFrame | None, str]:
     except duckdb.Error as exc:
         return None, f"the warehouse could not be opened read-only ({str(exc).splitlines()[0]})."
     try:
-        columns = {r[0] for r in con.execute("select column_name from information_schema.columns "
-                                             "where table_schema = 'marts' and table_name = 'fct_daily_oec'").fetchall()}
+        columns = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'fct_daily_oec'").fetchall()}
         trust = "is_trusted" if "is_trusted" in columns else "null::boolean as is_trusted"  # older warehouses
         frame = con.sql("select date_day, active_users, revenue, revenue_per_active_user, d7_retention, "
                         f"trial_to_paid_rate, {trust} from marts.fct_daily_oec order by date_day").pl()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from growth_loops.features.rollups import REPORTING_CURRENCY
 
@@ -19,7 +19,7 @@ __all__ = ["DASH", "finite", "interval", "money", "num", "pct", "plural", "text"
 DASH = "\u2014"
 
 
-def finite(value: Any) -> bool:
+def finite(value: Any) -> TypeGuard[float]:
     """Whether ``value`` is a finite number (``bool`` is not a number here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

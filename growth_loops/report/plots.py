@@ -84,7 +84,7 @@ def plot_oec_components(oec: pl.DataFrame) -> bytes:
     days = oec["date_day"].to_list()
     panels = (("active_users", "Active users", 1.0, "people"), ("revenue", "Revenue", 1.0, REPORTING_CURRENCY),
               ("d7_retention", "D7 retention", 100.0, "%"), ("trial_to_paid_rate", "Trial to paid", 100.0, "%"))
-    for ax, (column, title, scale, unit) in zip(axes.ravel(), panels):
+    for ax, (column, title, scale, unit) in zip(axes.ravel(), panels, strict=True):
         values = [v * scale for v in _floats(oec[column])]
         ax.set_title(title)
         if all(math.isnan(v) for v in values):
@@ -129,13 +129,14 @@ def plot_guardrails(rows: list[dict[str, Any]]) -> bytes:
         mine = sorted((r for r in rows if (r["loop"], r["metric"]) == (loop, metric)), key=lambda r: r["day"])
         days = [r["day"] for r in mine]
         impact = [r["relative_impact"] * 100 for r in mine]
-        upper = [r["upper_bound"] * 100 if fmt.finite(r.get("upper_bound")) else v for r, v in zip(mine, impact)]
-        line = ax.errorbar(days, impact, yerr=[[0] * len(impact), [u - v for u, v in zip(upper, impact)]],
+        upper = [r["upper_bound"] * 100 if fmt.finite(r.get("upper_bound")) else v
+                 for r, v in zip(mine, impact, strict=True)]
+        line = ax.errorbar(days, impact, yerr=[[0] * len(impact), [u - v for u, v in zip(upper, impact, strict=True)]],
                            marker="o", capsize=3, label=f"{loop} \u00b7 {metric}")
         threshold = mine[-1].get("threshold")
         if fmt.finite(threshold):
             ax.axhline(threshold * 100, linestyle="--", color=line[0].get_color(), linewidth=1)
-        for r, v in zip(mine, impact):
+        for r, v in zip(mine, impact, strict=True):
             if r.get("verdict") == "rollback":
                 ax.scatter([r["day"]], [v], marker="X", s=140, color="#c62828", zorder=5)
     ax.axhline(0, color="#212121", linewidth=0.8)
@@ -155,7 +156,7 @@ def plot_ingestion_volume(daily: pl.DataFrame) -> bytes:
                                  ("duplicates_dropped", "dropped: duplicate", "#f9a825")):
         values = [float(v) for v in daily[column]]
         ax.bar(days, values, bottom=bottom, label=label, color=color, width=0.8)
-        bottom = [b + v for b, v in zip(bottom, values)]
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     ax.set_ylabel("landed lines")
     _integer_axis(ax.yaxis)
     _style(ax, grid="y", dates=True,

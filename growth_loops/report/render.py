@@ -68,7 +68,7 @@ def render_report(d: ReportData, *, now: datetime.datetime) -> str:
 
 def _section_questions(d: ReportData) -> str:
     items = []
-    for i, (question, answer) in enumerate(zip(BOARD_QUESTIONS, answer_board_questions(d)), start=1):
+    for i, (question, answer) in enumerate(zip(BOARD_QUESTIONS, answer_board_questions(d), strict=True), start=1):
         extra = f'<p class="assumption">{_esc(answer.assumption)}</p>' if answer.assumption else ""
         items.append(f'<li data-question="{i}"><p class="question">{_esc(question)}</p>'
                      f'<p class="answer verdict-{answer.verdict}" data-verdict="{answer.verdict}">'
@@ -256,7 +256,8 @@ def _trusted_days(t: DataTrust) -> str:
     parts = ["<h3>Trusted days</h3>",
              _note(f"{len(t.days) - len(untrusted)} of {fmt.plural(len(t.days), 'day')} trusted. A day is untrusted "
                    "while the latest evaluation of any gate on its data failed, or while silver has not caught up "
-                   "with its end; the loops do not act on it and its OEC row says so (marts.fct_daily_oec.is_trusted)."),
+                   "with its end; the loops do not act on it and its OEC row says so "
+                   "(marts.fct_daily_oec.is_trusted)."),
              _embed("trust", plots.plot_trust(t.days, t.gates),
                     "Per day: may decisions use it (top), and each gate's latest verdict on that day's data.",
                     "Trusted days and gate verdicts per day")]

@@ -8,9 +8,9 @@ messages), so decisions change what users do next, with known true effects.
 >>> summary = simulate("data", users=2_000, days=14, seed=7)  # doctest: +SKIP
 """
 
+from .closed_loop import ClosedLoopConfig, ClosedLoopSimulator, DayTruth, read_truth, truth_summary
 from .config import FAULT_KINDS, NO_CONSENT, SimulatorConfig
 from .engine import SimulationSummary, simulate
-from .closed_loop import ClosedLoopConfig, ClosedLoopSimulator, DayTruth, read_truth, truth_summary
 
 __all__ = ["simulate", "SimulationSummary", "SimulatorConfig", "FAULT_KINDS", "NO_CONSENT", "ClosedLoopConfig",
            "ClosedLoopSimulator", "DayTruth", "read_truth", "truth_summary"]

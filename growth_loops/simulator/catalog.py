@@ -82,7 +82,8 @@ PAGE_TITLES: dict[str, str] = {
 
 # channel -> (share of arrivals, signup multiplier, referrers, utm_source/medium choices, campaigns)
 CHANNELS: dict[str, tuple[float, float, tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]] = {
-    "organic_search": (0.32, 1.00, ("https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/"), (), ()),
+    "organic_search": (0.32, 1.00, ("https://www.google.com/", "https://www.bing.com/", "https://duckduckgo.com/"),
+                       (), ()),
     "paid_search": (0.18, 0.85, ("https://www.google.com/",), (("google", "cpc"), ("bing", "cpc")),
                     ("brand", "competitor", "analytics_tools")),
     "social": (0.14, 0.70, ("https://t.co/", "https://www.linkedin.com/", "https://www.reddit.com/"),
@@ -150,4 +151,5 @@ UNEXPECTED_PROPERTIES: tuple[tuple[str, object], ...] = (
     ("user_email", "carol.d@example.org"),
     ("retry_count", 2),
 )
-BAD_TIMESTAMPS: tuple[str, ...] = ("yesterday", "2026-13-45T99:00:00Z", "", "02/11/2026 10:15:03", "NaN", "2026-11-02 10:15")
+BAD_TIMESTAMPS: tuple[str, ...] = ("yesterday", "2026-13-45T99:00:00Z", "", "02/11/2026 10:15:03", "NaN",
+                                   "2026-11-02 10:15")

@@ -240,7 +240,8 @@ class ClosedLoopConfig:
             e.conversion_multiplier for e in self.paywall_variants.values())
         if worst > 1.0:
             raise ConfigError(f"{name}.trial_conversion_base",
-                              f"(1.5·base + nudge lift)·max multiplier = {worst:.3f} > 1", "Lower the base, the lift or the paywall conversion multipliers.")
+                              f"(1.5·base + nudge lift)·max multiplier = {worst:.3f} > 1",
+                              "Lower the base, the lift or the paywall conversion multipliers.")
         if 1.5 * self.churn_daily_base > 1.0 or self.retention_offer_churn_multiplier < 0 or (
                 1.5 * self.churn_daily_base * self.retention_offer_churn_multiplier > 1.0):
             raise ConfigError(f"{name}.churn_daily_base", "gives a daily hazard above 1",
@@ -271,7 +272,7 @@ class ClosedLoopConfig:
             "onboarding": {
                 "completion_rate": onboarding,
                 "completion_rate_by_device": by_device,
-                "best_by_device": {d: max(p, key=p.get) for d, p in by_device.items()},
+                "best_by_device": {d: max(p, key=p.__getitem__) for d, p in by_device.items()},
                 "lift_vs_control": {v: p - control for v, p in onboarding.items()},
                 "best_variant": max(sorted(onboarding), key=lambda v: onboarding[v]),
                 "activity_multiplier_if_completed": self.onboarded_activity_multiplier,
@@ -610,8 +611,11 @@ def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
     a, b = nudge["conversion_rate_nudged"], nudge["conversion_rate_not_nudged"]
     nudge["observed_lift"] = a - b if a is not None and b is not None else None
     nudged = ended.filter(pl.col("nudged"))
-    nudge["mean_true_probability_lift"] = (
-        float((nudged["p_convert_control"] - nudged["p_convert_base"]).mean()) if nudged.height else None)
+    nudge["mean_true_probability_lift"] = None
+    if nudged.height:
+        lift = (nudged["p_convert_control"] - nudged["p_convert_base"]).mean()
+        assert isinstance(lift, float)  # the mean of a float column with rows
+        nudge["mean_true_probability_lift"] = lift
     out["trial_nudge"] = nudge
 
     paywall: dict[str, Any] = {}
@@ -631,7 +635,7 @@ def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
             "true_relative_revenue_per_exposed": effect.relative_revenue_per_exposed,
         }
     control = paywall.get("control", {}).get("revenue_per_exposed")
-    for variant, stats in paywall.items():
+    for stats in paywall.values():
         rpe = stats["revenue_per_exposed"]
         stats["observed_relative_revenue_per_exposed"] = rpe / control - 1.0 if control and rpe is not None else None
     out["paywall"] = paywall
@@ -789,7 +793,8 @@ class ClosedLoopSimulator:
         users_file, delivered_file = f"state/users-{tag}.parquet", f"state/delivered-{tag}.parquet"
         _write_parquet(self.base / users_file, _state_frame(run.s))
         keys = sorted(delivered | {m.key for m in due})
-        _write_parquet(self.base / delivered_file, pl.DataFrame({"message_key": keys}, schema={"message_key": pl.String}))
+        _write_parquet(self.base / delivered_file,
+                       pl.DataFrame({"message_key": keys}, schema={"message_key": pl.String}))
         _write_json(self.base / "cursor.json", {
             "version": 1, "seed": self.seed, "start": self.start.isoformat(), "config": self.config.to_json(),
             "next_day": tag, "next_visitor": run.next_visitor, "users_file": users_file,
@@ -1086,7 +1091,9 @@ class _DayRun:
         arrivals = sorted((self._hour_time(self.hour_cum_arrival), j) for j in range(n))
         new_rows: list[dict[str, Any]] = []
         for t, j in arrivals:
-            anon = uuid4_str(lambda _bits, j=j: (int(anon_hi[j]) << 64) | int(anon_lo[j]))
+            def anon_bits(_bits: int, j: int = j) -> int:
+                return (int(anon_hi[j]) << 64) | int(anon_lo[j])
+            anon = uuid4_str(anon_bits)
             ctx = {"ip": _ip(int(ip_bits[j])), "user_agent": USER_AGENTS[int(ua[j])][0],
                    "locale": LOCALES[int(locale[j])], "consent": {"analytics": bool(analytics[j]),
                                                                   "marketing": bool(marketing[j])}}
@@ -1232,7 +1239,7 @@ class _DayRun:
             "device_type": pl.Series([USER_AGENTS[int(u)][1] for u in s["ua"]], dtype=pl.String),
             "p_onboarding_complete": pl.Series(
                 [self.cfg.completion_probability(v, USER_AGENTS[int(u)][1])
-                 for v, u in zip(s["onboarding_variant"].tolist(), s["ua"])], dtype=pl.Float64),
+                 for v, u in zip(s["onboarding_variant"].tolist(), s["ua"], strict=True)], dtype=pl.Float64),
             "onboarding_steps": pl.Series(s["onboarding_steps"], dtype=pl.Int8),
             "onboarding_completed": pl.Series(s["onboarded"], dtype=pl.Boolean),
             "p_trial": pl.Series(s["p_trial"], dtype=pl.Float64),

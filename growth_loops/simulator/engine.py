@@ -6,7 +6,7 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -93,7 +93,7 @@ def simulate(root: str | os.PathLike[str], *, users: int, days: int, seed: int =
     cfg = config or SimulatorConfig()
     plan = load_plan_view(cfg.tracking_plan)
     if start is None:
-        start = datetime.now(timezone.utc).date() - timedelta(days=days)
+        start = datetime.now(UTC).date() - timedelta(days=days)
     start_ms = (start - date(1970, 1, 1)).days * MS_DAY
     end_ms = start_ms + days * MS_DAY
     landing_dir = Path(root) / "landing" / "events"

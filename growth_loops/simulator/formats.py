@@ -6,8 +6,8 @@ and the rest comes from integer arithmetic and a table of ``MM:SS`` strings.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 __all__ = ["MS_HOUR", "MS_DAY", "TimestampFormatter", "uuid4_str", "short_hex", "hour_key", "hour_folder"]
 
@@ -20,7 +20,7 @@ _VARIANT = "89ab"
 
 
 def _hour_start(hour_index: int) -> datetime:
-    return datetime.fromtimestamp(hour_index * 3600, tz=timezone.utc)
+    return datetime.fromtimestamp(hour_index * 3600, tz=UTC)
 
 
 def hour_key(hour_index: int) -> str:

@@ -171,7 +171,7 @@ class _Journey:
         end = self.end
         events = [e for e in self.events if e[0] < end]
         events.sort(key=_BY_TS)
-        self.out.anonymous_ids = [a for a, used in zip(self.anon, self.used) if used]
+        self.out.anonymous_ids = [a for a, used in zip(self.anon, self.used, strict=True) if used]
         self.out.events = len(events)
         return events, self.out
 
@@ -290,6 +290,7 @@ class _Journey:
         if tc >= end:
             return
         out.converted_ms, plan, uid, anon = tc, out.plan, self.uid, self.anon[0]
+        assert plan is not None  # a conversion is only due after a trial, which picks the plan
         amount, cur = float(cfg.plan_prices[plan]), cfg.currency
         self.emit((tc, "subscription_started", uid, anon, None,
                    {"plan": plan, "amount": amount, "currency": cur}, self._ctx(0, tc)))
@@ -315,6 +316,7 @@ class _Journey:
     def _emails(self) -> None:
         r, cfg, out = self.r, self.cfg, self.out
         signup = out.signup_ms
+        assert signup is not None  # only a signed-up user gets email
         sends = [("welcome", signup + MS_MINUTE + r.randrange(9 * MS_MINUTE))]
         if out.onboarding_steps < len(ONBOARDING_STEPS):
             sends.append(("onboarding_nudge", signup + MS_DAY + r.randrange(3 * MS_HOUR)))

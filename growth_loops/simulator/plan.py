@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from lake.contracts import load_plan
+from lake.contracts.plan import PropertyType
 from lake.errors import TrackingPlanError
 
 from .catalog import EMITTED_EVENTS
@@ -22,7 +23,7 @@ class PlanView:
     """Per event: ``{property: type}`` and the required property names, in plan order."""
 
     version: str
-    types: dict[str, dict[str, str]]
+    types: dict[str, dict[str, PropertyType]]
     required: dict[str, tuple[str, ...]]
 
     @property
@@ -42,5 +43,6 @@ def load_plan_view(path: str | os.PathLike[str] | None = None) -> PlanView:
     required = {name: ev.required for name, ev in plan.events.items()}
     missing = [e for e in EMITTED_EVENTS if e not in types]
     if missing:
-        raise TrackingPlanError(plan.source, f"does not define {missing}, which the simulator emits; add them to the plan")
+        raise TrackingPlanError(plan.source,
+                                f"does not define {missing}, which the simulator emits; add them to the plan")
     return PlanView(version=plan.version, types=types, required=required)

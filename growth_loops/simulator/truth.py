@@ -52,7 +52,8 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
 
 def write_manifest(truth_dir: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` (sorted keys, indented) atomically."""
-    _atomic_bytes(truth_dir / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    _atomic_bytes(truth_dir / "manifest.json",
+                  orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
 # The truth keeps no email or IP: it lives under the storage root, where no raw PII may be stored

@@ -161,7 +161,8 @@ def _check(msg: Any, where: str) -> None:
     mtype = msg.get("type")
     if type(mtype) is not str or mtype not in SEGMENT_TYPES:
         shown = mtype if type(mtype) is str else type(mtype).__name__
-        raise RequestRejected(400, "invalid_request", f"{where}.type {shown!r:.60} is not one of {sorted(SEGMENT_TYPES)}")
+        raise RequestRejected(400, "invalid_request",
+                              f"{where}.type {shown!r:.60} is not one of {sorted(SEGMENT_TYPES)}")
     for key in ("userId", "anonymousId", "previousId", "groupId", "messageId"):
         value = msg.get(key)
         if value is not None and (type(value) not in _ID_TYPES or value == ""):
@@ -205,7 +206,8 @@ def landing_line(msg: dict[str, Any], *, received_iso: str, peer_ip: str | None,
         if msg.get("messageId") is None:
             # sentAt changes with every retry of a request; the rest of the message does not.
             content = {k: v for k, v in msg.items() if k != "sentAt"}
-            msg["messageId"] = "gl-" + hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+            digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            msg["messageId"] = "gl-" + digest[:32]
         client_ts = msg.get("timestamp")
         if client_ts is None:
             msg["timestamp"] = received_iso
@@ -213,7 +215,8 @@ def landing_line(msg: dict[str, Any], *, received_iso: str, peer_ip: str | None,
             msg.setdefault("originalTimestamp", client_ts)
             # A time that does not parse (or lies outside the calendar) is landed as the client
             # sent it: ingestion judges it (quarantine: invalid_timestamp), nothing is lost here.
-            msg["timestamp"] = corrected_timestamp(msg["originalTimestamp"], msg.get("sentAt"), received_iso) or client_ts
+            msg["timestamp"] = (corrected_timestamp(msg["originalTimestamp"], msg.get("sentAt"), received_iso)
+                                or client_ts)
         msg["receivedAt"] = received_iso
         ctx = msg.get("context")
         if type(ctx) is not dict:
@@ -225,8 +228,8 @@ def landing_line(msg: dict[str, Any], *, received_iso: str, peer_ip: str | None,
         raise RequestRejected(400, "invalid_request", f"{where} cannot be written as one JSON line ({exc}): "
                               "nest it less than 250 levels deep") from None
     if len(line) > max_message_bytes + ENRICHMENT_BYTES:
-        raise RequestRejected(413, "payload_too_large",
-                              f"{where} is {len(line):,} bytes; the limit is {max_message_bytes // 1024} KB per message")
+        raise RequestRejected(413, "payload_too_large", f"{where} is {len(line):,} bytes; "
+                              f"the limit is {max_message_bytes // 1024} KB per message")
     return line + b"\n"
 
 

@@ -154,6 +154,7 @@ class Collector:
     async def _stop(self, _app: web.Application) -> None:
         self._closing = True  # new requests get 503; what is pending is landed (and acknowledged) first
         if self._task is not None:
+            assert self._wake is not None  # made with the task
             self._wake.set()
             await self._task
         await asyncio.get_running_loop().run_in_executor(self._io, self.writer.close)
@@ -196,8 +197,8 @@ class Collector:
                 self._admit(request, kind)
                 expectation = request.headers.get("Expect", "")
                 if request.version != HttpVersion11 or expectation.lower() != "100-continue":
-                    raise RequestRejected(417, "expectation_failed",
-                                          f"Expect {expectation[:40]!r} is not supported (only 100-continue, in HTTP/1.1)")
+                    raise RequestRejected(417, "expectation_failed", f"Expect {expectation[:40]!r} is not "
+                                          "supported (only 100-continue, in HTTP/1.1)")
             except RequestRejected as exc:
                 self.stats.requests += 1
                 response = self._refuse(request, exc)
@@ -271,7 +272,8 @@ class Collector:
                     f"no Authorization header, and the body ({length:,} bytes) is larger than the "
                     f"{cap // 1024} KB read to find a writeKey in it; send the write key as the HTTP Basic user name"))
         if length is not None and length > limit:
-            raise RequestRejected(413, "payload_too_large", f"body is {length:,} bytes; the limit is {limit // 1024} KB")
+            raise RequestRejected(413, "payload_too_large",
+                                  f"body is {length:,} bytes; the limit is {limit // 1024} KB")
         decoder = BodyDecoder(request.headers.get("Content-Encoding", ""), limit)
         # What the client announces is a lower bound of what it will hold once decompressed.
         if self._inflight and self._inflight + (length or 0) > self.config.max_inflight_bytes:
@@ -344,6 +346,7 @@ class Collector:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((hour, lines, future))
         self._pending_bytes += sum(map(len, lines))
+        assert self._wake is not None  # made at startup, before any request
         self._wake.set()
         try:
             # Shielded: a client that hangs up does not un-land its events (a retry dedups on messageId).
@@ -354,6 +357,7 @@ class Collector:
 
     # -- group commit ---------------------------------------------------------------------------
     async def _commit_loop(self) -> None:
+        assert self._wake is not None  # made before this task
         while True:
             await self._wake.wait()
             # At most one commit per linger interval: an idle collector commits at once, a busy one
@@ -367,6 +371,7 @@ class Collector:
                 return
 
     async def _commit_pending(self) -> None:
+        assert self._wake is not None  # made at startup
         self._wake.clear()
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if not batch:
@@ -512,7 +517,8 @@ def start_in_thread(paths: LakePaths, config: CollectorConfig) -> RunningCollect
     thread.start()
     collector = Collector(paths, config)
     try:
-        runner, url = asyncio.run_coroutine_threadsafe(_start_site(collector, config.host, config.port), loop).result(30)
+        started = asyncio.run_coroutine_threadsafe(_start_site(collector, config.host, config.port), loop)
+        runner, url = started.result(30)
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         raise

@@ -8,12 +8,14 @@ from typing import Literal
 from lake.contracts.plan import TrackingPlan
 from lake.errors import BreakingPlanChange
 
+ChangeKind = Literal["breaking", "additive"]
+
 __all__ = ["PlanChange", "diff_plans", "check_version_bump"]
 
 
 @dataclass(frozen=True)
 class PlanChange:
-    kind: Literal["breaking", "additive"]
+    kind: ChangeKind
     what: str
 
     def __str__(self) -> str:
@@ -32,8 +34,9 @@ def diff_plans(old: TrackingPlan, new: TrackingPlan) -> list[PlanChange]:
             np_ = new_ev.properties.get(pname)
             where = f"{name}.{pname}"
             if np_ is None:
-                kind = "breaking" if op.required else "additive"
-                changes.append(PlanChange(kind, f"{'required' if op.required else 'optional'} property {where} removed"))
+                kind: ChangeKind = "breaking" if op.required else "additive"
+                was = "required" if op.required else "optional"
+                changes.append(PlanChange(kind, f"{was} property {where} removed"))
                 continue
             if np_.type != op.type:
                 changes.append(PlanChange("breaking", f"property {where} retyped {op.type} -> {np_.type}"))
@@ -59,7 +62,8 @@ def diff_plans(old: TrackingPlan, new: TrackingPlan) -> list[PlanChange]:
         for pname, np_ in new_ev.properties.items():
             if pname not in old_ev.properties:
                 kind = "breaking" if np_.required else "additive"
-                changes.append(PlanChange(kind, f"{'required' if np_.required else 'optional'} property {name}.{pname} added"))
+                now = "required" if np_.required else "optional"
+                changes.append(PlanChange(kind, f"{now} property {name}.{pname} added"))
     for name in new.events.keys() - old.events.keys():
         changes.append(PlanChange("additive", f"event {name} added"))
     return changes

@@ -60,7 +60,7 @@ class TrackingPlan:
         return sorted(self.events)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, source: str = "<memory>") -> "TrackingPlan":
+    def from_dict(cls, doc: dict[str, Any], *, source: str = "<memory>") -> TrackingPlan:
         """Build a plan from its YAML document, rejecting malformed entries with their path."""
         if not isinstance(doc, dict) or "version" not in doc or "events" not in doc:
             raise TrackingPlanError(source, "needs top-level `version` and `events`")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lake.contracts.plan import TrackingPlan
 from lake.contracts.violations import VIOLATION_TYPES, Violation
@@ -36,12 +37,12 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     tz = dt.tzinfo
-    if tz is timezone.utc:  # the common "…Z" case: already UTC
+    if tz is UTC:  # the common "…Z" case: already UTC
         return dt
     if tz is None:
         return None
     try:
-        return dt.astimezone(timezone.utc)
+        return dt.astimezone(UTC)
     except OverflowError:
         return None
 
@@ -100,38 +101,47 @@ class EventValidator:
         ts = parse_timestamp(ev.get("timestamp"))
         received = parse_timestamp(ev.get("received_at"))
         if ts is None:
-            problems.append(Violation("invalid_timestamp", f"timestamp {brief(ev.get('timestamp'))} is not RFC 3339 with an offset (in years 1-9999 UTC)"))
+            problems.append(Violation("invalid_timestamp", f"timestamp {brief(ev.get('timestamp'))} is not RFC 3339 "
+                                      "with an offset (in years 1-9999 UTC)"))
         if received is None:
-            problems.append(Violation("invalid_timestamp", f"received_at {brief(ev.get('received_at'))} is not RFC 3339 with an offset (in years 1-9999 UTC)"))
+            problems.append(Violation("invalid_timestamp", f"received_at {brief(ev.get('received_at'))} is not RFC "
+                                      "3339 with an offset (in years 1-9999 UTC)"))
         if ts is not None and received is not None:
             ahead = ts - received  # a difference of two datetimes never overflows; a sum may
             if ahead > self._skew:
-                problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is after received_at {received.isoformat()} by more than {self._skew}"))
+                problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is after received_at "
+                                          f"{received.isoformat()} by more than {self._skew}"))
             elif -ahead > self._lateness:
-                problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is more than {self.plan.max_lateness_days} days before received_at"))
+                problems.append(Violation("invalid_timestamp", f"timestamp {ts.isoformat()} is more than "
+                                          f"{self.plan.max_lateness_days} days before received_at"))
 
         for key in _ID_FIELDS:
             value = ev.get(key)
             if value is not None and type(value) is not str:
-                problems.append(Violation("datatype_mismatch", f"{key} must be a string or null, got {type(value).__name__}"))
+                problems.append(Violation("datatype_mismatch",
+                                          f"{key} must be a string or null, got {type(value).__name__}"))
         ctx = ev.get("context")
         if type(ctx) is dict:
             for key in _CONTEXT_STRINGS:
                 value = ctx.get(key)
                 if value is not None and type(value) is not str:
-                    problems.append(Violation("invalid_field", f"context.{key} must be a string or null, got {type(value).__name__}"))
+                    problems.append(Violation("invalid_field",
+                                              f"context.{key} must be a string or null, got {type(value).__name__}"))
 
         name = ev.get("event_name")
         compiled = self._events.get(name) if type(name) is str else None
         if compiled is None:
-            problems.append(Violation("unplanned_event", f"event_name {brief(name)} is not in tracking plan {self.plan.version}"))
+            problems.append(Violation("unplanned_event",
+                                      f"event_name {brief(name)} is not in tracking plan {self.plan.version}"))
         else:
             props = ev.get("properties")
             if props is None:
                 props = {}
             if type(props) is not dict:
-                problems.append(Violation("datatype_mismatch", f"properties must be an object, got {type(props).__name__}"))
+                problems.append(Violation("datatype_mismatch",
+                                          f"properties must be an object, got {type(props).__name__}"))
             else:
+                assert isinstance(name, str)  # compiled is only found for a str name
                 self._check_properties(name, props, compiled, problems)
 
         if not problems:
@@ -156,8 +166,10 @@ class EventValidator:
                 continue
             type_ok, type_name, enum, lo, hi = spec
             if not type_ok(value):
-                problems.append(Violation("datatype_mismatch", f"{name}.{key} must be {type_name}, got {type(value).__name__}"))
+                problems.append(Violation("datatype_mismatch",
+                                          f"{name}.{key} must be {type_name}, got {type(value).__name__}"))
             elif enum is not None and value not in enum:
-                problems.append(Violation("disallowed_value", f"{name}.{key}={brief(value)} is not one of {sorted(map(str, enum))}"))
+                problems.append(Violation("disallowed_value",
+                                          f"{name}.{key}={brief(value)} is not one of {sorted(map(str, enum))}"))
             elif (lo is not None and value < lo) or (hi is not None and value > hi):
                 problems.append(Violation("disallowed_value", f"{name}.{key}={brief(value)} is outside [{lo}, {hi}]"))

@@ -4,8 +4,9 @@
 purges their history), the loose files, the online store and the warehouse, then records the
 erasure without personal data. The subject is resolved through the identity graph to exact ids
 (``lake.erasure.subject``), and rows and landed lines are matched on their parsed id fields, never
-on substrings (``lake.erasure.lines``, ``lake.erasure.delta_tables.owned_rows``). Consent revocations captured at ingestion become pending requests
-that ``process_pending_requests`` erases (the Dagster asset ``["governance", "erasures"]``).
+on substrings (``lake.erasure.lines``, ``lake.erasure.delta_tables.owned_rows``). Consent revocations
+captured at ingestion become pending requests that ``process_pending_requests`` erases (the Dagster
+asset ``["governance", "erasures"]``).
 """
 
 from lake.erasure.core import ERASURE_LOCKS, ErasureReport, erase_person

@@ -185,7 +185,7 @@ def _mentions(col: pa.ChunkedArray, subject: Subject) -> Any:
     if not candidates:
         return _false(len(col))
     values = pc.take(col, pa.array(candidates, pa.int64())).to_pylist()
-    return _rows_where(len(col), (i for i, v in zip(candidates, values) if subject.mentioned_in(v)))
+    return _rows_where(len(col), (i for i, v in zip(candidates, values, strict=True) if subject.mentioned_in(v)))
 
 
 def owned_rows(data: pa.Table, subject: Subject) -> Any:
@@ -218,7 +218,7 @@ def owned_rows(data: pa.Table, subject: Subject) -> Any:
             maybe = pc.or_(maybe, pc.and_(pc.invert(decided), _is_in(_text(cols["event_id"]), subject.event_ids)))
         rows = pc.indices_nonzero(maybe).to_pylist()
         mine, parsed = [], []
-        for i, text in zip(rows, pc.take(col, pa.array(rows, pa.int64())).to_pylist()):
+        for i, text in zip(rows, pc.take(col, pa.array(rows, pa.int64())).to_pylist(), strict=True):
             ids = parse_record(text) if text is not None else None
             if ids is not None and ids.has_ids:
                 parsed.append(i)
@@ -294,7 +294,7 @@ def _literal(value: Any) -> str:
 
 
 def _partition_predicate(parts: list[str], values: list[tuple]) -> str:
-    clauses = [" AND ".join(f"{c} = {_literal(v)}" for c, v in zip(parts, tup)) for tup in values]
+    clauses = [" AND ".join(f"{c} = {_literal(v)}" for c, v in zip(parts, tup, strict=True)) for tup in values]
     return " OR ".join(f"({c})" for c in clauses)
 
 
@@ -352,7 +352,7 @@ def _rewrite(
         flt = None
         for tup in keys:
             clause = None
-            for c, v in zip(parts, tup):
+            for c, v in zip(parts, tup, strict=True):
                 term = pc.field(c) == pa.scalar(v, schema.field(c).type)
                 clause = term if clause is None else clause & term
             flt = clause if flt is None else flt | clause

@@ -86,7 +86,7 @@ def erase_landing(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> 
 def landing_leftovers(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> list[str]:
     """Landing files (relative to the root) that still hold a line of the person's."""
     needles = _needles(subject)
-    found = []
+    found: list[str] = []
     if not needles:
         return found
     for _, f, convert in landed_files(paths, plan=plan):

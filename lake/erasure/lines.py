@@ -172,5 +172,5 @@ def landed_files(
 
     for key in list_landing_partitions(paths):
         files = list_landing_files(paths, key)
-        for f, convert in zip(files, converters_for(paths, files, plan=plan)):
+        for f, convert in zip(files, converters_for(paths, files, plan=plan), strict=True):
             yield key, f, convert

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -58,7 +58,7 @@ def record_requests(paths: LakePaths, revocations: Sequence[ConsentRevocation]) 
     if not revocations:
         return 0
     now = datetime.now(UTC)
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for r in revocations:
         rows.setdefault(
             _request_id(r),

@@ -180,7 +180,7 @@ def _prefilter(subject: Subject) -> list[str]:
 
 def _warehouse_changes(con, subject: Subject) -> list[tuple[str, str, list[int], dict[int, dict[str, str]]]]:
     """(schema, table, rowids of their rows, rowid -> redacted columns) of every base table they are in."""
-    out = []
+    out: list[tuple[str, str, list[int], dict[int, dict[str, str]]]] = []
     needles = _prefilter(subject)
     if not needles:
         return out
@@ -191,7 +191,8 @@ def _warehouse_changes(con, subject: Subject) -> list[tuple[str, str, list[int],
     for schema, table in tables:
         cols = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? AND table_catalog = current_database() ORDER BY ordinal_position",
+            "WHERE table_schema = ? AND table_name = ? AND table_catalog = current_database() "
+            "ORDER BY ordinal_position",
             [schema, table],
         ).fetchall()
         text = [c for c, t in cols if "VARCHAR" in t.upper() or "[]" in t or t.upper().startswith(("STRUCT", "MAP"))]

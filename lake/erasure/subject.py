@@ -225,9 +225,9 @@ class _Landed:
             for i, raw in enumerate(data.split(b"\n")):
                 if (f.path, i) in self.lines or not any(n in raw for n in needles):
                     continue
-                ids = parse_landed_line(raw, convert)
-                if ids is not None and ids.has_ids:
-                    self.lines[(f.path, i)] = ids
+                line_ids = parse_landed_line(raw, convert)
+                if line_ids is not None and line_ids.has_ids:
+                    self.lines[(f.path, i)] = line_ids
 
 
 def _in(column: pl.Series, values: set[str] | frozenset[str]) -> pl.Series:
@@ -379,7 +379,7 @@ def _pii(
     hashed: set[str] = set()
     for ids in own_lines:
         ev = ids.event or {}
-        for value in _prop_values(ev.get("properties"), kinds.get(ev.get("event_name"), frozenset())):
+        for value in _prop_values(ev.get("properties"), kinds.get(ev.get("event_name", ""), frozenset())):
             raw.add(value if isinstance(value, str) else str(value))
             hashed.add(masker.hash(value))
     mine = own_rows.filter(own_rows["event_name"].is_in(sorted(kinds)))
@@ -388,7 +388,8 @@ def _pii(
     rows = delta_io.read(paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "event_name", "user_id",
                                                                       "anonymous_id", "properties"], filter=flt)
     theirs = pc.is_in(rows["event_id"], value_set=pa.array(events, pa.string()))
-    for name, props in zip(rows.filter(theirs)["event_name"].to_pylist(), rows.filter(theirs)["properties"].to_pylist()):
+    own = rows.filter(theirs)
+    for name, props in zip(own["event_name"].to_pylist(), own["properties"].to_pylist(), strict=True):
         hashed |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if isinstance(v, str)}
     if not hashed:
         return frozenset(raw)
@@ -399,7 +400,7 @@ def _pii(
         maybe = pc.or_(maybe, pc.fill_null(pc.match_substring(others["properties"], h), False))
     shared: set[str] = set()
     others = others.filter(maybe)
-    for name, props in zip(others["event_name"].to_pylist(), others["properties"].to_pylist()):
+    for name, props in zip(others["event_name"].to_pylist(), others["properties"].to_pylist(), strict=True):
         shared |= {v for v in _prop_values(_loads(props), kinds.get(name, frozenset())) if v in hashed}
     return frozenset({v for v in raw if masker.hash(v) not in shared} | (hashed - shared))
 

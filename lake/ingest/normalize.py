@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -81,7 +81,7 @@ class NormalizedBatch:
         if self.quarantine.num_rows == 0:
             return {}
         counts = self.quarantine.group_by("violation_type").aggregate([("violation_type", "count")])
-        return dict(zip(counts["violation_type"].to_pylist(), counts["violation_type_count"].to_pylist()))
+        return dict(zip(counts["violation_type"].to_pylist(), counts["violation_type_count"].to_pylist(), strict=True))
 
 
 class Normalizer:
@@ -105,7 +105,7 @@ class Normalizer:
         self.plan = plan
         self.validator = validator or EventValidator(plan)
         self.masker = masker
-        self.ingested_at = ingested_at or datetime.now(timezone.utc)
+        self.ingested_at = ingested_at or datetime.now(UTC)
         self.max_line_bytes = current_settings().max_line_bytes if max_line_bytes is None else max_line_bytes
         self._consent_key = plan.consent_required
         self._windows: dict[str, tuple[datetime, datetime]] = {}
@@ -130,7 +130,8 @@ class Normalizer:
             return
         self.lines += 1
         if too_long:
-            prefix = safe_prefix(raw[:_LONG_LINE_PREFIX].decode("utf-8", errors="ignore"), _LONG_LINE_PREFIX, truncated=True)
+            prefix = safe_prefix(raw[:_LONG_LINE_PREFIX].decode("utf-8", errors="ignore"), _LONG_LINE_PREFIX,
+                                 truncated=True)
             self._quarantine_raw(self.masker.mask_text(prefix), [], "line_too_long",
                                  f"line is longer than {self.max_line_bytes:,} bytes (GROWTHLAKE_MAX_LINE_BYTES): not "
                                  "parsed; raw_line keeps a short masked prefix, the landing file the line",
@@ -171,6 +172,7 @@ class Normalizer:
 
         violation, ts, received = self.validator.check(ev)
         if violation is None:
+            assert ts is not None and received is not None  # check() parsed both: no violation
             window = self._windows.get(landing_partition)
             if window is None:
                 window = self._windows[landing_partition] = event_time_window(self.plan, landing_partition)
@@ -190,10 +192,13 @@ class Normalizer:
                                  name if type(name) is str else None, source_file, line_number, landing_partition)
             return "quarantine"
 
+        # no violation: check() parsed both times and found the event name in the plan
+        assert ts is not None and received is not None and isinstance(name, str)
         event_id = self._ident(ev["event_id"])
         pii = self.validator.pii_of(name)
         if already_masked:
-            self.masker.mask_properties(props, pii, frozenset(p[11:] for p in already_masked if p.startswith("properties.")))
+            done = frozenset(p[11:] for p in already_masked if p.startswith("properties."))
+            self.masker.mask_properties(props, pii, done)
             ip_hash = ip if "context.ip" in already_masked else (None if ip is None else self.masker.hash(ip))
         else:
             if props:
@@ -223,7 +228,7 @@ class Normalizer:
         n = len(self._rows)
         if n == 0:
             return BRONZE_EVENTS.empty_table()
-        cols = dict(zip(_ROW_COLS, zip(*self._rows)))
+        cols = dict(zip(_ROW_COLS, zip(*self._rows, strict=True), strict=True))
         arrays: dict[str, pa.Array] = {}
         for name in _BRONZE_COLS:
             field = BRONZE_EVENTS.field(name)
@@ -281,7 +286,8 @@ class Normalizer:
             pii = self.validator.pii_of(name) if type(name) is str else frozenset()
             done = frozenset(p[11:] for p in already if p.startswith("properties."))
             # named as raw_line names them: a property name that is itself PII is masked there too
-            masked += [f"properties.{self.masker.mask_string(p)}" for p in self.masker.mask_properties(props, pii, done)]
+            masked += [f"properties.{self.masker.mask_string(p)}"
+                       for p in self.masker.mask_properties(props, pii, done)]
         for holder, key, path in ((ev, "event_id", "event_id"), (ev, "user_id", "user_id"),
                                   (ev, "anonymous_id", "anonymous_id"), (ev, "session_id", "session_id"),
                                   (ctx, "locale", "context.locale")):
@@ -309,7 +315,8 @@ class Normalizer:
         q["violation_type"].append(vtype)
         q["detail"].append(safe_prefix(self.masker.mask_text(detail), _DETAIL_CHARS))
         q["event_id"].append(event_id)
-        q["event_name"].append(None if event_name is None else self.masker.mask_text(safe_prefix(event_name, _NAME_CHARS)))
+        q["event_name"].append(None if event_name is None
+                               else self.masker.mask_text(safe_prefix(event_name, _NAME_CHARS)))
         q["source_file"].append(source_file)
         q["line_number"].append(line_number)
         q["landing_partition"].append(landing_partition)

@@ -103,10 +103,10 @@ def _count_lines(paths: LakePaths, file: LandingFile) -> int:
 
 def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int, converts: list) -> list[_Chunk]:
     if len(files) >= parts:
-        return [_Chunk(paths.root, key, f, 1, None, c) for f, c in zip(files, converts)]
+        return [_Chunk(paths.root, key, f, 1, None, c) for f, c in zip(files, converts, strict=True)]
     out = []
     per_file = max(1, parts // max(1, len(files)))
-    for f, c in zip(files, converts):
+    for f, c in zip(files, converts, strict=True):
         if per_file == 1:
             out.append(_Chunk(paths.root, key, f, 1, None, c))
             continue
@@ -130,7 +130,7 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
     norm = Normalizer(plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):
-        for f, convert in zip(files, converts):
+        for f, convert in zip(files, converts, strict=True):
             for number, raw in iter_lines(paths, f, max_line_bytes=limit):
                 norm.add_line(raw, f.relative, number, key, convert)
         return norm.finish()

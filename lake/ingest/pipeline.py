@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,7 +44,8 @@ _STAGER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="growthlake-stage
 
 
 class GateOutcome(Protocol):
-    success: bool
+    @property
+    def success(self) -> bool: ...
 
     def summary(self) -> str: ...
     def to_metadata(self) -> dict: ...
@@ -107,14 +108,18 @@ def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table
         filter=pc.field("event_id").isin(pc.unique(batch["event_id"])),
     )
     cand = pl.from_arrow(batch.select(["event_id", "_source_file", "_line_number"]))
+    assert isinstance(cand, pl.DataFrame)
     first_copy = cand["event_id"].is_first_distinct()
     if existing.num_rows == 0:
         present = 0
         new_mask = first_copy
     else:
-        have = pl.from_arrow(existing).rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
+        have = pl.from_arrow(existing)
+        assert isinstance(have, pl.DataFrame)
+        have = have.rename({"_source_file": "_f", "_line_number": "_l"}).unique("event_id", keep="first")
         joined = cand.join(have, on="event_id", how="left", maintain_order="left")
-        same_line = ((joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])).fill_null(False)
+        same_line = ((joined["_f"] == joined["_source_file"]) & (joined["_l"] == joined["_line_number"])
+                     ).fill_null(False)
         present = int(same_line.sum())
         new_mask = joined["_f"].is_null() & first_copy
     new_count = int(new_mask.sum())
@@ -133,14 +138,15 @@ def _new_quarantine_rows(paths: LakePaths, key: str, quarantine: pa.Table) -> tu
     )
     if existing.num_rows == 0:
         return quarantine, 0
-    cand = pl.from_arrow(quarantine.select(["source_file", "line_number"])).with_row_index("_i")
-    keep = cand.join(pl.from_arrow(existing).unique(), on=["source_file", "line_number"], how="anti")["_i"].sort()
+    cand, have = pl.from_arrow(quarantine.select(["source_file", "line_number"])), pl.from_arrow(existing)
+    assert isinstance(cand, pl.DataFrame) and isinstance(have, pl.DataFrame)
+    keep = cand.with_row_index("_i").join(have.unique(), on=["source_file", "line_number"], how="anti")["_i"].sort()
     return quarantine.take(keep.to_arrow()), quarantine.num_rows - len(keep)
 
 
 def _hold(paths: LakePaths, key: str, new_bronze: pa.Table, new_quar: pa.Table) -> str:
     """Keep a rejected batch for inspection, outside every table readers use."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     folder = f"{paths.audit_holds}/{key.replace(':', '')}/{stamp}"
     if paths.is_local:
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -149,7 +155,8 @@ def _hold(paths: LakePaths, key: str, new_bronze: pa.Table, new_quar: pa.Table) 
     return folder
 
 
-def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: PiiMasker) -> tuple[NormalizedBatch, list[str]]:
+def normalize_partition(paths: LakePaths, key: str, *, plan: TrackingPlan,
+                        masker: PiiMasker) -> tuple[NormalizedBatch, list[str]]:
     """Read every batch file of a landing hour through the contract (no table is touched)."""
     files = list_landing_files(paths, key)
     return normalize_files(paths, key, files, plan=plan, masker=masker), [f.relative for f in files]
@@ -180,12 +187,14 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
     gates: dict[str, dict] = {}
     try:
         if new_bronze.num_rows:
-            audit_view = new_bronze.append_column("identity_key", pc.coalesce(new_bronze["user_id"], new_bronze["anonymous_id"]))
+            audit_view = new_bronze.append_column("identity_key",
+                                                  pc.coalesce(new_bronze["user_id"], new_bronze["anonymous_id"]))
             out = auditor("bronze_events", audit_view, bronze_gate_parameters(plan, key))
             gates["bronze_events"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
         if new_quar.num_rows:
             out = auditor("bronze_quarantine", new_quar, {})
-            gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(), "metadata": out.to_metadata()}
+            gates["bronze_quarantine"] = {"success": out.success, "summary": out.summary(),
+                                          "metadata": out.to_metadata()}
     finally:
         staged = staging.result() if staging is not None else None
     failed = [g for g in gates.values() if not g["success"]]

@@ -165,7 +165,7 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _grants(pairs, mapping: SegmentMapping) -> dict[str, bool]:
+def _grants(pairs, mapping: SegmentMapping) -> dict[str, bool | None]:
     """``(category id, granted)`` pairs -> each purpose granted when one of its ids is granted and
     none is refused; an id the pairs do not mention is not granted."""
     analytics = marketing = False
@@ -264,7 +264,8 @@ class SegmentMapper:
             if props is None:
                 props = {}
             if type(props) is dict:
-                self._page_fields(msg, props, self._declared.get(name, frozenset()))
+                declared = self._declared.get(name, frozenset()) if name is not None else frozenset()
+                self._page_fields(msg, props, declared)
         elif mtype == "identify" or mtype == "group":
             name = self._types.get(mtype)
             traits = msg.get("traits")
@@ -316,7 +317,7 @@ class SegmentMapper:
             return {}
         if self.mapping.traits == "all":
             return {snake_case(k): v for k, v in traits.items()}
-        declared = self._declared.get(name, frozenset())
+        declared = self._declared.get(name, frozenset()) if name is not None else frozenset()
         out = {}
         for k, v in traits.items():
             key = snake_case(k)

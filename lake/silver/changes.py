@@ -175,5 +175,7 @@ def bronze_changes(paths: LakePaths, *, since_version: int | None,
         parts.append(_landing_rows(paths, dt, list(landing_partitions)))
     rows = pa.concat_tables(parts) if parts else BRONZE_EVENTS.empty_table()
     if len(parts) > 1 and rows.num_rows:  # a landing hour may also hold newly added rows
-        rows = pl.from_arrow(rows).unique("event_id", keep="first", maintain_order=True).to_arrow().cast(BRONZE_EVENTS)
+        frame = pl.from_arrow(rows)
+        assert isinstance(frame, pl.DataFrame)
+        rows = frame.unique("event_id", keep="first", maintain_order=True).to_arrow().cast(BRONZE_EVENTS)
     return BronzeChanges(rows, version, files)

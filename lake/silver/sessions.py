@@ -64,7 +64,8 @@ def sessionize(events: pl.DataFrame, *, gap: timedelta = SESSION_GAP) -> pl.Data
             pl.col("device_type").first(),
         )
     )
-    ids = [session_id(p, e) for p, e in zip(grouped["person_id"].to_list(), grouped["_first_event_id"].to_list())]
+    ids = [session_id(p, e)
+           for p, e in zip(grouped["person_id"].to_list(), grouped["_first_event_id"].to_list(), strict=True)]
     micros = (grouped["session_end"] - grouped["session_start"]).dt.total_microseconds().to_arrow()
     # Plain IEEE division in Arrow: polars may divide by a scalar through its reciprocal, which
     # rounds differently with the batch size — an incremental build must match a rebuild bit for bit.

@@ -16,7 +16,7 @@ The silver tables are written only by this builder (under the ``silver`` writer 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import pyarrow as pa
@@ -76,7 +76,7 @@ def recorded_versions(state: BuildState) -> dict[str, int | None]:
 def write_state(paths: LakePaths, tables: Tables, *, bronze_version: int, mode: BuildMode) -> BuildState:
     """Record a finished build: ``bronze_version`` and the silver tables' current versions."""
     state = BuildState(bronze_version=bronze_version, **table_versions(paths, tables), mode=mode,
-                       built_at=datetime.now(timezone.utc))
+                       built_at=datetime.now(UTC))
     row = pa.Table.from_pylist([state.__dict__], schema=SILVER_BUILD_STATE)
     tables.overwrite(paths.silver_build_state, row, partition_by=None, operation="silver_state",
                      metadata={"bronze_version": bronze_version, "mode": mode})

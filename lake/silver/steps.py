@@ -11,7 +11,7 @@ nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -176,8 +176,10 @@ def apply_sessions(paths: LakePaths, tables: Tables, dirty: pl.DataFrame, *,
     if dirty.height == 0:
         return SessionsOutcome()
     persons = dirty["person_id"].unique().sort().to_list()
-    lo = pa.scalar(dirty["event_ts"].min() - SESSION_GAP, UTC_TS)
-    hi = pa.scalar(dirty["event_ts"].max() + SESSION_GAP, UTC_TS)
+    first, last = dirty["event_ts"].min(), dirty["event_ts"].max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)  # a non-empty Datetime column
+    lo = pa.scalar(first - SESSION_GAP, UTC_TS)
+    hi = pa.scalar(last + SESSION_GAP, UTC_TS)
     near = _isin("person_id", persons) & (pc.field("session_end") >= lo) & (pc.field("session_start") <= hi)
     existing = tables.read(paths.silver_sessions, SILVER_SESSIONS, columns=_SESSION_KEYS, filter=near)
     affected = affected_sessions(existing, dirty)

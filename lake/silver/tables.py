@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -98,15 +98,16 @@ class Tables:
         table = dt.to_pyarrow_dataset(partitions=parts).to_table(columns=cols, filter=filter)
         return pl.from_arrow(table.cast(projected))  # type: ignore[return-value]
 
-    def _write(self, uri: str, data: pa.Table, *, mode: str, props: CommitProperties,
+    def _write(self, uri: str, data: pa.Table, *, mode: Literal["append", "overwrite"], props: CommitProperties,
                partition_by: Sequence[str] | None = None, predicate: str | None = None,
-               schema_mode: str | None = None) -> None:
+               schema_mode: Literal["merge", "overwrite"] | None = None) -> None:
         dt = self.table(uri)
-        write_deltalake(dt if dt is not None else uri, data, mode=mode,  # type: ignore[arg-type]
+        # deltalake's overloads take predicate only with a literal mode="overwrite" (its implementation takes any
+        # mode); here the mode is chosen at run time, which no overload covers
+        write_deltalake(dt if dt is not None else uri, data, mode=mode,  # type: ignore[arg-type, misc]
                         partition_by=list(partition_by) if partition_by else None, predicate=predicate,
                         storage_options=None if dt is not None else delta_io.storage_options(uri),
-                        commit_properties=props, schema_mode=schema_mode,  # type: ignore[arg-type]
-                        target_file_size=FILE_BYTES)
+                        commit_properties=props, schema_mode=schema_mode, target_file_size=FILE_BYTES)
 
     def upsert(self, uri: str, data: pa.Table, *, key: str, inserts_only: bool, operation: str,
                metadata: dict[str, Any] | None = None) -> None:

@@ -84,10 +84,10 @@ def update_identities(existing: pl.DataFrame, candidates: pl.DataFrame) -> Ident
         upsert = merged.join(existing, on=_IDENTITY_COLS, how="anti", nulls_equal=True)
     else:
         upsert = merged
-    before = dict(zip(existing["anonymous_id"].to_list(), existing["user_id"].to_list()))
+    before = dict(zip(existing["anonymous_id"].to_list(), existing["user_id"].to_list(), strict=True))
     previous: dict[str, str] = {}
     added = 0
-    for anon, user in zip(upsert["anonymous_id"].to_list(), upsert["user_id"].to_list()):
+    for anon, user in zip(upsert["anonymous_id"].to_list(), upsert["user_id"].to_list(), strict=True):
         old = before.get(anon)
         added += old is None
         if old != user:

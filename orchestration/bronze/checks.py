@@ -83,7 +83,8 @@ DISTRIBUTION_DRIFT = "distribution_within_history"
                           "(expectations/anomaly.yaml `schema_drift`)."),
         dg.AssetCheckSpec(DISTRIBUTION_DRIFT, asset=EVENTS, blocking=True, partitions_def=hourly,
                           description="Mix of key columns (devices and browsers per person, payment amounts) this "
-                          "hour against the same hour of the previous days, by PSI and a chi-square test (expectations/anomaly.yaml `distribution_drift`)."),
+                          "hour against the same hour of the previous days, by PSI and a chi-square test "
+                          "(expectations/anomaly.yaml `distribution_drift`)."),
     ],
 )
 def landing_drift(context: dg.AssetCheckExecutionContext, lake: LakeResource):

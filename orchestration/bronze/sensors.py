@@ -1,7 +1,7 @@
 """A sensor that ingests a landing hour again whenever new batch files arrive in it."""
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -18,7 +18,7 @@ LOOKBACK = timedelta(days=3)
 def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Request a run per landing hour (last 3 days) whose set of batch files changed."""
     paths = lake.paths()
-    horizon = datetime.now(timezone.utc) - LOOKBACK
+    horizon = datetime.now(UTC) - LOOKBACK
     for key in list_landing_partitions(paths):
         if parse_partition_key(key) < horizon:
             continue

@@ -30,11 +30,12 @@ def _owner(owner: str) -> str:
 
 
 def _spec(view: FeatureView) -> dg.AssetSpec:
-    deps = {_SOURCES[view.source], SILVER_EVENTS_KEY}  # every view's population comes from activity
+    # every view's population comes from activity (sorted outside the call: in it, mypy types k as any dep)
+    deps = sorted({_SOURCES[view.source], SILVER_EVENTS_KEY}, key=lambda k: k.to_user_string())
     return dg.AssetSpec(
         FEATURE_KEYS[view.name],
         description=view.description,
-        deps=sorted(deps, key=lambda k: k.to_user_string()),
+        deps=deps,
         group_name="features",
         kinds={"delta", "polars", "sqlite"},
         owners=[_owner(view.owner)],

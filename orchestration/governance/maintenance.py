@@ -14,9 +14,11 @@ from orchestration.resources import LakeResource
 __all__ = ["maintain_delta_tables", "nightly_maintenance_job", "nightly_maintenance_schedule"]
 
 
-@dg.op(description="Compact partitions with many small files and vacuum files superseded longer than the "
+# out=Nothing, as the `-> dg.Nothing` annotation Dagster also reads (a value, not a type to mypy) would say
+@dg.op(out=dg.Out(dg.Nothing),
+       description="Compact partitions with many small files and vacuum files superseded longer than the "
        "retention (GROWTHLAKE_VACUUM_RETENTION_HOURS, default 168) in every Delta table of the lake.")
-def maintain_delta_tables(context: dg.OpExecutionContext, lake: LakeResource) -> dg.Nothing:
+def maintain_delta_tables(context: dg.OpExecutionContext, lake: LakeResource) -> None:
     reports = maintain_tables(lake.paths())  # retention: GROWTHLAKE_VACUUM_RETENTION_HOURS or 168
     for r in reports:
         if r.partitions_compacted or r.files_vacuumed:

@@ -67,6 +67,7 @@ def decide_loops(context: dg.AssetExecutionContext, lake: LakeResource):
             "decisions": len(run.outcome.decisions), "messages": len(run.outcome.messages) if run.actuated else 0,
             "guardrails": [g.reason for g in run.outcome.guardrails], "note": run.note})
         table = pl.from_arrow(delta_io.read(paths.loop_decisions(run.loop), DECISIONS, partitions=[("day", "=", day)]))
+        assert isinstance(table, pl.DataFrame)
         mine = logged.filter(pl.col("loop") == run.loop)
         missing = set(table["decision_id"].to_list()) - set(mine["decision_id"].to_list())
         yield dg.AssetCheckResult(asset_key=key, check_name=f"audited_{run.loop}", passed=not missing,

@@ -1,6 +1,6 @@
 """Checks on the marts beyond dbt's tests: the OEC within its learned band (Great Expectations)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -17,7 +17,7 @@ OEC = dg.AssetKey(["marts", "fct_daily_oec"])
                             "daily active users within median +/- 4 robust sd of the previous 28 days.")
 def oec_within_learned_band(lake: LakeResource) -> dg.AssetCheckResult:
     paths = lake.paths()
-    outcome, figures = validate_daily_oec(paths.warehouse, as_of=datetime.now(timezone.utc).date())
+    outcome, figures = validate_daily_oec(paths.warehouse, as_of=datetime.now(UTC).date())
     if outcome is None:
         return dg.AssetCheckResult(passed=True, metadata=figures)
     # data_dates scopes the verdict to the day judged (orchestration/trust.py): a failure makes that

@@ -79,7 +79,8 @@ class WarehouseBuildConfig(dg.Config):
             try:
                 out["backfill_from"] = date.fromisoformat(self.backfill_from).isoformat()
             except ValueError:
-                raise dg.Failure(description=f"backfill_from={self.backfill_from!r} is not a date like 2026-11-02") from None
+                raise dg.Failure(
+                    description=f"backfill_from={self.backfill_from!r} is not a date like 2026-11-02") from None
         if self.lookback_days is not None:
             out["incremental_lookback_days"] = max(0, int(self.lookback_days))
         return out
@@ -102,7 +103,8 @@ def build_marts_assets(paths: LakePaths) -> dg.AssetsDefinition:
             # lake's root and the copy to build reach dbt as --vars, not through this process's environment.
             target = build_target_dir(paths, f"dagster-{context.run.run_id[:8]}")
             args = dbt_build_args(select=None, full_refresh=config.full_refresh,
-                                  vars={LAKE_ROOT_VAR: paths.root, WAREHOUSE_PATH_VAR: str(building), **config.dbt_vars()})
+                                  vars={LAKE_ROOT_VAR: paths.root, WAREHOUSE_PATH_VAR: str(building),
+                                        **config.dbt_vars()})
             yield from dbt.cli(args, context=context, target_path=target).stream()
 
     return marts_dbt_assets

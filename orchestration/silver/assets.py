@@ -29,9 +29,11 @@ def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
 @dg.multi_asset(
     name="build_silver_hour",
     specs=[
-        _spec(SILVER_EVENTS_KEY, "Every bronze event once, typed, with its resolved person_id (stitched retroactively)."),
+        _spec(SILVER_EVENTS_KEY,
+              "Every bronze event once, typed, with its resolved person_id (stitched retroactively)."),
         _spec(SILVER_IDENTITY_KEY, "anonymous_id -> user_id, one row per linked device (the earliest link wins)."),
-        _spec(SILVER_SESSIONS_KEY, "30-minute-inactivity sessions per person, rebuilt for people whose events changed."),
+        _spec(SILVER_SESSIONS_KEY,
+              "30-minute-inactivity sessions per person, rebuilt for people whose events changed."),
     ],
     check_specs=[dg.AssetCheckSpec(f"gx_{suite}", asset=key, blocking=True, partitions_def=hourly,
                                    description=f"Great Expectations suite {suite} on the rows this run wrote "
@@ -60,7 +62,8 @@ def build_silver_hour(context: dg.AssetExecutionContext, lake: LakeResource):
         SILVER_EVENTS_KEY: delta_io.read(paths.silver_events, SILVER_EVENTS, partitions=[("event_date", "in", dates)],
                                          filter=pc.field("_landing_partition").isin(hours))
         if dates else SILVER_EVENTS.empty_table(),
-        SILVER_SESSIONS_KEY: delta_io.read(paths.silver_sessions, SILVER_SESSIONS, partitions=[("session_date", "in", dates)])
+        SILVER_SESSIONS_KEY: delta_io.read(paths.silver_sessions, SILVER_SESSIONS,
+                                           partitions=[("session_date", "in", dates)])
         if dates else SILVER_SESSIONS.empty_table(),
         SILVER_IDENTITY_KEY: delta_io.read(paths.silver_identity_map, SILVER_IDENTITY_MAP),
     }

@@ -102,7 +102,8 @@ def test_sensor_records_alerts_and_is_registered(lake, monkeypatch):
 
     monkeypatch.setattr("orchestration.alerts.datetime", _Clock)
     monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK", raising=False)
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, resources={"lake": LakeResource(root=paths.root)})
+    ctx = dg.build_sensor_context(instance=instance, definitions=defs,
+                                  resources={"lake": LakeResource(root=paths.root)})
     result = freshness_sla_sensor(ctx)
     assert "1 new alert" in result.skip_message
     assert read_alerts(paths)["subject"].to_list() == ["silver/events"]

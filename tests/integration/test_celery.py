@@ -26,9 +26,11 @@ from lake.ledger import read_ledger, verify_partition
 from lake.schemas import BRONZE_EVENTS, SILVER_EVENTS
 from tests.helpers import stop_process, write_hours
 
-pytest.importorskip("dagster_celery", reason="dagster-celery is not installed (pip install -c constraints.txt -e '.[test]')")
+pytest.importorskip("dagster_celery",
+                    reason="dagster-celery is not installed (pip install -c constraints.txt -e '.[test]')")
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("celery"),
-              pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")]  # dagster-celery's own
+              # dagster-celery's own
+              pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered")]
 
 DAY = "2026-11-02"
 HOURS = 4
@@ -149,5 +151,6 @@ def test_the_celery_code_location_adds_the_celery_job_and_keeps_the_default_jobs
     default, celery = defs.resolve_job_def("hourly_ingestion"), defs.resolve_job_def(HOURLY_CELERY_JOB)
     assert default.executor_def.name == "in_process" and celery.executor_def.name == "growthlake_celery"
     assert celery.asset_layer.executable_asset_keys == default.asset_layer.executable_asset_keys
-    assert {c.name for c in celery.asset_layer.asset_graph.asset_check_keys} >= {"ledger_reconciles", "gx_silver_events"}
+    checks = {c.name for c in celery.asset_layer.asset_graph.asset_check_keys}
+    assert checks >= {"ledger_reconciles", "gx_silver_events"}
     assert {h.name for h in celery.hook_defs} == {h.name for h in default.hook_defs}  # the trust hooks

@@ -94,7 +94,7 @@ def test_five_days_of_events_ingest_with_zero_quarantine_and_reconcile(paths, ma
     # Identity: every signed-up user (with analytics consent) has their device linked to them.
     build_silver(paths)
     linked = dict(zip(*DeltaTable(paths.silver_identity_map).to_pyarrow_table(
-        columns=["anonymous_id", "user_id"]).to_pydict().values()))
+        columns=["anonymous_id", "user_id"]).to_pydict().values(), strict=True))
     users = truths[-1].users.filter(pl.col("analytics_consent"))
     assert users.height > 400
     assert all(linked.get(a) == u for a, u in users.select("anonymous_id", "user_id").iter_rows())
@@ -297,7 +297,8 @@ def test_a_message_to_a_user_without_marketing_consent_is_ignored_and_recorded_a
     refused = users.filter(~pl.col("marketing_consent"))["user_id"][0]
     granted = users.filter(pl.col("marketing_consent"))["user_id"][0]
     outbox = message_frame([
-        {"message_id": f"m-{u}", "person_id": u, "template": "weekly_digest", "created_at": noon(START), "sent_at": None}
+        {"message_id": f"m-{u}", "person_id": u, "template": "weekly_digest", "created_at": noon(START),
+         "sent_at": None}
         for u in (refused, granted)])
 
     day2 = START + timedelta(days=1)

@@ -58,7 +58,8 @@ def test_kill_minus_9_under_load_loses_no_acknowledged_event(paths, plan, masker
         while not stop.is_set():
             batch = _batch()
             try:
-                ok = session.post(f"{url}/v1/batch", json={"batch": batch}, auth=(key, ""), timeout=10).status_code == 200
+                resp = session.post(f"{url}/v1/batch", json={"batch": batch}, auth=(key, ""), timeout=10)
+                ok = resp.status_code == 200
             except requests.RequestException:
                 ok = False
             with lock:

@@ -81,7 +81,8 @@ def test_sdk_events_reach_bronze_once_and_identify_stitches_the_person(paths, pl
     assert sum(r.bronze_appended + r.quarantine_appended for r in again) == 0
 
     bronze = DeltaTable(paths.bronze_events).to_pyarrow_table().to_pylist()
-    assert sorted(r["event_name"] for r in bronze) == ["feature_used", "page_viewed", "trial_started", "user_identified"]
+    assert sorted(r["event_name"] for r in bronze) == ["feature_used", "page_viewed", "trial_started",
+                                                       "user_identified"]
     assert [r["event_id"] for r in bronze].count(trial_id) == 1
     assert "ada@example.com" not in str(bronze) and "127.0.0.1" not in str(bronze)
     [quarantined] = DeltaTable(paths.bronze_quarantine).to_pyarrow_table().to_pylist()

@@ -46,7 +46,7 @@ def _assert_exactly_once(paths, truth, keys):
     assert len(ids) == pc.count_distinct(ids).as_py(), "an event is in bronze twice"
     assert set(ids.to_pylist()) == truth["valid"], "an event was lost (or invented)"
     quarantine = DeltaTable(paths.bronze_quarantine).to_pyarrow_table(columns=["source_file", "line_number"])
-    lines = list(zip(quarantine["source_file"].to_pylist(), quarantine["line_number"].to_pylist()))
+    lines = list(zip(quarantine["source_file"].to_pylist(), quarantine["line_number"].to_pylist(), strict=True))
     assert len(lines) == len(set(lines)) == truth["quarantined"]
     for key in keys:
         rec = verify_partition(paths, key)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import pyarrow.parquet as pq
+import pytest
 from deltalake import DeltaTable
 
 from lake.ledger import read_entry
@@ -113,7 +113,8 @@ def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):
     assert evals["gx_bronze_events"].passed is False
     assert "identity_key" in (evals["gx_bronze_events"].description or "")
 
-    bronze = DeltaTable(paths.bronze_events).to_pyarrow_table() if DeltaTable.is_deltatable(paths.bronze_events) else None
+    bronze = (DeltaTable(paths.bronze_events).to_pyarrow_table() if DeltaTable.is_deltatable(paths.bronze_events)
+              else None)
     assert bronze is None or bronze.num_rows == 0, "nothing of the bad batch may be visible in bronze"
     entry = read_entry(paths, KEY)
     assert entry.gate_status == "failed" and entry.held_for_audit == 30 and not entry.reconciled
@@ -130,16 +131,17 @@ def test_bad_batch_is_blocked_by_the_gate_and_absent_from_bronze(paths, capsys):
 
 
 def test_sensor_requests_a_run_when_an_hours_files_change(paths):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from lake.ingest import partition_key
 
-    key = partition_key(datetime.now(timezone.utc) - timedelta(hours=2))
+    key = partition_key(datetime.now(UTC) - timedelta(hours=2))
     old = "2020-01-01-00:00"  # beyond the sensor's look-back: never re-requested
     write_batch(paths, key, [event()])
     write_batch(paths, old, [event()])
     sensor = build_definitions(lake=LakeResource(root=paths.root)).resolve_sensor_def("landing_files_sensor")
-    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"lake": LakeResource(root=paths.root)}) as ctx:
+    with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
+                                 resources={"lake": LakeResource(root=paths.root)}) as ctx:
         first = list(sensor(ctx))
         assert [r.partition_key for r in first] == [key]
         again = list(sensor(ctx))

@@ -40,8 +40,14 @@ from deltalake import write_deltalake
 
 from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
 from lake.paths import LakePaths
-from lake.warehouse import (DBT_PROJECT_DIR, WAREHOUSE_PATH_VAR, build_warehouse, dbt_build_args, dbt_env,
-                            staged_warehouse)
+from lake.warehouse import (
+    DBT_PROJECT_DIR,
+    WAREHOUSE_PATH_VAR,
+    build_warehouse,
+    dbt_build_args,
+    dbt_env,
+    staged_warehouse,
+)
 
 pytestmark = pytest.mark.xdist_group("dbt_warehouse")  # one worker builds the shared warehouse once
 
@@ -73,7 +79,7 @@ def day(n: int) -> dt.date:
 
 
 def _at(n: int, hour: int, minute: int) -> dt.datetime:
-    return dt.datetime.combine(day(n), dt.time(hour, minute), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(day(n), dt.time(hour, minute), tzinfo=dt.UTC)
 
 
 def _event(name: str, n: int, *, person: str, anon: str, hour: int = 10, minute: int = 0, known: bool = True,

@@ -531,7 +531,8 @@ def test_revocations_survive_parallel_normalization(paths, plan, masker, monkeyp
 DAY = dt.date(2026, 4, 1)
 H1, H2 = "2026-04-01-10:00", "2026-04-01-11:00"
 SHARED_A, SHARED_B = "dev-shared-a", "dev-shared-b"
-UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15"
+UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
+      "Safari/605.1.15")
 PERSONS = ("user-1", "user-10", "user-2", "user-3", "user-5")
 
 
@@ -737,14 +738,14 @@ def _rows_by_owner(paths, owners: dict[tuple[str, int], str]) -> dict[str, dict[
         else:
             continue  # bookkeeping: the ledger, build and rollup state, materialization log
         table: dict[str, list[str]] = {}
-        for owner, row in zip(who, frame.to_dicts()):
+        for owner, row in zip(who, frame.to_dicts(), strict=True):
             table.setdefault(owner, []).append(_texts(row))
         out[t] = {owner: sorted(rows) for owner, rows in table.items()}
     con = duckdb.connect(paths.warehouse, read_only=True)
     try:
         cur = con.execute("SELECT * FROM silver.events")
         names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     finally:
         con.close()
     out["warehouse/silver.events"] = {}
@@ -756,7 +757,7 @@ def _rows_by_owner(paths, owners: dict[tuple[str, int], str]) -> dict[str, dict[
             cur = con.execute(f'select * from "{t}"')
             names = [d[0] for d in cur.description]
             for row in cur.fetchall():
-                rec = dict(zip(names, row))
+                rec = dict(zip(names, row, strict=True))
                 out.setdefault(f"online/{t}", {}).setdefault(rec["person_id"], []).append(_texts(rec))
     finally:
         con.close()

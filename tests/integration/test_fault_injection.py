@@ -97,7 +97,8 @@ def volume_drop(paths: LakePaths, key: str) -> None:
     for weeks in range(1, 5):
         past = hour - dt.timedelta(weeks=weeks)
         ts = past.strftime("%Y-%m-%dT%H:20:00Z")
-        write_batch(paths, partition_key(past), [event(ts=ts, received=ts, analytics=False) for _ in range(usual + weeks)])
+        write_batch(paths, partition_key(past),
+                    [event(ts=ts, received=ts, analytics=False) for _ in range(usual + weeks)])
         ingest_partition(paths, partition_key(past), plan=load_plan(), masker=masker)
     _rewrite(paths, key, lambda events: events[::2])
 

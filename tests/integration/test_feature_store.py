@@ -30,7 +30,8 @@ def _day(i: int) -> dt.date:
 
 def _versions(store: FeatureStore) -> dict[str, int | None]:
     uris = [store.paths.feature_view(v.name) for v in store.views]
-    uris += [store.paths.feature_rollup("events"), store.paths.feature_rollup("sessions"), store.paths.feature_rollup_state]
+    uris += [store.paths.feature_rollup("events"), store.paths.feature_rollup("sessions"),
+             store.paths.feature_rollup_state]
     return {u: delta_io.version(u) for u in uris}
 
 
@@ -90,7 +91,8 @@ def _brute_force(events: list[dict], sessions: list[dict], person: str, ts: dt.d
     def window(days: int, rows, key) -> list:
         return [r for r in rows if (day - r[key]).days < days]
 
-    plans = [e for e in sorted(mine, key=lambda e: e["event_ts"]) if e["event_name"] in ("trial_started", "subscription_started")]
+    plans = [e for e in sorted(mine, key=lambda e: e["event_ts"])
+             if e["event_name"] in ("trial_started", "subscription_started")]
     return {
         "events_7d": sum(1 for e in window(7, mine, "event_date") if e["event_name"] not in billing),
         "events_28d": sum(1 for e in window(28, mine, "event_date") if e["event_name"] not in billing),
@@ -136,7 +138,8 @@ def test_historical_features_equal_a_brute_force_recomputation_from_silver(paths
         moment = at(_day(rng.randrange(0, 14)), rng.randrange(24), rng.randrange(60))
         lookups.append((person, moment))
     # Exactly at a day's valid_from (ties), one microsecond before it, and exactly at the TTL edge.
-    lookups += [("usr_001", valid_from_for(_day(4))), ("usr_001", valid_from_for(_day(4)) - dt.timedelta(microseconds=1)),
+    lookups += [("usr_001", valid_from_for(_day(4))),
+                ("usr_001", valid_from_for(_day(4)) - dt.timedelta(microseconds=1)),
                 ("usr_002", valid_from_for(last_day) + dt.timedelta(days=2)),
                 ("usr_002", valid_from_for(last_day) + dt.timedelta(days=2, microseconds=1))]
     entity_df = pl.DataFrame({"person_id": [p for p, _ in lookups], "event_timestamp": [t for _, t in lookups]},

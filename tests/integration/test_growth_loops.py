@@ -60,11 +60,12 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     # -- human oversight: nothing needing approval acted before it was approved ------------------
     assert sorted(approved) == [("paywall", "exp-v1"), ("trial_nudge", "exp-v1")]
     first = runs.filter(pl.col("day") == START)
-    assert dict(zip(first["loop"], first["status"])) == {
+    assert dict(zip(first["loop"], first["status"], strict=True)) == {
         "onboarding": "canary", "trial_nudge": "awaiting_approval", "paywall": "awaiting_approval",
         "churn_prevention": "canary"}
     assert outbox.filter(pl.col("decision_day") == START).is_empty()
-    assert truth.filter((pl.col("day") <= START + dt.timedelta(days=1)) & (pl.col("paywall_variant") == "discount_popup")
+    assert truth.filter((pl.col("day") <= START + dt.timedelta(days=1))
+                        & (pl.col("paywall_variant") == "discount_popup")
                         & pl.col("paywall_exposed_today")).is_empty()
 
     # -- trial nudge: the experiment's 95% interval covers the simulator's true lift -------------
@@ -77,7 +78,8 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     # True effect per unit: +0.08 conversion probability, scaled by the paywall variant it met.
     variant = truth.filter(pl.col("paywall_variant").is_not_null()).group_by("user_id").agg(
         pl.col("paywall_variant").last())
-    met = units.join(variant, left_on="person_id", right_on="user_id", how="left")["paywall_variant"].fill_null("control")
+    met = units.join(variant, left_on="person_id", right_on="user_id", how="left")["paywall_variant"]
+    met = met.fill_null("control")
     multiplier = np.array([CONFIG.paywall_variants[v].conversion_multiplier for v in met.to_list()])
     true_lift = CONFIG.trial_nudge_lift * multiplier.mean()
     assert record["abs_ci_low"] <= true_lift <= record["abs_ci_high"], (record, true_lift)
@@ -106,7 +108,8 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     assert best_by_device == {"desktop": "guided", "mobile": "checklist", "tablet": "guided"}
     weights = _table(paths.loop_decisions("onboarding"), DECISIONS).filter(pl.col("day") == LAST)
     for device, best in best_by_device.items():
-        shares = {a.split(":")[1]: p for a, p in zip(weights["action"], weights["propensity"]) if a.startswith(device)}
+        shares = {a.split(":")[1]: p for a, p in zip(weights["action"], weights["propensity"], strict=True)
+                  if a.startswith(device)}
         assert max(shares, key=shares.get) == best and shares[best] >= 0.6, (device, shares)
     # What new people actually saw in the last five days (the product's exposure log), per device.
     viewed = read_events(paths, LAST - dt.timedelta(days=4), LAST, names=["experiment_viewed"]).with_columns(
@@ -132,7 +135,8 @@ def test_the_loops_close_and_every_claim_holds_against_the_simulator(paths):
     held = pl.Series(in_holdout_many(per["person_id"], seed=SETTINGS.holdout_seed, share=SETTINGS.holdout_share))
     loops_group, holdout_group = per.filter(~held), per.filter(held)
     assert holdout_group.height > 2000
-    active = welch(holdout_group["active_days"].to_numpy().astype(float), loops_group["active_days"].to_numpy().astype(float))
+    active = welch(holdout_group["active_days"].to_numpy().astype(float),
+                   loops_group["active_days"].to_numpy().astype(float))
     assert active.ci_low > 0, active
     revenue = welch(holdout_group["revenue"].to_numpy(), loops_group["revenue"].to_numpy())
     assert revenue.estimate > 0, revenue

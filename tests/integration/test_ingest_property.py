@@ -82,7 +82,8 @@ SEGMENT_FIELDS = [("type",), ("messageId",), ("event",), ("userId",), ("anonymou
                   ("traits", "email"), ("timestamp",), ("originalTimestamp",), ("sentAt",), ("receivedAt",),
                   ("context",), ("context", "ip"), ("context", "userAgent"), ("context", "locale"),
                   ("context", "sessionId"), ("context", "campaign"), ("context", "traits"), ("context", "consent"),
-                  ("context", "consent", "categoryPreferences"), ("context", "consent", "categoryPreferences", "Analytics"),
+                  ("context", "consent", "categoryPreferences"),
+                  ("context", "consent", "categoryPreferences", "Analytics"),
                   ("context", "consentManagement"), ("context", "consentManagement", "allowedConsentIds")]
 
 
@@ -101,7 +102,8 @@ def segment_bases() -> list[dict]:
         {"type": "track", "messageId": "m-1", "event": "Signed In", "userId": "u1", "properties": {"method": "email"}},
         {"type": "page", "messageId": "m-2", "anonymousId": "a1", "name": "Pricing",
          "properties": {"url": "https://app.example.com/pricing?e=ada%40example.org"}},
-        {"type": "identify", "messageId": "m-3", "userId": "u1", "anonymousId": "a2", "traits": {"email": "a@b.example"}},
+        {"type": "identify", "messageId": "m-3", "userId": "u1", "anonymousId": "a2",
+         "traits": {"email": "a@b.example"}},
         {"type": "alias", "messageId": "m-4", "userId": "u3", "previousId": "a4"},
         {"type": "track", "messageId": "m-5", "event": "Segment Consent Preference Updated", "userId": "u1",
          "context": {"consent": {"categoryPreferences": {"Analytics": False}}}},
@@ -143,7 +145,8 @@ def deeply_nested(bases: list[dict], fields: list[tuple[str, ...]]) -> st.Search
     def build(base: dict, path: tuple[str, ...], depth: int) -> bytes:
         return orjson.dumps(_mutate(base, [(path, marker)])).replace(orjson.dumps(marker), _nested(depth))
 
-    return st.builds(build, st.sampled_from(bases), st.sampled_from(fields), st.sampled_from([60, 255, 300, 1000, 1023]))
+    return st.builds(build, st.sampled_from(bases), st.sampled_from(fields),
+                     st.sampled_from([60, 255, 300, 1000, 1023]))
 
 
 def too_long(bases: list[dict]) -> st.SearchStrategy[bytes]:
@@ -193,10 +196,11 @@ def row_level_gates(suite: str, batch: pa.Table, parameters: dict[str, Any]) -> 
         def param(value: Any) -> Any:
             return parameters[value["$PARAMETER"]] if isinstance(value, dict) else value
 
-        if kind == "expect_column_values_to_not_match_regex" and pc.any(pc.match_substring_regex(values, kw["regex"])).as_py():
+        if (kind == "expect_column_values_to_not_match_regex"
+                and pc.any(pc.match_substring_regex(values, kw["regex"])).as_py()):
             problems.append(f"{kw['column']} matches {kw['regex']}")
-        elif kind == "expect_column_values_to_match_regex" and not pc.all(pc.match_substring_regex(values, kw["regex"])).as_py() \
-                and len(values):
+        elif (kind == "expect_column_values_to_match_regex"
+                and not pc.all(pc.match_substring_regex(values, kw["regex"])).as_py() and len(values)):
             problems.append(f"{kw['column']} does not match {kw['regex']}")
         elif kind == "expect_column_values_to_not_be_null" and column.null_count:
             problems.append(f"{kw['column']} has nulls")
@@ -260,6 +264,7 @@ def test_any_landed_lines_end_in_bronze_quarantine_or_the_consent_count(canonica
         assert (again.bronze_appended, again.quarantine_appended) == (0, 0)
         assert again.ledger.summary() == led.summary()
         assert _rows(paths.bronze_events, ["event_id", "_source_file", "_line_number", "properties"]) == bronze
-        assert _rows(paths.bronze_quarantine, ["source_file", "line_number", "violation_type", "raw_line"]) == quarantine
+        assert _rows(paths.bronze_quarantine,
+                     ["source_file", "line_number", "violation_type", "raw_line"]) == quarantine
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -54,8 +54,10 @@ def test_lines_that_raised_are_quarantined_and_the_hour_is_published_once(paths,
         collected(signed_in | {"userId": "u2", "context": {"userAgent": ["x"], "consent": GRANTED}}),
         # OverflowError: the revocation's time is before year 1 in UTC, and so is the event's
         collected({"type": "track", "event": "Segment Consent Preference Updated", "userId": "u3",
-                   "timestamp": "0001-01-01T00+01", "context": {"consent": {"categoryPreferences": {"Analytics": False}}}}),
-        collected(signed_in | {"userId": "u4", "timestamp": "0001-01-01T00:30:00+01:00", "context": {"consent": GRANTED}}),
+                   "timestamp": "0001-01-01T00+01",
+                   "context": {"consent": {"categoryPreferences": {"Analytics": False}}}}),
+        collected(signed_in | {"userId": "u4", "timestamp": "0001-01-01T00:30:00+01:00",
+                               "context": {"consent": GRANTED}}),
         collected(signed_in | {"userId": "u5", "context": {"consent": GRANTED, "ip": {"v4": "198.51.100.9"}}}),
         collected(signed_in | {"userId": "u6", "context": {"userAgent": "curl/8.0", "consent": GRANTED}}),
     ]

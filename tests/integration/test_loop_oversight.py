@@ -59,10 +59,10 @@ def test_a_version_acts_only_after_approval_and_verdicts_are_final(paths):
         approvals.reject(paths, "churn", "v3", actor="bob", reason=" ")
     approvals.reject(paths, "churn", "v3", actor="bob", reason="guardrail too loose", now=NOW)
     listed = approvals.list_approvals(paths, loop="churn")
-    assert dict(zip(listed["version"], listed["state"])) == {"v2": "approved", "v3": "rejected"}
+    assert dict(zip(listed["version"], listed["state"], strict=True)) == {"v2": "approved", "v3": "rejected"}
     # Each request and verdict is in the audit log, with its actor.
     trail = audit.read_audit(paths, loop="churn", kind="approval")
-    assert sorted(zip(trail["policy_version"], trail["approval_state"], trail["actor"])) == [
+    assert sorted(zip(trail["policy_version"], trail["approval_state"], trail["actor"], strict=True)) == [
         ("v2", "approved", "maria"), ("v2", "pending", "loop:churn"),
         ("v3", "pending", "loop:churn"), ("v3", "rejected", "bob")]
 

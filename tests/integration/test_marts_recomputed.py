@@ -111,15 +111,17 @@ def test_oec_retention_and_conversion_match_an_independent_recompute(lake):
             assert got == want
         elif col in ("revenue", "revenue_per_active_user", "d7_retention", "trial_to_paid_rate"):
             assert [g is None for g in got] == [w is None for w in want], col
-            assert [g for g in got if g is not None] == pytest.approx([w for w in want if w is not None], rel=1e-12), col
+            assert [g for g in got if g is not None] == pytest.approx([w for w in want if w is not None],
+                                                                      rel=1e-12), col
         else:
             assert [int(x) if x is not None else None for x in got] == [int(x) for x in want], col
 
     retention = _mart(lake, "fct_retention_cohorts").filter(pl.col("day_n") == 7)
-    by_cohort = dict(zip(retention["cohort_date"].to_list(), retention["retained_users"].to_list()))
-    expected = dict(zip((cohorts["date_day"] - timedelta(days=7)).to_list(), cohorts["retained"].to_list()))
+    by_cohort = dict(zip(retention["cohort_date"].to_list(), retention["retained_users"].to_list(), strict=True))
+    expected = dict(zip((cohorts["date_day"] - timedelta(days=7)).to_list(), cohorts["retained"].to_list(),
+                        strict=True))
     assert by_cohort == expected
 
     conversion = _mart(lake, "fct_trial_conversion")
-    got = dict(zip(conversion["trial_start_date"].to_list(), conversion["converted_in_window"].to_list()))
-    assert got == dict(zip(trials["trial_date"].to_list(), trials["conv"].to_list()))
+    got = dict(zip(conversion["trial_start_date"].to_list(), conversion["converted_in_window"].to_list(), strict=True))
+    assert got == dict(zip(trials["trial_date"].to_list(), trials["conv"].to_list(), strict=True))

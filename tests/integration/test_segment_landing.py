@@ -134,7 +134,8 @@ def test_segment_and_rudderstack_dumps_reach_bronze_and_silver(paths, plan, mask
     assert by_id["s-01"]["_source_file"] == "date=2026-11-02/hour=05/1762060200000.b8f2c4e1.gz"
 
     quarantine = DeltaTable(paths.bronze_quarantine).to_pyarrow_table()
-    assert sorted(zip(quarantine["line_number"].to_pylist(), quarantine["violation_type"].to_pylist())) == [
+    violations = zip(quarantine["line_number"].to_pylist(), quarantine["violation_type"].to_pylist(), strict=True)
+    assert sorted(violations) == [
         (9, "unplanned_event"), (10, "datatype_mismatch"), (11, "malformed_json"), (16, "missing_event_id")]
     assert not any("eve@example.org" in line or "198.51.100.20" in line for line in quarantine["raw_line"].to_pylist())
     # the withdrawal of analytics consent became an erasure request for its sender
@@ -150,7 +151,7 @@ def test_segment_and_rudderstack_dumps_reach_bronze_and_silver(paths, plan, mask
     assert identity == {"a1": ("u1", "user_signed_up"), "a2": ("u1", "user_identified"),
                         "a4": ("u3", "user_aliased"), "a5": ("u5", "user_identified")}
     silver = DeltaTable(paths.silver_events).to_pyarrow_table(columns=["event_id", "person_id"])
-    person = dict(zip(silver["event_id"].to_pylist(), silver["person_id"].to_pylist()))
+    person = dict(zip(silver["event_id"].to_pylist(), silver["person_id"].to_pylist(), strict=True))
     # anonymous events of a stitched device belong to the person; an unlinked device stays anonymous
     assert (person["s-01"], person["s-04"], person["s-07"], person["s-05"]) == ("u1", "u1", "u3", "anon:a3")
     assert silver.num_rows == 12 and pc.count_distinct(silver["event_id"]).as_py() == 12

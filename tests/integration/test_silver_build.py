@@ -97,7 +97,8 @@ def test_sign_up_landing_hours_later_restitches_the_anonymous_page_views(paths, 
     assert events.filter(pl.col("anonymous_id") == "d1")["person_id"].to_list() == ["u1"] * 4
     assert events.filter(pl.col("anonymous_id") == "d2")["person_id"].to_list() == ["anon:d2"]
     identity = table(paths, "identity_map").to_dicts()
-    links = [(r["anonymous_id"], r["user_id"], r["link_event_name"], r["linked_at"].strftime("%H:%M")) for r in identity]
+    links = [(r["anonymous_id"], r["user_id"], r["link_event_name"], r["linked_at"].strftime("%H:%M"))
+             for r in identity]
     assert links == [("d1", "u1", "user_signed_up", "07:05")]
 
     built = assert_exactly_once_and_equal_to_rebuild(paths)

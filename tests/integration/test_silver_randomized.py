@@ -4,7 +4,7 @@ hours and crashes between commits — silver must always end equal to a rebuild.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from tests.integration.test_silver_build import assert_exactly_once_and_equal_to
 
 FAILPOINTS = [None, "silver_after_identity_commit", "silver_between_events_commits", "silver_after_events_commit",
               "silver_after_sessions_commit"]
-T0 = datetime(2026, 11, 2, 20, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 20, 0, tzinfo=UTC)
 
 
 class Crash(Exception):

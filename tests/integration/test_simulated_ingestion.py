@@ -78,7 +78,8 @@ def test_bronze_matches_the_clean_event_mix(ingested):
     bronze = DeltaTable(paths.bronze_events).to_pyarrow_table(columns=["event_id", "event_name"])
     assert pc.count_distinct(bronze["event_id"]).as_py() == bronze.num_rows
     counts = bronze.group_by("event_name").aggregate([("event_id", "count")])
-    assert dict(zip(counts["event_name"].to_pylist(), counts["event_id_count"].to_pylist())) == manifest["events_by_name"]
+    by_name = dict(zip(counts["event_name"].to_pylist(), counts["event_id_count"].to_pylist(), strict=True))
+    assert by_name == manifest["events_by_name"]
 
 
 def test_no_raw_ip_or_email_in_any_parquet_file_under_the_root(ingested):

@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from expectations.anomaly import distribution_verdict, load_config, psi_from_counts, schema_drift_verdict, volume_verdict
+from expectations.anomaly import (
+    distribution_verdict,
+    load_config,
+    psi_from_counts,
+    schema_drift_verdict,
+    volume_verdict,
+)
 
 
 def test_a_half_volume_hour_is_anomalous_and_normal_noise_is_not():
@@ -74,7 +80,8 @@ BASE = {"device_type": {"desktop": 3000, "mobile": 2500, "tablet": 500, "tv": 20
 
 
 def test_a_shifted_key_column_is_drift_sampling_noise_is_not():
-    noise = distribution_verdict({"device_type": {"desktop": 260, "mobile": 190, "tablet": 50}}, BASE, n_history_hours=48)
+    noise = distribution_verdict({"device_type": {"desktop": 260, "mobile": 190, "tablet": 50}}, BASE,
+                                 n_history_hours=48)
     assert noise.passed and noise.judged["device_type"] < 0.05
     shifted = distribution_verdict({"device_type": {"mobile": 500}}, BASE, n_history_hours=48)
     assert not shifted.passed

@@ -28,7 +28,7 @@ from expectations import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HOUR = dt.datetime(2026, 11, 2, 5, tzinfo=UTC)
 PLANNED = ["page_viewed", "user_signed_up", "checkout_completed"]
 PARAMS = {
@@ -67,7 +67,7 @@ def bronze_events(n: int = 300) -> pa.Table:
             "_source_file": pa.array(["landing/events/date=2026-11-02/hour=05/b1.jsonl"] * n),
             "_line_number": pa.array(range(1, n + 1), pa.int32()),
             "_ingested_at": pa.array([HOUR + dt.timedelta(hours=1)] * n, pa.timestamp("us", "UTC")),
-            "identity_key": pa.array([u or a for u, a in zip(user_id, anonymous_id)], pa.string()),
+            "identity_key": pa.array([u or a for u, a in zip(user_id, anonymous_id, strict=True)], pa.string()),
         }
     )
 

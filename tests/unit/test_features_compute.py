@@ -105,10 +105,12 @@ def test_session_ratios_are_null_without_sessions():
     activity = _events_rollup([silver_event("a", "page_viewed", at(D)), silver_event("b", "page_viewed", at(D))])
     rollup = pl.DataFrame({"person_id": ["a", "a"], "day": [D, _days_ago(10)], "sessions": [2, 1],
                            "session_seconds": [100.0, 50.0], "bounces": [1, 0]})
-    got = {r["person_id"]: r for r in compute_view(sessions_view, D, source_rows=rollup, activity=activity).iter_rows(named=True)}
+    view = compute_view(sessions_view, D, source_rows=rollup, activity=activity)
+    got = {r["person_id"]: r for r in view.iter_rows(named=True)}
     assert (got["a"]["sessions_7d"], got["a"]["sessions_28d"]) == (2, 3)
     assert got["a"]["avg_session_duration_s_28d"] == 50.0 and got["a"]["bounce_rate_28d"] == pytest.approx(1 / 3)
-    assert (got["b"]["sessions_28d"], got["b"]["avg_session_duration_s_28d"], got["b"]["bounce_rate_28d"]) == (0, None, None)
+    b = got["b"]
+    assert (b["sessions_28d"], b["avg_session_duration_s_28d"], b["bounce_rate_28d"]) == (0, None, None)
 
 
 def test_a_feature_without_aggregation_cannot_be_materialized():

@@ -23,7 +23,8 @@ OVERFLOWING = ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00", "0001-0
 
 
 def normalize(*lines: bytes | dict, convert=None, max_line_bytes: int | None = None) -> NormalizedBatch:
-    norm = Normalizer(PLAN, MASKER) if max_line_bytes is None else Normalizer(PLAN, MASKER, max_line_bytes=max_line_bytes)
+    norm = (Normalizer(PLAN, MASKER) if max_line_bytes is None
+            else Normalizer(PLAN, MASKER, max_line_bytes=max_line_bytes))
     for number, line in enumerate(lines, 1):
         norm.add_line(line if isinstance(line, bytes) else orjson.dumps(line), "f.jsonl", number, KEY, convert)
     return norm.finish()
@@ -42,9 +43,11 @@ def collector_line(message: dict) -> bytes:
 def test_a_user_agent_array_the_collector_accepts_is_quarantined_as_invalid_field():
     # Issue 17: this line raised TypeError in parse_user_agent, and its hour failed on every rerun.
     accepted = collector_line({"type": "track", "event": "Signed In", "userId": "u1", "properties": {"method": "email"},
-                               "context": {"userAgent": ["x"], "consent": {"categoryPreferences": {"Analytics": True}}}})
+                               "context": {"userAgent": ["x"],
+                                           "consent": {"categoryPreferences": {"Analytics": True}}}})
     good = collector_line({"type": "track", "event": "Signed In", "userId": "u2", "properties": {"method": "email"},
-                           "context": {"userAgent": "curl/8.0", "consent": {"categoryPreferences": {"Analytics": True}}}})
+                           "context": {"userAgent": "curl/8.0",
+                                       "consent": {"categoryPreferences": {"Analytics": True}}}})
     batch = normalize(accepted, good, convert=SEGMENT)
     assert outcome(batch) == (1, {"invalid_field": 1}, 0)
     [detail] = batch.quarantine["detail"].to_pylist()
@@ -90,8 +93,9 @@ def test_a_consent_revocation_with_an_overflowing_timestamp_is_still_captured(an
 @pytest.mark.parametrize("original", OVERFLOWING)
 def test_segment_clock_skew_correction_that_overflows_is_no_timestamp(original):
     assert corrected_timestamp("0001-01-01T00:00:01Z", "9999-12-31T23:59:59Z", "2026-11-02T05:10:01Z") is None
-    message = {"type": "track", "event": "Signed In", "userId": "u1", "messageId": "m1", "properties": {"method": "email"},
-               "originalTimestamp": original, "sentAt": "2026-11-02T05:10:00Z", "receivedAt": "2026-11-02T05:10:01Z",
+    message = {"type": "track", "event": "Signed In", "userId": "u1", "messageId": "m1",
+               "properties": {"method": "email"}, "originalTimestamp": original,
+               "sentAt": "2026-11-02T05:10:00Z", "receivedAt": "2026-11-02T05:10:01Z",
                "context": {"consent": {"categoryPreferences": {"Analytics": True}}}}
     assert outcome(normalize(message, convert=SEGMENT)) == (0, {"invalid_timestamp": 1}, 0)
 
@@ -142,7 +146,8 @@ def test_unhashable_values_where_names_are_expected_are_handled():
     assert sniff({"type": ["track"]}) == "canonical"
     assert map_consent({"consentManagement": {"allowedConsentIds": [["analytics"], {"a": 1}, 7]}},
                        load_segment_mapping())["analytics"] is False
-    lines = [{"type": {"a": 1}, "messageId": "m1", "event": ["x"]}, {"type": "track", "event": {"n": 1}, "messageId": "m2"}]
+    lines = [{"type": {"a": 1}, "messageId": "m1", "event": ["x"]},
+             {"type": "track", "event": {"n": 1}, "messageId": "m2"}]
     assert normalize(*lines, convert=SEGMENT).lines_landed == 2
 
 

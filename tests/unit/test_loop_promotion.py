@@ -14,7 +14,7 @@ def _logged(rates: dict[str, list[float]], n: int, seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     devices = rng.choice(list(rates), size=n)
     arms = rng.integers(0, 3, size=n)
-    p = np.array([rates[d][a] for d, a in zip(devices, arms)])
+    p = np.array([rates[d][a] for d, a in zip(devices, arms, strict=True)])
     return pl.DataFrame({"device_type": devices, "arm": arms, "propensity": np.full(n, 1 / 3),
                          "reward": (rng.random(n) < p).astype(float)})
 

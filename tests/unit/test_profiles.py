@@ -19,7 +19,8 @@ def _land(paths, masker, key, lines):
 
 
 def test_an_hour_is_counted_by_event_property_and_key_column(paths, masker):
-    pay = [event("payment_succeeded", {"amount": a, "currency": "USD", "invoice_id": f"in-{i}"}, user_id="u1") for i, a in enumerate((5, 30, 30, 2000))]
+    pay = [event("payment_succeeded", {"amount": a, "currency": "USD", "invoice_id": f"in-{i}"}, user_id="u1")
+           for i, a in enumerate((5, 30, 30, 2000))]
     pages = [event(props={"path": "/p", "coupon": "X"}) for _ in range(3)] + [event(props={"path": "/"})] * 1
     _land(paths, masker, KEY, [*pay, *pages, b"{not json"])
     profile = hour_profile(paths, KEY, columns=COLUMNS)

@@ -231,7 +231,8 @@ def test_mapping_path_from_the_environment(tmp_path, monkeypatch):
     custom = tmp_path / "mapping.yaml"
     custom.write_text(yaml.safe_dump(doc))
     monkeypatch.setenv("GROWTHLAKE_SEGMENT_MAPPING", str(custom))
-    assert SegmentMapper(load_segment_mapping(), PLAN)(msg(event="Order Completed"))["event_name"] == "payment_succeeded"
+    mapped = SegmentMapper(load_segment_mapping(), PLAN)(msg(event="Order Completed"))
+    assert mapped["event_name"] == "payment_succeeded"
 
 
 # -- format detection, once per file ---------------------------------------------------------------

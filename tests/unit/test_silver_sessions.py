@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from lake.silver import session_id, sessionize
 from lake.silver.sessions import affected_sessions, event_windows, events_in_windows
 
-T0 = datetime(2026, 11, 2, 23, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 23, 0, tzinfo=UTC)
 
 
 def events(offsets_s: list[float], person: str = "u1", prefix: str = "e") -> pl.DataFrame:
@@ -93,6 +93,6 @@ def test_a_late_event_between_two_sessions_affects_both_and_merges_them():
     assert hit.height == 2
     windows = event_windows(hit, late.select("person_id", "event_ts"))
     spans = windows.sort("lo").rows()
-    assert all(a[2] < b[1] for a, b in zip(spans, spans[1:])), "windows of a person are disjoint"
+    assert all(a[2] < b[1] for a, b in zip(spans, spans[1:], strict=False)), "windows of a person are disjoint"
     everything = pl.concat([events([0, 600, 3000, 3600]), late])
     assert sessionize(events_in_windows(everything, windows))["event_count"].to_list() == [5]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -13,7 +13,7 @@ from lake.silver import link_candidates, resolve_person, silver_events, update_i
 
 
 def ts(hhmm: str, day: int = 2) -> datetime:
-    return datetime.fromisoformat(f"2026-11-{day:02d}T{hhmm}:00+00:00").astimezone(timezone.utc)
+    return datetime.fromisoformat(f"2026-11-{day:02d}T{hhmm}:00+00:00").astimezone(UTC)
 
 
 def bronze(rows: list[dict]) -> pl.DataFrame:
@@ -86,7 +86,8 @@ def test_person_is_user_then_linked_user_then_anonymous_device():
     ("feature_used", {"feature": "api", "duration_s": 3.5}, {"feature": "api"}),
     ("page_viewed", {"path": "/", "referrer": "https://news.ycombinator.com", "utm_source": "hn",
                      "utm_medium": "social", "utm_campaign": "launch"},
-     {"referrer": "https://news.ycombinator.com", "utm_source": "hn", "utm_medium": "social", "utm_campaign": "launch"}),
+     {"referrer": "https://news.ycombinator.com", "utm_source": "hn", "utm_medium": "social",
+      "utm_campaign": "launch"}),
     ("user_signed_up", {"method": "email", "email": "h", "utm_source": "google"}, {"utm_source": "google"}),
     ("email_clicked", {"campaign": "c", "email_id": "m", "utm_source": "x", "plan": "pro"},
      {"utm_source": None, "plan": None}),  # only the planned events feed a typed column

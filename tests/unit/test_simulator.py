@@ -185,14 +185,14 @@ def test_fault_counts_reconcile_with_what_the_files_contain(run, plan):
     assert all(manifest["faults"][k] > 0 for k in FAULT_KINDS)  # every kind shows up at this size
     # per landing hour, too
     by_hour: dict[str, Counter] = defaultdict(Counter)
-    for ln, kind in zip(lines, kinds):
+    for ln, kind in zip(lines, kinds, strict=True):
         if kind and kind != "no_analytics_consent":
             by_hour[ln.folder][kind] += 1
     assert by_hour == manifest["faults_by_hour"]
-    consent_by_hour = Counter(ln.folder for ln, k in zip(lines, kinds) if k == "no_analytics_consent")
+    consent_by_hour = Counter(ln.folder for ln, k in zip(lines, kinds, strict=True) if k == "no_analytics_consent")
     assert consent_by_hour == manifest["no_analytics_consent_by_hour"]
     # clean distinct events (late ones included) are what the manifest promises bronze will hold
-    clean = Counter(ln.ev["event_name"] for ln, k in zip(lines, kinds) if k in (None, "late"))
+    clean = Counter(ln.ev["event_name"] for ln, k in zip(lines, kinds, strict=True) if k in (None, "late"))
     assert clean == manifest["events_by_name"]
     assert 0.03 < sum(manifest["faults"].values()) / len(lines) < 0.07  # fault_rate=0.05 of consented events
 
@@ -213,7 +213,7 @@ def test_journeys_are_causally_ordered_and_agree_with_the_truth(run, plan):
     kinds = classify(lines, plan)
     first: dict[str, dict[str, datetime]] = defaultdict(dict)
     anon_first_seen: dict[str, datetime] = {}
-    for ln, kind in zip(lines, kinds):
+    for ln, kind in zip(lines, kinds, strict=True):
         if kind not in (None, "late", "duplicate"):
             continue
         ev, ts = ln.ev, parse_ts(ln.ev["timestamp"])
@@ -276,7 +276,7 @@ def test_zero_fault_rate_lands_only_clean_lines_with_the_same_events(run, plan, 
     # faults only corrupt delivery: every valid event of the faulty run exists, identical, without faults
     faultless = {ln.ev["event_id"]: ln.ev for ln in lines}
     faulty = read_landing(root)
-    for ln, kind in zip(faulty, classify(faulty, plan)):
+    for ln, kind in zip(faulty, classify(faulty, plan), strict=True):
         if kind in (None, "no_analytics_consent"):
             assert faultless[ln.ev["event_id"]] == ln.ev
 

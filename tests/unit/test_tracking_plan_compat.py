@@ -35,7 +35,8 @@ def _bump(d: dict, part: int) -> dict:
 BREAKING = {
     "event removed": lambda d: d["events"].pop("email_clicked"),
     "required property removed": lambda d: d["events"]["user_signed_up"]["properties"].pop("method"),
-    "property retyped": lambda d: d["events"]["onboarding_step_completed"]["properties"]["step_index"].update(type="string"),
+    "property retyped":
+        lambda d: d["events"]["onboarding_step_completed"]["properties"]["step_index"].update(type="string"),
     "optional made required": lambda d: d["events"]["page_viewed"]["properties"]["title"].update(required=True),
     "allowed value removed": lambda d: d["events"]["trial_started"]["properties"]["plan"].update(enum=["pro"]),
     "pii flag dropped": lambda d: d["events"]["user_signed_up"]["properties"]["email"].update(pii=False),
@@ -43,7 +44,8 @@ BREAKING = {
 ADDITIVE = {
     "event added": lambda d: d["events"].update(referral_sent={"properties": {"channel": {"type": "string"}}}),
     "optional property added": lambda d: d["events"]["page_viewed"]["properties"].update(section={"type": "string"}),
-    "allowed value added": lambda d: d["events"]["trial_started"]["properties"]["plan"].update(enum=["pro", "team", "enterprise"]),
+    "allowed value added":
+        lambda d: d["events"]["trial_started"]["properties"]["plan"].update(enum=["pro", "team", "enterprise"]),
 }
 
 

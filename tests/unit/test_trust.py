@@ -24,7 +24,8 @@ D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 
 def _gate(partition, gate, passed, *, minute=0, dates=None, asset="bronze/events"):
     return {"evaluated_at": dt.datetime(2026, 3, 4, 1, minute, tzinfo=dt.UTC), "run_id": f"r{minute}",
-            "asset": asset, "partition": partition, "gate": gate, "passed": passed, "severity": "ERROR", "blocking": True,
+            "asset": asset, "partition": partition, "gate": gate, "passed": passed, "severity": "ERROR",
+            "blocking": True,
             "description": f"{gate} {'ok' if passed else 'bad'}",
             "data_dates": data_dates_of_partition(partition) if dates is None else dates, "source": "dagster"}
 
@@ -59,7 +60,8 @@ def test_silver_behind_the_days_end_is_a_stale_upstream(paths):
     write_events(paths, [silver_event("p1", "page_viewed", at(D2, 12))])
     assert silver_fresh_through(paths) == at(D2, 12)
     bad = untrusted_days(paths, [D1, D2])
-    assert list(bad) == [D2] and bad[D2][0].startswith("stale upstream: silver holds events received up to 2026-03-02 12:00")
+    assert list(bad) == [D2]
+    assert bad[D2][0].startswith("stale upstream: silver holds events received up to 2026-03-02 12:00")
     write_events(paths, [silver_event("p1", "page_viewed", at(D2, 21, 30))])  # within the 3 h slack of the end
     assert untrusted_days(paths, [D1, D2]) == {}
 

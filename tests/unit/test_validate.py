@@ -84,7 +84,8 @@ def test_validator_does_not_mutate_the_event(validator):
 
 
 @pytest.mark.parametrize("value", [None, 17, "", "2026-11-02", "yesterday", "2026-13-45T99:00:00Z",
-                                   "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])  # outside years 1-9999 in UTC
+                                   # outside years 1-9999 in UTC
+                                   "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
 def test_parse_timestamp_rejects(value):
     assert parse_timestamp(value) is None
 

@@ -65,8 +65,10 @@ def _result(uid: str, status: str, message: str = "", relation: str | None = Non
 
 def test_summarize_counts_models_tests_and_names_the_failures():
     summary = _summarize([
-        _result("model.growthlake.stg_silver__sessions", "success", relation='"warehouse"."staging"."stg_silver__sessions"'),
-        _result("test.growthlake.unique_stg_silver__sessions_session_id.abc", "fail", "Got 1 result, configured to fail if != 0"),
+        _result("model.growthlake.stg_silver__sessions", "success",
+                relation='"warehouse"."staging"."stg_silver__sessions"'),
+        _result("test.growthlake.unique_stg_silver__sessions_session_id.abc", "fail",
+                "Got 1 result, configured to fail if != 0"),
         _result("test.growthlake.not_null_stg_silver__sessions_session_id.def", "pass"),
         _result("test.growthlake.accepted_values_stg_silver__events_currency.ghi", "warn"),
         _result("unit_test.growthlake.fct_daily_oec.oec_arithmetic", "pass"),
