@@ -35,9 +35,10 @@ def _hour(i: int) -> str:
     return partition_key(START + timedelta(hours=i))
 
 
-def _land(paths, first: int, count: int, *, bad_rows: int = 0, fixed: bool = False) -> dict[str, set[str]]:
+def _land(paths, first: int, count: int, *, bad_rows: int = 0, fixed: bool = False,
+          bad: int = BAD) -> dict[str, set[str]]:
     """Hours ``first`` .. ``first + count - 1``: ``PER_HOUR`` events each (first one redelivered in the next
-    hour), one contract violation, one unconsented event. Hour ``BAD`` also gets ``bad_rows`` events without
+    hour), one contract violation, one unconsented event. Hour ``bad`` also gets ``bad_rows`` events without
     any id — each valid by the contract, the hour not (the bronze gate's identity_key ``mostly``) — or,
     ``fixed``, the same events with their ids. Returns the valid event ids per hour."""
     valid: dict[str, set[str]] = {}
@@ -47,7 +48,7 @@ def _land(paths, first: int, count: int, *, bad_rows: int = 0, fixed: bool = Fal
         lines = [event(props={"path": f"/h{i}/{n}"}, event_id=f"00000000-0000-4000-8000-{i:04d}{n:08d}", ts=ts,
                        received=received, anonymous_id=f"anon-{i}-{n % 7}") for n in range(PER_HOUR)]
         valid[key] = {e["event_id"] for e in lines}
-        if i == BAD and bad_rows:
+        if i == bad and bad_rows:
             extra = [event(props={"path": f"/bad/{n}"}, event_id=f"00000000-0000-4000-9000-{n:012d}", ts=ts,
                            received=received, anonymous_id="anon-fixed" if fixed else None) for n in range(bad_rows)]
             lines += extra
@@ -210,6 +211,34 @@ def test_growthlake_run_over_a_range_is_one_dagster_run(paths, monkeypatch, tmp_
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 6 and all("gates ok" in line for line in lines)  # the per-hour summary is kept
     assert "partitions reconciled          6 / 6" in out
+
+
+def test_growthlake_run_holds_a_bad_hour_and_still_checks_and_builds_the_other_hours(paths, monkeypatch, tmp_path,
+                                                                                     capsys):
+    import re
+
+    valid = _land(paths, 0, 6, bad_rows=150, bad=3)
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    code = cli(["run", "--root", paths.root, "--from", _hour(0), "--to", _hour(5), "--no-warehouse",
+                "--no-features", "--no-loops"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    lines = {re.search(r"\d{4}-\d\d-\d\d-\d\d:00", line).group(0): line
+             for line in out.splitlines() if line.startswith("[")}
+    assert sorted(lines) == [_hour(i) for i in range(6)]
+    assert "FAILED: gx_bronze_events" in lines[_hour(3)]
+    assert all(lines[_hour(i)].endswith("gates ok") for i in (0, 1, 2, 4, 5)), out
+    # The range stopped at the held hour's gate; its other hours were run again, without it: every gate of
+    # theirs evaluated, and silver built from everything bronze holds.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        ranges = sorted((r.tags[HOUR_RANGE_TAGS[0]], r.tags[HOUR_RANGE_TAGS[1]]) for r in instance.get_runs())
+    assert ranges == [(_hour(0), _hour(2)), (_hour(0), _hour(5)), (_hour(4), _hour(5))]
+    bronze = _bronze(paths)
+    assert set(bronze) == set().union(*(ids for key, ids in valid.items() if key != _hour(3))) | {
+        f"00000000-0000-4000-8000-{3:04d}{0:08d}"}  # the held hour's first event, from the next hour's copy
+    silver = DeltaTable(paths.silver_events).to_pyarrow_table(columns=["event_id"])["event_id"].to_pylist()
+    assert sorted(silver) == sorted(bronze)
 
 
 def test_split_runs_cuts_at_gaps_and_at_the_run_size():
