@@ -61,10 +61,29 @@ def _run_partitions(context: dg.HookContext) -> list[str | None]:
     return [start] if start else [None]
 
 
+_READ: dict[str, tuple[str | None, list]] = {}  # run id -> (cursor, records read so far), in this process
+
+
+def _run_records(instance: dg.DagsterInstance, run_id: str) -> list:
+    """The run's materializations and check evaluations, read once per process: each hook of the run reads
+    only what was logged since the previous one (a ranged run logs thousands, one per hour and asset)."""
+    cursor, records = _READ.get(run_id, (None, []))
+    while True:
+        page = instance.get_records_for_run(run_id, cursor=cursor, of_type=_EVENTS, limit=5000)
+        records = records + [r.event_log_entry for r in page.records]
+        cursor = page.cursor
+        if not page.has_more:
+            break
+    for stale in [k for k in _READ if k != run_id]:
+        del _READ[stale]
+    _READ[run_id] = (cursor, records)
+    return records
+
+
 def _record(context: dg.HookContext, status: str) -> None:
     paths = context.resources.lake.paths()
     now = dt.datetime.now(dt.UTC)
-    records = [r for r in context.instance.all_logs(context.run_id, of_type=_EVENTS)
+    records = [r for r in _run_records(context.instance, context.run_id)
                if r.step_key == context.step_key and r.dagster_event is not None]
     failed_step = status == "failed" and not any(
         r.dagster_event is not None and r.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION

@@ -86,6 +86,12 @@ def _bronze(paths) -> dict[str, str]:
     return dict(zip(ids, table["_landing_partition"].to_pylist(), strict=True))
 
 
+def _asset_is(asset: str):
+    import polars as pl
+
+    return pl.col("asset") == asset
+
+
 def _accounted(row: dict) -> int:
     return (row["bronze_rows"] + row["quarantined"] + row["consent_dropped"] + row["duplicates_dropped"]
             + row["held_for_audit"])
@@ -211,6 +217,16 @@ def test_growthlake_run_over_a_range_is_one_dagster_run(paths, monkeypatch, tmp_
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 6 and all("gates ok" in line for line in lines)  # the per-hour summary is kept
     assert "partitions reconciled          6 / 6" in out
+    # The trust records stay per hour: every gate's verdict on every hour, every asset's figures per hour.
+    from lake.trust import latest_gate_evaluations, read_asset_runs
+
+    gates = latest_gate_evaluations(paths)
+    assert gates.height == 9 * 6 and set(gates["partition"].to_list()) == {_hour(i) for i in range(6)}
+    assert gates["passed"].all()
+    runs = read_asset_runs(paths).filter(_asset_is("bronze/events"))
+    ledger = {r["landing_partition"]: r["bronze_rows"] for r in read_ledger(paths).to_pylist()}
+    assert {r["partition"]: r["rows"] for r in runs.iter_rows(named=True)} == ledger
+    assert all(r["gates_passed"] == 4 for r in runs.iter_rows(named=True))  # the hour's own four bronze gates
 
 
 def test_growthlake_run_holds_a_bad_hour_and_still_checks_and_builds_the_other_hours(paths, monkeypatch, tmp_path,
