@@ -1,6 +1,6 @@
 """Benchmark the whole chain (landing -> bronze -> silver -> dbt marts) against bare DuckDB.
 
-    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill] [--keep DIR]
+    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill ranged] [--keep DIR]
 
 For each size, ~50 landed lines per simulated visitor over 7 days are written to a landing zone
 (not timed), then separate processes run on the same files:
@@ -13,6 +13,10 @@ For each size, ~50 landed lines per simulated visitor over 7 days are written to
     (identity stitching, sessions), as the hourly job runs them;
   - ``backfill``: every landing hour through ingestion, then one silver build over the whole
     backlog, which processes it in bounded steps of bronze commits (``GROWTHLAKE_SILVER_STEP_ROWS``);
+  - ``ranged``: the week as a ranged run takes it (issue 18) — the hours through ingestion in one
+    pass (``lake.ingest.ingest_range``: one read, one classification, one validation per suite,
+    one commit per table, in passes bounded by ``GROWTHLAKE_INGEST_STEP_BYTES``), then one silver
+    build over them;
 
   then one dbt build of the warehouse (staging, marts, tests).
 * ``bare DuckDB``: ``benchmarks/baseline.sql`` — parse, consent, dedup, keyed IP hash, stitching,
@@ -96,7 +100,7 @@ def _run_measured(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
 
 def _chain(root: str, mode: str = "hourly") -> dict:
     from lake.contracts import load_plan
-    from lake.ingest import ingest_partition, list_landing_partitions
+    from lake.ingest import ingest_partition, ingest_range, list_landing_partitions
     from lake.paths import LakePaths
     from lake.pii import PiiMasker
     from lake.silver import build_silver
@@ -109,7 +113,21 @@ def _chain(root: str, mode: str = "hourly") -> dict:
     lines = bronze = 0
     stages["ingest"] = stages["silver"] = 0.0
     started = time.perf_counter()
-    for i, key in enumerate(keys, 1):
+    if mode == "ranged":
+        from lake.ingest.pipeline import range_passes
+
+        passes = len(range_passes(paths, keys))
+        t0 = time.perf_counter()
+        results = ingest_range(paths, keys, plan=plan, masker=masker)
+        unreconciled = [r.ledger.summary() for r in results if not r.ledger.reconciled]
+        assert not unreconciled, unreconciled
+        lines, bronze = sum(r.ledger.lines_landed for r in results), sum(r.ledger.bronze_rows for r in results)
+        t1 = time.perf_counter()
+        build_silver(paths, landing_partitions=keys)
+        stages["ingest"], stages["silver"] = t1 - t0, time.perf_counter() - t1
+        print(f"  {len(keys)} hours in {passes} pass(es): ingest {t1 - t0:.1f}s, silver "
+              f"{time.perf_counter() - t1:.1f}s", file=sys.stderr, flush=True)
+    for i, key in enumerate(keys if mode != "ranged" else [], 1):
         # hourly: as the hourly job does, the hour into bronze, then silver brought up to date;
         # backfill: every hour into bronze, then one silver build over the backlog (in bounded steps).
         t0 = time.perf_counter()
@@ -202,8 +220,10 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
                     stale.unlink()
         chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root)})
         total = sum(chain["stages"].values())
-        print(f"-- growthlake, {mode}: " + ("each hour ingested, then silver brought up to date (the hourly job)"
-                                           if mode == "hourly" else "every hour ingested, then one silver build"))
+        print(f"-- growthlake, {mode}: " + {
+            "hourly": "each hour ingested, then silver brought up to date (the hourly job)",
+            "backfill": "every hour ingested, then one silver build",
+            "ranged": "the week ingested in one pass, then one silver build (a ranged run)"}[mode])
         for stage, seconds in chain["stages"].items():
             print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
         print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
@@ -226,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-10m", action="store_true",
                     help="add the 10M-event run (~13 min hour by hour, ~5 min as a backfill, ~1 min each for the "
                          "landing zone and DuckDB; ~20 GB of disk: landing 5 GB, Delta 13 GB; 7 GB of memory)")
-    ap.add_argument("--mode", nargs="+", choices=["hourly", "backfill"], default=["hourly", "backfill"],
+    ap.add_argument("--mode", nargs="+", choices=["hourly", "backfill", "ranged"],
+                    default=["hourly", "backfill", "ranged"],
                     help="hourly: silver after every hour, as the hourly job; backfill: every hour ingested, then "
-                         "one silver build over the backlog (default: both, each on fresh tables)")
+                         "one silver build over the backlog; ranged: the hours ingested in one pass, then one silver "
+                         "build, as a ranged run (default: all three, each on fresh tables)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys([*args.events, *(["10M"] if args.with_10m else [])]))

@@ -92,11 +92,13 @@ def run_hour(root: Path, key: str) -> tuple[float, float, int]:
                            "--no-warehouse", "--no-features", "--no-loops"],
                           env=env, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("[")), "")
-    match = re.search(r"landed\s+(\d+).*\s([\d.]+)s$", line)
-    if proc.returncode != 0 or match is None:
+    hour = next((x for x in proc.stdout.splitlines() if x.startswith("[")), "")
+    run = next((x for x in proc.stdout.splitlines() if x.strip().startswith("run 1/1")), "")
+    landed = re.search(r"landed\s+(\d+)", hour)
+    seconds = re.search(r"\sin ([\d.]+)s$", run)
+    if proc.returncode != 0 or landed is None or seconds is None:
         raise SystemExit(f"hourly run of {key} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return float(match.group(2)), wall, int(match.group(1))
+    return float(seconds.group(1)), wall, int(landed.group(1))
 
 
 def main(argv: list[str] | None = None) -> int:

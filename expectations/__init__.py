@@ -16,7 +16,7 @@ from expectations.errors import (
 )
 from expectations.oec import validate_daily_oec
 from expectations.outcome import FailedExpectation, ValidationOutcome
-from expectations.runner import validate, warm_up
+from expectations.runner import unexpected_partitions, validate, warm_up
 from expectations.suites import suite_names
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "ValidationOutcome",
     "learned_band",
     "suite_names",
+    "unexpected_partitions",
     "validate",
     "validate_daily_oec",
     "warm_up",

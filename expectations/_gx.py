@@ -124,9 +124,18 @@ def build_suite(spec: SuiteSpec) -> ExpectationSuite:
 
 
 def run_suite(
-    frame: pd.DataFrame, spec: SuiteSpec, parameters: dict[str, Any]
+    frame: pd.DataFrame,
+    spec: SuiteSpec,
+    parameters: dict[str, Any],
+    *,
+    unexpected_index_columns: list[str] | None = None,
 ) -> ExpectationSuiteValidationResult:
-    """Validate ``frame`` against ``spec`` with GX and return GX's raw result."""
+    """Validate ``frame`` against ``spec`` with GX and return GX's raw result.
+
+    With ``unexpected_index_columns``, every unexpected row is reported (GX's ``COMPLETE``
+    result format) as the values of those columns (``unexpected_index_list``); otherwise a
+    summary (``BASIC``: counts and five examples).
+    """
     # GX's v1 Validator is what both `Batch.validate` and `ValidationDefinition.run` run.
     # Calling it on the cached batch definition loads the frame once; `get_batch(...)
     # .validate(...)` loads it twice, and GX fingerprints every load by hashing the whole
@@ -140,6 +149,12 @@ def run_suite(
         validator = Validator(
             batch_definition=batch_definition,
             batch_parameters={"dataframe": frame},
-            result_format=copy.deepcopy(_RESULT_FORMAT),
+            result_format=copy.deepcopy(_RESULT_FORMAT)
+            if unexpected_index_columns is None
+            else {
+                "result_format": "COMPLETE",
+                "unexpected_index_column_names": list(unexpected_index_columns),
+                "return_unexpected_index_query": False,
+            },
         )
         return validator.validate_expectation_suite(suite, expectation_parameters=parameters)

@@ -48,6 +48,9 @@ class ValidationOutcome:
         succeeded: Number that held.
         failed: The ones that did not, in suite-file order.
         row_count: Rows in the validated batch.
+        tolerated: Expectations that held only thanks to their ``mostly`` tolerance: some rows
+            were unexpected. On a batch of several partitions (landing hours) the tolerance is
+            spread over all of them, so one partition may be over it on its own rows.
     """
 
     suite: str
@@ -56,6 +59,7 @@ class ValidationOutcome:
     succeeded: int
     failed: tuple[FailedExpectation, ...] = field(default_factory=tuple)
     row_count: int = 0
+    tolerated: tuple[FailedExpectation, ...] = field(default_factory=tuple)
 
     def summary(self) -> str:
         """Human-readable verdict: a headline, then one line per failed expectation."""

@@ -165,43 +165,56 @@ def _exception_message(exception_info: Any) -> str | None:
     return None
 
 
-def _outcome(spec: SuiteSpec, result: Any, *, row_count: int) -> ValidationOutcome:
+def _expectation(spec: SuiteSpec, r: Any, position: int) -> tuple[int, FailedExpectation]:
+    """One GX expectation result as a :class:`FailedExpectation`, keyed by its suite-file position."""
     from expectations import _gx
 
+    config = r.expectation_config
+    index = _gx.index_from_id(config.id)
+    exp = spec.expectations[index] if index is not None else None
+    observed_raw = r.result or {}
+    partial = list(observed_raw.get("partial_unexpected_list") or [])[:_PARTIAL_LIMIT]
+    observed = {
+        "unexpected_count": json_safe(observed_raw.get("unexpected_count")),
+        "unexpected_percent": _rounded(observed_raw.get("unexpected_percent")),
+        "partial_unexpected_list": [example(v) for v in partial],
+        "observed_value": json_safe(observed_raw.get("observed_value")),
+        "exception": _exception_message(r.exception_info),
+    }
+    if exp is not None and exp.sensitive:
+        observed["partial_unexpected_list"] = []
+        observed["examples_withheld"] = True
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    column = kwargs.get("column")
+    return (
+        index if index is not None else len(spec.expectations) + position,
+        FailedExpectation(
+            expectation=config.type,
+            column=column if isinstance(column, str) else None,
+            kwargs=json_safe(kwargs),
+            observed=observed,
+            why=exp.why if exp is not None else "",
+        ),
+    )
+
+
+def _tolerated(r: Any) -> bool:
+    """A passing result that had unexpected rows: it held thanks to ``mostly``."""
+    mostly = r.expectation_config.kwargs.get("mostly")
+    unexpected = (r.result or {}).get("unexpected_count")
+    return bool(r.success and isinstance(mostly, (int, float)) and mostly < 1 and unexpected)
+
+
+def _outcome(spec: SuiteSpec, result: Any, *, row_count: int) -> ValidationOutcome:
     failed: list[tuple[int, FailedExpectation]] = []
+    tolerated: list[tuple[int, FailedExpectation]] = []
     for position, r in enumerate(result.results):
-        if r.success:
-            continue
-        config = r.expectation_config
-        index = _gx.index_from_id(config.id)
-        exp = spec.expectations[index] if index is not None else None
-        observed_raw = r.result or {}
-        partial = list(observed_raw.get("partial_unexpected_list") or [])[:_PARTIAL_LIMIT]
-        observed = {
-            "unexpected_count": json_safe(observed_raw.get("unexpected_count")),
-            "unexpected_percent": _rounded(observed_raw.get("unexpected_percent")),
-            "partial_unexpected_list": [example(v) for v in partial],
-            "observed_value": json_safe(observed_raw.get("observed_value")),
-            "exception": _exception_message(r.exception_info),
-        }
-        if exp is not None and exp.sensitive:
-            observed["partial_unexpected_list"] = []
-            observed["examples_withheld"] = True
-        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-        column = kwargs.get("column")
-        failed.append(
-            (
-                index if index is not None else len(spec.expectations) + position,
-                FailedExpectation(
-                    expectation=config.type,
-                    column=column if isinstance(column, str) else None,
-                    kwargs=json_safe(kwargs),
-                    observed=observed,
-                    why=exp.why if exp is not None else "",
-                ),
-            )
-        )
+        if not r.success:
+            failed.append(_expectation(spec, r, position))
+        elif _tolerated(r):
+            tolerated.append(_expectation(spec, r, position))
     failed.sort(key=lambda pair: pair[0])
+    tolerated.sort(key=lambda pair: pair[0])
     evaluated = len(result.results)
     return ValidationOutcome(
         suite=spec.name,
@@ -210,7 +223,62 @@ def _outcome(spec: SuiteSpec, result: Any, *, row_count: int) -> ValidationOutco
         succeeded=evaluated - len(failed),
         failed=tuple(f for _, f in failed),
         row_count=row_count,
+        tolerated=tuple(f for _, f in tolerated),
     )
+
+
+def unexpected_partitions(
+    batch: Any,
+    suite: str,
+    *,
+    partition_column: str,
+    parameters: Mapping[str, Any] | None = None,
+) -> dict[str, int]:
+    """Which partitions of a batch hold the rows a suite finds unexpected.
+
+    A batch that spans several partitions (e.g. landing hours, in ``_landing_partition``) is
+    validated once; when that validation fails, this says where to look: Great Expectations
+    reports every unexpected row with its partition (``unexpected_index_column_names``), for
+    the expectations that failed and for those that held only thanks to ``mostly``. Values of
+    sensitive expectations are never read, only the partition.
+
+    Args:
+        batch: The rows, as for :func:`validate`, including ``partition_column``.
+        suite: Suite name.
+        partition_column: The column naming each row's partition.
+        parameters: The suite's runtime parameters, as for :func:`validate`.
+
+    Returns:
+        Unexpected rows per partition (summed over expectations); partitions without any are
+        left out. An expectation that could not run (a missing column) or judges the table as a
+        whole names no rows: its failure is not attributed to any partition here.
+
+    Raises:
+        The errors of :func:`validate`; ``KeyError`` when the batch lacks ``partition_column``.
+    """
+    spec = load_suite(suite)
+    given = dict(parameters or {})
+    missing = spec.parameters - given.keys()
+    if missing:
+        raise MissingParameterError(spec.name, missing, given)
+    columns = None if spec.columns is None else spec.columns | {partition_column}
+    frame = _to_pandas(batch, columns=columns)
+    if partition_column not in frame.columns:
+        raise KeyError(f"the batch has no column {partition_column!r} to attribute unexpected rows to")
+    resolved = _resolve_parameters(spec, frame, given)
+
+    from expectations import _gx
+
+    result = _gx.run_suite(frame, spec, resolved, unexpected_index_columns=[partition_column])
+    counts: dict[str, int] = {}
+    for r in result.results:
+        if not (not r.success or _tolerated(r)):
+            continue
+        for row in (r.result or {}).get("unexpected_index_list") or []:
+            if isinstance(row, dict) and row.get(partition_column) is not None:
+                key = str(row[partition_column])
+                counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def warm_up() -> None:

@@ -18,10 +18,11 @@ import pyarrow.compute as pc
 from lake import delta_io
 from lake.landing import iter_lines, list_landing_files, parse_partition_key
 from lake.paths import LakePaths
-from lake.schemas import BRONZE_EVENTS, INGESTION_LEDGER
+from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE, INGESTION_LEDGER
 
-__all__ = ["LedgerEntry", "TableCounts", "Reconciliation", "count_tables", "write_entry", "read_entry",
-           "read_ledger", "verify_partition", "count_landed_lines"]
+__all__ = ["LedgerEntry", "TableCounts", "Reconciliation", "count_tables", "count_tables_of", "write_entry",
+           "write_entries", "read_entry", "read_entries", "read_ledger", "verify_partition", "verify_partitions",
+           "count_landed_lines"]
 
 
 @dataclass(frozen=True)
@@ -87,35 +88,76 @@ class LedgerEntry:
         }
 
 
-def _partition_predicate(key: str) -> str:
-    day = parse_partition_key(key).date()  # validated: only then is it used inside a predicate
-    return f"landing_date = '{day.isoformat()}' AND landing_partition = '{key}'"
+def _partitions_predicate(keys: list[str]) -> str:
+    days = sorted({parse_partition_key(k).date() for k in keys})  # validated: only then used in a predicate
+    day_list = ", ".join(f"'{d.isoformat()}'" for d in days)
+    key_list = ", ".join(f"'{k}'" for k in sorted(set(keys)))
+    return f"landing_date IN ({day_list}) AND landing_partition IN ({key_list})"
 
 
 def count_tables(paths: LakePaths, key: str, event_dates: list[date]) -> TableCounts:
     """Count, in the tables, the rows that came from landing partition ``key``."""
+    return count_tables_of(paths, {key: event_dates})[key]
+
+
+def count_tables_of(paths: LakePaths, event_dates: dict[str, list[date]]) -> dict[str, TableCounts]:
+    """Count, in the tables, the rows that came from each landing partition of ``event_dates``
+    (hour key -> the event dates its rows carry): one read of bronze and one of quarantine for all."""
+    keys = sorted(event_dates)
+    for key in keys:
+        parse_partition_key(key)
+    dates = sorted({d for ds in event_dates.values() for d in ds})
     bronze = delta_io.read(
-        paths.bronze_events, BRONZE_EVENTS, columns=["event_id"],
-        partitions=[("event_date", "in", sorted(set(event_dates)))], filter=pc.field("_landing_partition") == key,
-    ) if event_dates else BRONZE_EVENTS.empty_table().select(["event_id"])
-    day = parse_partition_key(key).date()
-    open_rows = delta_io.row_count(
-        paths.bronze_quarantine, partitions=[("landing_date", "=", day)],
-        filter=(pc.field("landing_partition") == key) & pc.is_null(pc.field("resolution")),
-    )
-    return TableCounts(
-        bronze_rows=bronze.num_rows,
-        bronze_distinct_ids=pc.count_distinct(bronze["event_id"]).as_py() if bronze.num_rows else 0,
-        quarantined_open=open_rows,
-    )
+        paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "_landing_partition"],
+        partitions=[("event_date", "in", dates)], filter=pc.field("_landing_partition").isin(keys),
+    ) if dates else BRONZE_EVENTS.empty_table().select(["event_id", "_landing_partition"])
+    days = sorted({parse_partition_key(k).date() for k in keys})
+    quarantine = delta_io.read(
+        paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["landing_partition"],
+        partitions=[("landing_date", "in", days)],
+        filter=pc.field("landing_partition").isin(keys) & pc.is_null(pc.field("resolution")),
+    ) if keys else BRONZE_QUARANTINE.empty_table().select(["landing_partition"])
+    per_hour = bronze.group_by("_landing_partition").aggregate(
+        [("event_id", "count"), ("event_id", "count_distinct")]).to_pylist() if bronze.num_rows else []
+    rows = {r["_landing_partition"]: (r["event_id_count"], r["event_id_count_distinct"]) for r in per_hour}
+    open_rows = {r["landing_partition"]: r["count_all"] for r in
+                 quarantine.group_by("landing_partition").aggregate([([], "count_all")]).to_pylist()
+                 } if quarantine.num_rows else {}
+    return {key: TableCounts(bronze_rows=rows.get(key, (0, 0))[0], bronze_distinct_ids=rows.get(key, (0, 0))[1],
+                             quarantined_open=open_rows.get(key, 0))
+            for key in keys}
 
 
 def write_entry(paths: LakePaths, entry: LedgerEntry) -> None:
     """Insert or replace the ledger row of one partition (one atomic Delta commit)."""
-    row = pa.Table.from_pylist([entry.to_row()], schema=INGESTION_LEDGER)
-    delta_io.replace_where(paths.ingestion_ledger, row, _partition_predicate(entry.landing_partition),
-                           partition_by=["landing_date"], operation="ledger",
-                           metadata={"partition": entry.landing_partition})
+    write_entries(paths, [entry])
+
+
+def write_entries(paths: LakePaths, entries: list[LedgerEntry]) -> int:
+    """Insert or replace the ledger rows of several partitions in one atomic Delta commit.
+
+    A row equal to the stored one (all but ``updated_at``) is not rewritten, so a rerun that
+    changes nothing commits nothing.
+
+    Returns:
+        The rows written (0: nothing changed, no commit).
+    """
+    if not entries:
+        return 0
+    rows = {e.landing_partition: e.to_row() for e in entries}
+    stored = {r["landing_partition"]: r for r in read_ledger(paths, sorted(rows)).to_pylist()}
+    changed = [row for key, row in sorted(rows.items())
+               if {k: v for k, v in row.items() if k != "updated_at"}
+               != {k: v for k, v in stored.get(key, {}).items() if k != "updated_at"}]
+    if not changed:
+        return 0
+    keys = [row["landing_partition"] for row in changed]
+    table = pa.Table.from_pylist(changed, schema=INGESTION_LEDGER)
+    delta_io.replace_where(paths.ingestion_ledger, table, _partitions_predicate(keys), partition_by=["landing_date"],
+                           operation="ledger",
+                           metadata={"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}",
+                                     "partitions": len(keys)})
+    return len(changed)
 
 
 def read_ledger(paths: LakePaths, keys: list[str] | None = None) -> pa.Table:
@@ -128,10 +170,16 @@ def read_ledger(paths: LakePaths, keys: list[str] | None = None) -> pa.Table:
 
 
 def read_entry(paths: LakePaths, key: str) -> LedgerEntry | None:
-    rows = read_ledger(paths, [key]).to_pylist()
-    if not rows:
-        return None
-    r = rows[0]
+    """The ledger entry of one landing hour (None: never ingested)."""
+    return read_entries(paths, [key]).get(key)
+
+
+def read_entries(paths: LakePaths, keys: list[str]) -> dict[str, LedgerEntry]:
+    """The ledger entries of ``keys`` (one read), by hour; hours never ingested are left out."""
+    return {r["landing_partition"]: _entry(r) for r in read_ledger(paths, keys).to_pylist()} if keys else {}
+
+
+def _entry(r: dict) -> LedgerEntry:
     return LedgerEntry(
         landing_partition=r["landing_partition"], lines_landed=r["lines_landed"], bronze_rows=r["bronze_rows"],
         quarantined=r["quarantined"], consent_dropped=r["consent_dropped"],
@@ -166,11 +214,28 @@ class Reconciliation:
 
 def verify_partition(paths: LakePaths, key: str) -> Reconciliation:
     """Recount a partition from the landing files and the tables, and compare with its ledger."""
-    entry = read_entry(paths, key)
-    if entry is None:
-        return Reconciliation(key, False, ("no ledger entry: the partition was never ingested",), {})
-    landed, _ = count_landed_lines(paths, key)
-    counts = count_tables(paths, key, entry.event_dates)
+    return verify_partitions(paths, [key])[key]
+
+
+def verify_partitions(paths: LakePaths, keys: list[str]) -> dict[str, Reconciliation]:
+    """Recount partitions from their landing files and the tables, and compare each with its ledger.
+
+    Each hour is judged on its own; the tables are read once for all of them.
+    """
+    entries = read_entries(paths, keys)
+    counted = count_tables_of(paths, {k: e.event_dates for k, e in entries.items()})
+    out: dict[str, Reconciliation] = {}
+    for key in keys:
+        entry = entries.get(key)
+        if entry is None:
+            out[key] = Reconciliation(key, False, ("no ledger entry: the partition was never ingested",), {})
+            continue
+        landed, _ = count_landed_lines(paths, key)
+        out[key] = _reconcile(key, entry, landed, counted[key])
+    return out
+
+
+def _reconcile(key: str, entry: LedgerEntry, landed: int, counts: TableCounts) -> Reconciliation:
     problems = []
     if landed != entry.lines_landed:
         problems.append(f"landing files hold {landed} lines, the ledger says {entry.lines_landed} "
@@ -197,4 +262,3 @@ def verify_partition(paths: LakePaths, key: str) -> Reconciliation:
                "consent_dropped": entry.consent_dropped, "duplicates_dropped": entry.duplicates_dropped,
                "held_for_audit": entry.held_for_audit}
     return Reconciliation(key, not problems, tuple(problems), figures)
-

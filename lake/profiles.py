@@ -89,85 +89,88 @@ def _bin_label(edges: list[float], value: float) -> str:
     return f"[{edges[i - 1]:g},{edges[i]:g})"
 
 
-def _compute(paths: LakePaths, key: str, event_dates: list[dt.date], columns: Mapping[str, Mapping]) -> pa.Table:
+_BATCH_LINES = 1_000_000  # landed lines profiled together at most (one DuckDB pass over their rows)
+
+
+def _compute(paths: LakePaths, event_dates: Mapping[str, list[dt.date]], columns: Mapping[str, Mapping]) -> pa.Table:
+    """The profile rows of the hours of ``event_dates`` (hour -> the event dates its rows carry):
+    one read of bronze and of quarantine, one DuckDB pass, grouped by hour."""
     import duckdb
 
-    bronze_columns = ["event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS]
+    keys = sorted(event_dates)
+    dates = sorted({d for ds in event_dates.values() for d in ds})
+    bronze_columns = ["_landing_partition", "event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS]
     bronze = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=bronze_columns,
-        partitions=[("event_date", "in", sorted(set(event_dates)))], filter=pc.field("_landing_partition") == key,
-    ) if event_dates else BRONZE_EVENTS.empty_table().select(bronze_columns)
+        partitions=[("event_date", "in", dates)], filter=pc.field("_landing_partition").isin(keys),
+    ) if dates else BRONZE_EVENTS.empty_table().select(bronze_columns)
     quarantine = delta_io.read(
-        paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["event_name", "raw_line"],
-        partitions=[("landing_date", "=", parse_partition_key(key).date())],
-        filter=(pc.field("landing_partition") == key) & pc.is_valid(pc.field("event_name")),
+        paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["landing_partition", "event_name", "raw_line"],
+        partitions=[("landing_date", "in", sorted({parse_partition_key(k).date() for k in keys}))],
+        filter=pc.field("landing_partition").isin(keys) & pc.is_valid(pc.field("event_name")),
     )
-    rows: list[tuple[str, str, int]] = []
+    rows: list[tuple[str, str, str, int]] = []
     con = duckdb.connect()
     try:
         con.register("bronze", bronze)
         con.register("quarantine", quarantine)
         rows += con.execute("""
-            select 'event_lines', event_name, count(*) from (
-                select event_name from bronze union all select event_name from quarantine
+            select hour, 'event_lines', event_name, count(*) from (
+                select _landing_partition as hour, event_name from bronze
+                union all select landing_partition, event_name from quarantine
             ) group by all
         """).fetchall()
         rows += con.execute("""
             with keyed as (
-                select event_name, json_keys(properties) as props from bronze
+                select _landing_partition as hour, event_name, json_keys(properties) as props from bronze
                 union all
-                select event_name, json_keys(json_extract(raw_line, '$.properties'))
+                select landing_partition, event_name, json_keys(json_extract(raw_line, '$.properties'))
                 from quarantine where json_valid(raw_line) and json_type(raw_line, '$.properties') = 'OBJECT'
             )
-            select 'property', event_name || '.' || prop, count(*)
-            from (select event_name, unnest(props) as prop from keyed) group by all
+            select hour, 'property', event_name || '.' || prop, count(*)
+            from (select hour, event_name, unnest(props) as prop from keyed) group by all
         """).fetchall()
         for name, spec in columns.items():
             dimension = f"column:{name}"
             if name in _BRONZE_COLUMNS:
-                rows += con.execute(f"select '{dimension}', coalesce({name}, '(null)'), "
+                rows += con.execute(f"select _landing_partition, '{dimension}', coalesce({name}, '(null)'), "
                                     "count(distinct coalesce(user_id, anonymous_id)) from bronze group by all"
                                     ).fetchall()
             elif "." in name and spec.get("bins"):
                 event, prop = name.split(".", 1)
-                values = con.execute("select try_cast(json_extract_string(properties, '$.' || ?) as double) "
-                                     "from bronze where event_name = ?", [prop, event]).fetchall()
+                values = con.execute("select _landing_partition, try_cast(json_extract_string(properties, '$.' || ?) "
+                                     "as double) from bronze where event_name = ?", [prop, event]).fetchall()
                 edges = [float(e) for e in spec["bins"]]
-                tally: dict[str, int] = {}
-                for (v,) in values:
+                tally: dict[tuple[str, str], int] = {}
+                for hour, v in values:
                     label = "(null)" if v is None else _bin_label(edges, v)
-                    tally[label] = tally.get(label, 0) + 1
-                rows += [(dimension, k, n) for k, n in tally.items()]
+                    tally[(hour, label)] = tally.get((hour, label), 0) + 1
+                rows += [(hour, dimension, k, n) for (hour, k), n in tally.items()]
             else:
                 raise ValueError(f"distribution_drift column {name!r}: use one of {list(_BRONZE_COLUMNS)} "
                                  "or '<event>.<numeric property>' with bins")
     finally:
         con.close()
-    day = parse_partition_key(key).date()
     return pa.Table.from_pylist(
-        [{"landing_partition": key, "landing_date": day, "dimension": d, "key": k, "count": int(n)}
-         for d, k, n in rows],
+        [{"landing_partition": h, "landing_date": parse_partition_key(h).date(), "dimension": d, "key": k,
+          "count": int(n)} for h, d, k, n in sorted(rows)],
         schema=LANDING_PROFILES)
 
 
-def _store(paths: LakePaths, key: str, table: pa.Table) -> None:
-    day = parse_partition_key(key).date()  # validated: only then is it used in a predicate
+def _store(paths: LakePaths, keys: list[str], table: pa.Table) -> None:
+    """Replace the stored profiles of ``keys`` with ``table`` (one commit)."""
+    days = sorted({parse_partition_key(k).date() for k in keys})  # validated: only then used in a predicate
+    predicate = (f"landing_date IN ({', '.join(repr(d.isoformat()) for d in days)}) AND "
+                 f"landing_partition IN ({', '.join(repr(k) for k in sorted(keys))})")
     with table_lock(paths, _LOCK):
         if delta_io.open_table(paths.landing_profiles) is None and table.num_rows == 0:
             return
-        delta_io.replace_where(paths.landing_profiles, table,
-                               f"landing_date = '{day.isoformat()}' AND landing_partition = '{key}'",
-                               partition_by=["landing_date"], operation="profile", metadata={"partition": key})
+        delta_io.replace_where(paths.landing_profiles, table, predicate, partition_by=["landing_date"],
+                               operation="profile",
+                               metadata={"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"})
 
 
-def read_profiles(paths: LakePaths, keys: Iterable[str]) -> dict[str, Profile]:
-    """The stored profiles of ``keys``, per hour (only their landing_date partitions are opened)."""
-    keys = sorted(set(keys))
-    if not keys:
-        return {}
-    days = sorted({parse_partition_key(k).date() for k in keys})
-    table = delta_io.read(paths.landing_profiles, LANDING_PROFILES, partitions=[("landing_date", "in", days)],
-                          filter=pc.field("landing_partition").isin(keys))
+def _profiles(table: pa.Table) -> dict[str, Profile]:
     out: dict[str, Profile] = {}
     for r in table.to_pylist():
         out.setdefault(r["landing_partition"], Profile()).add(r["landing_partition"], r["dimension"], r["key"],
@@ -175,28 +178,61 @@ def read_profiles(paths: LakePaths, keys: Iterable[str]) -> dict[str, Profile]:
     return out
 
 
+def read_profiles(paths: LakePaths, keys: Iterable[str]) -> dict[str, Profile]:
+    """The stored profiles of ``keys``, per hour (only their landing_date partitions are opened)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    return _profiles(_read(paths, keys))
+
+
+def _read(paths: LakePaths, keys: list[str]) -> pa.Table:
+    days = sorted({parse_partition_key(k).date() for k in keys})
+    return delta_io.read(paths.landing_profiles, LANDING_PROFILES, partitions=[("landing_date", "in", days)],
+                         filter=pc.field("landing_partition").isin(keys))
+
+
 def profile_hours(paths: LakePaths, keys: Iterable[str], *, columns: Mapping[str, Mapping],
                   refresh: Iterable[str] = ()) -> dict[str, Profile]:
     """Profiles of the ingested hours among ``keys``, per hour: stored ones are read, missing ones (and
     those in ``refresh``) computed from bronze and quarantine and stored. Hours never ingested are
-    left out; an ingested hour without lines has an empty profile."""
+    left out; an ingested hour without lines has an empty profile.
+
+    The hours to compute are read and profiled together, in batches of at most a million landed
+    lines; a recomputed profile equal to the stored one is not written again.
+    """
     keys = sorted(set(keys))
     if not keys:
         return {}
     refresh = set(refresh)
-    stored = read_profiles(paths, [k for k in keys if k not in refresh])
-    missing = [k for k in keys if k not in stored]
+    stored_rows = _read(paths, keys)
+    stored = _profiles(stored_rows)
+    missing = [k for k in keys if k not in stored or k in refresh]
     # The ledger says which of the missing hours were ingested, and the dates their events carry.
-    ledger = {r["landing_partition"]: list(r["event_dates"] or [])
+    ledger = {r["landing_partition"]: (list(r["event_dates"] or []), r["lines_landed"])
               for r in read_ledger(paths, missing).to_pylist()} if missing else {}
-    for key in missing:
-        if key in ledger:
-            table = _compute(paths, key, ledger[key], columns)
-            _store(paths, key, table)
-            profile = stored[key] = Profile(hours={key})
-            for r in table.to_pylist():
-                profile.add(key, r["dimension"], r["key"], r["count"])
-    return stored
+    batches: list[list[str]] = []
+    lines = 0
+    for key in (k for k in missing if k in ledger):
+        if not batches or (lines and lines + ledger[key][1] > _BATCH_LINES):
+            batches.append([])
+            lines = 0
+        batches[-1].append(key)
+        lines += ledger[key][1]
+    for batch in batches:
+        table = _compute(paths, {k: ledger[k][0] for k in batch}, columns)
+        fresh = _profiles(table)
+        changed = [k for k in batch if _rows(table, k) != _rows(stored_rows, k)]
+        if changed:
+            _store(paths, changed, table.filter(pc.is_in(table["landing_partition"], value_set=pa.array(changed))))
+        for key in batch:
+            stored[key] = fresh.get(key, Profile(hours={key}))
+    return {k: stored[k] for k in keys if k in stored}
+
+
+def _rows(table: pa.Table, key: str) -> list[tuple]:
+    part = table.filter(pc.equal(table["landing_partition"], key)) if table.num_rows else table
+    return sorted((r["dimension"], r["key"], r["count"]) for r in part.to_pylist())
 
 
 def hour_profile(paths: LakePaths, key: str, *, columns: Mapping[str, Mapping]) -> Profile:

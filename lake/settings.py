@@ -65,6 +65,8 @@ class Settings:
         celery_broker: ``GROWTHLAKE_CELERY_BROKER``, broker and result backend of the Celery job.
         vacuum_retention_hours: ``GROWTHLAKE_VACUUM_RETENTION_HOURS``.
         silver_step_rows: ``GROWTHLAKE_SILVER_STEP_ROWS``, rows per step of a silver backlog.
+        ingest_step_bytes: ``GROWTHLAKE_INGEST_STEP_BYTES``, landing bytes per pass of a ranged
+            ingestion (consecutive hours; an hour larger than this is a pass of its own).
         parallel_min_bytes: ``GROWTHLAKE_PARALLEL_MIN_BYTES``, landing bytes of an hour from which
             ingestion normalizes on every core.
         max_line_bytes: ``GROWTHLAKE_MAX_LINE_BYTES``, longer landed lines are quarantined unread.
@@ -90,6 +92,7 @@ class Settings:
     celery_broker: str | None = None
     vacuum_retention_hours: int = 168
     silver_step_rows: int = 1_000_000
+    ingest_step_bytes: int = 256 << 20
     parallel_min_bytes: int = 16 << 20
     max_line_bytes: int = 1 << 20
     actor: str | None = None
@@ -148,6 +151,8 @@ class Settings:
                                               "GROWTHLAKE_VACUUM_RETENTION_HOURS", 168, int, minimum=0, unit="hours"),
             "silver_step_rows": _number(get("GROWTHLAKE_SILVER_STEP_ROWS"), "GROWTHLAKE_SILVER_STEP_ROWS",
                                         1_000_000, int, minimum=1, unit="rows"),
+            "ingest_step_bytes": _number(get("GROWTHLAKE_INGEST_STEP_BYTES"), "GROWTHLAKE_INGEST_STEP_BYTES",
+                                         256 << 20, int, minimum=1, unit="bytes"),
             "parallel_min_bytes": _number(get("GROWTHLAKE_PARALLEL_MIN_BYTES"), "GROWTHLAKE_PARALLEL_MIN_BYTES",
                                           16 << 20, int, minimum=0, unit="bytes"),
             "max_line_bytes": _number(get("GROWTHLAKE_MAX_LINE_BYTES"), "GROWTHLAKE_MAX_LINE_BYTES", 1 << 20, int,

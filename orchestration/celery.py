@@ -4,8 +4,9 @@ Load this module instead of ``orchestration.definitions`` (``workspace.yaml``:
 ``module_name: orchestration.celery``). It holds the same assets, checks, jobs, schedules and
 sensors — the default jobs keep their in-process executor — plus ``hourly_ingestion_celery``:
 the hourly job (landing hour -> bronze -> silver, with the same gates and trust hooks) whose steps
-are queued on Celery (``dagster-celery``) and run by whichever worker is free, so the hours of a
-backfill are ingested side by side on a pool of workers. The data stays correct however the steps
+are queued on Celery (``dagster-celery``) and run by whichever worker is free, so the runs of a
+backfill (up to a week of hours each, ``orchestration.hours``) and the hourly runs are ingested side by
+side on a pool of workers. The data stays correct however the steps
 are spread: the writers of a table serialize on its writer lock (lake/locks.py), one machine's
 processes through ``flock`` — see DEPLOY.md for several machines.
 

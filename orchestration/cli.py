@@ -112,6 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from lake.ledger import read_ledger
     from lake.paths import LakePaths
     from orchestration.definitions import build_definitions
+    from orchestration.hours import split_runs
     from orchestration.resources import LakeResource
 
     paths = LakePaths.from_root(settings=args.settings)
@@ -138,27 +139,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
     job = defs.resolve_job_def("hourly_ingestion")
     instance = _instance(args.settings)
-    print(f"materializing {len(keys)} hourly partitions {keys[0]} .. {keys[-1]} into {paths.root}")
+    runs = split_runs(keys)
+    print(f"materializing {len(keys)} hourly partitions {keys[0]} .. {keys[-1]} into {paths.root} "
+          f"({len(runs)} ranged run{'s' if len(runs) > 1 else ''} of the hourly job)", flush=True)
     failed: list[str] = []
     log_level = "INFO" if args.verbose else "WARNING"
     started = time.perf_counter()
-    for i, key in enumerate(keys, 1):
+    done = 0
+    for r, hours in enumerate(runs, 1):
         t0 = time.perf_counter()
-        res = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False,
-                                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
-        checks = [e for e in res.get_asset_check_evaluations()]
-        bad = [c.check_name for c in checks if not c.passed]
-        if not res.success or bad:
-            failed.append(key)
-        led = read_ledger(paths, [key]).to_pylist()
-        figures = led[0] if led else {}
-        verdict = "FAILED: " + ", ".join(bad or ["run"]) if key in failed else "gates ok"
-        print(f"[{i:>4}/{len(keys)}] {key}  landed {figures.get('lines_landed', 0):>6}  "
-              f"bronze {figures.get('bronze_rows', 0):>6}  "
-              f"quarantined {figures.get('quarantined', 0):>4}  consent {figures.get('consent_dropped', 0):>4}  "
-              f"dups {figures.get('duplicates_dropped', 0):>4}  "
-              f"{verdict}  {time.perf_counter() - t0:.2f}s",
-              flush=True)
+        verdicts, run_failed = _run_hours(job, instance, hours, log_level=log_level)
+        failed += _print_hours(paths, hours, verdicts, first=done, total=len(keys),
+                               expected={k.name for k in job.asset_layer.asset_graph.asset_check_keys})
+        if run_failed and not any(h in failed for h in hours):
+            failed.append(f"run {hours[0]} .. {hours[-1]}")
+        done += len(hours)
+        print(f"  run {r}/{len(runs)}: {len(hours)} hour(s) {hours[0]} .. {hours[-1]} in "
+              f"{time.perf_counter() - t0:.2f}s", flush=True)
     print(f"hourly partitions done in {time.perf_counter() - started:.1f}s")
     if not args.no_warehouse and not failed:
         t0 = time.perf_counter()
@@ -198,6 +195,82 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{paths.audit_holds}.", file=sys.stderr)
         return 1
     return 0
+
+
+def _execute(job, instance, hours: list[str], *, log_level: str):
+    from orchestration.hours import HOUR_RANGE_TAGS
+
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if len(hours) == 1:  # as the hourly schedule runs it
+        return job.execute_in_process(partition_key=hours[0], instance=instance, raise_on_error=False,
+                                      run_config=run_config)
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
+                                  tags={HOUR_RANGE_TAGS[0]: hours[0], HOUR_RANGE_TAGS[1]: hours[-1]})
+
+
+def _run_hours(job, instance, hours: list[str], *, log_level: str) -> tuple[dict[str, dict[str, bool]], bool]:
+    """The hourly job over consecutive ``hours`` (one ranged run), and what its gates said per hour.
+
+    A blocking gate that fails for one hour fails the step holding every hour of the run, so the
+    other hours' later gates and their silver build did not run: they are run again without the
+    hours that failed (bronze holds them already, so nothing is ingested twice), until the runs
+    pass or nothing is left to check.
+
+    Returns:
+        Per hour, each gate's latest verdict; and whether a run failed other than by a gate.
+    """
+    from orchestration.hours import split_runs
+
+    expected = {k.name for k in job.asset_layer.asset_graph.asset_check_keys}
+    verdicts: dict[str, dict[str, bool]] = {h: {} for h in hours}
+    errored = False
+    todo = [hours]
+    while todo:
+        rerun: list[str] = []
+        for part in todo:
+            res = _execute(job, instance, part, log_level=log_level)
+            for e in res.get_asset_check_evaluations():
+                if e.partition in verdicts:
+                    verdicts[e.partition][e.check_name] = e.passed
+            if res.success:
+                continue
+            bad = {h for h in part if not all(verdicts[h].values())}
+            unchecked = [h for h in part if h not in bad and expected - set(verdicts[h])]
+            if not bad:
+                errored = True  # a step raised: not a gate's verdict
+            elif unchecked and len(unchecked) < len(part):
+                print(f"  {len(bad)} hour(s) failed a gate; the run's other {len(unchecked)} hour(s) are run again "
+                      "without them, for their remaining gates and silver", flush=True)
+                rerun += unchecked
+        todo = split_runs(rerun)
+    return verdicts, errored
+
+
+def _print_hours(paths, hours: list[str], verdicts: dict[str, dict[str, bool]], *, first: int, total: int,
+                 expected: set[str]) -> list[str]:
+    """Print each hour's line (its ledger row and gates); return the hours whose gate failed."""
+    from lake.ledger import read_ledger
+
+    ledger = {r["landing_partition"]: r for r in read_ledger(paths, hours).to_pylist()}
+    failed = []
+    for i, key in enumerate(hours, first + 1):
+        checks = verdicts.get(key, {})
+        bad = sorted(name for name, passed in checks.items() if not passed)
+        missing = sorted(expected - set(checks))
+        if bad:
+            failed.append(key)
+            verdict = "FAILED: " + ", ".join(bad)
+        elif missing:
+            verdict = f"not checked: {', '.join(missing)}"
+        else:
+            verdict = "gates ok"
+        figures = ledger.get(key, {})
+        print(f"[{i:>4}/{total}] {key}  landed {figures.get('lines_landed', 0):>6}  "
+              f"bronze {figures.get('bronze_rows', 0):>6}  "
+              f"quarantined {figures.get('quarantined', 0):>4}  consent {figures.get('consent_dropped', 0):>4}  "
+              f"dups {figures.get('duplicates_dropped', 0):>4}  held {figures.get('held_for_audit', 0):>4}  {verdict}",
+              flush=True)
+    return failed
 
 
 def _print_summary(rows: list[dict]) -> None:

@@ -14,9 +14,10 @@ import datetime as dt
 import dagster as dg
 
 from lake.ingest import parse_partition_key
-from lake.ledger import read_entry
+from lake.ledger import read_entries
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
 from orchestration.freshness import freshness
+from orchestration.hours import HOUR_RANGE_TAGS
 
 __all__ = ["TRUST_HOOKS", "data_trust_daily", "record_trust_on_failure", "record_trust_on_success"]
 
@@ -46,11 +47,61 @@ def _window_end(partition: str | None) -> dt.datetime | None:
     return parse_partition_key(partition) + dt.timedelta(hours=1)
 
 
+def _run_partitions(context: dg.HookContext) -> list[str | None]:
+    """The partitions of the hook's run: its partition, every hour of its range, or [None]."""
+    run = context.instance.get_run_by_id(context.run_id)
+    assert run is not None  # the hook runs inside it
+    if run.tags.get("dagster/partition"):
+        return [run.tags["dagster/partition"]]
+    start, end = (run.tags.get(tag) for tag in HOUR_RANGE_TAGS)
+    if start and end and len(start) > 10:  # a range of hours
+        from lake.ingest import hour_keys
+
+        return list(hour_keys(parse_partition_key(start), parse_partition_key(end) + dt.timedelta(hours=1)))
+    return [start] if start else [None]
+
+
+_READ: dict[str, tuple[str | None, list]] = {}  # run id -> (cursor, records read so far), in this process
+
+
+def _run_records(instance: dg.DagsterInstance, run_id: str) -> list:
+    """The run's materializations and check evaluations, read once per process: each hook of the run reads
+    only what was logged since the previous one (a ranged run logs thousands, one per hour and asset)."""
+    cursor, records = _READ.get(run_id, (None, []))
+    while True:
+        page = instance.get_records_for_run(run_id, cursor=cursor, of_type=_EVENTS, limit=5000)
+        records = records + [r.event_log_entry for r in page.records]
+        cursor = page.cursor
+        if not page.has_more:
+            break
+    for stale in [k for k in _READ if k != run_id]:
+        del _READ[stale]
+    _READ[run_id] = (cursor, records)
+    return records
+
+
 def _record(context: dg.HookContext, status: str) -> None:
     paths = context.resources.lake.paths()
     now = dt.datetime.now(dt.UTC)
-    records = [r for r in context.instance.all_logs(context.run_id, of_type=_EVENTS)
+    records = [r for r in _run_records(context.instance, context.run_id)
                if r.step_key == context.step_key and r.dagster_event is not None]
+    failed_step = status == "failed" and not any(
+        r.dagster_event is not None and r.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        for r in records)
+    partitions: set[str] = set()
+    for record in records:
+        event = record.dagster_event
+        assert event is not None
+        data = (event.asset_check_evaluation_data if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                else event.materialization)
+        partition = getattr(data, "partition", None)
+        if partition:
+            partitions.add(partition)
+    run_partitions = _run_partitions(context) if failed_step else []
+    partitions |= {p for p in run_partitions if p}
+    # The ledger says which dates an hour's data carries: one read for every hour of the step.
+    hourly = sorted(p for p in partitions if len(p) > 10)
+    entries = read_entries(paths, hourly) if hourly else {}
     dates_cache: dict[str | None, list[dt.date]] = {}
 
     def data_dates(partition: str | None, metadata: dict) -> list[dt.date]:
@@ -58,8 +109,7 @@ def _record(context: dg.HookContext, status: str) -> None:
         if scoped:
             return sorted({dt.date.fromisoformat(str(d)) for d in scoped})
         if partition not in dates_cache:
-            hourly = partition is not None and len(partition) > 10
-            entry = read_entry(paths, partition) if hourly and partition is not None else None
+            entry = entries.get(partition) if partition is not None else None
             dates_cache[partition] = data_dates_of_partition(partition, entry.event_dates if entry else ())
         return dates_cache[partition]
 
@@ -90,16 +140,15 @@ def _record(context: dg.HookContext, status: str) -> None:
                 "quarantine_rate": _value(meta, "quarantine_rate"), "reconciled": _value(meta, "reconciled"),
                 "data_dates": data_dates(mat.partition, meta),
             }
-    if status == "failed" and not runs:
-        # The step raised before materializing (e.g. a guard refused unaudited input): one row, named
-        # after the step's op (the assets it would have produced are not known to a hook).
-        run = context.instance.get_run_by_id(context.run_id)
-        assert run is not None  # the hook runs inside it
-        partition = run.tags.get("dagster/partition")
-        runs[(context.op.name, partition)] = {
-            "recorded_at": now, "run_id": context.run_id, "job": context.job_name, "step": context.step_key,
-            "asset": context.op.name, "partition": partition, "status": "failed",
-            "data_dates": data_dates(partition, {}), "error": str(context.op_exception)[:2000]}
+    if failed_step:
+        # The step raised before materializing (e.g. a guard refused unaudited input): one row per
+        # partition of the run, named after the step's op (the assets it would have produced are not
+        # known to a hook).
+        for partition in run_partitions:
+            runs[(context.op.name, partition)] = {
+                "recorded_at": now, "run_id": context.run_id, "job": context.job_name, "step": context.step_key,
+                "asset": context.op.name, "partition": partition, "status": "failed",
+                "data_dates": data_dates(partition, {}), "error": str(context.op_exception)[:2000]}
     record_gate_evaluations(paths, gates)
     record_asset_runs(paths, list(runs.values()))
 

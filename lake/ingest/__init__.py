@@ -1,7 +1,7 @@
-"""Ingestion: landing hour -> bronze events + quarantine, exactly once, with a ledger."""
+"""Ingestion: landing hours -> bronze events + quarantine, exactly once, with a ledger (a range in one pass)."""
 
 from lake.ingest.normalize import NormalizedBatch, Normalizer
-from lake.ingest.pipeline import Auditor, GateOutcome, IngestionResult, gx_auditor, ingest_partition
+from lake.ingest.pipeline import Auditor, GateOutcome, IngestionResult, gx_auditor, ingest_partition, ingest_range
 from lake.landing import (
     LandingFile,
     hour_keys,
@@ -23,6 +23,7 @@ __all__ = [
     "gx_auditor",
     "hour_keys",
     "ingest_partition",
+    "ingest_range",
     "iter_lines",
     "list_landing_files",
     "list_landing_partitions",

@@ -1,9 +1,10 @@
-"""Normalize a large landing partition on every core.
+"""Normalize landing hours on every core.
 
-Parsing, validating and pseudonymizing lines is pure Python and CPU-bound; a big hour is split
-into line ranges of its files, each range normalized in a worker process, and the pieces are
-concatenated back in (file, line) order — the same result as the serial path, row for row.
-Small hours stay in-process: starting workers would cost more than it saves.
+Parsing, validating and pseudonymizing lines is pure Python and CPU-bound; a big hour — or a range
+of hours ingested in one pass — is split into line ranges of its files, each range normalized in a
+worker process, and the pieces are concatenated back in (hour, file, line) order — the same result
+as the serial path, row for row. Small batches stay in-process: starting workers would cost more
+than it saves.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from lake.paths import LakePaths
 from lake.pii import PiiMasker
 from lake.settings import current as current_settings
 
-__all__ = ["normalize_files", "runs_in_parallel", "shutdown_pool", "PARALLEL_MIN_BYTES"]
+__all__ = ["HourCounts", "normalize_files", "normalize_hours", "runs_in_parallel", "shutdown_pool",
+           "PARALLEL_MIN_BYTES"]
 
 # Below this many bytes in a partition, normalize in-process (~30k events); the setting
 # GROWTHLAKE_PARALLEL_MIN_BYTES (lake.settings) overrides it, this attribute overrides both in tests.
@@ -101,12 +103,12 @@ def _count_lines(paths: LakePaths, file: LandingFile) -> int:
     return sum(1 for _ in iter_lines(paths, file, max_line_bytes=0))  # only the count matters
 
 
-def _chunks(paths: LakePaths, key: str, files: list[LandingFile], parts: int, converts: list) -> list[_Chunk]:
+def _chunks(paths: LakePaths, files: list[tuple[str, LandingFile]], parts: int, converts: list) -> list[_Chunk]:
     if len(files) >= parts:
-        return [_Chunk(paths.root, key, f, 1, None, c) for f, c in zip(files, converts, strict=True)]
+        return [_Chunk(paths.root, key, f, 1, None, c) for (key, f), c in zip(files, converts, strict=True)]
     out = []
     per_file = max(1, parts // max(1, len(files)))
-    for f, c in zip(files, converts, strict=True):
+    for (key, f), c in zip(files, converts, strict=True):
         if per_file == 1:
             out.append(_Chunk(paths.root, key, f, 1, None, c))
             continue
@@ -123,26 +125,63 @@ def runs_in_parallel(files: list[LandingFile]) -> bool:
     return sum(f.size for f in files) >= threshold and _workers() >= 2
 
 
+@dataclass(frozen=True)
+class HourCounts:
+    """Per landing hour: non-blank lines read and events dropped for want of consent."""
+
+    lines_landed: int = 0
+    consent_dropped: int = 0
+
+
 def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, plan: TrackingPlan,
                     masker: PiiMasker) -> NormalizedBatch:
     """Normalize every line of ``files`` (one landing partition), in parallel when it pays."""
+    batch, _ = normalize_hours(paths, {key: files}, plan=plan, masker=masker)
+    return batch
+
+
+def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, plan: TrackingPlan,
+                    masker: PiiMasker) -> tuple[NormalizedBatch, dict[str, HourCounts]]:
+    """Normalize every line of several landing hours at once, in parallel when it pays.
+
+    Args:
+        paths: the lake's locations.
+        files: each hour's batch files (hour key -> its files, sorted), in hour order.
+        plan: the tracking plan to enforce.
+        masker: the keyed pseudonymizer.
+
+    Returns:
+        One batch for all the hours — its rows carry their hour (``_landing_partition``,
+        ``landing_partition``) and come in (hour, file, line) order — and each hour's line and
+        consent counts (every hour of ``files``, an hour without lines too).
+    """
     limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
     norm = Normalizer(plan, masker, max_line_bytes=limit)
-    converts = converters_for(paths, files, plan=plan)  # format detected once per file
-    if not runs_in_parallel(files):
-        for f, convert in zip(files, converts, strict=True):
-            for number, raw in iter_lines(paths, f, max_line_bytes=limit):
-                norm.add_line(raw, f.relative, number, key, convert)
-        return norm.finish()
-    chunks = _chunks(paths, key, files, _workers() * 2, converts)
+    flat = [(key, f) for key, hour_files in files.items() for f in hour_files]
+    converts = converters_for(paths, [f for _, f in flat], plan=plan)  # format detected once per file
+    counts: dict[str, HourCounts] = {key: HourCounts() for key in files}
+    if not runs_in_parallel([f for _, f in flat]):
+        position = 0
+        for key, hour_files in files.items():
+            lines, consent = norm.lines, norm.consent_dropped
+            for f in hour_files:
+                convert, position = converts[position], position + 1
+                for number, raw in iter_lines(paths, f, max_line_bytes=limit):
+                    norm.add_line(raw, f.relative, number, key, convert)
+            counts[key] = HourCounts(norm.lines - lines, norm.consent_dropped - consent)
+        return norm.finish(), counts
+    chunks = _chunks(paths, flat, _workers() * 2, converts)
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
         parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,
                                  [spool] * n, [limit] * n))
+        for chunk, part in zip(chunks, parts, strict=True):
+            seen = counts[chunk.key]
+            counts[chunk.key] = HourCounts(seen.lines_landed + part[0], seen.consent_dropped + part[1])
         return NormalizedBatch(
             lines_landed=sum(p[0] for p in parts),
             consent_dropped=sum(p[1] for p in parts),
             bronze=pa.concat_tables([_read_spooled(p[2]) for p in parts]),
             quarantine=pa.concat_tables([_read_spooled(p[3]) for p in parts]),
-            revocations=[r for p in parts for r in p[4]],  # in (file, line) order, like the rows
-        )
+            revocations=[r for p in parts for r in p[4]],  # in (hour, file, line) order, like the rows
+        ), counts

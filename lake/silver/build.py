@@ -23,15 +23,24 @@ import time
 from dataclasses import dataclass, field
 
 import polars as pl
+import pyarrow as pa
 
 from lake._failpoints import failpoint
 from lake.errors import SilverStateError
+from lake.ledger import read_ledger
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
-from lake.silver.changes import bronze_changes, change_steps
+from lake.silver.changes import BronzeChanges, bronze_changes, change_steps, step_rows
 from lake.silver.sessions import sessionize
-from lake.silver.state import read_state, recorded_versions, roll_back_unfinished, table_versions, write_state
+from lake.silver.state import (
+    BuildState,
+    read_state,
+    recorded_versions,
+    roll_back_unfinished,
+    table_versions,
+    write_state,
+)
 from lake.silver.steps import EVENT_LAYOUT, apply_events, apply_identity, apply_sessions
 from lake.silver.tables import Tables, to_arrow
 from lake.silver.transform import link_candidates, silver_events
@@ -96,7 +105,10 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
             (e.g. ``0`` after a bug fix). It only widens the change set: rows new since the last
             build are always processed. Reprocessing rows silver already reflects changes nothing.
         landing_partitions: landing hours (``YYYY-MM-DD-HH:00``) whose bronze rows are processed
-            too, whatever the state says (a backfill of those hours); a no-op when nothing changed.
+            too, whatever the state says (a backfill of those hours): those the change set did
+            not already hold, after it, in steps of whole hours of at most
+            ``GROWTHLAKE_SILVER_STEP_ROWS`` rows (as the ledger counts them); a no-op when
+            nothing changed.
 
     Returns:
         What the build wrote. ``bronze_version`` is the bronze version silver now reflects.
@@ -118,31 +130,74 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
         # A long backlog is processed in bounded steps of consecutive bronze commits, each recorded
         # as it ends, as the hourly job would have processed them (lake.silver.changes).
         steps = change_steps(paths, since_version=since)
+        covered: dict[str, int] = {}  # bronze rows per landing hour in the change set
         for step, until in enumerate(steps):
-            changes = bronze_changes(paths, since_version=since, until_version=until,
-                                     landing_partitions=landing_partitions if step == 0 else None)
-            result.bronze_version = changes.version
-            result.bronze_rows_read += changes.rows.num_rows
+            changes = bronze_changes(paths, since_version=since, until_version=until)
             if changes.version is None:
+                result.bronze_version = None
                 break
             # (an earlier step of a widened change set, since_version=, may end before the recorded version)
             if step == len(steps) - 1 and state is not None and changes.version < state.bronze_version:
                 raise SilverStateError(paths.bronze_events, f"bronze is at version {changes.version} but silver "
                                        f"already reflects version {state.bronze_version}: bronze was recreated")
-            if changes.rows.num_rows:
-                rows: pl.DataFrame = pl.from_arrow(changes.rows)  # type: ignore[assignment]
-                result.landing_partitions = sorted({*result.landing_partitions,
-                                                    *rows["_landing_partition"].unique().to_list()})
-                result.event_dates = sorted({*result.event_dates, *rows["event_date"].unique().to_list()})
-                _apply(paths, tables, rows, changes.version, result)
-                del rows
-            moved = state is None or state.bronze_version != changes.version
-            if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
-                state = write_state(paths, tables, bronze_version=changes.version, mode="incremental")
+            for hour, n in _rows_per_hour(changes.rows).items():
+                covered[hour] = covered.get(hour, 0) + n
+            state = _step(paths, tables, changes, state, result)
             since = changes.version
             del changes
+        # The hours asked for whose rows the change set did not hold (a rerun, a backfill of hours
+        # silver already reflects) are reprocessed too, in bounded steps of whole hours.
+        if landing_partitions and result.bronze_version is not None:
+            for hours in _reprocessing_steps(paths, landing_partitions, covered):
+                changes = bronze_changes(paths, since_version=since, landing_partitions=hours)
+                state = _step(paths, tables, changes, state, result)
+                since = changes.version
+                del changes
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+def _rows_per_hour(rows: pa.Table) -> dict[str, int]:
+    if rows.num_rows == 0:
+        return {}
+    counts = rows.group_by("_landing_partition").aggregate([([], "count_all")]).to_pylist()
+    return {r["_landing_partition"]: r["count_all"] for r in counts}
+
+
+def _reprocessing_steps(paths: LakePaths, hours: list[str], covered: dict[str, int]) -> list[list[str]]:
+    """The ``hours`` whose bronze rows (as the ledger counts them) were not all in the change set,
+    in consecutive groups of at most ``GROWTHLAKE_SILVER_STEP_ROWS`` rows (an hour never split)."""
+    ledger = {r["landing_partition"]: r["bronze_rows"] for r in read_ledger(paths, sorted(set(hours))).to_pylist()}
+    todo = [h for h in sorted(set(hours)) if covered.get(h, 0) < ledger.get(h, 0)]
+    limit = step_rows()
+    groups: list[list[str]] = []
+    total = 0
+    for hour in todo:
+        if not groups or (total and total + ledger[hour] > limit):
+            groups.append([])
+            total = 0
+        groups[-1].append(hour)
+        total += ledger[hour]
+    return groups
+
+
+def _step(paths: LakePaths, tables: Tables, changes: BronzeChanges, state: BuildState | None,
+          result: SilverResult) -> BuildState | None:
+    """Apply one step's bronze rows and record the state it reached (the step's commit point)."""
+    assert changes.version is not None
+    result.bronze_version = changes.version
+    result.bronze_rows_read += changes.rows.num_rows
+    if changes.rows.num_rows:
+        rows: pl.DataFrame = pl.from_arrow(changes.rows)  # type: ignore[assignment]
+        result.landing_partitions = sorted({*result.landing_partitions,
+                                            *rows["_landing_partition"].unique().to_list()})
+        result.event_dates = sorted({*result.event_dates, *rows["event_date"].unique().to_list()})
+        _apply(paths, tables, rows, changes.version, result)
+        del rows
+    moved = state is None or state.bronze_version != changes.version
+    if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
+        state = write_state(paths, tables, bronze_version=changes.version, mode="incremental")
+    return state
 
 
 def _apply(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, bronze_version: int, result: SilverResult) -> None:

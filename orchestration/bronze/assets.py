@@ -1,10 +1,11 @@
-"""Bronze assets: each landing hour ingested into events, quarantine and the ledger."""
+"""Bronze assets: landing hours ingested into events, quarantine and the ledger (a range in one pass)."""
 
 import dagster as dg
 
-from lake.ingest import ingest_partition
+from lake.ingest import IngestionResult, ingest_range
 from orchestration.bronze.partitions import hourly
 from orchestration.freshness import freshness
+from orchestration.hours import HourCheck, check_events, hourly_backfill, run_hours
 from orchestration.resources import LakeResource
 from orchestration.specs import hourly_delta_spec
 
@@ -55,58 +56,60 @@ def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
         ),
     ],
     partitions_def=hourly,
+    backfill_policy=hourly_backfill,
 )
 def ingest_landing_hour(context: dg.AssetExecutionContext, lake: LakeResource):
-    """Ingest one landing hour exactly once (write-audit-publish: gates run before anything is visible)."""
+    """Ingest landing hours exactly once, a range in one pass (write-audit-publish: gates run before anything
+    is visible; an hour that fails them is held, the others are published)."""
     paths = lake.paths()
-    key = context.partition_key
-    result = ingest_partition(paths, key, plan=lake.plan(), masker=lake.masker())
-    led = result.ledger
-    context.log.info(f"{key}: {led.summary()} quarantined_by_reason={led.quarantined_by_reason}")
-    common = {"partition": key, "published": result.published, "plan_version": led.plan_version}
-    yield dg.MaterializeResult(
-        asset_key=EVENTS,
-        metadata={
+    keys = run_hours(context)
+    results = ingest_range(paths, keys, plan=lake.plan(), masker=lake.masker())
+    held = [r.partition for r in results if not r.published]
+    context.log.info(f"{keys[0]} .. {keys[-1]}: {len(results)} hour(s) in {results[0].elapsed_s:.2f}s, "
+                     f"{results[0].validations} validation(s); held: {', '.join(held) or 'none'}")
+    for r in results:
+        led = r.ledger
+        if not r.published:
+            context.log.warning(f"{r.partition} held at {r.held_at}: {led.gate_summary}")
+        common = {"partition": r.partition, "published": r.published, "plan_version": led.plan_version,
+                  "hours_in_pass": r.hours_in_pass}
+        context.add_asset_metadata({
             **common,
             "path": paths.bronze_events,
-            "rows_appended": result.bronze_appended,
+            "rows_appended": r.bronze_appended,
             "partition_rows": led.bronze_rows,
             "event_dates": [d.isoformat() for d in led.event_dates],
             "dagster/row_count": led.bronze_rows,
             "quarantine_rate": round(led.quarantined / led.lines_landed, 6) if led.lines_landed else 0.0,
             "reconciled": led.reconciled,
-        },
-    )
-    yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
-        metadata={
+        }, asset_key=EVENTS, partition_key=r.partition)
+        context.add_asset_metadata({
             **common,
             "path": paths.bronze_quarantine,
-            "rows_appended": result.quarantine_appended,
+            "rows_appended": r.quarantine_appended,
             "quarantined_by_reason": led.quarantined_by_reason,
             "dagster/row_count": led.quarantined,
-        },
-    )
-    yield dg.MaterializeResult(asset_key=LEDGER, metadata={**common, "path": paths.ingestion_ledger, **led.summary()})
-    for check, asset in ((GX_EVENTS, EVENTS), (GX_QUARANTINE, QUARANTINE)):
-        suite = "bronze_events" if asset == EVENTS else "bronze_quarantine"
-        gate = result.gates.get(suite)
-        if gate is None:
-            yield dg.AssetCheckResult(
-                asset_key=asset,
-                check_name=check,
-                passed=True,
-                metadata={"rows_validated": 0, "note": "no new rows to publish"},
-            )
-            continue
-        yield dg.AssetCheckResult(
-            asset_key=asset,
-            check_name=check,
-            passed=gate["success"],
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=gate["summary"],
-            metadata={
-                **{k: v for k, v in gate["metadata"].items() if isinstance(v, (int, float, str, bool))},
-                "held_at": result.held_at or "",
-            },
-        )
+        }, asset_key=QUARANTINE, partition_key=r.partition)
+        context.add_asset_metadata({**common, "path": paths.ingestion_ledger, **led.summary()}, asset_key=LEDGER,
+                                   partition_key=r.partition)
+    span: dict[str, str | int] = {"hours_in_run": len(keys), "first_hour": keys[0], "last_hour": keys[-1]}
+    for asset in (EVENTS, QUARANTINE, LEDGER):
+        yield dg.MaterializeResult(asset_key=asset, metadata=span)
+    yield from check_events(context, _gate_checks(results))
+
+
+def _gate_checks(results: list[IngestionResult]) -> list[HourCheck]:
+    """Per hour, the verdict of the two suites on its rows (an hour without new rows passes)."""
+    checks = []
+    for r in results:
+        for check, asset, suite in ((GX_EVENTS, EVENTS, "bronze_events"),
+                                    (GX_QUARANTINE, QUARANTINE, "bronze_quarantine")):
+            gate = r.gates.get(suite)
+            if gate is None:
+                checks.append(HourCheck(asset, check, r.partition, True,
+                                        metadata={"rows_validated": 0, "note": "no new rows to publish"}))
+                continue
+            scalar = {k: v for k, v in gate["metadata"].items() if isinstance(v, (int, float, str, bool))}
+            checks.append(HourCheck(asset, check, r.partition, gate["success"], description=gate["summary"],
+                                    metadata={**scalar, "held_at": r.held_at or ""}))
+    return checks

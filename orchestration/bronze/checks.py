@@ -1,10 +1,12 @@
-"""Bronze checks: the ledger must reconcile against the landing files and the tables."""
+"""Bronze checks, per hour of a run: the ledger must reconcile against the landing files and the tables, and
+the hour must look like its history (volume, schema, distribution)."""
 
 import dagster as dg
 
-from lake.ledger import read_ledger, verify_partition
+from lake.ledger import read_ledger, verify_partitions
 from orchestration.bronze.assets import EVENTS, LEDGER
 from orchestration.bronze.partitions import hourly
+from orchestration.hours import HourCheck, check_events, run_hours
 from orchestration.resources import LakeResource
 
 __all__ = ["DISTRIBUTION_DRIFT", "SCHEMA_DRIFT", "landing_drift", "ledger_reconciles", "volume_within_history"]
@@ -17,34 +19,28 @@ __all__ = ["DISTRIBUTION_DRIFT", "SCHEMA_DRIFT", "landing_drift", "ledger_reconc
     description="Recount the landing files and the tables: landed = bronze + quarantined + "
     "consent-dropped + duplicates, no doubled event_id, nothing held (plus GX suite ingestion_ledger).",
 )
-def ledger_reconciles(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-    from expectations import validate
+def ledger_reconciles(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+    """Per hour of the run: recount it (the tables are read once for all hours) and validate its ledger
+    row (one GX validation for all rows; on failure the hours whose rows GX names are judged alone)."""
+    from lake.ingest.audit import audit_hours, gx_auditor
 
     paths = lake.paths()
-    key = context.partition_key
-    rec = verify_partition(paths, key)
-    gx = validate(
-        read_ledger(paths, [key]).select(
-            [
-                "landing_partition",
-                "lines_landed",
-                "bronze_rows",
-                "quarantined",
-                "consent_dropped",
-                "duplicates_dropped",
-                "held_for_audit",
-                "reconciled",
-            ]
-        ),
-        "ingestion_ledger",
-    )
-    passed = rec.ok and gx.success
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=rec.detail if not rec.ok else (gx.summary() if not gx.success else "reconciled"),
-        metadata={**rec.figures, "gx_ingestion_ledger": gx.success},
-    )
+    keys = run_hours(context)
+    recs = verify_partitions(paths, keys)
+    rows = read_ledger(paths, keys).select(
+        ["landing_partition", "lines_landed", "bronze_rows", "quarantined", "consent_dropped", "duplicates_dropped",
+         "held_for_audit", "reconciled"])
+    failing = (audit_hours(gx_auditor, "ingestion_ledger", rows, column="landing_partition",
+                           parameters_for=lambda hours: {}).failing if rows.num_rows else {})
+    checks = []
+    for key in keys:
+        rec = recs[key]
+        gx = failing.get(key)
+        checks.append(HourCheck(
+            LEDGER, "ledger_reconciles", key, rec.ok and gx is None,
+            description=rec.detail if not rec.ok else (gx.summary() if gx is not None else "reconciled"),
+            metadata={**rec.figures, "gx_ingestion_ledger": gx is None}))
+    yield from check_events(context, checks)
 
 
 @dg.asset_check(
@@ -54,21 +50,27 @@ def ledger_reconciles(context: dg.AssetCheckExecutionContext, lake: LakeResource
     description="Lines landed this hour against the same weekday and hour of the weeks before (robust z-score "
     "on the median absolute deviation; expectations/anomaly.yaml `volume`): a collector outage or a flood.",
 )
-def volume_within_history(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+def volume_within_history(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+    """Per hour of the run, its volume against its own history (one read of the ledger for all)."""
     from datetime import timedelta
 
     from expectations.anomaly import load_config, volume_verdict
     from lake.ingest import parse_partition_key
 
     paths = lake.paths()
-    key = context.partition_key
+    keys = run_hours(context)
     config = load_config()["volume"]
-    hour = parse_partition_key(key)
-    past = [(hour - timedelta(weeks=w)).strftime("%Y-%m-%d-%H:00") for w in range(1, int(config["weeks"]) + 1)]
-    rows = {r["landing_partition"]: r["lines_landed"] for r in read_ledger(paths, [key, *past]).to_pylist()}
-    verdict = volume_verdict(rows.get(key, 0), [rows[k] for k in past if k in rows], **config)
-    return dg.AssetCheckResult(passed=verdict.passed, severity=dg.AssetCheckSeverity.ERROR,
-                               description=verdict.note, metadata=verdict.to_metadata())
+    weeks = range(1, int(config["weeks"]) + 1)
+    past = {key: [(parse_partition_key(key) - timedelta(weeks=w)).strftime("%Y-%m-%d-%H:00") for w in weeks]
+            for key in keys}
+    wanted = sorted({*keys, *(k for ks in past.values() for k in ks)})
+    rows = {r["landing_partition"]: r["lines_landed"] for r in read_ledger(paths, wanted).to_pylist()}
+    checks = []
+    for key in keys:
+        verdict = volume_verdict(rows.get(key, 0), [rows[k] for k in past[key] if k in rows], **config)
+        checks.append(HourCheck(EVENTS, "volume_within_history", key, verdict.passed, description=verdict.note,
+                                metadata=verdict.to_metadata()))
+    yield from check_events(context, checks)
 
 
 SCHEMA_DRIFT = "schema_drift_at_landing"
@@ -88,36 +90,43 @@ DISTRIBUTION_DRIFT = "distribution_within_history"
     ],
 )
 def landing_drift(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    """Profile the hour once (lake/profiles) and judge it for schema and distribution drift."""
+    """Profile the run's hours once (lake/profiles: one pass for all) and judge each for schema and
+    distribution drift against its own history."""
     from datetime import timedelta
 
     from expectations.anomaly import distribution_verdict, load_config, schema_drift_verdict
     from lake.ingest import hour_keys, parse_partition_key, partition_key
-    from lake.profiles import Profile, hour_profile, profile_hours
+    from lake.profiles import Profile, profile_hours
 
     paths = lake.paths()
-    key = context.partition_key
+    keys = run_hours(context)
     config = load_config()
     schema_cfg, dist_cfg = config["schema_drift"], config["distribution_drift"]
     columns = dist_cfg["columns"]
-    hour = parse_partition_key(key)
-    now = hour_profile(paths, key, columns=columns)
+    around = int(dist_cfg["history_hours_around"])
     # Schema: every hour of the previous days. Distribution: the same time of day on each previous day
     # (a product's audience changes over the day: mobile in the evening, desktop at work). One read.
-    schema_keys = hour_keys(hour - timedelta(days=int(schema_cfg["history_days"])), hour)
-    around = int(dist_cfg["history_hours_around"])
-    same_time = [partition_key(hour - timedelta(days=d, hours=h))
-                 for d in range(1, int(dist_cfg["history_days"]) + 1) for h in range(-around, around + 1)]
-    hours = profile_hours(paths, [*schema_keys, *same_time], columns=columns)
-    history = Profile.total(hours[k] for k in schema_keys if k in hours)
-    same_hour = Profile.total(hours[k] for k in same_time if k in hours)
+    schema_keys, same_time = {}, {}
+    for key in keys:
+        hour = parse_partition_key(key)
+        schema_keys[key] = hour_keys(hour - timedelta(days=int(schema_cfg["history_days"])), hour)
+        same_time[key] = [partition_key(hour - timedelta(days=d, hours=h))
+                          for d in range(1, int(dist_cfg["history_days"]) + 1) for h in range(-around, around + 1)]
+    wanted = {*keys, *(k for ks in schema_keys.values() for k in ks), *(k for ks in same_time.values() for k in ks)}
+    hours = profile_hours(paths, wanted, columns=columns, refresh=keys)
 
     plan = lake.plan()
     planned = {name: set(spec.properties) for name, spec in plan.events.items()}
-    schema = schema_drift_verdict(now.dimension("event_lines"), now.dimension("property"), planned,
-                                  history.dimension("event_lines"), history.dimension("property"), **schema_cfg)
-    dist = distribution_verdict(now.columns(), same_hour.columns(), n_history_hours=len(same_hour.hours), **dist_cfg)
-    for name, verdict, baseline in ((SCHEMA_DRIFT, schema, history), (DISTRIBUTION_DRIFT, dist, same_hour)):
-        yield dg.AssetCheckResult(asset_key=EVENTS, check_name=name, passed=verdict.passed,
-                                  severity=dg.AssetCheckSeverity.ERROR, description=verdict.note,
-                                  metadata={**verdict.to_metadata(), "history_hours": len(baseline.hours)})
+    checks = []
+    for key in keys:
+        now = hours.get(key, Profile(hours={key}))
+        history = Profile.total(hours[k] for k in schema_keys[key] if k in hours)
+        same_hour = Profile.total(hours[k] for k in same_time[key] if k in hours)
+        schema = schema_drift_verdict(now.dimension("event_lines"), now.dimension("property"), planned,
+                                      history.dimension("event_lines"), history.dimension("property"), **schema_cfg)
+        dist = distribution_verdict(now.columns(), same_hour.columns(), n_history_hours=len(same_hour.hours),
+                                    **dist_cfg)
+        for name, verdict, baseline in ((SCHEMA_DRIFT, schema, history), (DISTRIBUTION_DRIFT, dist, same_hour)):
+            checks.append(HourCheck(EVENTS, name, key, verdict.passed, description=verdict.note,
+                                    metadata={**verdict.to_metadata(), "history_hours": len(baseline.hours)}))
+    yield from check_events(context, checks)

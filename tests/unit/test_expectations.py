@@ -121,6 +121,7 @@ def test_importing_package_does_not_import_great_expectations():
 def test_public_api_is_reexported():
     assert set(expectations.__all__) >= {
         "FailedExpectation", "ValidationOutcome", "validate", "suite_names", "ExpectationsError",
+        "unexpected_partitions",
     }
 
 
@@ -263,6 +264,38 @@ def test_a_handful_of_rows_without_identity_in_10k_passes():
     ident = [None if i % 2000 == 0 else v for i, v in enumerate(table["identity_key"].to_pylist())]
     outcome = validate(with_column(table, "identity_key", ident), "bronze_events", parameters=PARAMS)
     assert outcome.success, outcome.summary()
+
+
+def test_a_passing_validation_says_what_it_tolerated():
+    # 5 rows without identity in 10k hold the 1% tolerance of the batch; a partition of 50 rows holding all
+    # five would not on its own (a batch of many landing hours spreads the tolerance over all of them).
+    table = bronze_events(10_000)
+    ident = [None if i % 2000 == 0 else v for i, v in enumerate(table["identity_key"].to_pylist())]
+    outcome = validate(with_column(table, "identity_key", ident), "bronze_events", parameters=PARAMS)
+    assert outcome.success and [(t.column, t.observed["unexpected_count"]) for t in outcome.tolerated] == [
+        ("identity_key", 5)]
+    assert validate(bronze_events(300), "bronze_events", parameters=PARAMS).tolerated == ()
+
+
+def test_unexpected_rows_are_attributed_to_their_partition():
+    from expectations import unexpected_partitions
+
+    table = bronze_events(300)
+    hours = [f"2026-11-02-{i // 100:02d}:00" for i in range(300)]
+    table = with_column(table, "_landing_partition", hours)
+    devices = table["device_type"].to_pylist()
+    devices[150] = "toaster"  # hour 01: a value outside the set
+    ident = table["identity_key"].to_pylist()
+    ident[250] = None  # hour 02: one null identity, tolerated by `mostly` but still named
+    ip = table["ip_hash"].to_pylist()
+    ip[251] = "203.0.113.9"  # hour 02: a raw IP (a sensitive expectation: only its hour is read)
+    batch = with_column(with_column(with_column(table, "device_type", devices), "identity_key", ident), "ip_hash", ip)
+    found = unexpected_partitions(batch, "bronze_events", partition_column="_landing_partition", parameters=PARAMS)
+    assert found == {"2026-11-02-01:00": 1, "2026-11-02-02:00": 2}
+    assert unexpected_partitions(table, "bronze_events", partition_column="_landing_partition",
+                                 parameters=PARAMS) == {}
+    with pytest.raises(KeyError, match="no column 'hour'"):
+        unexpected_partitions(table, "bronze_events", partition_column="hour", parameters=PARAMS)
 
 
 def test_duplicate_event_ids_fail():

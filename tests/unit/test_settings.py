@@ -18,6 +18,7 @@ def test_defaults_from_an_empty_environment():
     assert s.root == os.path.abspath("data")
     assert (s.pii_key, s.profile, s.tracking_plan, s.local_dir, s.lock_dir, s.online_store) == (None,) * 6
     assert (s.lock_timeout_s, s.vacuum_retention_hours, s.silver_step_rows) == (600.0, 168, 1_000_000)
+    assert s.ingest_step_bytes == 256 << 20
     assert (s.parallel_min_bytes, s.max_line_bytes, s.write_keys, s.storage_options) == (16 << 20, 1 << 20,
                                                                                            frozenset(), ())
 
@@ -30,6 +31,7 @@ def test_every_variable_is_read(tmp_path):
            "GROWTHLAKE_ONLINE_STORE": str(tmp_path / "o.sqlite"), "GROWTHLAKE_ALERT_WEBHOOK": "http://127.0.0.1:9/a",
            "GROWTHLAKE_WRITE_KEYS": f"{KEY}, {'w' * 16}", "GROWTHLAKE_CELERY_BROKER": "redis://127.0.0.1:6379/0",
            "GROWTHLAKE_VACUUM_RETENTION_HOURS": "0", "GROWTHLAKE_SILVER_STEP_ROWS": "5",
+           "GROWTHLAKE_INGEST_STEP_BYTES": "4096",
            "GROWTHLAKE_PARALLEL_MIN_BYTES": "1", "GROWTHLAKE_MAX_LINE_BYTES": "4096", "GROWTHLAKE_ACTOR": "ada",
            "GROWTHLAKE_FAILPOINT": "x", "AWS_REGION": "eu-west-1", "DAGSTER_HOME": str(tmp_path / "dh")}
     s = Settings.from_env(env)
@@ -38,7 +40,7 @@ def test_every_variable_is_read(tmp_path):
     assert (s.local_dir, s.lock_dir, s.online_store) == (str(tmp_path / "local"), str(tmp_path / "locks"),
                                                          str(tmp_path / "o.sqlite"))
     assert (s.lock_timeout_s, s.vacuum_retention_hours, s.silver_step_rows, s.parallel_min_bytes,
-            s.max_line_bytes) == (2.5, 0, 5, 1, 4096)
+            s.max_line_bytes, s.ingest_step_bytes) == (2.5, 0, 5, 1, 4096, 4096)
     assert s.write_keys == {KEY, "w" * 16} and s.alert_webhook == "http://127.0.0.1:9/a"
     assert (s.celery_broker, s.actor, s.failpoint) == ("redis://127.0.0.1:6379/0", "ada", "x")
     assert s.storage_options == (("AWS_REGION", "eu-west-1"),) and s.dagster_home == str(tmp_path / "dh")
@@ -58,6 +60,7 @@ def test_secrets_stay_out_of_the_repr():
     ("GROWTHLAKE_LOCK_TIMEOUT", "-1", "below the minimum"),
     ("GROWTHLAKE_VACUUM_RETENTION_HOURS", "1.5", "not a whole number of hours"),
     ("GROWTHLAKE_SILVER_STEP_ROWS", "0", "below the minimum of 1 rows"),
+    ("GROWTHLAKE_INGEST_STEP_BYTES", "a lot", "not a whole number of bytes"),
     ("GROWTHLAKE_PARALLEL_MIN_BYTES", "lots", "not a whole number of bytes"),
     ("GROWTHLAKE_MAX_LINE_BYTES", "10", "below the minimum"),
 ])
