@@ -1,9 +1,11 @@
-"""Normalize a large landing partition on every core.
+"""Normalize a landing partition column-wise, on every core when it is large.
 
-Parsing, validating and pseudonymizing lines is pure Python and CPU-bound; a big hour is split
-into line ranges of its files, each range normalized in a worker process, and the pieces are
-concatenated back in (file, line) order — the same result as the serial path, row for row.
-Small hours stay in-process: starting workers would cost more than it saves.
+Lines are read a chunk at a time and normalized by :class:`lake.ingest.columnar.ColumnarNormalizer`
+(the contract, consent and PII masking as column expressions; the lines only Python judges go to
+the per-line reference, and are counted). Decoding is still one orjson call per line and
+CPU-bound: a big hour is split into line ranges of its files, each range normalized in a worker
+process, and the pieces are concatenated back in (file, line) order — the same result as the serial
+path, row for row. Small hours stay in-process: starting workers would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 import pyarrow as pa
 
 from lake.contracts.plan import TrackingPlan
+from lake.ingest.columnar import ColumnarNormalizer
 from lake.ingest.formats import converters_for
-from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
-from lake.landing import LandingFile, iter_lines
+from lake.ingest.normalize import ConsentRevocation, NormalizedBatch
+from lake.landing import LandingFile, iter_line_batches, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
 from lake.settings import current as current_settings
@@ -69,18 +72,29 @@ def shutdown_pool() -> None:
         _POOL = None
 
 
+def _add_file(norm: ColumnarNormalizer, paths: LakePaths, key: str, file: LandingFile,
+              convert: Callable[[dict[str, Any]], dict[str, Any]] | None, *, first_line: int = 1,
+              last_line: int | None = None) -> None:
+    """Feed lines ``first_line`` to ``last_line`` (inclusive; None: to the end) of one file."""
+    for number, lines in iter_line_batches(paths, file, max_line_bytes=norm.max_line_bytes):
+        end = number + len(lines) - 1
+        if end < first_line:
+            continue
+        if last_line is not None and number > last_line:
+            break
+        lo = max(0, first_line - number)
+        hi = len(lines) if last_line is None else min(len(lines), last_line - number + 1)
+        norm.add_lines(lines[lo:hi], file.relative, number + lo, key, convert)
+
+
 def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime, spool: str,
-                     max_line_bytes: int) -> tuple[int, int, str, str, list[ConsentRevocation]]:
+                     max_line_bytes: int) -> tuple[int, int, str, str, list[ConsentRevocation], int]:
     """Normalize one chunk in a worker; hand the tables back as Arrow IPC files in ``spool``
     (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
-    norm = Normalizer(plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
-    for number, raw in iter_lines(paths, chunk.file, max_line_bytes=max_line_bytes):
-        if number < chunk.first_line:
-            continue
-        if chunk.last_line is not None and number > chunk.last_line:
-            break
-        norm.add_line(raw, chunk.file.relative, number, chunk.key, chunk.convert)
+    norm = ColumnarNormalizer(plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+    _add_file(norm, paths, chunk.key, chunk.file, chunk.convert, first_line=chunk.first_line,
+              last_line=chunk.last_line)
     batch = norm.finish()
     out = []
     for name, table in (("bronze", batch.bronze), ("quarantine", batch.quarantine)):
@@ -88,7 +102,7 @@ def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at:
         with os.fdopen(fd, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         out.append(path)
-    return batch.lines_landed, batch.consent_dropped, out[0], out[1], batch.revocations
+    return batch.lines_landed, batch.consent_dropped, out[0], out[1], batch.revocations, batch.python_fallback_lines
 
 
 def _read_spooled(path: str) -> pa.Table:
@@ -125,14 +139,17 @@ def runs_in_parallel(files: list[LandingFile]) -> bool:
 
 def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, plan: TrackingPlan,
                     masker: PiiMasker) -> NormalizedBatch:
-    """Normalize every line of ``files`` (one landing partition), in parallel when it pays."""
+    """Normalize every line of ``files`` (one landing partition), in parallel when it pays.
+
+    Column-wise (:class:`lake.ingest.columnar.ColumnarNormalizer`): the result equals the per-line
+    reference's row for row; ``python_fallback_lines`` counts the lines it handed to that reference.
+    """
     limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
-    norm = Normalizer(plan, masker, max_line_bytes=limit)
+    norm = ColumnarNormalizer(plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):
         for f, convert in zip(files, converts, strict=True):
-            for number, raw in iter_lines(paths, f, max_line_bytes=limit):
-                norm.add_line(raw, f.relative, number, key, convert)
+            _add_file(norm, paths, key, f, convert)
         return norm.finish()
     chunks = _chunks(paths, key, files, _workers() * 2, converts)
     n = len(chunks)
@@ -145,4 +162,5 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
             bronze=pa.concat_tables([_read_spooled(p[2]) for p in parts]),
             quarantine=pa.concat_tables([_read_spooled(p[3]) for p in parts]),
             revocations=[r for p in parts for r in p[4]],  # in (file, line) order, like the rows
+            python_fallback_lines=sum(p[5] for p in parts),
         )

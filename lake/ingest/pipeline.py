@@ -80,6 +80,7 @@ class IngestionResult:
     gates: dict[str, dict] = field(default_factory=dict)  # suite -> {success, summary, metadata}
     held_at: str | None = None
     elapsed_s: float = 0.0
+    python_fallback_lines: int = 0  # lines the column-wise normalizer left to the per-line reference
 
     @property
     def published(self) -> bool:
@@ -207,7 +208,8 @@ def ingest_locked(paths: LakePaths, key: str, *, plan: TrackingPlan, masker: Pii
         event_dates=pc.unique(batch.bronze["event_date"]).to_pylist() if batch.bronze.num_rows else [],
         files=files, plan_version=plan.version,
     )
-    result = IngestionResult(partition=key, ledger=entry, gates=gates)
+    result = IngestionResult(partition=key, ledger=entry, gates=gates,
+                             python_fallback_lines=batch.python_fallback_lines)
     if failed:
         # Nothing of a rejected batch becomes visible; it is kept aside for inspection.
         if staged is not None:

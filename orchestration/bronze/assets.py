@@ -75,6 +75,8 @@ def ingest_landing_hour(context: dg.AssetExecutionContext, lake: LakeResource):
             "dagster/row_count": led.bronze_rows,
             "quarantine_rate": round(led.quarantined / led.lines_landed, 6) if led.lines_landed else 0.0,
             "reconciled": led.reconciled,
+            # lines normalized one at a time by the reference (quarantined, consent_updated, unusual forms)
+            "python_fallback_lines": result.python_fallback_lines,
         },
     )
     yield dg.MaterializeResult(
