@@ -15,7 +15,8 @@ reference, one line at a time) for a batch of lines at once:
 * a line the columns cannot judge goes to the reference, unchanged: a line that does not decode
   to an object, is too long or blank, a ``consent_updated`` event (it may carry an erasure request),
   a field of an unexpected JSON type, a timestamp that is not of the form
-  ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff](Z|±HH:MM)`` in years 1971-2099, a number the plan bounds that float64 does not hold exactly, and
+  ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff](Z|±HH:MM)`` in years 1971-2099, a number the plan bounds that
+  float64 does not hold exactly, and
   every line that breaks the contract (its quarantine row — violation, detail, masked line — is
   the reference's). Those lines are counted (``python_fallback_lines``).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
@@ -51,6 +53,7 @@ Converter = Callable[[dict[str, Any]], dict[str, Any]]
 _ID_FIELDS = ("event_id", "event_name", "timestamp", "received_at", "user_id", "anonymous_id", "session_id")
 _CTX_FIELDS = ("ip", "user_agent", "locale")
 _STR = pa.string()
+_PIECE = 4096  # lines decoded and taken apart together, while they are in the CPU's cache
 
 
 def _envelope_type(consent_key: str) -> pa.StructType:
@@ -88,8 +91,8 @@ def _envelope_ok(ev: dict[str, Any], consent_key: str) -> bool:
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: decoding a batch allocates many dicts that all stay alive,
-    and each collection would walk every one of them again (JSON objects hold no cycles)."""
+    """Pause the cyclic garbage collector: decoding allocates many dicts that stay alive together,
+    and each collection would walk every one of them again (decoded JSON holds no cycles)."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -97,6 +100,22 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A few thousand consecutive lines of one file, decoded: what the columns need of them."""
+
+    lines: list[bytes]
+    idx: np.ndarray  # the lines that decoded to an object (and fit the envelope), in order
+    env: pa.StructArray  # their envelopes
+    props: list[Any]  # their properties
+    texts: pa.BinaryArray  # orjson text of each one's properties (null: not an object)
+    file_no: int
+    source_file: str
+    first_line: int
+    key: str
+    convert: Converter | None
 
 
 def _decoder(limit: int) -> Callable[[bytes], dict[str, Any] | None]:
@@ -115,43 +134,69 @@ def _decoder(limit: int) -> Callable[[bytes], dict[str, Any] | None]:
 
 
 # -- RFC 3339 times, column-wise --------------------------------------------------------------------
-# The one form the columns parse; anything else (a space for the T, other fraction lengths, years
-# outside 1971-2199) is left to lake.contracts.validate.parse_timestamp on the reference path.
-_TS_FORM = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3}|\.[0-9]{6})?(?:Z|[+-][0-9]{2}:[0-9]{2})$"
-# Where the reference's round(ts.timestamp() * 1e6) is the exact microsecond: before 2^52 µs (2112), the two
-# float roundings (seconds, then times 1e6) err by less than half a microsecond together.
+# The forms the columns parse (D a digit, S a sign); anything else (a space for the T, other fraction
+# lengths, lower-case letters, years outside _YEARS) is left to parse_timestamp on the reference path.
+_TS_FORMS = tuple(f"DDDD-DD-DDTDD:DD:DD{frac}{tz}" for frac in ("", ".DDD", ".DDDDDD") for tz in ("Z", "SDD:DD"))
+# Where the reference's round(ts.timestamp() * 1e6) is the exact microsecond: before 2^52 µs (2112),
+# the two float roundings (to seconds, then times 1e6) err by less than half a microsecond together.
 _YEARS = (1971, 2099)
+_DIGIT, _SIGN = ord("D"), ord("S")
 
 
-def _int(s: pl.Expr, start: int | pl.Expr, length: int) -> pl.Expr:
-    return s.str.slice(start, length).cast(pl.Int64, strict=False)
+def _micros(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(parsed, microseconds since the epoch in UTC)`` of a string array, one of :data:`_TS_FORMS`
+    per value; ``parsed`` is False where the value is null, of another form or not a valid time."""
+    n = len(texts)
+    ok = np.zeros(n, dtype=bool)
+    out = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return ok, out
+    texts = texts.cast(pa.large_string())
+    valid, offs_buf, data_buf = texts.buffers()
+    offs = np.frombuffer(offs_buf, dtype=np.int64)[texts.offset:texts.offset + n + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    lens = np.diff(offs)
+    present = ~np.asarray(texts.is_null(), dtype=bool) if valid is not None else np.ones(n, dtype=bool)
+    for form in _TS_FORMS:
+        rows = np.flatnonzero(present & (lens == len(form)))
+        if rows.size == 0:
+            continue
+        tmpl = np.frombuffer(form.encode(), dtype=np.uint8)
+        m = data[offs[rows][:, None] + np.arange(len(form))]
+        d = m.astype(np.int64) - 48
+        good = np.all(np.where(tmpl == _DIGIT, (d >= 0) & (d <= 9),
+                               np.where(tmpl == _SIGN, (m == ord("+")) | (m == ord("-")), m == tmpl)), axis=1)
 
+        def num(start: int, width: int, d: np.ndarray = d) -> np.ndarray:
+            v = np.zeros(len(d), dtype=np.int64)
+            for i in range(start, start + width):
+                v = v * 10 + d[:, i]
+            return v
 
-def _micros(col: str) -> tuple[pl.Expr, pl.Expr]:
-    """``(ok, microseconds since the epoch in UTC)`` of an RFC 3339 text column (ok: parsed here)."""
-    s = pl.col(col)
-    n = s.str.len_bytes().cast(pl.Int64)
-    zulu = s.str.ends_with("Z")
-    frac_len = n - 19 - pl.when(zulu).then(1).otherwise(6)  # 0, 4 (".fff") or 7 (".ffffff")
-    y, m, d = _int(s, 0, 4), _int(s, 5, 2), _int(s, 8, 2)
-    hh, mi, ss = _int(s, 11, 2), _int(s, 14, 2), _int(s, 17, 2)
-    frac = pl.when(frac_len == 4).then(_int(s, 20, 3) * 1000).when(frac_len == 7).then(_int(s, 20, 6)).otherwise(0)
-    sign = pl.when(zulu).then(0).when(s.str.slice(n - 6, 1) == "-").then(-1).otherwise(1)
-    oh = pl.when(zulu).then(0).otherwise(_int(s, n - 5, 2))
-    om = pl.when(zulu).then(0).otherwise(_int(s, n - 2, 2))
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    dim = (pl.when(m == 2).then(pl.when(leap).then(29).otherwise(28))
-           .when(m.is_in([4, 6, 9, 11])).then(30).otherwise(31))
-    ok = (s.str.contains(_TS_FORM) & y.is_between(*_YEARS) & m.is_between(1, 12) & d.is_between(1, 31) & (d <= dim)
-          & (hh <= 23) & (mi <= 59) & (ss <= 59) & (oh <= 23) & (om <= 59)).fill_null(False)
-    # days from the civil date (H. Hinnant's algorithm; years are positive here)
-    yy = y - (m <= 2).cast(pl.Int64)
-    era = yy // 400
-    yoe = yy - era * 400
-    doy = (153 * (m + pl.when(m > 2).then(-3).otherwise(9)) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    secs = days * 86400 + hh * 3600 + mi * 60 + ss - sign * (oh * 3600 + om * 60)
-    return ok, pl.when(ok).then(secs * 1_000_000 + frac)
+        y, mo, dd, hh, mi, ss = num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
+        frac_len = {19: 0, 23: 3, 26: 6}[len(form) - (1 if form.endswith("Z") else 6)]
+        frac = num(20, frac_len) * 10 ** (6 - frac_len) if frac_len else np.zeros(len(rows), np.int64)
+        if form.endswith("Z"):
+            offset = np.zeros(len(rows), np.int64)
+            oh = om = offset
+        else:
+            at = len(form) - 6
+            oh, om = num(at + 1, 2), num(at + 4, 2)
+            offset = np.where(m[:, at] == ord("-"), -1, 1) * (oh * 3600 + om * 60)
+        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+        mo_ = np.clip(mo, 1, 12)
+        dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[mo_ - 1] + ((mo_ == 2) & leap)
+        good &= ((y >= _YEARS[0]) & (y <= _YEARS[1]) & (mo >= 1) & (mo <= 12) & (dd >= 1) & (dd <= dim)
+                 & (hh <= 23) & (mi <= 59) & (ss <= 59) & (oh <= 23) & (om <= 59))
+        # days from the civil date (H. Hinnant's algorithm; the years here are positive)
+        yy = y - (mo_ <= 2)
+        era = yy // 400
+        yoe = yy - era * 400
+        doy = (153 * (mo_ + np.where(mo_ > 2, -3, 9)) + 2) // 5 + dd - 1
+        days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+        ok[rows] = good
+        out[rows] = ((days * 86400 + hh * 3600 + mi * 60 + ss - offset) * 1_000_000 + frac) * good
+    return ok, out
 
 
 class ColumnarNormalizer:
@@ -180,10 +225,12 @@ class ColumnarNormalizer:
         self._key = plan.consent_required
         self._envelope = _envelope_type(self._key)
         self._specs, self._required = _plan_frames(plan)
-        self._enums = self._specs.select("event_name", "key", pl.col("enum").alias("value")).explode("value").drop_nulls()
+        self._enums = (self._specs.select("event_name", "key", pl.col("enum").alias("value"))
+                       .explode("value").drop_nulls().unique().with_columns(_hit=pl.lit(True)))
         self._pii = {name: spec.pii for name, spec in plan.events.items()}
         self._windows: dict[str, tuple[int, int]] = {}
         self._parts: list[pa.Table] = []
+        self._order: list[np.ndarray] = []  # (file, line) of the parts' rows, as file << 32 | line
         self._files: dict[str, int] = {}  # source file -> order of first appearance
         self._names: list[str] = []
         self._buf: list[tuple] = []
@@ -207,24 +254,42 @@ class ColumnarNormalizer:
             file_no = self._files[source_file] = len(self._names)
             self._names.append(source_file)
         with _gc_paused():
-            decoded = list(map(self._decode, lines))
-            if convert is not None:
-                decoded = [None if ev is None else convert(ev) for ev in decoded]
-        self._buf.append((lines, decoded, file_no, source_file, first_line, landing_partition, convert))
+            for lo in range(0, len(lines), _PIECE):
+                self._add_piece(lines[lo:lo + _PIECE], file_no, source_file, first_line + lo, landing_partition,
+                                convert)
+            if self._buffered >= self.batch_lines:
+                self._flush()
+
+    def _add_piece(self, lines: list[bytes], file_no: int, source_file: str, first_line: int, key: str,
+                   convert: Converter | None) -> None:
+        """Decode a few thousand lines and take from them, while they are in the cache, what the
+        columns need: the envelope (Arrow) and each event's properties (object and orjson text)."""
+        decoded = list(map(self._decode, lines))
+        if convert is not None:
+            decoded = [None if ev is None else convert(ev) for ev in decoded]
+        idx = [i for i, ev in enumerate(decoded) if ev is not None]
+        evs = [decoded[i] for i in idx]
+        try:
+            env = pa.array(evs, self._envelope)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            keep = [k for k, ev in enumerate(evs) if _envelope_ok(ev, self._key)]
+            evs, idx = [evs[k] for k in keep], [idx[k] for k in keep]
+            env = pa.array(evs, self._envelope)
+        props = [ev.get("properties") for ev in evs]
+        texts = pa.array(_dumps_all(props), pa.binary())
+        self._buf.append(_Piece(lines, np.array(idx, dtype=np.int64), env, props, texts, file_no, source_file,
+                                first_line, key, convert))
         self._buffered += len(lines)
-        if self._buffered >= self.batch_lines:
-            self._flush()
 
     def finish(self) -> NormalizedBatch:
         self._flush()
         ref = self.reference.finish()
-        bronze = pa.concat_tables([*self._parts, ref.bronze]) if self._parts else ref.bronze
-        if self._parts and ref.bronze.num_rows:  # the reference's rows go back to their (file, line) place
-            order = pl.DataFrame({
-                "f": pl.Series(bronze["_source_file"]).replace_strict(self._files, return_dtype=pl.Int64),
-                "l": pl.Series(bronze["_line_number"]),
-            }).with_row_index("i").sort(["f", "l"])["i"]
-            bronze = bronze.take(order.to_arrow())
+        bronze = ref.bronze
+        if self._parts:  # the reference's rows go back to their (file, line) place among the columns' rows
+            ours = pa.concat_tables(self._parts)
+            theirs = (np.array([self._files[f] for f in ref.bronze["_source_file"].to_pylist()], dtype=np.int64) << 32
+                      | ref.bronze["_line_number"].to_numpy().astype(np.int64))
+            bronze = _merge(ours, np.concatenate(self._order), ref.bronze, theirs)
         return NormalizedBatch(
             lines_landed=ref.lines_landed + self.lines,
             consent_dropped=ref.consent_dropped + self.consent_dropped,
@@ -238,36 +303,28 @@ class ColumnarNormalizer:
         buf, self._buf, self._buffered = self._buf, [], 0
         if not buf:
             return
-        decoded = list(chain.from_iterable(piece[1] for piece in buf))
-        idx = [i for i, ev in enumerate(decoded) if ev is not None]
-        evs = [decoded[i] for i in idx]
-        del decoded
-        try:
-            env = pa.array(evs, self._envelope)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            keep = [k for k, ev in enumerate(evs) if _envelope_ok(ev, self._key)]
-            evs, idx = [evs[k] for k in keep], [idx[k] for k in keep]
-            env = pa.array(evs, self._envelope)
-        sizes = np.array([len(piece[0]) for piece in buf])
-        piece_of = np.repeat(np.arange(len(buf)), sizes)  # per line of the buffer
-        starts = np.cumsum(sizes) - sizes
-        line_no = np.array([piece[4] for piece in buf])[piece_of] + (np.arange(len(piece_of)) - starts[piece_of])
-        keys = sorted({piece[5] for piece in buf})
-        key_no = np.array([keys.index(piece[5]) for piece in buf])[piece_of]
-        files = np.array([piece[2] for piece in buf])[piece_of]
-        at = np.array(idx, dtype=np.int64)
+        env = pa.concat_arrays([p.env for p in buf])
+        props = list(chain.from_iterable(p.props for p in buf))
+        texts = pa.concat_arrays([p.texts for p in buf])
+        counts = np.array([len(p.idx) for p in buf])
         meta = pl.DataFrame({
-            "_file": pl.Series(files[at], dtype=pl.Int32),
-            "_line": pl.Series(line_no[at], dtype=pl.Int32),
-            "_key": pl.Series(np.array(keys, dtype=object)[key_no[at]] if len(at) else [], dtype=pl.String),
+            "_file": pl.Series(np.repeat([p.file_no for p in buf], counts), dtype=pl.Int32),
+            "_line": pl.Series(np.concatenate([p.first_line + p.idx for p in buf]), dtype=pl.Int32),
+            "_key": pl.Series([p.key for p in buf], dtype=pl.String).gather(np.repeat(np.arange(len(buf)), counts)),
+            "_ptext": pl.Series(texts),
         })
-        handled = np.zeros(len(piece_of), dtype=bool)
-        handled[at[self._judge(evs, env, meta)]] = True
-        lines = list(chain.from_iterable(piece[0] for piece in buf))
-        for i in np.flatnonzero(~handled).tolist():
-            _, _, _, source_file, _, key, convert = buf[piece_of[i]]
+        done = self._judge(env, props, meta)  # positions among the decoded events
+        sizes = np.array([len(p.lines) for p in buf])
+        starts = np.cumsum(sizes) - sizes  # of each piece among the buffer's lines
+        line_at = np.concatenate([p.idx for p in buf]) + np.repeat(starts, counts)
+        handled = np.zeros(int(sizes.sum()), dtype=bool)
+        handled[line_at[done]] = True
+        rest = np.flatnonzero(~handled)
+        pieces = np.searchsorted(starts, rest, side="right") - 1
+        for i, p in zip(rest.tolist(), pieces.tolist(), strict=True):
+            piece, j = buf[p], i - int(starts[p])
             self.fallback_lines += 1
-            self.reference.add_line(lines[i], source_file, int(line_no[i]), key, convert)
+            self.reference.add_line(piece.lines[j], piece.source_file, piece.first_line + j, piece.key, piece.convert)
 
     # -- the columns --------------------------------------------------------------------------
     def _window(self, landing_partition: str) -> tuple[int, int]:
@@ -277,14 +334,17 @@ class ColumnarNormalizer:
             w = self._windows[landing_partition] = (_us(lo), _us(hi))
         return w
 
-    def _judge(self, evs: list[dict[str, Any]], env: pa.StructArray, meta: pl.DataFrame) -> np.ndarray:
-        """Decide the events the columns can; return their positions in ``evs`` (bronze or consent)."""
-        if not evs:
+    def _judge(self, env: pa.StructArray, props: list[Any], meta: pl.DataFrame) -> np.ndarray:
+        """Decide the events the columns can; return their positions in ``env`` (bronze or consent)."""
+        if not props:
             return np.zeros(0, dtype=np.int64)
         ctx = env.field("context")
         consent = ctx.field("consent")
+        ts_ok, ts = _micros(env.field("timestamp"))
+        rec_ok, rec = _micros(env.field("received_at"))
         df = pl.DataFrame({
             **{f: pl.Series(env.field(f)) for f in _ID_FIELDS},
+            "_tsok": ts_ok, "_ts": ts, "_recok": rec_ok, "_rec": rec,
             **{f: pl.Series(ctx.field(f)) for f in _CTX_FIELDS},
             "_granted": pl.Series(consent.field(self._key)),
             "_marketing": pl.Series(consent.field("marketing")) if self._key != "marketing"
@@ -295,26 +355,24 @@ class ColumnarNormalizer:
                              _ok=(pl.col("_granted") == True).fill_null(False))  # noqa: E712 (null is not granted)
         dropped = df.filter(~pl.col("_cu") & ~pl.col("_ok"))["_i"].to_numpy()
         cand = df.filter(~pl.col("_cu") & pl.col("_ok"))
-        kept, pairs = self._validate(cand, evs)
+        kept = self._validate(cand, props).sort("_i")  # (file, line) order, whatever the joins did
         self.lines += len(dropped) + kept.height
         self.consent_dropped += len(dropped)
         if kept.height:
-            self._parts.append(self._rows(kept, pairs, evs))
+            self._parts.append(self._rows(kept))
+            self._order.append(kept["_file"].to_numpy().astype(np.int64) << 32 | kept["_line"].to_numpy())
         return np.concatenate([dropped, kept["_i"].to_numpy()]).astype(np.int64) if kept.height else dropped
 
-    def _validate(self, cand: pl.DataFrame, evs: list[dict[str, Any]]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """The candidates that break no rule of the contract (a superset of the reference's checks
-        is not needed: a rule broken, or not judged here, sends the line to the reference)."""
+    def _validate(self, cand: pl.DataFrame, props: list[Any]) -> pl.DataFrame:
+        """The candidates that break no rule of the contract, with their properties as bronze stores
+        them (``_props``). A rule broken, or one not judged here, leaves the line to the reference."""
         plan = self.plan
         keys = cand["_key"].unique().to_list()
         windows = pl.DataFrame({"_key": keys, "_lo": [self._window(k)[0] for k in keys],
                                 "_hi": [self._window(k)[1] for k in keys]},
                                schema={"_key": pl.String, "_lo": pl.Int64, "_hi": pl.Int64})
-        cand = cand.join(windows, on="_key", how="left")
         skew, late = plan.max_clock_skew_seconds * 1_000_000, plan.max_lateness_days * 86_400_000_000
-        ts_ok, ts = _micros("timestamp")
-        rec_ok, rec = _micros("received_at")
-        cand = cand.with_columns(_ts=ts, _rec=rec, _tsok=ts_ok, _recok=rec_ok).filter(
+        cand = cand.join(windows, on="_key", how="left", maintain_order="left").filter(
             (pl.col("event_id").str.len_bytes() > 0)
             & pl.col("event_name").is_in(list(plan.events))
             & pl.col("_tsok") & pl.col("_recok")
@@ -322,103 +380,100 @@ class ColumnarNormalizer:
             & pl.col("_ts").is_between(pl.col("_lo"), pl.col("_hi"))
         )
         if cand.height == 0:
-            return cand, pl.DataFrame()
-        # properties: one row per (event, property), checked against the plan's table of properties
-        rows = cand["_i"].to_list()
-        props = [evs[i].get("properties") for i in rows]
-        shape_ok = [p is None or type(p) is dict for p in props]
-        props = [p if type(p) is dict else {} for p in props]
+            return cand
+        # Properties are judged once per distinct (event, properties object): the object's orjson text
+        # (what bronze stores when nothing is masked) stands for it — equal texts, equal JSON values.
+        cand = cand.filter(pl.col("_ptext").is_not_null())
+        firsts = cand.select("_i", "event_name", "_ptext").unique(["event_name", "_ptext"], keep="first",
+                                                                   maintain_order=True)
+        verdicts = self._judge_properties(firsts["_i"].to_list(), firsts["event_name"].to_list(), props)
+        verdicts = firsts.select("event_name", "_ptext", "_i").with_columns(verdicts)
+        return (cand.join(verdicts.drop("_i"), on=["event_name", "_ptext"], how="left", maintain_order="left")
+                .filter(pl.col("_pok")).with_columns(_props=pl.coalesce("_masked", "_ptext")))
+
+    def _judge_properties(self, rows: list[int], names: list[str], all_props: list[Any]) -> list[pl.Series]:
+        """Per event (one per distinct properties object): whether its properties keep the plan
+        (``_pok``), and their text with the PII masked when any is (``_masked``, else null)."""
+        props = [all_props[i] or {} for i in rows]
         lens = list(map(len, props))
         values = list(chain.from_iterable(map(dict.values, props)))
+        at = np.repeat(np.arange(len(rows), dtype=np.uint32), lens)
         pairs = pl.DataFrame({
-            "_i": pl.Series(rows, dtype=pl.UInt32).repeat_by(pl.Series(lens, dtype=pl.UInt32)).explode()
-            if values else pl.Series([], dtype=pl.UInt32),
+            "_r": at,
+            "event_name": pl.Series(names, dtype=pl.String).gather(at),
             "key": pl.Series(list(chain.from_iterable(props)), dtype=pl.String),
             "kind": pl.Series(list(map(_kind, values)), dtype=pl.Int8),
             "text": pl.Series([v if type(v) is str else None for v in values], dtype=pl.String),
             "num": pl.Series([float(v) if type(v) in (int, float) and _exact(v) else None for v in values],
                              dtype=pl.Float64),
-        })
-        names = cand.select("_i", "event_name")
-        pairs = pairs.join(names, on="_i", how="left").join(self._specs, on=["event_name", "key"], how="left")
-        pair_ok = (
-            pl.col("type").is_not_null()
-            & ((pl.col("kind") == _NULL) | (
-                pl.col("kind").is_in([_STRING, _INT, _FLOAT, _BOOL])
-                & (((pl.col("type") == "string") & (pl.col("kind") == _STRING))
-                   | ((pl.col("type") == "integer") & (pl.col("kind") == _INT))
-                   | ((pl.col("type") == "number") & pl.col("kind").is_in([_INT, _FLOAT]))
-                   | ((pl.col("type") == "boolean") & (pl.col("kind") == _BOOL)))
-                & (~pl.col("ranged") | (pl.col("type").is_in(["integer", "number"]) & pl.col("num").is_not_null()
+        }).join(self._specs, on=["event_name", "key"], how="left", maintain_order="left")
+        # an enumerated value must be one of the plan's (string enums only: others are the reference's)
+        hits = pairs.join(self._enums, left_on=["event_name", "key", "text"],
+                          right_on=["event_name", "key", "value"], how="left", maintain_order="left")["_hit"]
+        kind, typ = pl.col("kind"), pl.col("type")
+        pair_ok = pairs.select((
+            typ.is_not_null()
+            & ((kind == _NULL) | (
+                (((typ == "string") & (kind == _STRING)) | ((typ == "integer") & (kind == _INT))
+                 | ((typ == "number") & kind.is_in([_INT, _FLOAT])) | ((typ == "boolean") & (kind == _BOOL)))
+                & (~pl.col("ranged") | (typ.is_in(["integer", "number"]) & pl.col("num").is_not_null()
                                        & (pl.col("num") >= pl.col("lo")).fill_null(True)
                                        & (pl.col("num") <= pl.col("hi")).fill_null(True)))
-                & (~pl.col("enumerated") | ((pl.col("type") == "string")
-                                           & pl.col("text").is_not_null()))
+                & (~pl.col("enumerated") | ((typ == "string") & hits.fill_null(False)))
             ))
-        ).fill_null(False)
-        pairs = pairs.with_columns(_pair_ok=pair_ok)
-        # an enumerated value must be one of the plan's (string enums only: others are the reference's)
-        enum_hits = pairs.filter(pl.col("enumerated") & pl.col("_pair_ok")).join(
-            self._enums, left_on=["event_name", "key", "text"], right_on=["event_name", "key", "value"],
-            how="semi").select("_i", "key").with_columns(_hit=pl.lit(True))
-        pairs = pairs.join(enum_hits, on=["_i", "key"], how="left").with_columns(
-            _pair_ok=pl.col("_pair_ok") & (~pl.col("enumerated").fill_null(False) | pl.col("_hit").fill_null(False)))
-        bad = pairs.filter(~pl.col("_pair_ok"))["_i"].unique()
-        present = pairs.filter(pl.col("kind") != _NULL).select("_i", "event_name", "key")
-        have = self._required.join(names, on="event_name").join(present, on=["_i", "event_name", "key"], how="semi")
-        need = self._required.group_by("event_name").len("need")
-        got = have.group_by("_i").len("got")
-        req_ok = (names.join(need, on="event_name", how="left").join(got, on="_i", how="left")
-                  .filter(pl.col("need").fill_null(0) == pl.col("got").fill_null(0))["_i"])
-        shape_bad = pl.Series([r for r, ok in zip(rows, shape_ok, strict=True) if not ok], dtype=pl.UInt32)
-        cand = cand.filter(pl.col("_i").is_in(req_ok.implode()) & ~pl.col("_i").is_in(bad.implode())
-                           & ~pl.col("_i").is_in(shape_bad.implode()))
-        return cand, pairs
+        ).fill_null(False).alias("ok"))["ok"]
+        n = len(rows)
+        bad = np.zeros(n, dtype=bool)
+        bad[at[~pair_ok.to_numpy()]] = True
+        # every required property present and not null
+        present = pairs.filter(kind != _NULL).select("_r", "event_name", "key")
+        got = (present.join(self._required, on=["event_name", "key"], how="semi").group_by("_r").len("got"))
+        need = pl.DataFrame({"_r": np.arange(n, dtype=np.uint32), "event_name": names}).join(
+            self._required.group_by("event_name").len("need"), on="event_name", how="left", maintain_order="left")
+        short = need.join(got, on="_r", how="left", maintain_order="left").select(
+            pl.col("need").fill_null(0) != pl.col("got").fill_null(0))
+        bad |= short.to_series().to_numpy()
+        # PII: plan-marked properties, and string values that look like PII (judged once per value)
+        strings = pairs.filter(kind == _STRING)["text"].unique()
+        suspects = strings.filter(strings.to_frame("v").select(maybe_pii(pl.col("v"))).to_series())
+        pii_values = [v for v in suspects.to_list() if looks_like_pii(v)]
+        masked = pairs.filter((pl.col("pii").fill_null(False) & (kind != _NULL))
+                               | pl.col("text").is_in(pii_values).fill_null(False)).select("_r", "key")
+        to_mask: dict[int, list[str]] = {}
+        for r, k in masked.iter_rows():
+            to_mask.setdefault(r, []).append(k)
+        out: list[bytes | None] = [None] * n
+        for r, ks in to_mask.items():
+            if not bad[r]:
+                p = dict(props[r])
+                for k in ks:
+                    p[k] = self.masker.hash(p[k])
+                out[r] = orjson.dumps(p)
+        return [pl.Series("_pok", ~bad), pl.Series("_masked", out, dtype=pl.Binary)]
 
-    def _rows(self, kept: pl.DataFrame, pairs: pl.DataFrame, evs: list[dict[str, Any]]) -> pa.Table:
+    def _rows(self, kept: pl.DataFrame) -> pa.Table:
         masker = self.masker
         # identifiers that are themselves an email, IP or phone number are hashed whole
-        idents = {}
-        for col in ("event_id", "user_id", "anonymous_id", "session_id", "locale"):
-            idents[col] = _hashed_where_pii(kept[col], masker)
+        idents = {col: _hashed_where_pii(kept[col], masker, repeats=col != "event_id")
+                  for col in ("event_id", "user_id", "anonymous_id", "session_id", "locale")}
         ips = kept["ip"]
-        uniq_ips = ips.drop_nulls().unique().to_list()
-        ip_hash = ips.replace_strict({v: masker.hash(v) for v in uniq_ips}, default=None, return_dtype=pl.String)
+        ip_hash = ips.replace_strict({v: masker.hash(v) for v in ips.drop_nulls().unique().to_list()},
+                                     default=None, return_dtype=pl.String)
         uas = kept["user_agent"]
         parsed = {v: parse_user_agent(v) for v in uas.drop_nulls().unique().to_list()}
         other = parse_user_agent(None)
         browser = uas.replace_strict({k: v[0] for k, v in parsed.items()}, default=other[0], return_dtype=pl.String)
         device = uas.replace_strict({k: v[1] for k, v in parsed.items()}, default=other[1], return_dtype=pl.String)
-        # properties: plan-marked PII and any string value that looks like PII are hashed
-        kept_ids = kept["_i"]
-        pairs = pairs.filter(pl.col("_i").is_in(kept_ids.implode()) & (pl.col("kind") != _NULL))
-        strings = pairs.filter(pl.col("kind") == _STRING)["text"].unique()
-        suspects = strings.filter(strings.to_frame("v").select(maybe_pii(pl.col("v")))["v"])
-        pii_values = [v for v in suspects.to_list() if looks_like_pii(v)]
-        masked = pairs.filter(pl.col("pii") | pl.col("text").is_in(pii_values)).select("_i", "key")
-        to_mask: dict[int, list[str]] = {}
-        for i, k in masked.iter_rows():
-            to_mask.setdefault(i, []).append(k)
-        dumps = orjson.dumps
-        texts = []
-        for i in kept_ids.to_list():
-            props = evs[i].get("properties") or {}
-            keys = to_mask.get(i)
-            if keys:
-                props = dict(props)
-                for k in keys:
-                    props[k] = masker.hash(props[k])
-            texts.append(dumps(props))
         n = kept.height
         arrays = {
             "event_id": idents["event_id"].to_arrow(),
             "event_name": kept["event_name"].to_arrow(),
-            "event_ts": kept["_ts"].to_arrow().cast(pa.int64()).cast(BRONZE_EVENTS.field("event_ts").type),
-            "received_at": kept["_rec"].to_arrow().cast(pa.int64()).cast(BRONZE_EVENTS.field("received_at").type),
+            "event_ts": kept["_ts"].to_arrow().cast(BRONZE_EVENTS.field("event_ts").type),
+            "received_at": kept["_rec"].to_arrow().cast(BRONZE_EVENTS.field("received_at").type),
             "user_id": idents["user_id"].to_arrow(),
             "anonymous_id": idents["anonymous_id"].to_arrow(),
             "session_id": idents["session_id"].to_arrow(),
-            "properties": pa.array(texts, pa.binary()).cast(pa.string()),
+            "properties": kept["_props"].to_arrow().cast(pa.large_string()),
             "ip_hash": ip_hash.to_arrow(),
             "browser_family": browser.to_arrow(),
             "device_type": device.to_arrow(),
@@ -456,12 +511,45 @@ def _us(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _hashed_where_pii(values: pl.Series, masker: PiiMasker) -> pl.Series:
-    """``values`` with each one that looks like PII replaced by its keyed hash (judged once per value)."""
-    uniq = values.drop_nulls().unique()
-    if uniq.len() == 0:
-        return values
-    suspects = uniq.filter(uniq.to_frame("v").select(maybe_pii(pl.col("v")))["v"]).to_list()
+def _merge(ours: pa.Table, our_keys: np.ndarray, theirs: pa.Table, their_keys: np.ndarray) -> pa.Table:
+    """Two tables of rows in (file, line) order, merged in that order (keys: file << 32 | line)."""
+    if theirs.num_rows == 0:
+        return ours
+    if theirs.num_rows > 256:  # many: one take
+        order = np.argsort(np.concatenate([our_keys, their_keys]), kind="stable")
+        return pa.concat_tables([ours, theirs]).take(pa.array(order))
+    pieces, last = [], 0
+    for r, at in enumerate(np.searchsorted(our_keys, their_keys).tolist()):
+        pieces += [ours.slice(last, at - last), theirs.slice(r, 1)]
+        last = at
+    pieces.append(ours.slice(last))
+    return pa.concat_tables(pieces)
+
+
+def _dumps_all(props: list[Any]) -> list[bytes | None]:
+    """orjson text of each properties value as the reference stores it (None: ``{}``); None where it
+    is not an object (a contract violation) or cannot be written (nested deeper than orjson writes)."""
+    dumps = orjson.dumps
+    if all(type(p) is dict or p is None for p in props):
+        try:
+            return [dumps(p) if p else b"{}" for p in props]
+        except orjson.JSONEncodeError:
+            pass
+    out: list[bytes | None] = []
+    for p in props:
+        try:
+            out.append((dumps(p) if p else b"{}") if type(p) is dict or p is None else None)
+        except orjson.JSONEncodeError:
+            out.append(None)
+    return out
+
+
+def _hashed_where_pii(values: pl.Series, masker: PiiMasker, *, repeats: bool) -> pl.Series:
+    """``values`` with each one that looks like PII replaced by its keyed hash (judged once per value;
+    ``repeats``: the values repeat a lot, so the test runs on the distinct ones)."""
+    pool = values.unique() if repeats else values
+    suspects = pool.filter(pool.to_frame("v").select(maybe_pii(pl.col("v")).fill_null(False)).to_series())
+    suspects = suspects.unique().to_list()
     hashed = {v: masker.hash(v) for v in suspects if looks_like_pii(v)}
     return values.replace(hashed) if hashed else values
 
