@@ -233,7 +233,7 @@ class ColumnarNormalizer:
         self._order: list[np.ndarray] = []  # (file, line) of the parts' rows, as file << 32 | line
         self._files: dict[str, int] = {}  # source file -> order of first appearance
         self._names: list[str] = []
-        self._buf: list[tuple] = []
+        self._buf: list[_Piece] = []
         self._buffered = 0
         self.batch_lines = 65_536
         self.lines = 0  # lines judged by the columns (the reference counts its own)
@@ -268,7 +268,7 @@ class ColumnarNormalizer:
         if convert is not None:
             decoded = [None if ev is None else convert(ev) for ev in decoded]
         idx = [i for i, ev in enumerate(decoded) if ev is not None]
-        evs = [decoded[i] for i in idx]
+        evs: list[dict[str, Any]] = [ev for ev in decoded if ev is not None]
         try:
             env = pa.array(evs, self._envelope)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -386,9 +386,9 @@ class ColumnarNormalizer:
         cand = cand.filter(pl.col("_ptext").is_not_null())
         firsts = cand.select("_i", "event_name", "_ptext").unique(["event_name", "_ptext"], keep="first",
                                                                    maintain_order=True)
-        verdicts = self._judge_properties(firsts["_i"].to_list(), firsts["event_name"].to_list(), props)
-        verdicts = firsts.select("event_name", "_ptext", "_i").with_columns(verdicts)
-        return (cand.join(verdicts.drop("_i"), on=["event_name", "_ptext"], how="left", maintain_order="left")
+        verdicts = firsts.select("event_name", "_ptext").with_columns(
+            self._judge_properties(firsts["_i"].to_list(), firsts["event_name"].to_list(), props))
+        return (cand.join(verdicts, on=["event_name", "_ptext"], how="left", maintain_order="left")
                 .filter(pl.col("_pok")).with_columns(_props=pl.coalesce("_masked", "_ptext")))
 
     def _judge_properties(self, rows: list[int], names: list[str], all_props: list[Any]) -> list[pl.Series]:
@@ -549,8 +549,7 @@ def _hashed_where_pii(values: pl.Series, masker: PiiMasker, *, repeats: bool) ->
     ``repeats``: the values repeat a lot, so the test runs on the distinct ones)."""
     pool = values.unique() if repeats else values
     suspects = pool.filter(pool.to_frame("v").select(maybe_pii(pl.col("v")).fill_null(False)).to_series())
-    suspects = suspects.unique().to_list()
-    hashed = {v: masker.hash(v) for v in suspects if looks_like_pii(v)}
+    hashed = {v: masker.hash(v) for v in suspects.unique().to_list() if looks_like_pii(v)}
     return values.replace(hashed) if hashed else values
 
 
@@ -566,15 +565,16 @@ def _plan_frames(plan: TrackingPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
             rows.append({
                 "event_name": name, "key": p.name, "type": p.type if exact_bounds else "<unchecked>",
                 "enumerated": p.enum is not None,
-                "enum": list(p.enum) if string_enum else [],
+                "enum": list(p.enum) if string_enum and p.enum is not None else [],
                 "ranged": p.min is not None or p.max is not None,
                 "lo": float(p.min) if p.min is not None else None, "hi": float(p.max) if p.max is not None else None,
                 "pii": p.pii,
             })
             if p.required:
                 required.append({"event_name": name, "key": p.name})
-    schema = {"event_name": pl.String, "key": pl.String, "type": pl.String, "enumerated": pl.Boolean,
-              "enum": pl.List(pl.String), "ranged": pl.Boolean, "lo": pl.Float64, "hi": pl.Float64, "pii": pl.Boolean}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
+        "event_name": pl.String, "key": pl.String, "type": pl.String, "enumerated": pl.Boolean,
+        "enum": pl.List(pl.String), "ranged": pl.Boolean, "lo": pl.Float64, "hi": pl.Float64, "pii": pl.Boolean}
     return (pl.DataFrame(rows, schema=schema),
             pl.DataFrame(required, schema={"event_name": pl.String, "key": pl.String}))
 

@@ -24,10 +24,11 @@ import pyarrow as pa
 from lake.contracts.plan import TrackingPlan
 from lake.ingest.columnar import ColumnarNormalizer
 from lake.ingest.formats import converters_for
-from lake.ingest.normalize import ConsentRevocation, NormalizedBatch
+from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
 from lake.landing import LandingFile, iter_line_batches, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
+from lake.settings import NormalizerKind
 from lake.settings import current as current_settings
 
 __all__ = ["normalize_files", "runs_in_parallel", "shutdown_pool", "PARALLEL_MIN_BYTES"]
@@ -72,7 +73,32 @@ def shutdown_pool() -> None:
         _POOL = None
 
 
-def _add_file(norm: ColumnarNormalizer, paths: LakePaths, key: str, file: LandingFile,
+class _PerLine:
+    """The per-line reference behind the interface of :class:`ColumnarNormalizer` (``per_line``)."""
+
+    def __init__(self, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
+                 max_line_bytes: int) -> None:
+        self.reference = Normalizer(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+        self.max_line_bytes = max_line_bytes
+        self.ingested_at = self.reference.ingested_at
+
+    def add_lines(self, lines: list[bytes], source_file: str, first_line: int, landing_partition: str,
+                  convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        for i, raw in enumerate(lines):
+            self.reference.add_line(raw, source_file, first_line + i, landing_partition, convert)
+
+    def finish(self) -> NormalizedBatch:
+        return self.reference.finish()
+
+
+def _normalizer(kind: NormalizerKind, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
+                max_line_bytes: int) -> ColumnarNormalizer | _PerLine:
+    if kind == "per_line":
+        return _PerLine(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+    return ColumnarNormalizer(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+
+
+def _add_file(norm: ColumnarNormalizer | _PerLine, paths: LakePaths, key: str, file: LandingFile,
               convert: Callable[[dict[str, Any]], dict[str, Any]] | None, *, first_line: int = 1,
               last_line: int | None = None) -> None:
     """Feed lines ``first_line`` to ``last_line`` (inclusive; None: to the end) of one file."""
@@ -88,11 +114,12 @@ def _add_file(norm: ColumnarNormalizer, paths: LakePaths, key: str, file: Landin
 
 
 def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime, spool: str,
-                     max_line_bytes: int) -> tuple[int, int, str, str, list[ConsentRevocation], int]:
+                     max_line_bytes: int, kind: NormalizerKind) -> tuple[int, int, str, str, list[ConsentRevocation],
+                                                                       int]:
     """Normalize one chunk in a worker; hand the tables back as Arrow IPC files in ``spool``
     (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
-    norm = ColumnarNormalizer(plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+    norm = _normalizer(kind, plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
     _add_file(norm, paths, chunk.key, chunk.file, chunk.convert, first_line=chunk.first_line,
               last_line=chunk.last_line)
     batch = norm.finish()
@@ -143,9 +170,11 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
 
     Column-wise (:class:`lake.ingest.columnar.ColumnarNormalizer`): the result equals the per-line
     reference's row for row; ``python_fallback_lines`` counts the lines it handed to that reference.
+    ``GROWTHLAKE_NORMALIZER=per_line`` (``paths.settings.normalizer``) runs the reference alone.
     """
     limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
-    norm = ColumnarNormalizer(plan, masker, max_line_bytes=limit)
+    kind = paths.settings.normalizer
+    norm = _normalizer(kind, plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):
         for f, convert in zip(files, converts, strict=True):
@@ -155,7 +184,7 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
         parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,
-                                 [spool] * n, [limit] * n))
+                                 [spool] * n, [limit] * n, [kind] * n))
         return NormalizedBatch(
             lines_landed=sum(p[0] for p in parts),
             consent_dropped=sum(p[1] for p in parts),
