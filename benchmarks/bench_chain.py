@@ -1,6 +1,7 @@
 """Benchmark the whole chain (landing -> bronze -> silver -> dbt marts) against bare DuckDB.
 
-    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill] [--keep DIR]
+    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill]
+                                     [--normalizer columnar per_line] [--keep DIR]
 
 For each size, ~50 landed lines per simulated visitor over 7 days are written to a landing zone
 (not timed), then separate processes run on the same files:
@@ -21,7 +22,8 @@ For each size, ~50 landed lines per simulated visitor over 7 days are written to
 Prints per stage the wall time, events/s (landed lines per second) and the peak RSS of the
 process tree (sampled from /proc every 0.2 s: the process, its ingestion workers, dbt), then the
 ratio growthlake / bare DuckDB. The issue's targets: ratio <= 2 at 10M events, ingestion
->= 150k events/s, peak RSS <= 6 GB.
+>= 150k events/s, peak RSS <= 6 GB. ``--normalizer columnar per_line`` runs each growthlake mode
+once per normalizer (``GROWTHLAKE_NORMALIZER``, on fresh tables) and prints their ingestion side by side.
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def _baseline(root: str, out: str) -> dict:
 
 # -- the driver --------------------------------------------------------------------------------
 
-def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
+def bench(size: str, base: Path, env: dict[str, str], modes: list[str], normalizers: list[str]) -> None:
     from growth_loops.simulator import simulate
 
     target = SIZES[size]
@@ -193,17 +195,21 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
     print(f"bare DuckDB   {base_s:7.1f}s  {landed / base_s:>10,.0f} events/s  peak RSS {base_rss:6,.0f} MB  "
           f"({base_result['events']:,} events kept, {base_result['oec_days']} OEC days)", flush=True)
 
-    for mode in modes:
-        if mode != modes[0]:  # each mode starts from the same landing zone and no tables
+    ingest: dict[tuple[str, str], float] = {}
+    for mode, normalizer in ((m, n) for m in modes for n in normalizers):
+        if (mode, normalizer) != (modes[0], normalizers[0]):  # each run starts from the landing zone, no tables
             for stale in (root / name for name in ("delta", "_dbt", "warehouse.duckdb", "warehouse.duckdb.wal")):
                 if stale.is_dir():
                     shutil.rmtree(stale)
                 elif stale.exists():
                     stale.unlink()
-        chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root)})
+        chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root),
+                                                                          "GROWTHLAKE_NORMALIZER": normalizer})
         total = sum(chain["stages"].values())
-        print(f"-- growthlake, {mode}: " + ("each hour ingested, then silver brought up to date (the hourly job)"
-                                           if mode == "hourly" else "every hour ingested, then one silver build"))
+        ingest[mode, normalizer] = chain["stages"]["ingest"]
+        print(f"-- growthlake, {mode}, {normalizer} normalizer: "
+              + ("each hour ingested, then silver brought up to date (the hourly job)"
+                 if mode == "hourly" else "every hour ingested, then one silver build"))
         for stage, seconds in chain["stages"].items():
             print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
         print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
@@ -211,6 +217,11 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
         print(f"growthlake Delta files: {chain['lake_mb']['live']:,.0f} MB referenced by the current versions, "
               f"{chain['lake_mb']['on_disk']:,.0f} MB on disk (superseded files wait for the nightly vacuum)")
         print(f"ratio growthlake ({mode}) / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
+    if len(normalizers) > 1:
+        for mode in modes:
+            print(f"ingestion, {mode}: " + "  ".join(
+                f"{n} {ingest[mode, n]:.1f}s ({landed / ingest[mode, n]:,.0f} events/s)" for n in normalizers),
+                flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", nargs="+", choices=["hourly", "backfill"], default=["hourly", "backfill"],
                     help="hourly: silver after every hour, as the hourly job; backfill: every hour ingested, then "
                          "one silver build over the backlog (default: both, each on fresh tables)")
+    ap.add_argument("--normalizer", nargs="+", choices=["columnar", "per_line"], default=["columnar"],
+                    help="GROWTHLAKE_NORMALIZER of the growthlake runs (several: one run each, ingestion compared)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys([*args.events, *(["10M"] if args.with_10m else [])]))
@@ -237,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     try:
         for size in sizes:
-            bench(size, base, env, list(dict.fromkeys(args.mode)))
+            bench(size, base, env, list(dict.fromkeys(args.mode)), list(dict.fromkeys(args.normalizer)))
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
