@@ -46,7 +46,7 @@ from lake.pii import PiiMasker, looks_like_pii, maybe_pii
 from lake.schemas import BRONZE_EVENTS
 from lake.useragent import parse_user_agent
 
-__all__ = ["ColumnarNormalizer"]
+__all__ = ["ColumnarNormalizer", "gc_paused"]
 
 Converter = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -90,9 +90,10 @@ def _envelope_ok(ev: dict[str, Any], consent_key: str) -> bool:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: decoding allocates many dicts that stay alive together,
-    and each collection would walk every one of them again (decoded JSON holds no cycles)."""
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (nested pauses are fine): decoding allocates many dicts that
+    stay alive together, and each collection would walk every one of them again. Decoded JSON holds
+    no reference cycles, so reference counting alone frees it."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -229,6 +230,7 @@ class ColumnarNormalizer:
                        .explode("value").drop_nulls().unique().with_columns(_hit=pl.lit(True)))
         self._pii = {name: spec.pii for name, spec in plan.events.items()}
         self._windows: dict[str, tuple[int, int]] = {}
+        self._keys_seen: set[str] = set()
         self._parts: list[pa.Table] = []
         self._order: list[np.ndarray] = []  # (file, line) of the parts' rows, as file << 32 | line
         self._files: dict[str, int] = {}  # source file -> order of first appearance
@@ -253,7 +255,7 @@ class ColumnarNormalizer:
         if file_no is None:
             file_no = self._files[source_file] = len(self._names)
             self._names.append(source_file)
-        with _gc_paused():
+        with gc_paused():
             for lo in range(0, len(lines), _PIECE):
                 self._add_piece(lines[lo:lo + _PIECE], file_no, source_file, first_line + lo, landing_partition,
                                 convert)
@@ -313,6 +315,7 @@ class ColumnarNormalizer:
             "_key": pl.Series([p.key for p in buf], dtype=pl.String).gather(np.repeat(np.arange(len(buf)), counts)),
             "_ptext": pl.Series(texts),
         })
+        self._keys_seen = {p.key for p in buf}
         done = self._judge(env, props, meta)  # positions among the decoded events
         sizes = np.array([len(p.lines) for p in buf])
         starts = np.cumsum(sizes) - sizes  # of each piece among the buffer's lines
@@ -351,45 +354,48 @@ class ColumnarNormalizer:
             else pl.Series(consent.field(self._key)),
         }).hstack(meta).with_row_index("_i")
         # consent_updated may withdraw consent (an erasure request): always the reference's.
-        df = df.with_columns(_cu=(pl.col("event_name") == "consent_updated").fill_null(False),
-                             _ok=(pl.col("_granted") == True).fill_null(False))  # noqa: E712 (null is not granted)
-        dropped = df.filter(~pl.col("_cu") & ~pl.col("_ok"))["_i"].to_numpy()
-        cand = df.filter(~pl.col("_cu") & pl.col("_ok"))
-        kept = self._validate(cand, props).sort("_i")  # (file, line) order, whatever the joins did
+        cu = (pl.col("event_name") == "consent_updated").fill_null(False)
+        granted = (pl.col("_granted") == True).fill_null(False)  # noqa: E712 (null is not granted)
+        flags = df.select(drop=~cu & ~granted, cand=~cu & granted & self._envelope_ok())
+        dropped = np.flatnonzero(flags["drop"].to_numpy())
+        cand = np.flatnonzero(flags["cand"].to_numpy())
+        kept_at, texts = self._properties_ok(df, cand, props)
+        kept = df[kept_at].with_columns(_props=texts)
         self.lines += len(dropped) + kept.height
         self.consent_dropped += len(dropped)
         if kept.height:
             self._parts.append(self._rows(kept))
             self._order.append(kept["_file"].to_numpy().astype(np.int64) << 32 | kept["_line"].to_numpy())
-        return np.concatenate([dropped, kept["_i"].to_numpy()]).astype(np.int64) if kept.height else dropped
+        return np.concatenate([dropped, kept_at]).astype(np.int64)
 
-    def _validate(self, cand: pl.DataFrame, props: list[Any]) -> pl.DataFrame:
-        """The candidates that break no rule of the contract, with their properties as bronze stores
-        them (``_props``). A rule broken, or one not judged here, leaves the line to the reference."""
+    def _envelope_ok(self) -> pl.Expr:
+        """The envelope rules of the contract: an event_id, a planned event, two RFC 3339 times within
+        the clock skew and lateness of each other, and an event time the landing hour accepts."""
         plan = self.plan
-        keys = cand["_key"].unique().to_list()
-        windows = pl.DataFrame({"_key": keys, "_lo": [self._window(k)[0] for k in keys],
-                                "_hi": [self._window(k)[1] for k in keys]},
-                               schema={"_key": pl.String, "_lo": pl.Int64, "_hi": pl.Int64})
+        keys = {k: self._window(k) for k in self._keys_seen}
+        lo = pl.col("_key").replace_strict({k: w[0] for k, w in keys.items()}, return_dtype=pl.Int64)
+        hi = pl.col("_key").replace_strict({k: w[1] for k, w in keys.items()}, return_dtype=pl.Int64)
         skew, late = plan.max_clock_skew_seconds * 1_000_000, plan.max_lateness_days * 86_400_000_000
-        cand = cand.join(windows, on="_key", how="left", maintain_order="left").filter(
-            (pl.col("event_id").str.len_bytes() > 0)
-            & pl.col("event_name").is_in(list(plan.events))
-            & pl.col("_tsok") & pl.col("_recok")
-            & (pl.col("_ts") - pl.col("_rec") <= skew) & (pl.col("_rec") - pl.col("_ts") <= late)
-            & pl.col("_ts").is_between(pl.col("_lo"), pl.col("_hi"))
-        )
-        if cand.height == 0:
-            return cand
-        # Properties are judged once per distinct (event, properties object): the object's orjson text
-        # (what bronze stores when nothing is masked) stands for it — equal texts, equal JSON values.
-        cand = cand.filter(pl.col("_ptext").is_not_null())
-        firsts = cand.select("_i", "event_name", "_ptext").unique(["event_name", "_ptext"], keep="first",
-                                                                   maintain_order=True)
+        return ((pl.col("event_id").str.len_bytes() > 0)
+                & pl.col("event_name").is_in(list(plan.events))
+                & pl.col("_tsok") & pl.col("_recok") & pl.col("_ptext").is_not_null()
+                & (pl.col("_ts") - pl.col("_rec") <= skew) & (pl.col("_rec") - pl.col("_ts") <= late)
+                & pl.col("_ts").is_between(lo, hi)).fill_null(False)
+
+    def _properties_ok(self, df: pl.DataFrame, cand: np.ndarray, props: list[Any]) -> tuple[np.ndarray, pl.Series]:
+        """Of the candidates (positions in ``df``), those whose properties keep the plan, in order, and
+        their properties as bronze stores them. Properties are judged once per distinct (event,
+        properties object): the object's orjson text (what bronze stores when nothing is masked)
+        stands for it — equal texts, equal JSON values."""
+        if len(cand) == 0:
+            return cand, pl.Series("_props", [], dtype=pl.Binary)
+        narrow = df.select("event_name", "_ptext")[cand].with_columns(_at=pl.Series(cand, dtype=pl.Int64))
+        firsts = narrow.unique(["event_name", "_ptext"], keep="first", maintain_order=True)
         verdicts = firsts.select("event_name", "_ptext").with_columns(
-            self._judge_properties(firsts["_i"].to_list(), firsts["event_name"].to_list(), props))
-        return (cand.join(verdicts, on=["event_name", "_ptext"], how="left", maintain_order="left")
-                .filter(pl.col("_pok")).with_columns(_props=pl.coalesce("_masked", "_ptext")))
+            self._judge_properties(firsts["_at"].to_list(), firsts["event_name"].to_list(), props))
+        judged = (narrow.join(verdicts, on=["event_name", "_ptext"], how="left", maintain_order="left")
+                  .sort("_at").filter(pl.col("_pok")))
+        return judged["_at"].to_numpy(), judged.select(pl.coalesce("_masked", "_ptext").alias("_props")).to_series()
 
     def _judge_properties(self, rows: list[int], names: list[str], all_props: list[Any]) -> list[pl.Series]:
         """Per event (one per distinct properties object): whether its properties keep the plan

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from lake.contracts.plan import TrackingPlan
-from lake.ingest.columnar import ColumnarNormalizer
+from lake.ingest.columnar import ColumnarNormalizer, gc_paused
 from lake.ingest.formats import converters_for
 from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
 from lake.landing import LandingFile, iter_line_batches, iter_lines
@@ -120,9 +120,10 @@ def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at:
     (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
     norm = _normalizer(kind, plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
-    _add_file(norm, paths, chunk.key, chunk.file, chunk.convert, first_line=chunk.first_line,
-              last_line=chunk.last_line)
-    batch = norm.finish()
+    with gc_paused():
+        _add_file(norm, paths, chunk.key, chunk.file, chunk.convert, first_line=chunk.first_line,
+                  last_line=chunk.last_line)
+        batch = norm.finish()
     out = []
     for name, table in (("bronze", batch.bronze), ("quarantine", batch.quarantine)):
         fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".arrow", dir=spool)
@@ -177,9 +178,10 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
     norm = _normalizer(kind, plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):
-        for f, convert in zip(files, converts, strict=True):
-            _add_file(norm, paths, key, f, convert)
-        return norm.finish()
+        with gc_paused():
+            for f, convert in zip(files, converts, strict=True):
+                _add_file(norm, paths, key, f, convert)
+            return norm.finish()
     chunks = _chunks(paths, key, files, _workers() * 2, converts)
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
