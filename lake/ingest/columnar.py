@@ -42,6 +42,8 @@ import pyarrow as pa
 from lake.contracts.plan import TrackingPlan
 from lake.contracts.validate import EventValidator
 from lake.ingest.normalize import NormalizedBatch, Normalizer, event_time_window
+from lake.ingest.segment import SegmentMapper
+from lake.ingest.segment_columns import map_segment
 from lake.pii import PiiMasker, looks_like_pii, maybe_pii
 from lake.schemas import BRONZE_EVENTS
 from lake.useragent import parse_user_agent
@@ -109,9 +111,8 @@ class _Piece:
 
     lines: list[bytes]
     idx: np.ndarray  # the lines that decoded to an object (and fit the envelope), in order
-    env: pa.StructArray  # their envelopes
+    cols: dict[str, pa.Array]  # their canonical envelope fields, times parsed, properties' orjson text
     props: list[Any]  # their properties
-    texts: pa.BinaryArray  # orjson text of each one's properties (null: not an object)
     file_no: int
     source_file: str
     first_line: int
@@ -265,21 +266,43 @@ class ColumnarNormalizer:
     def _add_piece(self, lines: list[bytes], file_no: int, source_file: str, first_line: int, key: str,
                    convert: Converter | None) -> None:
         """Decode a few thousand lines and take from them, while they are in the cache, what the
-        columns need: the envelope (Arrow) and each event's properties (object and orjson text)."""
+        columns need: the envelope's fields (Arrow) and each event's properties (object and text)."""
         decoded = list(map(self._decode, lines))
-        if convert is not None:
-            decoded = [None if ev is None else convert(ev) for ev in decoded]
-        idx = [i for i, ev in enumerate(decoded) if ev is not None]
-        evs: list[dict[str, Any]] = [ev for ev in decoded if ev is not None]
-        try:
-            env = pa.array(evs, self._envelope)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            keep = [k for k, ev in enumerate(evs) if _envelope_ok(ev, self._key)]
-            evs, idx = [evs[k] for k in keep], [idx[k] for k in keep]
-            env = pa.array(evs, self._envelope)
-        props = [ev.get("properties") for ev in evs]
-        texts = pa.array(_dumps_all(props), pa.binary())
-        self._buf.append(_Piece(lines, np.array(idx, dtype=np.int64), env, props, texts, file_no, source_file,
+        if isinstance(convert, SegmentMapper):  # mapped column-wise
+            idx = [i for i, ev in enumerate(decoded) if ev is not None]
+            msgs: list[dict[str, Any]] = [ev for ev in decoded if ev is not None]
+            seg = map_segment(msgs, convert, consent_key=self._key, micros=_micros)
+            idx = [idx[k] for k in seg.keep.tolist()]
+            f = seg.fields
+            rec_ok, rec = _micros(f["received_at"])
+            cols = {**{k: f[k] for k in _ID_FIELDS if k not in ("timestamp", "received_at")},
+                    **{k: f[k] for k in _CTX_FIELDS},
+                    "_granted": f["granted"], "_marketing": f["marketing"], "_tsok": pa.array(seg.ts_ok),
+                    "_ts": pa.array(seg.ts), "_recok": pa.array(rec_ok), "_rec": pa.array(rec)}
+            props = seg.props
+        else:
+            if convert is not None:
+                decoded = [None if ev is None else convert(ev) for ev in decoded]
+            idx = [i for i, ev in enumerate(decoded) if ev is not None]
+            evs: list[dict[str, Any]] = [ev for ev in decoded if ev is not None]
+            try:
+                env = pa.array(evs, self._envelope)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                keep = [k for k, ev in enumerate(evs) if _envelope_ok(ev, self._key)]
+                evs, idx = [evs[k] for k in keep], [idx[k] for k in keep]
+                env = pa.array(evs, self._envelope)
+            ctx = env.field("context")
+            consent = ctx.field("consent")
+            ts_ok, ts = _micros(env.field("timestamp"))
+            rec_ok, rec = _micros(env.field("received_at"))
+            cols = {**{k: env.field(k) for k in _ID_FIELDS if k not in ("timestamp", "received_at")},
+                    **{k: ctx.field(k) for k in _CTX_FIELDS},
+                    "_granted": consent.field(self._key),
+                    "_marketing": consent.field("marketing" if self._key != "marketing" else self._key),
+                    "_tsok": pa.array(ts_ok), "_ts": pa.array(ts), "_recok": pa.array(rec_ok), "_rec": pa.array(rec)}
+            props = [ev.get("properties") for ev in evs]
+        cols["_ptext"] = pa.array(_dumps_all(props), pa.binary())
+        self._buf.append(_Piece(lines, np.array(idx, dtype=np.int64), cols, props, file_no, source_file,
                                 first_line, key, convert))
         self._buffered += len(lines)
 
@@ -305,18 +328,16 @@ class ColumnarNormalizer:
         buf, self._buf, self._buffered = self._buf, [], 0
         if not buf:
             return
-        env = pa.concat_arrays([p.env for p in buf])
         props = list(chain.from_iterable(p.props for p in buf))
-        texts = pa.concat_arrays([p.texts for p in buf])
         counts = np.array([len(p.idx) for p in buf])
+        cols = pl.DataFrame({name: pa.concat_arrays([p.cols[name] for p in buf]) for name in buf[0].cols})
         meta = pl.DataFrame({
             "_file": pl.Series(np.repeat([p.file_no for p in buf], counts), dtype=pl.Int32),
             "_line": pl.Series(np.concatenate([p.first_line + p.idx for p in buf]), dtype=pl.Int32),
             "_key": pl.Series([p.key for p in buf], dtype=pl.String).gather(np.repeat(np.arange(len(buf)), counts)),
-            "_ptext": pl.Series(texts),
         })
         self._keys_seen = {p.key for p in buf}
-        done = self._judge(env, props, meta)  # positions among the decoded events
+        done = self._judge(cols.hstack(meta), props)  # positions among the decoded events
         sizes = np.array([len(p.lines) for p in buf])
         starts = np.cumsum(sizes) - sizes  # of each piece among the buffer's lines
         line_at = np.concatenate([p.idx for p in buf]) + np.repeat(starts, counts)
@@ -337,22 +358,10 @@ class ColumnarNormalizer:
             w = self._windows[landing_partition] = (_us(lo), _us(hi))
         return w
 
-    def _judge(self, env: pa.StructArray, props: list[Any], meta: pl.DataFrame) -> np.ndarray:
-        """Decide the events the columns can; return their positions in ``env`` (bronze or consent)."""
+    def _judge(self, df: pl.DataFrame, props: list[Any]) -> np.ndarray:
+        """Decide the events the columns can; return their positions in ``df`` (bronze or consent)."""
         if not props:
             return np.zeros(0, dtype=np.int64)
-        ctx = env.field("context")
-        consent = ctx.field("consent")
-        ts_ok, ts = _micros(env.field("timestamp"))
-        rec_ok, rec = _micros(env.field("received_at"))
-        df = pl.DataFrame({
-            **{f: pl.Series(env.field(f)) for f in _ID_FIELDS},
-            "_tsok": ts_ok, "_ts": ts, "_recok": rec_ok, "_rec": rec,
-            **{f: pl.Series(ctx.field(f)) for f in _CTX_FIELDS},
-            "_granted": pl.Series(consent.field(self._key)),
-            "_marketing": pl.Series(consent.field("marketing")) if self._key != "marketing"
-            else pl.Series(consent.field(self._key)),
-        }).hstack(meta).with_row_index("_i")
         # consent_updated may withdraw consent (an erasure request): always the reference's.
         cu = (pl.col("event_name") == "consent_updated").fill_null(False)
         granted = (pl.col("_granted") == True).fill_null(False)  # noqa: E712 (null is not granted)
