@@ -143,6 +143,8 @@ _TS_FORMS = tuple(f"DDDD-DD-DDTDD:DD:DD{frac}{tz}" for frac in ("", ".DDD", ".DD
 # the two float roundings (to seconds, then times 1e6) err by less than half a microsecond together.
 _YEARS = (1971, 2099)
 _DIGIT, _SIGN = ord("D"), ord("S")
+_FORM_OF_LENGTH = {len(form): form for form in _TS_FORMS}  # the six forms have six lengths
+assert len(_FORM_OF_LENGTH) == len(_TS_FORMS)
 
 
 def _micros(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -159,10 +161,11 @@ def _micros(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     lens = np.diff(offs)
     present = ~np.asarray(texts.is_null(), dtype=bool) if valid is not None else np.ones(n, dtype=bool)
-    for form in _TS_FORMS:
-        rows = np.flatnonzero(present & (lens == len(form)))
-        if rows.size == 0:
+    for length in np.unique(lens[present]).tolist():
+        form = _FORM_OF_LENGTH.get(length)
+        if form is None:
             continue
+        rows = np.flatnonzero(present & (lens == length))
         tmpl = np.frombuffer(form.encode(), dtype=np.uint8)
         m = data[offs[rows][:, None] + np.arange(len(form))]
         d = m.astype(np.int64) - 48

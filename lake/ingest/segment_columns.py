@@ -87,18 +87,31 @@ def map_segment(msgs: list[dict[str, Any]], mapper: SegmentMapper, *, consent_ke
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         keep = [i for i, m in enumerate(msgs) if _strings_ok(m)]
         seg = pa.array([msgs[i] for i in keep], SEGMENT_TYPE)
-    # the mapper, once per distinct shape
-    shapes = [_shape(msgs[i]) for i in keep]
-    texts: list[bytes | None] = []
-    for s in shapes:
+    # The mapper, once per distinct shape. A track call whose event has no property renames and whose
+    # context has no campaign keeps its properties as they are (the mapper's own rule): its shape is
+    # then its event name and consent alone, and its properties are the message's.
+    kept_msgs = [msgs[i] for i in keep]
+    keys: list[Any] = [None] * len(kept_msgs)
+    own_props = np.zeros(len(kept_msgs), dtype=bool)
+    renamed = {name for name, (_, renames) in mapper.mapping.events.items() if renames}
+    dumps = orjson.dumps
+    for i, m in enumerate(kept_msgs):
+        ctx = m.get("context")
+        ctx = ctx if type(ctx) is dict else {}
+        event = m.get("event")
         try:
-            texts.append(orjson.dumps(s))
+            if (m.get("type") == "track" and type(event) is str and event not in renamed
+                    and type(ctx.get("campaign")) is not dict):
+                own_props[i] = True
+                keys[i] = (event, dumps([ctx.get("consent"), ctx.get("consentManagement")]))
+            else:
+                keys[i] = dumps(_shape(m))
         except orjson.JSONEncodeError:  # nested deeper than orjson writes: the per-line path's
-            texts.append(None)
-    first: dict[bytes, int] = {}
-    which = np.empty(len(shapes), dtype=np.int64)
-    for i, t in enumerate(texts):
-        which[i] = -1 if t is None else first.setdefault(t, len(first))
+            keys[i] = None
+    first: dict[Any, int] = {}
+    which = np.empty(len(keys), dtype=np.int64)
+    for i, k in enumerate(keys):
+        which[i] = -1 if k is None else first.setdefault(k, len(first))
     names: list[str | None] = [None] * len(first)
     props: list[Any] = [None] * len(first)
     granted: list[bool] = [False] * len(first)
@@ -108,14 +121,22 @@ def map_segment(msgs: list[dict[str, Any]], mapper: SegmentMapper, *, consent_ke
         if w < 0 or w in done:
             continue
         done.add(w)
-        mapped = mapper(shapes[i])
+        m = kept_msgs[i]
+        if own_props[i]:
+            ctx = m.get("context")
+            ctx = ctx if type(ctx) is dict else {}
+            shape = {"type": "track", "event": m["event"],
+                     "context": {k: ctx[k] for k in ("consent", "consentManagement") if k in ctx}}
+        else:
+            shape = _shape(m)
+        mapped = mapper(shape)
         name = mapped["event_name"]
         names[w] = name if type(name) is str else None
         props[w] = mapped["properties"]
         consent = mapped["context"]["consent"]
         granted[w] = consent.get(consent_key) is True
-        m = consent.get("marketing")
-        marketing[w] = m if type(m) is bool else None
+        mk = consent.get("marketing")
+        marketing[w] = mk if type(mk) is bool else None
     ok_shape = which >= 0  # the others are left to the per-line path
     mask = pa.array(ok_shape)
     seg = seg.filter(mask)
@@ -150,5 +171,9 @@ def map_segment(msgs: list[dict[str, Any]], mapper: SegmentMapper, *, consent_ke
         "granted": pa.array(granted, pa.bool_()).take(pick),
         "marketing": pa.array(marketing, pa.bool_()).take(pick),
     }
-    return SegmentColumns(np.array(keep, dtype=np.int64)[ok_shape], fields, [props[w] for w in at.tolist()], ts_ok,
-                          ts)
+    # a track call's own properties (None: {}, as the mapper has it); the mapped ones otherwise
+    own = own_props[ok_shape].tolist()
+    msgs_kept = [m for m, ok in zip(kept_msgs, ok_shape.tolist(), strict=True) if ok]
+    out_props = [(m.get("properties") if m.get("properties") is not None else {}) if o else props[w]
+                 for m, o, w in zip(msgs_kept, own, at.tolist(), strict=True)]
+    return SegmentColumns(np.array(keep, dtype=np.int64)[ok_shape], fields, out_props, ts_ok, ts)
