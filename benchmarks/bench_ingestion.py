@@ -38,7 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from growth_loops.simulator import simulate  # noqa: E402
 from lake.contracts import load_plan  # noqa: E402
-from lake.ingest import ingest_partition, list_landing_files, list_landing_partitions  # noqa: E402
+from lake.ingest import (  # noqa: E402
+    ingest_partition,
+    list_landing_files,
+    list_landing_partitions,
+    parallel,  # noqa: E402
+)
 from lake.ingest.parallel import normalize_files  # noqa: E402
 from lake.paths import LakePaths  # noqa: E402
 from lake.pii import PiiMasker  # noqa: E402
@@ -102,6 +107,21 @@ def main(argv: list[str] | None = None) -> int:
         lines = batch.lines_landed
         print("normalize, best of 2: " + "  |  ".join(
             f"{k} {lines / min(v):,.0f} lines/s" for k, v in seconds.items()), flush=True)
+        # CPU time of the same work in this process (no worker pool): less sensitive than wall time to
+        # other load on the machine; the columnar side counts its polars threads too
+        cpu: dict[str, list[float]] = {k: [] for k in kinds}
+        parallel.PARALLEL_MIN_BYTES = 1 << 62
+        try:
+            for _ in range(3):
+                for kind in kinds:
+                    c0 = time.process_time()
+                    normalize_files(lake("normalize", kind), key, files, plan=plan, masker=masker)
+                    cpu[kind].append(time.process_time() - c0)
+        finally:
+            parallel.PARALLEL_MIN_BYTES = None
+        print("normalize in-process, CPU per line (best of 3): " + "  |  ".join(
+            f"{k} {min(v) / lines * 1e6:.2f} us ({lines / min(v):,.0f} lines per CPU-second)" for k, v in cpu.items())
+            + f"  ->  {min(cpu[kinds[0]]) / min(cpu[kinds[-1]]):.2f}x", flush=True)
 
         # the whole ingestion: a cold run first (imports, worker start-up), then each normalizer warm
         walls: dict[str, float] = {}
