@@ -75,8 +75,9 @@ class NormalizedBatch:
     bronze: pa.Table = field(default_factory=BRONZE_EVENTS.empty_table)
     quarantine: pa.Table = field(default_factory=BRONZE_QUARANTINE.empty_table)
     revocations: list[ConsentRevocation] = field(default_factory=list)
-    # Lines the column-wise normalizer (lake.ingest.columnar) handed to the per-line reference: those
-    # only Python judges (quarantined, consent_updated, unusual forms). 0 from the reference itself.
+    # Lines normalized one at a time by the per-line reference (Normalizer) rather than column-wise
+    # (lake.ingest.columnar): those only it judges (quarantined, consent_updated, unusual forms), or
+    # every line of a partition too small for the columns or of GROWTHLAKE_NORMALIZER=per_line.
     python_fallback_lines: int = 0
 
     @property

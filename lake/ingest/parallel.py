@@ -31,11 +31,15 @@ from lake.pii import PiiMasker
 from lake.settings import NormalizerKind
 from lake.settings import current as current_settings
 
-__all__ = ["normalize_files", "runs_in_parallel", "shutdown_pool", "PARALLEL_MIN_BYTES"]
+__all__ = ["normalize_files", "runs_in_parallel", "shutdown_pool", "COLUMNAR_MIN_BYTES", "PARALLEL_MIN_BYTES"]
 
 # Below this many bytes in a partition, normalize in-process (~30k events); the setting
 # GROWTHLAKE_PARALLEL_MIN_BYTES (lake.settings) overrides it, this attribute overrides both in tests.
 PARALLEL_MIN_BYTES: int | None = None
+# Below this many bytes (~14k lines), a partition is normalized per line even with the columnar
+# normalizer: the columns cost ~10 ms a batch whatever its size, more than they save on a small one
+# (BENCHMARKS.md, "Column-wise normalization"). Tests set it to 0 to run the columns on small lakes.
+COLUMNAR_MIN_BYTES = 8 << 20
 _POOL: ProcessPoolExecutor | None = None
 
 
@@ -81,14 +85,18 @@ class _PerLine:
         self.reference = Normalizer(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
         self.max_line_bytes = max_line_bytes
         self.ingested_at = self.reference.ingested_at
+        self.fed = 0
 
     def add_lines(self, lines: list[bytes], source_file: str, first_line: int, landing_partition: str,
                   convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self.fed += len(lines)
         for i, raw in enumerate(lines):
             self.reference.add_line(raw, source_file, first_line + i, landing_partition, convert)
 
     def finish(self) -> NormalizedBatch:
-        return self.reference.finish()
+        batch = self.reference.finish()
+        batch.python_fallback_lines = self.fed  # every line went through the per-line path
+        return batch
 
 
 def _normalizer(kind: NormalizerKind, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
@@ -170,11 +178,14 @@ def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, pla
     """Normalize every line of ``files`` (one landing partition), in parallel when it pays.
 
     Column-wise (:class:`lake.ingest.columnar.ColumnarNormalizer`): the result equals the per-line
-    reference's row for row; ``python_fallback_lines`` counts the lines it handed to that reference.
-    ``GROWTHLAKE_NORMALIZER=per_line`` (``paths.settings.normalizer``) runs the reference alone.
+    reference's row for row. ``python_fallback_lines`` counts the lines that reference normalized:
+    those only it can judge, or all of them when the partition is smaller than
+    :data:`COLUMNAR_MIN_BYTES` or ``GROWTHLAKE_NORMALIZER=per_line`` (``paths.settings.normalizer``).
     """
     limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
     kind = paths.settings.normalizer
+    if sum(f.size for f in files) < COLUMNAR_MIN_BYTES:
+        kind = "per_line"  # too small for the columns to pay off
     norm = _normalizer(kind, plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, files, plan=plan)  # format detected once per file
     if not runs_in_parallel(files):

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from growth_loops.simulator import simulate
@@ -52,6 +52,12 @@ KEY = "2026-11-02-05:00"
 PLAN = load_plan()
 PII_KEY = secrets.token_hex(32)
 MASKER = PiiMasker(PII_KEY.encode())
+
+
+@pytest.fixture(autouse=True)
+def _columns_for_any_size(monkeypatch):
+    """The columns run however small the test's partitions (production leaves small ones per line)."""
+    monkeypatch.setattr(parallel, "COLUMNAR_MIN_BYTES", 0)
 
 
 def reference(paths: LakePaths, key: str) -> NormalizedBatch:
@@ -141,6 +147,21 @@ def test_a_large_hour_normalized_by_the_worker_pool_matches_the_reference(tmp_pa
     finally:
         parallel.shutdown_pool()
     assert batch.bronze.num_rows > 1000
+
+
+def test_small_partitions_and_the_per_line_setting_are_normalized_per_line(tmp_path, monkeypatch):
+    paths = _lake(tmp_path)
+    simulate(paths.root, users=20, days=1, seed=4, start=date(2026, 11, 2))
+    key = max(list_landing_partitions(paths), key=lambda k: sum(f.size for f in list_landing_files(paths, k)))
+    batch = assert_same(paths, key)
+    assert 0 < batch.python_fallback_lines < batch.lines_landed  # the columns (the fixture allows any size)
+    monkeypatch.setattr(parallel, "COLUMNAR_MIN_BYTES", 8 << 20)  # production's threshold: too small
+    small = parallel.normalize_files(paths, key, list_landing_files(paths, key), plan=PLAN, masker=MASKER)
+    assert small.python_fallback_lines == small.lines_landed == batch.lines_landed
+    monkeypatch.setattr(parallel, "COLUMNAR_MIN_BYTES", 0)
+    per_line = _lake(tmp_path, GROWTHLAKE_NORMALIZER="per_line")
+    forced = parallel.normalize_files(per_line, key, list_landing_files(per_line, key), plan=PLAN, masker=MASKER)
+    assert not differences(batch, forced) and forced.python_fallback_lines == batch.lines_landed
 
 
 # -- Segment / RudderStack fixtures -----------------------------------------------------------------------
@@ -255,7 +276,7 @@ def valid_ish_segment(draw: Any) -> bytes:
     return orjson.dumps(msg)
 
 
-@settings(max_examples=60, deadline=None, database=None)
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(canonical=st.lists(line_strategy(canonical_bases(), CANONICAL_FIELDS) | valid_ish(), max_size=25),
        segment=st.lists(line_strategy(segment_bases(), SEGMENT_FIELDS) | valid_ish_segment(), max_size=20))
 def test_generated_and_mutated_lines_match_the_reference(canonical, segment):
