@@ -7,6 +7,8 @@ reference, one line at a time) for a batch of lines at once:
   polars' JSON functions were measured slower on these lines, see ``BENCHMARKS.md``), and the
   envelope of the whole batch is turned into Arrow columns in one strict conversion (a field of a
   type the envelope does not allow fails it, and the batch then checks its rows one by one);
+* a Segment / RudderStack file's messages are mapped to the canonical fields column-wise
+  (:mod:`lake.ingest.segment_columns`: the reference mapper runs once per distinct message shape);
 * consent, the contract (ids, RFC 3339 times, clock skew, lateness, the landing hour's window,
   planned events, required properties, types, enums, ranges) and the PII decisions then run as
   polars expressions over columns; every distinct identifier, IP, user agent and property value is
@@ -16,12 +18,14 @@ reference, one line at a time) for a batch of lines at once:
   to an object, is too long or blank, a ``consent_updated`` event (it may carry an erasure request),
   a field of an unexpected JSON type, a timestamp that is not of the form
   ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff](Z|±HH:MM)`` in years 1971-2099, a number the plan bounds that
-  float64 does not hold exactly, and
-  every line that breaks the contract (its quarantine row — violation, detail, masked line — is
-  the reference's). Those lines are counted (``python_fallback_lines``).
+  float64 does not hold exactly, and every line that breaks the contract (its quarantine row —
+  violation, detail, masked line — is the reference's). Those lines are counted
+  (``python_fallback_lines``).
 
 So a line ends in bronze through the columns only when every check the reference makes passes, and
 its row is built from the same values with the same functions; whatever else, the reference decides.
+The columns cost ~10 ms a batch: :func:`lake.ingest.parallel.normalize_files` leaves partitions
+smaller than ``COLUMNAR_MIN_BYTES`` to the reference altogether.
 """
 
 from __future__ import annotations
@@ -232,7 +236,6 @@ class ColumnarNormalizer:
         self._specs, self._required = _plan_frames(plan)
         self._enums = (self._specs.select("event_name", "key", pl.col("enum").alias("value"))
                        .explode("value").drop_nulls().unique().with_columns(_hit=pl.lit(True)))
-        self._pii = {name: spec.pii for name, spec in plan.events.items()}
         self._windows: dict[str, tuple[int, int]] = {}
         self._keys_seen: set[str] = set()
         self._parts: list[pa.Table] = []
@@ -368,7 +371,7 @@ class ColumnarNormalizer:
         # consent_updated may withdraw consent (an erasure request): always the reference's.
         cu = (pl.col("event_name") == "consent_updated").fill_null(False)
         granted = (pl.col("_granted") == True).fill_null(False)  # noqa: E712 (null is not granted)
-        flags = df.select(drop=~cu & ~granted, cand=~cu & granted & self._envelope_ok())
+        flags = df.select(drop=~cu & ~granted, cand=~cu & granted & self._envelope_rules())
         dropped = np.flatnonzero(flags["drop"].to_numpy())
         cand = np.flatnonzero(flags["cand"].to_numpy())
         kept_at, texts = self._properties_ok(df, cand, props)
@@ -380,7 +383,7 @@ class ColumnarNormalizer:
             self._order.append(kept["_file"].to_numpy().astype(np.int64) << 32 | kept["_line"].to_numpy())
         return np.concatenate([dropped, kept_at]).astype(np.int64)
 
-    def _envelope_ok(self) -> pl.Expr:
+    def _envelope_rules(self) -> pl.Expr:
         """The envelope rules of the contract: an event_id, a planned event, two RFC 3339 times within
         the clock skew and lateness of each other, and an event time the landing hour accepts."""
         plan = self.plan
