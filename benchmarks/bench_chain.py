@@ -1,6 +1,7 @@
 """Benchmark the whole chain (landing -> bronze -> silver -> dbt marts) against bare DuckDB.
 
-    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill ranged] [--keep DIR]
+    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill ranged]
+                                     [--normalizer columnar per_line] [--keep DIR]
 
 For each size, ~50 landed lines per simulated visitor over 7 days are written to a landing zone
 (not timed), then separate processes run on the same files:
@@ -25,7 +26,8 @@ For each size, ~50 landed lines per simulated visitor over 7 days are written to
 Prints per stage the wall time, events/s (landed lines per second) and the peak RSS of the
 process tree (sampled from /proc every 0.2 s: the process, its ingestion workers, dbt), then the
 ratio growthlake / bare DuckDB. The issue's targets: ratio <= 2 at 10M events, ingestion
->= 150k events/s, peak RSS <= 6 GB.
+>= 150k events/s, peak RSS <= 6 GB. ``--normalizer columnar per_line`` runs each growthlake mode
+once per normalizer (``GROWTHLAKE_NORMALIZER``, on fresh tables) and prints their ingestion side by side.
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ def _baseline(root: str, out: str) -> dict:
 
 # -- the driver --------------------------------------------------------------------------------
 
-def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
+def bench(size: str, base: Path, env: dict[str, str], modes: list[str], normalizers: list[str]) -> None:
     from growth_loops.simulator import simulate
 
     target = SIZES[size]
@@ -211,16 +213,19 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
     print(f"bare DuckDB   {base_s:7.1f}s  {landed / base_s:>10,.0f} events/s  peak RSS {base_rss:6,.0f} MB  "
           f"({base_result['events']:,} events kept, {base_result['oec_days']} OEC days)", flush=True)
 
-    for mode in modes:
-        if mode != modes[0]:  # each mode starts from the same landing zone and no tables
+    ingest: dict[tuple[str, str], float] = {}
+    for mode, normalizer in ((m, n) for m in modes for n in normalizers):
+        if (mode, normalizer) != (modes[0], normalizers[0]):  # each run starts from the landing zone, no tables
             for stale in (root / name for name in ("delta", "_dbt", "warehouse.duckdb", "warehouse.duckdb.wal")):
                 if stale.is_dir():
                     shutil.rmtree(stale)
                 elif stale.exists():
                     stale.unlink()
-        chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root)})
+        chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root),
+                                                                          "GROWTHLAKE_NORMALIZER": normalizer})
         total = sum(chain["stages"].values())
-        print(f"-- growthlake, {mode}: " + {
+        ingest[mode, normalizer] = chain["stages"]["ingest"]
+        print(f"-- growthlake, {mode}, {normalizer} normalizer: " + {
             "hourly": "each hour ingested, then silver brought up to date (the hourly job)",
             "backfill": "every hour ingested, then one silver build",
             "ranged": "the week ingested in one pass, then one silver build (a ranged run)"}[mode])
@@ -231,6 +236,11 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str]) -> None:
         print(f"growthlake Delta files: {chain['lake_mb']['live']:,.0f} MB referenced by the current versions, "
               f"{chain['lake_mb']['on_disk']:,.0f} MB on disk (superseded files wait for the nightly vacuum)")
         print(f"ratio growthlake ({mode}) / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
+    if len(normalizers) > 1:
+        for mode in modes:
+            print(f"ingestion, {mode}: " + "  ".join(
+                f"{n} {ingest[mode, n]:.1f}s ({landed / ingest[mode, n]:,.0f} events/s)" for n in normalizers),
+                flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="hourly: silver after every hour, as the hourly job; backfill: every hour ingested, then "
                          "one silver build over the backlog; ranged: the hours ingested in one pass, then one silver "
                          "build, as a ranged run (default: all three, each on fresh tables)")
+    ap.add_argument("--normalizer", nargs="+", choices=["columnar", "per_line"], default=["columnar"],
+                    help="GROWTHLAKE_NORMALIZER of the growthlake runs (several: one run each, ingestion compared)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
     args = ap.parse_args(argv)
     sizes = list(dict.fromkeys([*args.events, *(["10M"] if args.with_10m else [])]))
@@ -259,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     try:
         for size in sizes:
-            bench(size, base, env, list(dict.fromkeys(args.mode)))
+            bench(size, base, env, list(dict.fromkeys(args.mode)), list(dict.fromkeys(args.normalizer)))
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)

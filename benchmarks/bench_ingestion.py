@@ -1,6 +1,7 @@
 """Benchmark landing -> bronze ingestion on ~1M simulated events (20k visitors x 7 days).
 
-    python benchmarks/bench_ingestion.py [--users 20000] [--days 7] [--hourly] [--keep DIR]
+    python benchmarks/bench_ingestion.py [--users 20000] [--days 7] [--hourly] [--normalizer columnar per_line]
+                                         [--keep DIR]
 
 Two shapes of the same 1M landed lines:
 
@@ -14,6 +15,10 @@ Two shapes of the same 1M landed lines:
 
 Prints events/s (landed lines per wall-clock second) and the peak RSS of this process (the two
 normalizing worker processes each hold about half a batch's rows while they work).
+
+Both normalizers (``GROWTHLAKE_NORMALIZER``: ``columnar``, the default, and ``per_line``, the reference)
+run on the same batch, alternately, side by side: normalization alone (``normalize_files``: the worker
+pool, decoding, contract, masking, consent; twice each) and the whole ingestion (warm).
 """
 
 from __future__ import annotations
@@ -33,9 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from growth_loops.simulator import simulate  # noqa: E402
 from lake.contracts import load_plan  # noqa: E402
-from lake.ingest import ingest_partition, list_landing_partitions  # noqa: E402
+from lake.ingest import (  # noqa: E402
+    ingest_partition,
+    list_landing_files,
+    list_landing_partitions,
+    parallel,  # noqa: E402
+)
+from lake.ingest.parallel import normalize_files  # noqa: E402
 from lake.paths import LakePaths  # noqa: E402
 from lake.pii import PiiMasker  # noqa: E402
+from lake.settings import Settings  # noqa: E402
 
 
 def _rss_mb(who: int) -> float:
@@ -60,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hourly", action="store_true", help="also ingest hour by hour (slower)")
+    ap.add_argument("--normalizer", nargs="+", choices=["columnar", "per_line"], default=["per_line", "columnar"])
     ap.add_argument("--keep", type=Path, default=None)
     args = ap.parse_args(argv)
+    kinds = list(dict.fromkeys(args.normalizer))
 
     os.environ.setdefault("GROWTHLAKE_PII_KEY", secrets.token_hex(32))  # a throwaway key for the run
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -72,18 +86,61 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simulated {s.lines_written:,} lines in {time.perf_counter() - t0:.1f}s")
         plan, masker = load_plan(), PiiMasker(os.environ["GROWTHLAKE_PII_KEY"].encode())
 
-        for label in ("cold", "warm"):
-            one = LakePaths.from_root(base / f"batch-{label}")
+        def lake(name: str, kind: str) -> LakePaths:
+            return LakePaths.from_root(base / name, settings=Settings.from_env(root=base / name, normalizer=kind))
+
+        # normalization alone, both normalizers alternately on one batch (the worker pool for both)
+        norm = lake("normalize", kinds[0])
+        key = _one_batch_copy(sim, norm)
+        files = list_landing_files(norm, key)
+        seconds: dict[str, list[float]] = {k: [] for k in kinds}
+        for rep in (1, 2):
+            for kind in kinds:
+                paths = lake("normalize", kind)
+                t0 = time.perf_counter()
+                batch = normalize_files(paths, key, files, plan=plan, masker=masker)
+                seconds[kind].append(time.perf_counter() - t0)
+                print(f"normalize, {kind:<8} #{rep}: {batch.lines_landed:,} lines in {seconds[kind][-1]:.2f}s  "
+                      f"{batch.lines_landed / seconds[kind][-1]:,.0f} lines/s  (bronze {batch.bronze.num_rows:,}, "
+                      f"quarantine {batch.quarantine.num_rows:,}, per-line fallback {batch.python_fallback_lines:,})",
+                      flush=True)
+        lines = batch.lines_landed
+        print("normalize, best of 2: " + "  |  ".join(
+            f"{k} {lines / min(v):,.0f} lines/s" for k, v in seconds.items()), flush=True)
+        # CPU time of the same work in this process (no worker pool): less sensitive than wall time to
+        # other load on the machine; the columnar side counts its polars threads too
+        cpu: dict[str, list[float]] = {k: [] for k in kinds}
+        parallel.PARALLEL_MIN_BYTES = 1 << 62
+        try:
+            for _ in range(3):
+                for kind in kinds:
+                    c0 = time.process_time()
+                    normalize_files(lake("normalize", kind), key, files, plan=plan, masker=masker)
+                    cpu[kind].append(time.process_time() - c0)
+        finally:
+            parallel.PARALLEL_MIN_BYTES = None
+        print("normalize in-process, CPU per line (best of 3): " + "  |  ".join(
+            f"{k} {min(v) / lines * 1e6:.2f} us ({lines / min(v):,.0f} lines per CPU-second)" for k, v in cpu.items())
+            + f"  ->  {min(cpu[kinds[0]]) / min(cpu[kinds[-1]]):.2f}x", flush=True)
+
+        # the whole ingestion: a cold run first (imports, worker start-up), then each normalizer warm
+        walls: dict[str, float] = {}
+        for label, kind in (("cold", kinds[-1]), *(("warm", k) for k in kinds)):
+            one = lake(f"batch-{label}-{kind}", kind)
             key = _one_batch_copy(sim, one)
             t0 = time.perf_counter()
             r = ingest_partition(one, key, plan=plan, masker=masker)
             wall = time.perf_counter() - t0
             led = r.ledger
             assert led.reconciled, led.summary()
-            print(f"batch {label}: {led.lines_landed:,} lines -> bronze {led.bronze_rows:,}, quarantined "
-                  f"{led.quarantined:,}, consent {led.consent_dropped:,}, duplicates {led.duplicates_dropped:,}")
-            print(f"batch {label}: {wall:.2f}s  {led.lines_landed / wall:,.0f} events/s  "
-                  f"peak RSS {_rss_mb(resource.RUSAGE_SELF):,.0f} MB")
+            if label == "warm":
+                walls[kind] = wall
+            print(f"batch {label}, {kind}: {led.lines_landed:,} lines -> bronze {led.bronze_rows:,}, quarantined "
+                  f"{led.quarantined:,}, consent {led.consent_dropped:,}, duplicates {led.duplicates_dropped:,}, "
+                  f"per-line fallback {r.python_fallback_lines:,}")
+            print(f"batch {label}, {kind}: {wall:.2f}s  {led.lines_landed / wall:,.0f} events/s  "
+                  f"peak RSS {_rss_mb(resource.RUSAGE_SELF):,.0f} MB", flush=True)
+        print("batch warm: " + "  |  ".join(f"{k} {lines / w:,.0f} events/s ({w:.2f}s)" for k, w in walls.items()))
 
         if args.hourly:
             keys = list_landing_partitions(sim)

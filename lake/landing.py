@@ -20,6 +20,7 @@ __all__ = [
     "list_landing_files",
     "list_landing_partitions",
     "iter_lines",
+    "iter_line_batches",
     "hour_keys",
 ]
 
@@ -140,3 +141,41 @@ def iter_lines(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22
         tail = b"".join(pending)
         if tail:
             yield number + 1, (tail if keep is None or len(tail) <= keep else tail[:keep])
+
+
+def iter_line_batches(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22,
+                      max_line_bytes: int | None = None) -> Generator[tuple[int, list[bytes]], None, None]:
+    """The lines of :func:`iter_lines`, a chunk at a time: ``(number of the first line, lines)``.
+
+    The same lines with the same numbers (1-based, newline stripped, a longer line cut to its first
+    ``max_line_bytes + 1`` bytes), split by ``bytes.split`` instead of one ``yield`` per line.
+    """
+    fs, _ = _fs(paths)
+    compression = "gzip" if file.path.endswith(".gz") else None
+    keep = None if max_line_bytes is None else max_line_bytes + 1
+    with fs.open_input_stream(file.path, compression=compression) as stream:
+        number = 0
+        pending: list[bytes] = []  # the pieces of a line that started in an earlier chunk
+        pending_len = 0
+        while True:
+            chunk = stream.read(chunk_size)
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            if len(lines) == 1:  # no newline: the current line goes on
+                if keep is None or pending_len < keep:
+                    pending.append(chunk)
+                pending_len += len(chunk)
+                continue
+            if pending:
+                pending.append(lines[0])
+                lines[0] = b"".join(pending)
+            tail = lines.pop()
+            if keep is not None and max(map(len, lines)) > keep:
+                lines = [raw if len(raw) <= keep else raw[:keep] for raw in lines]
+            yield number + 1, lines
+            number += len(lines)
+            pending, pending_len = [tail], len(tail)
+        tail = b"".join(pending)
+        if tail:
+            yield number + 1, [tail if keep is None or len(tail) <= keep else tail[:keep]]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 
 from lake.paths import LakePaths
 from lake.settings import current as current_settings
@@ -36,6 +37,7 @@ __all__ = [
     "is_demo_profile",
     "looks_like_pii",
     "mask_free_text",
+    "maybe_pii",
     "pii_key_from_env",
     "safe_prefix",
 ]
@@ -263,6 +265,20 @@ def looks_like_pii(value: str) -> bool:
             _VERDICTS.clear()
         _VERDICTS[value] = verdict
     return verdict
+
+
+def maybe_pii(values: pl.Expr) -> pl.Expr:
+    """A column-wise test that is false only where :func:`looks_like_pii` is false.
+
+    It asks what :func:`find_pii` asks first — the trigger (an ``@``, an escape, digit.digit, ...)
+    and the UUID exception, the same regular expressions run by polars — and whether the value has
+    a character that JSON escapes (:func:`looks_like_pii` then also scans the escaped form). Where it
+    is true, ask :func:`looks_like_pii` (per distinct value): the verdicts are then those of the
+    scanner by construction.
+    """
+    trigger = values.str.contains(_TRIGGER.pattern)
+    uuid = (values.str.len_chars() == 36) & values.str.contains(f"^(?:{_UUID.pattern})$")
+    return (trigger & ~uuid) | values.str.contains(_NEEDS_JSON_ESCAPE.pattern)
 
 
 def safe_prefix(text: str, limit: int, *, truncated: bool = False) -> str:

@@ -31,6 +31,7 @@ MIN_SECRET_CHARS = 16
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                  "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP", "AWS_EC2_METADATA_DISABLED")
 Profile = Literal["demo", "test"]
+NormalizerKind = Literal["columnar", "per_line"]
 
 
 def resolve_root(value: str | os.PathLike[str]) -> str:
@@ -70,6 +71,8 @@ class Settings:
         parallel_min_bytes: ``GROWTHLAKE_PARALLEL_MIN_BYTES``, landing bytes of an hour from which
             ingestion normalizes on every core.
         max_line_bytes: ``GROWTHLAKE_MAX_LINE_BYTES``, longer landed lines are quarantined unread.
+        normalizer: ``GROWTHLAKE_NORMALIZER``: ``columnar`` (default) normalizes landed lines column-wise,
+            ``per_line`` with the per-line reference (same outcomes, slower; a fallback and a benchmark).
         actor: ``GROWTHLAKE_ACTOR``, who approves/rejects in the audit log (default: the login name).
         failpoint: ``GROWTHLAKE_FAILPOINT``, a named crash point of the kill -9 tests (never in production).
         storage_options: the ``AWS_*`` variables that are set (the object store of an ``s3://`` root).
@@ -95,6 +98,7 @@ class Settings:
     ingest_step_bytes: int = 256 << 20
     parallel_min_bytes: int = 16 << 20
     max_line_bytes: int = 1 << 20
+    normalizer: NormalizerKind = "columnar"
     actor: str | None = None
     failpoint: str | None = None
     storage_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
@@ -118,6 +122,10 @@ class Settings:
             value = env.get(name)
             return value.strip() if value is not None and value.strip() else None
 
+        normalizer = (get("GROWTHLAKE_NORMALIZER") or "columnar").lower()
+        if normalizer not in ("columnar", "per_line"):
+            raise ConfigError("GROWTHLAKE_NORMALIZER", f"is {normalizer!r}",
+                              "Set it to columnar (or per_line), or unset it.")
         profile = get("GROWTHLAKE_PROFILE")
         if profile is not None:
             profile = profile.lower()
@@ -157,6 +165,7 @@ class Settings:
                                           16 << 20, int, minimum=0, unit="bytes"),
             "max_line_bytes": _number(get("GROWTHLAKE_MAX_LINE_BYTES"), "GROWTHLAKE_MAX_LINE_BYTES", 1 << 20, int,
                                       minimum=1024, unit="bytes"),
+            "normalizer": normalizer,
             "actor": get("GROWTHLAKE_ACTOR"),
             "failpoint": get("GROWTHLAKE_FAILPOINT"),
             "storage_options": tuple((k, v) for k in AWS_VARIABLES if (v := env.get(k))),

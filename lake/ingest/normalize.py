@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -75,6 +76,12 @@ class NormalizedBatch:
     bronze: pa.Table = field(default_factory=BRONZE_EVENTS.empty_table)
     quarantine: pa.Table = field(default_factory=BRONZE_QUARANTINE.empty_table)
     revocations: list[ConsentRevocation] = field(default_factory=list)
+    # Lines normalized one at a time by the per-line reference (Normalizer) rather than column-wise
+    # (lake.ingest.columnar): those only it judges (quarantined, consent_updated, unusual forms), or
+    # every line of a partition too small for the columns or of GROWTHLAKE_NORMALIZER=per_line.
+    python_fallback_lines: int = 0
+    # Per landing partition (several in a ranged pass): (non-blank lines read, consent-dropped events).
+    by_partition: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def quarantined_by_reason(self) -> dict[str, int]:
@@ -82,6 +89,11 @@ class NormalizedBatch:
             return {}
         counts = self.quarantine.group_by("violation_type").aggregate([("violation_type", "count")])
         return dict(zip(counts["violation_type"].to_pylist(), counts["violation_type_count"].to_pylist(), strict=True))
+
+
+def partition_counts(lines: Counter[str], consent: Counter[str]) -> dict[str, tuple[int, int]]:
+    """(lines, consent-dropped) per landing partition, from two counters."""
+    return {key: (lines[key], consent[key]) for key in sorted(set(lines) | set(consent))}
 
 
 class Normalizer:
@@ -113,6 +125,8 @@ class Normalizer:
         self._quar: dict[str, list[Any]] = {c: [] for c in _QUAR_COLS}
         self.lines = 0
         self.consent_dropped = 0
+        self.lines_by_partition: Counter[str] = Counter()
+        self.consent_by_partition: Counter[str] = Counter()
         self.revocations: list[ConsentRevocation] = []
 
     # -- entry points -------------------------------------------------------------------------
@@ -129,6 +143,7 @@ class Normalizer:
         if not too_long and (not raw or raw.isspace()):
             return
         self.lines += 1
+        self.lines_by_partition[landing_partition] += 1
         if too_long:
             prefix = safe_prefix(raw[:_LONG_LINE_PREFIX].decode("utf-8", errors="ignore"), _LONG_LINE_PREFIX,
                                  truncated=True)
@@ -159,6 +174,7 @@ class Normalizer:
         """
         if count_line:
             self.lines += 1
+            self.lines_by_partition[landing_partition] += 1
         ctx = ev.get("context")
         if type(ctx) is not dict:
             ctx = {}
@@ -168,6 +184,7 @@ class Normalizer:
         if type(consent) is not dict or consent.get(self._consent_key) is not True:
             # Without analytics consent nothing of the event is kept, not even in quarantine.
             self.consent_dropped += 1
+            self.consent_by_partition[landing_partition] += 1
             return "consent"
 
         violation, ts, received = self.validator.check(ev)
@@ -222,6 +239,7 @@ class Normalizer:
             bronze=self._bronze_table(),
             quarantine=pa.Table.from_pydict(self._quar, schema=BRONZE_QUARANTINE),
             revocations=list(self.revocations),
+            by_partition=partition_counts(self.lines_by_partition, self.consent_by_partition),
         )
 
     def _bronze_table(self) -> pa.Table:

@@ -1,10 +1,12 @@
-"""Normalize landing hours on every core.
+"""Normalize landing hours column-wise, on every core when they are large.
 
-Parsing, validating and pseudonymizing lines is pure Python and CPU-bound; a big hour — or a range
-of hours ingested in one pass — is split into line ranges of its files, each range normalized in a
-worker process, and the pieces are concatenated back in (hour, file, line) order — the same result
-as the serial path, row for row. Small batches stay in-process: starting workers would cost more
-than it saves.
+Lines are read a chunk at a time and normalized by :class:`lake.ingest.columnar.ColumnarNormalizer`
+(the contract, consent and PII masking as column expressions; the lines only Python judges go to
+the per-line reference, and are counted). Decoding is still one orjson call per line and
+CPU-bound: a big hour — or a range of hours ingested in one pass — is split into line ranges of its
+files, each range normalized in a worker process, and the pieces are concatenated back in (hour,
+file, line) order — the same result as the serial path, row for row. Small batches stay in-process:
+starting workers would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -21,19 +23,25 @@ from typing import Any
 import pyarrow as pa
 
 from lake.contracts.plan import TrackingPlan
+from lake.ingest.columnar import ColumnarNormalizer, gc_paused
 from lake.ingest.formats import converters_for
 from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
-from lake.landing import LandingFile, iter_lines
+from lake.landing import LandingFile, iter_line_batches, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
+from lake.settings import NormalizerKind
 from lake.settings import current as current_settings
 
 __all__ = ["HourCounts", "normalize_files", "normalize_hours", "runs_in_parallel", "shutdown_pool",
-           "PARALLEL_MIN_BYTES"]
+           "COLUMNAR_MIN_BYTES", "PARALLEL_MIN_BYTES"]
 
 # Below this many bytes in a partition, normalize in-process (~30k events); the setting
 # GROWTHLAKE_PARALLEL_MIN_BYTES (lake.settings) overrides it, this attribute overrides both in tests.
 PARALLEL_MIN_BYTES: int | None = None
+# Below this many bytes (~14k lines), a partition is normalized per line even with the columnar
+# normalizer: the columns cost ~10 ms a batch whatever its size, more than they save on a small one
+# (BENCHMARKS.md, "Column-wise normalization"). Tests set it to 0 to run the columns on small lakes.
+COLUMNAR_MIN_BYTES = 8 << 20
 _POOL: ProcessPoolExecutor | None = None
 
 
@@ -71,26 +79,68 @@ def shutdown_pool() -> None:
         _POOL = None
 
 
+class _PerLine:
+    """The per-line reference behind the interface of :class:`ColumnarNormalizer` (``per_line``)."""
+
+    def __init__(self, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
+                 max_line_bytes: int) -> None:
+        self.reference = Normalizer(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+        self.max_line_bytes = max_line_bytes
+        self.ingested_at = self.reference.ingested_at
+        self.fed = 0
+
+    def add_lines(self, lines: list[bytes], source_file: str, first_line: int, landing_partition: str,
+                  convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        self.fed += len(lines)
+        for i, raw in enumerate(lines):
+            self.reference.add_line(raw, source_file, first_line + i, landing_partition, convert)
+
+    def finish(self) -> NormalizedBatch:
+        batch = self.reference.finish()
+        batch.python_fallback_lines = self.fed  # every line went through the per-line path
+        return batch
+
+
+def _normalizer(kind: NormalizerKind, plan: TrackingPlan, masker: PiiMasker, *, ingested_at: datetime | None = None,
+                max_line_bytes: int) -> ColumnarNormalizer | _PerLine:
+    if kind == "per_line":
+        return _PerLine(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+    return ColumnarNormalizer(plan, masker, ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+
+
+def _add_file(norm: ColumnarNormalizer | _PerLine, paths: LakePaths, key: str, file: LandingFile,
+              convert: Callable[[dict[str, Any]], dict[str, Any]] | None, *, first_line: int = 1,
+              last_line: int | None = None) -> None:
+    """Feed lines ``first_line`` to ``last_line`` (inclusive; None: to the end) of one file."""
+    for number, lines in iter_line_batches(paths, file, max_line_bytes=norm.max_line_bytes):
+        end = number + len(lines) - 1
+        if end < first_line:
+            continue
+        if last_line is not None and number > last_line:
+            break
+        lo = max(0, first_line - number)
+        hi = len(lines) if last_line is None else min(len(lines), last_line - number + 1)
+        norm.add_lines(lines[lo:hi], file.relative, number + lo, key, convert)
+
+
 def _normalize_chunk(chunk: _Chunk, plan: TrackingPlan, key: bytes, ingested_at: datetime, spool: str,
-                     max_line_bytes: int) -> tuple[int, int, str, str, list[ConsentRevocation]]:
+                     max_line_bytes: int, kind: NormalizerKind) -> tuple[int, int, str, str, list[ConsentRevocation],
+                                                                       int]:
     """Normalize one chunk in a worker; hand the tables back as Arrow IPC files in ``spool``
     (memory-mapped by the parent: no copy through the pipe)."""
     paths = LakePaths(chunk.root)
-    norm = Normalizer(plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
-    for number, raw in iter_lines(paths, chunk.file, max_line_bytes=max_line_bytes):
-        if number < chunk.first_line:
-            continue
-        if chunk.last_line is not None and number > chunk.last_line:
-            break
-        norm.add_line(raw, chunk.file.relative, number, chunk.key, chunk.convert)
-    batch = norm.finish()
+    norm = _normalizer(kind, plan, PiiMasker(key), ingested_at=ingested_at, max_line_bytes=max_line_bytes)
+    with gc_paused():
+        _add_file(norm, paths, chunk.key, chunk.file, chunk.convert, first_line=chunk.first_line,
+                  last_line=chunk.last_line)
+        batch = norm.finish()
     out = []
     for name, table in (("bronze", batch.bronze), ("quarantine", batch.quarantine)):
         fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".arrow", dir=spool)
         with os.fdopen(fd, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         out.append(path)
-    return batch.lines_landed, batch.consent_dropped, out[0], out[1], batch.revocations
+    return batch.lines_landed, batch.consent_dropped, out[0], out[1], batch.revocations, batch.python_fallback_lines
 
 
 def _read_spooled(path: str) -> pa.Table:
@@ -144,6 +194,11 @@ def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, pl
                     masker: PiiMasker) -> tuple[NormalizedBatch, dict[str, HourCounts]]:
     """Normalize every line of several landing hours at once, in parallel when it pays.
 
+    Column-wise (:class:`lake.ingest.columnar.ColumnarNormalizer`): the result equals the per-line
+    reference's row for row. ``python_fallback_lines`` counts the lines that reference normalized:
+    those only it can judge, or all of them when the batch is smaller than
+    :data:`COLUMNAR_MIN_BYTES` or ``GROWTHLAKE_NORMALIZER=per_line`` (``paths.settings.normalizer``).
+
     Args:
         paths: the lake's locations.
         files: each hour's batch files (hour key -> its files, sorted), in hour order.
@@ -156,25 +211,26 @@ def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, pl
         consent counts (every hour of ``files``, an hour without lines too).
     """
     limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
-    norm = Normalizer(plan, masker, max_line_bytes=limit)
     flat = [(key, f) for key, hour_files in files.items() for f in hour_files]
+    kind = paths.settings.normalizer
+    if sum(f.size for _, f in flat) < COLUMNAR_MIN_BYTES:
+        kind = "per_line"  # too small for the columns to pay off
+    norm = _normalizer(kind, plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, [f for _, f in flat], plan=plan)  # format detected once per file
     counts: dict[str, HourCounts] = {key: HourCounts() for key in files}
     if not runs_in_parallel([f for _, f in flat]):
-        position = 0
-        for key, hour_files in files.items():
-            lines, consent = norm.lines, norm.consent_dropped
-            for f in hour_files:
-                convert, position = converts[position], position + 1
-                for number, raw in iter_lines(paths, f, max_line_bytes=limit):
-                    norm.add_line(raw, f.relative, number, key, convert)
-            counts[key] = HourCounts(norm.lines - lines, norm.consent_dropped - consent)
-        return norm.finish(), counts
+        with gc_paused():
+            for (key, f), convert in zip(flat, converts, strict=True):
+                _add_file(norm, paths, key, f, convert)
+            batch = norm.finish()
+        for key, (lines, consent) in batch.by_partition.items():
+            counts[key] = HourCounts(lines, consent)
+        return batch, counts
     chunks = _chunks(paths, flat, _workers() * 2, converts)
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
         parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,
-                                 [spool] * n, [limit] * n))
+                                 [spool] * n, [limit] * n, [kind] * n))
         for chunk, part in zip(chunks, parts, strict=True):
             seen = counts[chunk.key]
             counts[chunk.key] = HourCounts(seen.lines_landed + part[0], seen.consent_dropped + part[1])
@@ -184,4 +240,6 @@ def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, pl
             bronze=pa.concat_tables([_read_spooled(p[2]) for p in parts]),
             quarantine=pa.concat_tables([_read_spooled(p[3]) for p in parts]),
             revocations=[r for p in parts for r in p[4]],  # in (hour, file, line) order, like the rows
+            python_fallback_lines=sum(p[5] for p in parts),
+            by_partition={key: (c.lines_landed, c.consent_dropped) for key, c in counts.items()},
         ), counts

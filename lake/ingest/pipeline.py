@@ -91,6 +91,7 @@ class IngestionResult:
     elapsed_s: float = 0.0
     hours_in_pass: int = 1
     validations: int = 0
+    python_fallback_lines: int = 0  # lines the column-wise normalizer left to the per-line reference (the pass's)
 
     @property
     def published(self) -> bool:
@@ -398,7 +399,8 @@ def _ingest_pass(paths: LakePaths, keys: list[str], files: dict[str, list[Landin
             duplicates_dropped=fig.dups, quarantined_by_reason=reasons.get(key, {}), event_dates=dates.get(key, []),
             files=[f.relative for f in files[key]], plan_version=plan.version,
         )
-        result = results[key] = IngestionResult(partition=key, ledger=entry, hours_in_pass=len(keys))
+        result = results[key] = IngestionResult(partition=key, ledger=entry, hours_in_pass=len(keys),
+                                                     python_fallback_lines=batch.python_fallback_lines)
         result.gates = {**audit.verdicts.get(key, {}), **audit.held.get(key, {})}
         if key in audit.held:
             # Nothing of a rejected hour becomes visible; its new rows are kept aside for inspection.

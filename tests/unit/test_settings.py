@@ -33,7 +33,8 @@ def test_every_variable_is_read(tmp_path):
            "GROWTHLAKE_VACUUM_RETENTION_HOURS": "0", "GROWTHLAKE_SILVER_STEP_ROWS": "5",
            "GROWTHLAKE_INGEST_STEP_BYTES": "4096",
            "GROWTHLAKE_PARALLEL_MIN_BYTES": "1", "GROWTHLAKE_MAX_LINE_BYTES": "4096", "GROWTHLAKE_ACTOR": "ada",
-           "GROWTHLAKE_FAILPOINT": "x", "AWS_REGION": "eu-west-1", "DAGSTER_HOME": str(tmp_path / "dh")}
+           "GROWTHLAKE_FAILPOINT": "x", "AWS_REGION": "eu-west-1", "DAGSTER_HOME": str(tmp_path / "dh"),
+           "GROWTHLAKE_NORMALIZER": "Per_Line"}
     s = Settings.from_env(env)
     assert s.root == str(tmp_path / "lake") and s.pii_key == KEY and s.profile == "demo" and s.is_demo
     assert (s.tracking_plan, s.segment_mapping, s.anomaly_config) == ("/p.yaml", "/m.yaml", "/a.yaml")
@@ -43,6 +44,7 @@ def test_every_variable_is_read(tmp_path):
             s.max_line_bytes, s.ingest_step_bytes) == (2.5, 0, 5, 1, 4096, 4096)
     assert s.write_keys == {KEY, "w" * 16} and s.alert_webhook == "http://127.0.0.1:9/a"
     assert (s.celery_broker, s.actor, s.failpoint) == ("redis://127.0.0.1:6379/0", "ada", "x")
+    assert s.normalizer == "per_line" and Settings.from_env({}).normalizer == "columnar"
     assert s.storage_options == (("AWS_REGION", "eu-west-1"),) and s.dagster_home == str(tmp_path / "dh")
     assert s.storage_options_for("s3://b/x") == {"AWS_REGION": "eu-west-1"} and s.storage_options_for("/x") is None
 
@@ -63,6 +65,7 @@ def test_secrets_stay_out_of_the_repr():
     ("GROWTHLAKE_INGEST_STEP_BYTES", "a lot", "not a whole number of bytes"),
     ("GROWTHLAKE_PARALLEL_MIN_BYTES", "lots", "not a whole number of bytes"),
     ("GROWTHLAKE_MAX_LINE_BYTES", "10", "below the minimum"),
+    ("GROWTHLAKE_NORMALIZER", "fast", "'fast'"),
 ])
 def test_a_malformed_variable_is_refused_by_name_with_a_fix(variable, value, says):
     with pytest.raises(ConfigError) as err:
