@@ -1,12 +1,12 @@
 """Benchmark the whole chain (landing -> bronze -> silver -> dbt marts) against bare DuckDB.
 
-    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill ranged]
+    python benchmarks/bench_chain.py [--events 100k 1M] [--with-10m] [--mode hourly backfill ranged run]
                                      [--normalizer columnar per_line] [--keep DIR]
 
 For each size, ~50 landed lines per simulated visitor over 7 days are written to a landing zone
 (not timed), then separate processes run on the same files:
 
-* ``growthlake``, in two modes, each on fresh tables — the library calls the Dagster assets make,
+* ``growthlake``, in four modes, each on fresh tables — the library calls the Dagster assets make,
   without Dagster's own overhead (see ``bench_hourly.py`` for that):
 
   - ``hourly``: every landing hour through ingestion (contract, PII masking, consent, dedup,
@@ -19,7 +19,10 @@ For each size, ~50 landed lines per simulated visitor over 7 days are written to
     one commit per table, in passes bounded by ``GROWTHLAKE_INGEST_STEP_BYTES``), then one silver
     build over them;
 
-  then one dbt build of the warehouse (staging, marts, tests).
+  then one dbt build of the warehouse (staging, marts, tests);
+  - ``run``: ``growthlake run --from --to`` over the week, as users run it — Dagster included
+    (a persistent instance, ranged runs of the hourly job), then the dbt build, the week's features
+    and the loops' decisions (issue 18's benchmark: all through ``growthlake run``).
 * ``bare DuckDB``: ``benchmarks/baseline.sql`` — parse, consent, dedup, keyed IP hash, stitching,
   the OEC per day — in one DuckDB connection, writing a Parquet file and tables.
 
@@ -115,6 +118,8 @@ def _chain(root: str, mode: str = "hourly") -> dict:
     lines = bronze = 0
     stages["ingest"] = stages["silver"] = 0.0
     started = time.perf_counter()
+    if mode == "run":
+        return _growthlake_run(paths, keys)
     if mode == "ranged":
         from lake.ingest.pipeline import range_passes
 
@@ -157,6 +162,44 @@ def _chain(root: str, mode: str = "hourly") -> dict:
         con.close()
     return {"stages": stages, "lines": lines, "bronze": bronze, "events": events, "oec_days": oec_days,
             "partitions": len(keys), "lake_mb": _lake_mb(root)}
+
+
+def _growthlake_run(paths, keys: list[str]) -> dict:
+    """``growthlake run --from FIRST --to LAST`` as a user runs it: Dagster (a persistent instance under
+    the root, as ``DAGSTER_HOME`` in the Makefile), ranged runs of the hourly job, the dbt build, the
+    week's features and the loops' decisions. Its output goes to stderr (stdout carries the result)."""
+    from lake.ledger import read_ledger
+    from orchestration.cli import main as cli
+
+    os.environ["DAGSTER_HOME"] = os.path.join(paths.root, "_dagster_home")
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)  # the CLI's lines and dbt's, printed by this process or its children
+    try:
+        t0 = time.perf_counter()
+        code = cli(["run", "--from", keys[0], "--to", keys[-1]])
+        seconds = time.perf_counter() - t0
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    ledger = read_ledger(paths, keys).to_pylist()
+    assert all(r["lines_landed"] == r["bronze_rows"] + r["quarantined"] + r["consent_dropped"]
+               + r["duplicates_dropped"] for r in ledger)
+    import duckdb
+
+    oec_days = events = 0
+    if os.path.exists(paths.warehouse):
+        con = duckdb.connect(paths.warehouse, read_only=True)
+        try:
+            oec_days = con.execute("select count(*) from marts.fct_daily_oec").fetchone()[0]
+            events = con.execute("select count(*) from staging.stg_silver__events").fetchone()[0]
+        finally:
+            con.close()
+    return {"stages": {"run": seconds}, "exit_code": code,
+            "lines": sum(r["lines_landed"] for r in ledger), "bronze": sum(r["bronze_rows"] for r in ledger),
+            "events": events, "oec_days": oec_days,
+            "partitions": len(keys), "lake_mb": _lake_mb(paths.root)}
 
 
 def _lake_mb(root: str) -> dict[str, float]:
@@ -216,7 +259,7 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str], normaliz
     ingest: dict[tuple[str, str], float] = {}
     for mode, normalizer in ((m, n) for m in modes for n in normalizers):
         if (mode, normalizer) != (modes[0], normalizers[0]):  # each run starts from the landing zone, no tables
-            for stale in (root / name for name in ("delta", "_dbt", "warehouse.duckdb", "warehouse.duckdb.wal")):
+            for stale in (p for p in root.iterdir() if p.name not in ("landing", "simulator")):
                 if stale.is_dir():
                     shutil.rmtree(stale)
                 elif stale.exists():
@@ -224,20 +267,25 @@ def bench(size: str, base: Path, env: dict[str, str], modes: list[str], normaliz
         chain, chain_rss = _run_measured(["--_chain", str(root), mode], {**env, "GROWTHLAKE_ROOT": str(root),
                                                                           "GROWTHLAKE_NORMALIZER": normalizer})
         total = sum(chain["stages"].values())
-        ingest[mode, normalizer] = chain["stages"]["ingest"]
+        ingest[mode, normalizer] = chain["stages"].get("ingest", 0.0)
         print(f"-- growthlake, {mode}, {normalizer} normalizer: " + {
             "hourly": "each hour ingested, then silver brought up to date (the hourly job)",
             "backfill": "every hour ingested, then one silver build",
-            "ranged": "the week ingested in one pass, then one silver build (a ranged run)"}[mode])
+            "ranged": "the week ingested in one pass, then one silver build (a ranged run)",
+            "run": "`growthlake run --from --to` as users run it: Dagster, ranged hourly runs, the dbt build, "
+                   "features and loops"}[mode])
         for stage, seconds in chain["stages"].items():
             print(f"growthlake {stage:<7}{seconds:6.1f}s  {landed / seconds:>10,.0f} events/s", flush=True)
         print(f"growthlake    {total:7.1f}s  {landed / total:>10,.0f} events/s  peak RSS {chain_rss:6,.0f} MB  "
               f"({chain['events']:,} events in silver, {chain['oec_days']} OEC days, {chain['partitions']} hours)")
         print(f"growthlake Delta files: {chain['lake_mb']['live']:,.0f} MB referenced by the current versions, "
               f"{chain['lake_mb']['on_disk']:,.0f} MB on disk (superseded files wait for the nightly vacuum)")
+        if chain.get("exit_code"):
+            print(f"growthlake run exited {chain['exit_code']}: a gate failed (its lines are on stderr), so the "
+                  "warehouse, features and loops did not run: the figure leaves them out", flush=True)
         print(f"ratio growthlake ({mode}) / bare DuckDB: {total / base_s:.2f}x (target <= 2 at 10M)", flush=True)
     if len(normalizers) > 1:
-        for mode in modes:
+        for mode in (m for m in modes if m != "run"):
             print(f"ingestion, {mode}: " + "  ".join(
                 f"{n} {ingest[mode, n]:.1f}s ({landed / ingest[mode, n]:,.0f} events/s)" for n in normalizers),
                 flush=True)
@@ -256,11 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--with-10m", action="store_true",
                     help="add the 10M-event run (~13 min hour by hour, ~5 min as a backfill, ~1 min each for the "
                          "landing zone and DuckDB; ~20 GB of disk: landing 5 GB, Delta 13 GB; 7 GB of memory)")
-    ap.add_argument("--mode", nargs="+", choices=["hourly", "backfill", "ranged"],
-                    default=["hourly", "backfill", "ranged"],
+    ap.add_argument("--mode", nargs="+", choices=["hourly", "backfill", "ranged", "run"],
+                    default=["hourly", "backfill", "ranged", "run"],
                     help="hourly: silver after every hour, as the hourly job; backfill: every hour ingested, then "
                          "one silver build over the backlog; ranged: the hours ingested in one pass, then one silver "
-                         "build, as a ranged run (default: all three, each on fresh tables)")
+                         "build, as a ranged run; run: `growthlake run` over the week, Dagster, features and loops "
+                         "included (default: all four, each on fresh tables)")
     ap.add_argument("--normalizer", nargs="+", choices=["columnar", "per_line"], default=["columnar"],
                     help="GROWTHLAKE_NORMALIZER of the growthlake runs (several: one run each, ingestion compared)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the lakes in this folder")
