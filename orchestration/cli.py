@@ -157,7 +157,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"  run {r}/{len(runs)}: {len(hours)} hour(s) {hours[0]} .. {hours[-1]} in "
               f"{time.perf_counter() - t0:.2f}s", flush=True)
     print(f"hourly partitions done in {time.perf_counter() - started:.1f}s")
-    if not args.no_warehouse and not failed:
+    # An hour that failed a gate makes only the days it touches untrusted: the warehouse is built from what
+    # was published, and features and loops run for the other days. A run that failed otherwise stops here.
+    held = [h for h in failed if h in set(keys)]
+    broken = [f for f in failed if f not in set(held)]
+    untrusted = _days_touched(paths, held)
+    if not args.no_warehouse and not broken:
         t0 = time.perf_counter()
         # A ranged run backfills the daily facts of the marts from its first day on.
         build_config = {"backfill_from": keys[0][:10]} if args.from_ else {}
@@ -172,10 +177,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"warehouse: {built} dbt models built, {len(bad)} failed tests"
               f"{' (' + ', '.join(bad[:5]) + ')' if bad else ''}, {'ok' if res.success else 'FAILED'} "
               f"in {time.perf_counter() - t0:.1f}s -> {paths.warehouse}")
-    if not args.no_features and not failed:
+    if not args.no_features and not broken and "warehouse" not in failed:
         from orchestration.cli_features import complete_days, materialize_days
 
         days = complete_days(keys, through=covered_until)
+        if untrusted and days:
+            skipped = [d for d in days if d in untrusted]
+            days = [d for d in days if d not in untrusted]
+            if skipped:
+                print(f"features and loops skip {', '.join(map(str, skipped))}: untrusted while "
+                      f"{', '.join(held[:5])}{' …' if len(held) > 5 else ''} failed a gate (they run once it passes)",
+                      flush=True)
         if days:
             t0 = time.perf_counter()
             failed += [f"features {d}" for d in materialize_days(defs, instance, days, log_level=log_level)]
@@ -195,6 +207,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{paths.audit_holds}.", file=sys.stderr)
         return 1
     return 0
+
+
+def _days_touched(paths, hours: list[str]) -> set[date]:
+    """The days whose figures the rows of ``hours`` belong to: each hour's own day and the event dates
+    its ledger row records (late events)."""
+    if not hours:
+        return set()
+    from lake.ledger import read_ledger
+
+    days = {date.fromisoformat(h[:10]) for h in hours}
+    for row in read_ledger(paths, hours).to_pylist():
+        days.update(d if isinstance(d, date) else date.fromisoformat(str(d)) for d in row.get("event_dates") or [])
+    return days
 
 
 def _execute(job, instance, hours: list[str], *, log_level: str):

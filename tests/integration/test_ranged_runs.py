@@ -311,3 +311,18 @@ def test_a_dagster_backfill_over_a_partition_range_runs_as_one_run(paths):
         assert sorted((r.partition, r.status.value) for r in records) == [(k, "SUCCEEDED") for k in keys]
     ledger = read_ledger(paths).to_pylist()
     assert sorted(r["landing_partition"] for r in ledger) == keys and all(r["reconciled"] for r in ledger)
+
+
+def test_a_held_hour_makes_only_its_day_untrusted_features_and_loops_run_for_the_other_day(paths, monkeypatch,
+                                                                                        tmp_path, capsys):
+    """Issue 19 (point 4): one hour failing a gate no longer stops features and loops for the whole range."""
+    _land(paths, 0, 48, bad_rows=150, bad=30)  # two whole days; the bad hour is on the second
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    code = cli(["run", "--root", paths.root, "--from", _hour(0), "--to", _hour(47), "--no-warehouse"])
+    out = capsys.readouterr().out
+    assert code == 1, out  # a gate failed: still reported
+    first, second = START.date(), (START + timedelta(days=1)).date()
+    assert f"features and loops skip {second}: untrusted while {_hour(30)} failed a gate" in out
+    feature_days = [line.split()[1] for line in out.splitlines() if line.startswith("features 20")]
+    loop_days = [line.split()[1] for line in out.splitlines() if line.startswith("loops 20")]
+    assert feature_days == loop_days == [str(first)], out
