@@ -37,7 +37,7 @@ AUDIT_LOG = pa.schema(
         pa.field("action", pa.string()),  # the variant / message chosen
         pa.field("propensity", pa.float64()),  # probability the policy had of choosing it (randomized policies)
         pa.field("feature_snapshot", pa.string(), nullable=False),  # e.g. user_features@2026-11-27#v41
-        pa.field("guardrail_verdict", pa.string(), nullable=False),  # pass | rollback | insufficient | n/a
+        pa.field("guardrail_verdict", pa.string(), nullable=False),  # pass | rollback | insufficient_evidence | n/a
         pa.field("approval_state", pa.string(), nullable=False),  # approved | pending | rejected | auto
         pa.field("actor", pa.string(), nullable=False),  # loop:<name> or a person
         pa.field("evidence", pa.string(), nullable=False),  # JSON: estimates, thresholds, reasons

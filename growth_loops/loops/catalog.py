@@ -263,7 +263,7 @@ class PaywallTest(Loop):
         events = ctx.events(ctx.day - datetime.timedelta(days=60))
         seen = exposures(events, self.spec.target).filter(pl.col("experiment_id") == self.experiment)
         out = unit_outcomes(seen.with_columns(pl.col("exposed_at").alias("start_at")), events, days=1)
-        recent = out.filter(pl.col("exposed_at").dt.date() > ctx.day - datetime.timedelta(days=guard.window_days))
+        recent = out.filter(pl.col("exposed_at").dt.date() > ctx.day - datetime.timedelta(days=guard.window_days or 7))
         c, t = (recent.filter(pl.col("variation_id") == v) for v in self.spec.variants)
         verdict = evaluate(guard, c["revenue"].to_numpy(), t["revenue"].to_numpy())
         results = []

@@ -346,7 +346,7 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
         out, loop = run.outcome, run.loop
         verdict = ("rollback" if any(g.rollback for g in out.guardrails) else
                    "pass" if out.guardrails and all(g.verdict == "pass" for g in out.guardrails) else
-                   "insufficient" if out.guardrails else "n/a")
+                   "insufficient_evidence" if out.guardrails else "n/a")
         snapshot = out.evidence.get("snapshot", "n/a") or "n/a"
         actuated = run.actuated
         rows = [{

@@ -22,34 +22,38 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 class Guardrail:
     """A metric that must not get worse: roll back when we are confident it did.
 
-    The loop's treatment is rolled back when, over the last ``window_days``, the relative change
-    of ``metric`` (treatment vs control) is below ``-max_relative_drop`` with ``confidence``: the
-    upper end of the one-sided interval is below the threshold. ``max_relative_drop`` is a
-    setting, not 0: a guardrail that fires on any dip fires on noise.
+    Declared as data in the loop's spec and evaluated by the loop runtime on every unit the
+    version exposed so far (``loops.guardrails``): the treatment is rolled back when the
+    always-valid upper bound of the relative change of ``metric`` (treatment vs control) is
+    below ``-max_relative_drop``. ``max_relative_drop`` is a setting, not 0: a guardrail that
+    fires on any dip fires on noise.
 
     Attributes:
-        metric: Per-unit metric name (e.g. ``revenue_per_user``).
+        metric: A unit metric of the metric layer (``growth_loops.metrics``), e.g.
+            ``revenue_per_active_user`` or ``retention_d7``.
         max_relative_drop: Tolerated relative drop, e.g. 0.02 for -2%.
-        window_days: Trailing days of exposure the verdict is computed over.
-        confidence: One-sided confidence required to roll back, e.g. 0.95.
-        min_units_per_arm: Below this many units per arm the verdict is "insufficient data".
+        window_days: Days after each unit's start its metric is measured over; None for the
+            metric's own window. A unit counts once its window has closed.
+        confidence: ``1 - alpha`` of the loop's guardrails together (each gets a share), e.g. 0.95.
+        min_units_per_arm: Below this many units per arm the verdict is "insufficient evidence".
     """
 
     metric: str
     max_relative_drop: float
-    window_days: int = 7
+    window_days: int | None = None
     confidence: float = 0.95
     min_units_per_arm: int = 100
 
     def __post_init__(self) -> None:
         subject = f"guardrail on {self.metric!r}"
         if not self.metric:
-            raise LoopError("guardrail", "metric is empty", "Name the per-unit metric it watches.")
-        if not 0 <= self.max_relative_drop < 1:
-            raise LoopError(subject, f"max_relative_drop {self.max_relative_drop!r} is not in [0, 1)",
+            raise LoopError("guardrail", "metric is empty", "Name the metric of the metric layer it watches.")
+        if not 0 < self.max_relative_drop < 1:
+            raise LoopError(subject, f"max_relative_drop {self.max_relative_drop!r} is not in (0, 1)",
                             "Give the tolerated relative drop as a share, e.g. 0.02 for -2%.")
-        if self.window_days < 1:
-            raise LoopError(subject, f"window_days {self.window_days!r} < 1", "Use a window of at least one day.")
+        if self.window_days is not None and self.window_days < 1:
+            raise LoopError(subject, f"window_days {self.window_days!r} < 1",
+                            "Use a window of at least one day (or None for the metric's own).")
         if not 0.5 < self.confidence < 1:
             raise LoopError(subject, f"confidence {self.confidence!r} is not in (0.5, 1)", "Use e.g. 0.95.")
         if self.min_units_per_arm < 2:
