@@ -31,7 +31,8 @@ AUDIT_LOG = pa.schema(
         pa.field("decision_id", pa.string(), nullable=False),
         pa.field("decision_day", pa.date32(), nullable=False),  # partition
         pa.field("loop", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),  # action | rollback | approval | promotion | skipped
+        # action | rollback | approval | promotion | skipped | stop | resume | cap
+        pa.field("kind", pa.string(), nullable=False),
         pa.field("policy_version", pa.string(), nullable=False),
         pa.field("person_id", pa.string()),  # null for loop-level records (rollback, approval)
         pa.field("action", pa.string()),  # the variant / message chosen

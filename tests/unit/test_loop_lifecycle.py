@@ -110,3 +110,18 @@ def test_fold_replays_events_and_skips_what_the_machine_refuses():
 )
 def test_stable_streak_counts_only_powered_passing_days(days, streak):
     assert stable_streak(days) == streak
+
+
+# -- every loop brings its evidence: OEC guardrails declared in the spec -------------------------
+
+
+def test_every_loop_declares_oec_guardrails_on_metrics_of_the_metric_layer():
+    from growth_loops.loops.catalog import default_loops
+    from growth_loops.metrics import load_metric_layer
+
+    layer = load_metric_layer()
+    for loop in default_loops():
+        metrics = {g.metric for g in loop.spec.guardrails}
+        assert {"revenue_per_active_user", "retention_d7"} <= metrics, loop.spec.name
+        for guardrail in loop.spec.guardrails:
+            layer.metric(guardrail.metric)  # a metric the marts define too, or MetricError
