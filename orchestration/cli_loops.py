@@ -1,4 +1,5 @@
-"""``growthlake approvals …``: the human side of the loops — list, approve, reject policy versions."""
+"""``growthlake loops …``, ``approvals …`` and ``audit``: the human side of the loops —
+list, approve, reject policy versions; stop and resume a live loop."""
 
 from __future__ import annotations
 
@@ -24,15 +25,36 @@ def _actor(args: argparse.Namespace) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     from growth_loops.loops import approvals
 
-    table = approvals.list_approvals(_paths(args), loop=args.loop, only=None if args.all else "pending")
+    table = approvals.list_approvals(_paths(args), loop=args.loop, only=None if args.all else ("pending", "canary"))
     if table.is_empty():
         print("no pending approvals" if not args.all else "no approval requests yet")
         return 0
-    print(f"{'loop':<22}{'version':<22}{'state':<10}{'requested':<22}{'last actor':<18}reason / evidence")
+    print(f"{'loop':<22}{'version':<22}{'state':<13}{'requested':<22}{'last actor':<18}reason / evidence")
     for r in table.iter_rows(named=True):
-        note = r["reason"] if r["state"] != "pending" else r["evidence"]
-        print(f"{r['loop']:<22}{r['version']:<22}{r['state']:<10}{r['requested_at']:%Y-%m-%d %H:%M}Z{'':<5}"
+        note = r["reason"] if r["state"] not in ("pending", "canary") else r["evidence"]
+        state = r["state"] + (" (stopped)" if r["stopped"] else "")
+        print(f"{r['loop']:<22}{r['version']:<22}{state:<13}{r['requested_at']:%Y-%m-%d %H:%M}Z{'':<5}"
               f"{r['actor']:<18}{note[:80]}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from growth_loops.loops import control
+
+    result = control.stop(_paths(args), args.loop, actor=_actor(args), reason=args.reason)
+    flag = (f"flag {result.flag} serves control to everyone" if result.flag else "no flag")
+    print(f"stopped {result.loop}: {flag}; {result.messages} pending message(s) withheld. "
+          f"Resume with `growthlake loops resume {result.loop}`.")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from growth_loops.loops import control
+
+    result = control.resume(_paths(args), args.loop, actor=_actor(args), reason=args.reason or "")
+    flag = (f"flag {result.flag} {'restored' if result.flag_changed else 'left to the next decision run'}"
+            if result.flag else "no flag")
+    print(f"resumed {result.loop}: {flag}; {result.messages} withheld message(s) released")
     return 0
 
 
@@ -189,14 +211,26 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     si.add_argument("--actor")
     si.set_defaults(fn=_cmd_simulate, needs=WRITE | PII | PLAN)
 
+    for verb, helptext in (("stop", "kill switch: control for every unit of a loop now, its pending messages "
+                                    "withheld (whatever its approval state)"),
+                           ("resume", "reverse `loops stop`: restore the loop's flag, release its withheld "
+                                      "messages")):
+        k = lsub.add_parser(verb, parents=[common], help=helptext)
+        k.add_argument("loop")
+        k.add_argument("--reason", required=verb == "stop", help="why (recorded in the audit log)")
+        k.add_argument("--actor", help="who (default: $GROWTHLAKE_ACTOR or the login name)")
+        k.set_defaults(fn=_cmd_stop if verb == "stop" else _cmd_resume, needs=UPDATE)
+
     a = sub.add_parser("approvals", help="policy versions waiting for a human: list, approve, reject")
     asub = a.add_subparsers(dest="approvals_verb", required=True)
-    ls = asub.add_parser("list", parents=[common], help="pending approval requests (--all: every verdict)")
+    ls = asub.add_parser("list", parents=[common],
+                         help="versions a person may approve: pending and canary (--all: every state)")
     ls.add_argument("--loop")
     ls.add_argument("--all", action="store_true")
     ls.set_defaults(fn=_cmd_list, needs=READ)
-    for verb, helptext in (("approve", "let a pending version act from the next decision run"),
-                           ("reject", "refuse a pending version (a reason is required)")):
+    for verb, helptext in (("approve", "let a pending (or canary) version act fully from the next decision run"),
+                           ("reject", "refuse a pending or canary version (a reason is required); "
+                                      "to stop a live loop: `loops stop`")):
         v = asub.add_parser(verb, parents=[common], help=helptext)
         v.add_argument("loop")
         v.add_argument("version")
@@ -205,6 +239,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         v.set_defaults(fn=_cmd_verdict, needs=UPDATE)
     au = sub.add_parser("audit", parents=[common], help="the decision audit log, as JSON lines")
     au.add_argument("--loop")
-    au.add_argument("--kind", choices=["action", "rollback", "approval", "promotion", "skipped"])
+    au.add_argument("--kind", choices=["action", "rollback", "approval", "promotion", "skipped", "stop", "resume",
+                                       "cap"])
     au.add_argument("--last", type=int, default=50)
     au.set_defaults(fn=_cmd_show, needs=READ)
