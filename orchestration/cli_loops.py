@@ -1,5 +1,5 @@
-"""``growthlake loops …``, ``approvals …`` and ``audit``: the human side of the loops —
-list, approve, reject policy versions; stop and resume a live loop."""
+"""``growthlake loops …``, ``approvals …``, ``audit`` and ``experiments plan``: the human side of the loops —
+list, approve, reject policy versions; stop and resume a live loop; plan an experiment's sample."""
 
 from __future__ import annotations
 
@@ -55,6 +55,22 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     flag = (f"flag {result.flag} {'restored' if result.flag_changed else 'left to the next decision run'}"
             if result.flag else "no flag")
     print(f"resumed {result.loop}: {flag}; {result.messages} withheld message(s) released")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from growth_loops.experiments import plan_sample_size
+
+    plan = plan_sample_size(baseline_mean=args.baseline, baseline_sd=args.sd, relative_mde=args.mde,
+                            alpha=args.alpha, power=args.power, treatment_share=args.treatment_share,
+                            sequential=args.sequential, daily_units=args.daily_units)
+    kind = "always-valid (guardrails, peeking every night)" if plan.sequential else "fixed horizon (one look)"
+    print(f"to detect a relative change of {plan.relative_mde:.1%} with {plan.power:.0%} power at alpha "
+          f"{plan.alpha:g}, {kind}:")
+    print(f"  control    {plan.units_per_control:>12,}")
+    print(f"  treatment  {plan.units_per_treatment:>12,}")
+    print(f"  total      {plan.total_units:>12,}" + (f"   ~{plan.days} day(s) at {args.daily_units:,} a day"
+                                                     if plan.days is not None else ""))
     return 0
 
 
@@ -220,6 +236,20 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         k.add_argument("--reason", required=verb == "stop", help="why (recorded in the audit log)")
         k.add_argument("--actor", help="who (default: $GROWTHLAKE_ACTOR or the login name)")
         k.set_defaults(fn=_cmd_stop if verb == "stop" else _cmd_resume, needs=UPDATE)
+
+    ex = sub.add_parser("experiments", help="experiment tools: plan a sample size")
+    exsub = ex.add_subparsers(dest="experiments_verb", required=True)
+    pl_ = exsub.add_parser("plan", help="units needed to detect a relative change (as GrowthBook's power calculator)")
+    pl_.add_argument("--baseline", type=float, required=True, help="control mean (a rate for a conversion metric)")
+    pl_.add_argument("--sd", type=float, help="per-unit standard deviation (omit for a conversion rate)")
+    pl_.add_argument("--mde", type=float, required=True, help="relative change to detect, e.g. 0.05 for 5%%")
+    pl_.add_argument("--alpha", type=float, default=0.05)
+    pl_.add_argument("--power", type=float, default=0.8)
+    pl_.add_argument("--treatment-share", type=float, default=0.5)
+    pl_.add_argument("--sequential", action="store_true",
+                     help="plan for the always-valid test (safe to look every night, as the guardrails do)")
+    pl_.add_argument("--daily-units", type=int, help="units entering per day, to say how many days")
+    pl_.set_defaults(fn=_cmd_plan, needs=frozenset())
 
     a = sub.add_parser("approvals", help="policy versions waiting for a human: list, approve, reject")
     asub = a.add_subparsers(dest="approvals_verb", required=True)

@@ -108,3 +108,17 @@ def test_a_sequential_plan_asks_for_more_units_and_says_how_many_days():
 def test_impossible_plans_are_refused(kwargs):
     with pytest.raises(ExperimentError):
         plan_sample_size(**kwargs)
+
+
+def test_growthlake_experiments_plan_prints_the_units_per_arm_and_the_days(capsys):
+    from orchestration.cli import main
+
+    expected = plan_sample_size(baseline_mean=0.10, relative_mde=0.05, sequential=True, daily_units=10_000)
+    assert main(["experiments", "plan", "--baseline", "0.10", "--mde", "0.05", "--sequential",
+                 "--daily-units", "10000"]) == 0
+    out = capsys.readouterr().out
+    assert "always-valid" in out and f"{expected.units_per_control:,}" in out
+    assert f"~{expected.days} day(s) at 10,000 a day" in out
+    # A mean that is not a rate needs its standard deviation: one line on stderr, exit code 2.
+    assert main(["experiments", "plan", "--baseline", "8.0", "--mde", "0.05"]) == 2
+    assert "--sd" in capsys.readouterr().err
