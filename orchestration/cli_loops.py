@@ -29,12 +29,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if table.is_empty():
         print("no pending approvals" if not args.all else "no approval requests yet")
         return 0
-    print(f"{'loop':<22}{'version':<22}{'state':<13}{'requested':<22}{'last actor':<18}reason / evidence")
+    print(f"{'loop':<22}{'version':<22}{'state':<18}{'requested':<22}{'last actor':<24}reason / evidence")
     for r in table.iter_rows(named=True):
         note = r["reason"] if r["state"] not in ("pending", "canary") else r["evidence"]
         state = r["state"] + (" (stopped)" if r["stopped"] else "")
-        print(f"{r['loop']:<22}{r['version']:<22}{state:<13}{r['requested_at']:%Y-%m-%d %H:%M}Z{'':<5}"
-              f"{r['actor']:<18}{note[:80]}")
+        print(f"{r['loop']:<22}{r['version']:<22}{state:<18}{r['requested_at']:%Y-%m-%d %H:%M}Z{'':<5}"
+              f"{r['actor']:<23} {note[:80]}")
     return 0
 
 
