@@ -1,4 +1,5 @@
-"""``growthlake approvals …``: the human side of the loops — list, approve, reject policy versions."""
+"""``growthlake loops …``, ``approvals …``, ``audit`` and ``experiments plan``: the human side of the loops —
+list, approve, reject policy versions; stop and resume a live loop; plan an experiment's sample."""
 
 from __future__ import annotations
 
@@ -24,15 +25,52 @@ def _actor(args: argparse.Namespace) -> str:
 def _cmd_list(args: argparse.Namespace) -> int:
     from growth_loops.loops import approvals
 
-    table = approvals.list_approvals(_paths(args), loop=args.loop, only=None if args.all else "pending")
+    table = approvals.list_approvals(_paths(args), loop=args.loop, only=None if args.all else ("pending", "canary"))
     if table.is_empty():
         print("no pending approvals" if not args.all else "no approval requests yet")
         return 0
-    print(f"{'loop':<22}{'version':<22}{'state':<10}{'requested':<22}{'last actor':<18}reason / evidence")
+    print(f"{'loop':<22}{'version':<22}{'state':<18}{'requested':<22}{'last actor':<24}reason / evidence")
     for r in table.iter_rows(named=True):
-        note = r["reason"] if r["state"] != "pending" else r["evidence"]
-        print(f"{r['loop']:<22}{r['version']:<22}{r['state']:<10}{r['requested_at']:%Y-%m-%d %H:%M}Z{'':<5}"
-              f"{r['actor']:<18}{note[:80]}")
+        note = r["reason"] if r["state"] not in ("pending", "canary") else r["evidence"]
+        state = r["state"] + (" (stopped)" if r["stopped"] else "")
+        print(f"{r['loop']:<22}{r['version']:<22}{state:<18}{r['requested_at']:%Y-%m-%d %H:%M}Z{'':<5}"
+              f"{r['actor']:<23} {note[:80]}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from growth_loops.loops import control
+
+    result = control.stop(_paths(args), args.loop, actor=_actor(args), reason=args.reason)
+    flag = (f"flag {result.flag} serves control to everyone" if result.flag else "no flag")
+    print(f"stopped {result.loop}: {flag}; {result.messages} pending message(s) withheld. "
+          f"Resume with `growthlake loops resume {result.loop}`.")
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from growth_loops.loops import control
+
+    result = control.resume(_paths(args), args.loop, actor=_actor(args), reason=args.reason or "")
+    flag = (f"flag {result.flag} {'restored' if result.flag_changed else 'left to the next decision run'}"
+            if result.flag else "no flag")
+    print(f"resumed {result.loop}: {flag}; {result.messages} withheld message(s) released")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from growth_loops.experiments import plan_sample_size
+
+    plan = plan_sample_size(baseline_mean=args.baseline, baseline_sd=args.sd, relative_mde=args.mde,
+                            alpha=args.alpha, power=args.power, treatment_share=args.treatment_share,
+                            sequential=args.sequential, daily_units=args.daily_units)
+    kind = "always-valid (guardrails, peeking every night)" if plan.sequential else "fixed horizon (one look)"
+    print(f"to detect a relative change of {plan.relative_mde:.1%} with {plan.power:.0%} power at alpha "
+          f"{plan.alpha:g}, {kind}:")
+    print(f"  control    {plan.units_per_control:>12,}")
+    print(f"  treatment  {plan.units_per_treatment:>12,}")
+    print(f"  total      {plan.total_units:>12,}" + (f"   ~{plan.days} day(s) at {args.daily_units:,} a day"
+                                                     if plan.days is not None else ""))
     return 0
 
 
@@ -189,14 +227,40 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     si.add_argument("--actor")
     si.set_defaults(fn=_cmd_simulate, needs=WRITE | PII | PLAN)
 
+    for verb, helptext in (("stop", "kill switch: control for every unit of a loop now, its pending messages "
+                                    "withheld (whatever its approval state)"),
+                           ("resume", "reverse `loops stop`: restore the loop's flag, release its withheld "
+                                      "messages")):
+        k = lsub.add_parser(verb, parents=[common], help=helptext)
+        k.add_argument("loop")
+        k.add_argument("--reason", required=verb == "stop", help="why (recorded in the audit log)")
+        k.add_argument("--actor", help="who (default: $GROWTHLAKE_ACTOR or the login name)")
+        k.set_defaults(fn=_cmd_stop if verb == "stop" else _cmd_resume, needs=UPDATE)
+
+    ex = sub.add_parser("experiments", help="experiment tools: plan a sample size")
+    exsub = ex.add_subparsers(dest="experiments_verb", required=True)
+    pl_ = exsub.add_parser("plan", help="units needed to detect a relative change (as GrowthBook's power calculator)")
+    pl_.add_argument("--baseline", type=float, required=True, help="control mean (a rate for a conversion metric)")
+    pl_.add_argument("--sd", type=float, help="per-unit standard deviation (omit for a conversion rate)")
+    pl_.add_argument("--mde", type=float, required=True, help="relative change to detect, e.g. 0.05 for 5%%")
+    pl_.add_argument("--alpha", type=float, default=0.05)
+    pl_.add_argument("--power", type=float, default=0.8)
+    pl_.add_argument("--treatment-share", type=float, default=0.5)
+    pl_.add_argument("--sequential", action="store_true",
+                     help="plan for the always-valid test (safe to look every night, as the guardrails do)")
+    pl_.add_argument("--daily-units", type=int, help="units entering per day, to say how many days")
+    pl_.set_defaults(fn=_cmd_plan, needs=frozenset())
+
     a = sub.add_parser("approvals", help="policy versions waiting for a human: list, approve, reject")
     asub = a.add_subparsers(dest="approvals_verb", required=True)
-    ls = asub.add_parser("list", parents=[common], help="pending approval requests (--all: every verdict)")
+    ls = asub.add_parser("list", parents=[common],
+                         help="versions a person may approve: pending and canary (--all: every state)")
     ls.add_argument("--loop")
     ls.add_argument("--all", action="store_true")
     ls.set_defaults(fn=_cmd_list, needs=READ)
-    for verb, helptext in (("approve", "let a pending version act from the next decision run"),
-                           ("reject", "refuse a pending version (a reason is required)")):
+    for verb, helptext in (("approve", "let a pending (or canary) version act fully from the next decision run"),
+                           ("reject", "refuse a pending or canary version (a reason is required); "
+                                      "to stop a live loop: `loops stop`")):
         v = asub.add_parser(verb, parents=[common], help=helptext)
         v.add_argument("loop")
         v.add_argument("version")
@@ -205,6 +269,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         v.set_defaults(fn=_cmd_verdict, needs=UPDATE)
     au = sub.add_parser("audit", parents=[common], help="the decision audit log, as JSON lines")
     au.add_argument("--loop")
-    au.add_argument("--kind", choices=["action", "rollback", "approval", "promotion", "skipped"])
+    au.add_argument("--kind", choices=["action", "rollback", "approval", "promotion", "skipped", "stop", "resume",
+                                       "cap"])
     au.add_argument("--last", type=int, default=50)
     au.set_defaults(fn=_cmd_show, needs=READ)

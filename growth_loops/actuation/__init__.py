@@ -5,7 +5,8 @@
   features document, so the product's ``growthbook`` SDK serves exactly the decided variant;
   ``publish_features_document`` writes it atomically and returns its content hash;
 * messages — the Delta message outbox (``$ROOT/delta/decisions/message_outbox``): ``enqueue``
-  (idempotent, consent-checked), ``pending``, ``mark_sent``.
+  (idempotent, consent-checked), ``pending``, ``mark_sent``, ``withhold`` / ``release`` (the kill
+  switch), ``recent_counts`` (the frequency cap).
 """
 
 from growth_loops.actuation.flags import (
@@ -31,6 +32,9 @@ from growth_loops.actuation.messages import (
     message_id,
     outbox_path,
     pending,
+    recent_counts,
+    release,
+    withhold,
 )
 
 __all__ = [
@@ -54,4 +58,7 @@ __all__ = [
     "outbox_path",
     "pending",
     "publish_features_document",
+    "recent_counts",
+    "release",
+    "withhold",
 ]

@@ -8,7 +8,9 @@ per message. Rows are only ever inserted, and later flipped from ``pending`` to 
   decisions, or resuming after a crash, inserts nothing twice. It refuses messages to people
   without marketing consent (skipped and counted, never stored).
 * :func:`pending` is what the sender reads; :func:`mark_sent` records what it sent (idempotent:
-  marking twice keeps the first ``sent_at``).
+  marking twice keeps the first ``sent_at``);
+* :func:`withhold` flips a loop's pending messages to ``withheld`` (the kill switch: the sender
+  never sees them), :func:`release` puts withheld ones back to ``pending``.
 
 Both writes are Delta MERGEs keyed on ``message_id`` (and ``decision_day``, so only that day's
 files are scanned), taken under the outbox's writer lock locally; a MERGE that changes nothing
@@ -37,7 +39,7 @@ from lake.locks import table_lock
 from lake.paths import LakePaths
 
 __all__ = ["MESSAGE_OUTBOX", "EnqueueResult", "OutboxMessage", "enqueue", "mark_sent", "message_id",
-           "outbox_path", "pending"]
+           "outbox_path", "pending", "recent_counts", "release", "withhold"]
 
 _TS = pa.timestamp("us", tz="UTC")
 _LOCK = "decisions_message_outbox"
@@ -54,7 +56,7 @@ MESSAGE_OUTBOX = pa.schema(
         pa.field("channel", pa.string(), nullable=False),  # email
         pa.field("payload", pa.string(), nullable=False),  # JSON object: the template's variables
         pa.field("created_at", _TS, nullable=False),
-        pa.field("status", pa.string(), nullable=False),  # pending | sent
+        pa.field("status", pa.string(), nullable=False),  # pending | sent | withheld
         pa.field("sent_at", _TS),
     ]
 )
@@ -268,3 +270,43 @@ def _utc(ts: datetime.datetime, name: str) -> datetime.datetime:
                              "Pass an aware datetime, e.g. datetime.now(datetime.UTC).")
     return ts.astimezone(datetime.UTC)
 
+
+
+def withhold(paths: LakePaths, *, loop: str) -> list[str]:
+    """Flip every pending message of ``loop`` to ``withheld`` (not sent); return their ids."""
+    return _flip(paths, loop=loop, ids=None, source="pending", target="withheld")
+
+
+def release(paths: LakePaths, message_ids: Iterable[str]) -> list[str]:
+    """Put withheld messages back to ``pending``; return the ids that were withheld."""
+    return _flip(paths, loop=None, ids=sorted(set(message_ids)), source="withheld", target="pending")
+
+
+def _flip(paths: LakePaths, *, loop: str | None, ids: list[str] | None, source: str, target: str) -> list[str]:
+    uri = outbox_path(paths)
+    with table_lock(paths, _LOCK):
+        frame = _frame(delta_io.read(uri, MESSAGE_OUTBOX, columns=["message_id", _DAY, "loop", "status"]))
+        todo = frame.filter(pl.col("status") == source)
+        if loop is not None:
+            todo = todo.filter(pl.col("loop") == loop)
+        if ids is not None:
+            todo = todo.filter(pl.col("message_id").is_in(ids))
+        if todo.height == 0:
+            return []
+        source_rows = pa.table({"message_id": todo["message_id"].to_arrow().cast(pa.string()),
+                                _DAY: todo[_DAY].to_arrow().cast(pa.date32())})
+        dt = delta_io.open_table(uri)
+        assert dt is not None  # rows were read from it
+        (dt.merge(source_rows, "t.decision_day = s.decision_day AND t.message_id = s.message_id",
+                  source_alias="s", target_alias="t",
+                  commit_properties=_commit(f"message-{target}", {"messages": todo.height}))
+         .when_matched_update({"status": f"'{target}'"}, predicate=f"t.status = '{source}'")
+         .execute())
+    return sorted(todo["message_id"].to_list())
+
+
+def recent_counts(paths: LakePaths, *, since: datetime.date, until: datetime.date) -> dict[str, int]:
+    """Messages per person decided on ``since .. until`` (inclusive) that were queued or sent."""
+    frame = _frame(delta_io.read(outbox_path(paths), MESSAGE_OUTBOX, columns=["person_id", _DAY, "status"]))
+    recent = frame.filter(pl.col(_DAY).is_between(since, until) & pl.col("status").is_in(["pending", "sent"]))
+    return dict(recent.group_by("person_id").len().iter_rows())

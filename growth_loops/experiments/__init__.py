@@ -6,6 +6,11 @@
 * ``welch``, ``relative_lift``, ``cuped``, ``chance_to_win`` — fixed-horizon analysis of one metric;
 * ``sequential_test`` / ``AlwaysValidMonitor`` — the mSPRT, safe to peek at every day;
 * ``srm_test`` — sample-ratio mismatch of the assignment counts;
+* ``effect`` / ``cuped_effect`` on ``MeanStats`` / ``ProportionStats`` / ``RatioStats`` /
+  ``CupedStats`` — relative and absolute effects, intervals and chance to win from sufficient
+  statistics, as GrowthBook computes them; ``adjust_p_values`` (Holm, Benjamini–Hochberg);
+  ``plan_sample_size``;
+* ``sequential`` — the always-valid one-sided test of a relative drop the guardrails use;
 * ``analyze`` — all of it for one metric, with ``MetricResult.to_record()`` as a results-table row.
 
 Pure functions over strings and numpy arrays: no Dagster, no I/O.
@@ -24,6 +29,19 @@ from growth_loops.experiments.assignment import (
     fnv1a32,
     in_holdout,
     in_holdout_many,
+)
+from growth_loops.experiments.effects import (
+    CupedStats,
+    Effect,
+    MeanStats,
+    ProportionStats,
+    RatioStats,
+    SamplePlan,
+    adjust_p_values,
+    cuped_effect,
+    effect,
+    plan_sample_size,
+    summarize,
 )
 from growth_loops.experiments.errors import ExperimentError
 from growth_loops.experiments.stats import (
@@ -56,11 +74,18 @@ __all__ = [
     "SRM_THRESHOLD",
     "AlwaysValidMonitor",
     "CupedEstimate",
+    "CupedStats",
+    "Effect",
     "Estimate",
     "ExperimentError",
+    "MeanStats",
     "MetricResult",
+    "ProportionStats",
+    "RatioStats",
+    "SamplePlan",
     "SequentialResult",
     "SrmResult",
+    "adjust_p_values",
     "analyze",
     "assign",
     "assign_many",
@@ -70,13 +95,17 @@ __all__ = [
     "chance_to_win",
     "check_weights",
     "cuped",
+    "cuped_effect",
     "default_tau2",
+    "effect",
     "fnv1a32",
     "in_holdout",
     "in_holdout_many",
+    "plan_sample_size",
     "relative_lift",
     "running_p_values",
     "sequential_test",
     "srm_test",
+    "summarize",
     "welch",
 ]

@@ -21,7 +21,7 @@ repeatedly and the experiment is stopped on a significant look; the fixed-horizo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from numbers import Integral, Real
 from typing import Any, cast
@@ -29,6 +29,7 @@ from typing import Any, cast
 import numpy as np
 from scipy import special
 
+from growth_loops.experiments import effects
 from growth_loops.experiments.errors import ExperimentError
 
 __all__ = [
@@ -184,13 +185,21 @@ class SequentialResult:
 class MetricResult:
     """Every analysis of one metric of one experiment.
 
+    The relative effect, its interval, its chance to win and the CUPED-adjusted relative effect
+    are GrowthBook's (``experiments.effects``, compared with ``gbstats`` in the tests); the
+    absolute ones are labelled ``abs_`` in the record.
+
     Attributes:
         metric: The metric's name.
-        absolute: Welch difference in means.
+        absolute: Difference in means (Welch), or in ratios for a ratio metric.
         relative: Relative lift, or None when the control mean is 0 (the lift is undefined).
         cuped: CUPED-adjusted difference, or None when no pre-period values were given.
-        chance_to_win: Probability that the treatment mean is the larger.
+        cuped_relative: CUPED-adjusted relative lift (GrowthBook's regression adjustment), or None.
+        chance_to_win: Probability that the treatment is better, on the relative scale as
+            GrowthBook reports it (the absolute one when the relative lift is undefined).
+        abs_chance_to_win: The same probability from the absolute difference.
         sequential: Always-valid test at this look.
+        kind: ``mean`` or ``ratio``.
     """
 
     metric: str
@@ -199,28 +208,38 @@ class MetricResult:
     cuped: CupedEstimate | None
     chance_to_win: float
     sequential: SequentialResult
+    cuped_relative: Estimate | None = None
+    abs_chance_to_win: float | None = None
+    kind: str = "mean"
 
     def to_record(self) -> dict[str, Any]:
         """One flat row for the results table; the caller adds the experiment id, day, etc.
 
         The keys are the same whether or not the relative lift or CUPED could be computed
         (their values are then None), so every row fits one table schema.
+        ``rel_p_value_adjusted`` is None here: the loop runtime fills it across a loop's metrics
+        (Holm).
         """
         absolute = self.absolute
         record: dict[str, Any] = {
             "metric": self.metric,
+            "kind": self.kind,
             "alpha": absolute.alpha,
             "n_control": absolute.n_control,
             "n_treatment": absolute.n_treatment,
             "mean_control": absolute.mean_control,
             "mean_treatment": absolute.mean_treatment,
         }
-        for prefix, estimate in (("abs", absolute), ("rel", self.relative), ("cuped", self.cuped)):
+        for prefix, estimate in (("abs", absolute), ("rel", self.relative), ("cuped", self.cuped),
+                                 ("cuped_rel", self.cuped_relative)):
             for field in ("estimate", "ci_low", "ci_high", "p_value", "std_error", "significant"):
                 record[f"{prefix}_{field}"] = None if estimate is None else getattr(estimate, field)
         record["cuped_theta"] = None if self.cuped is None else self.cuped.theta
         record["cuped_variance_reduction"] = None if self.cuped is None else self.cuped.variance_reduction
         record["chance_to_win"] = self.chance_to_win
+        record["chance_to_win_scale"] = "relative" if self.relative is not None else "absolute"
+        record["abs_chance_to_win"] = self.abs_chance_to_win
+        record["rel_p_value_adjusted"] = None
         sequential = self.sequential
         record.update(
             seq_ci_low=sequential.ci_low,
@@ -270,12 +289,14 @@ def welch(
 def relative_lift(
     control: Sequence[float] | np.ndarray, treatment: Sequence[float] | np.ndarray, *, alpha: float = DEFAULT_ALPHA
 ) -> Estimate:
-    """Relative lift ``mean_t / mean_c - 1`` with a delta-method normal interval.
+    """Relative lift ``mean_t / mean_c - 1`` with GrowthBook's delta-method interval.
 
     The variance of the ratio of the two independent means is, to first order,
-    ``s_t² / (n_t m_c²) + m_t² s_c² / (n_c m_c⁴)``; the interval is ``lift ± z * se`` and the
-    p-value is the two-sided normal one. The ratio is skewed in small samples; trust the interval
-    once each arm has a few hundred units (and, for a binary metric, a few dozen conversions).
+    ``s_t² / (n_t m_c²) + m_t² s_c² / (n_c m_c⁴)``; the interval is ``lift ± t * se`` with
+    Welch–Satterthwaite degrees of freedom, as ``gbstats``' two-sided t-test on the relative
+    scale (0/1 values use the binomial variance ``p (1 - p)``, as its proportion statistic). The
+    ratio is skewed in small samples; trust the interval once each arm has a few hundred units
+    (and, for a binary metric, a few dozen conversions).
 
     Args:
         control: One value per control unit (at least 2, all finite, mean not 0).
@@ -286,11 +307,17 @@ def relative_lift(
         The relative lift as an :class:`Estimate` (0.05 means +5%).
 
     Raises:
-        ExperimentError: when an input is malformed (see :func:`welch`) or the control mean is
-            0, where the relative lift is undefined.
+        ExperimentError: when an input is malformed (see :func:`welch`), the control mean is
+            0 (the relative lift is undefined) or an arm has no variance.
     """
     _check_alpha(alpha)
-    return _relative(_moments(_values("control", control)), _moments(_values("treatment", treatment)), alpha)
+    c, t = _values("control", control), _values("treatment", treatment)
+    return _estimate(effects.effect(effects.summarize(c), effects.summarize(t), scale="relative", alpha=alpha))
+
+
+def _estimate(e: effects.Effect) -> Estimate:
+    return Estimate(e.estimate, e.ci_low, e.ci_high, e.p_value, e.std_error, e.n_control, e.n_treatment,
+                    e.mean_control, e.mean_treatment, e.alpha)
 
 
 def cuped(
@@ -618,18 +645,24 @@ def analyze(
     metric: str,
     pre_control: Sequence[float] | np.ndarray | None = None,
     pre_treatment: Sequence[float] | np.ndarray | None = None,
+    denominator_control: Sequence[float] | np.ndarray | None = None,
+    denominator_treatment: Sequence[float] | np.ndarray | None = None,
     alpha: float = DEFAULT_ALPHA,
     tau2: float | None = None,
 ) -> MetricResult:
     """Run every analysis of one metric: absolute, relative, CUPED, chance to win, sequential.
 
     Args:
-        control: One value per control unit.
+        control: One value per control unit (the numerator, for a ratio metric).
         treatment: One value per treatment unit.
         metric: The metric's name, carried into the record.
         pre_control: Pre-period covariate per control unit, aligned with ``control``; give it
-            together with ``pre_treatment`` to get a CUPED estimate.
+            together with ``pre_treatment`` to get CUPED estimates (mean metrics only).
         pre_treatment: Pre-period covariate per treatment unit, aligned with ``treatment``.
+        denominator_control: For a ratio metric (sum of values / sum of denominators, e.g.
+            revenue per active user), the denominator per control unit; with
+            ``denominator_treatment``. The delta method gives the intervals.
+        denominator_treatment: The denominator per treatment unit.
         alpha: Two-sided miss rate, ``0 < alpha < 1``.
         tau2: mSPRT mixing variance; pass the ``seq_tau2`` stored at the experiment's first look
             so every look uses the same one (None: :func:`default_tau2` of this look's data).
@@ -639,31 +672,65 @@ def analyze(
 
     Raises:
         ExperimentError: when an input is malformed, the metric name is empty, or only one of
-            the two pre-period arrays is given.
+            a pair of arrays (pre-period, denominator) is given.
     """
     if not isinstance(metric, str) or not metric:
         raise ExperimentError("metric", f"expected a non-empty name, got {metric!r}", "Pass the metric's name.")
-    if (pre_control is None) != (pre_treatment is None):
-        raise ExperimentError(
-            "pre-period",
-            "only one of pre_control and pre_treatment was given",
-            "Pass both (one pre-period value per unit of each arm) for CUPED, or neither.",
-        )
+    for pair, (first, second) in (("pre-period", (pre_control, pre_treatment)),
+                                  ("denominator", (denominator_control, denominator_treatment))):
+        if (first is None) != (second is None):
+            raise ExperimentError(pair, f"only one of the two {pair} arrays was given",
+                                  f"Pass both (one {pair} value per unit of each arm), or neither.")
     _check_alpha(alpha)
     _check_tau2(tau2)
     c, t = _values("control", control), _values("treatment", treatment)
-    mc, mt = _moments(c), _moments(t)
-    adjusted = None
-    if pre_control is not None and pre_treatment is not None:
+    ratio = denominator_control is not None and denominator_treatment is not None
+    sc: effects.Stats
+    st: effects.Stats
+    if denominator_control is not None and denominator_treatment is not None:
+        sc = effects.RatioStats.of(c, _values("denominator_control", denominator_control))
+        st = effects.RatioStats.of(t, _values("denominator_treatment", denominator_treatment))
+    else:
+        sc, st = effects.summarize(c), effects.summarize(t)
+    mc, mt = _Moments(sc.n, sc.mean, sc.variance), _Moments(st.n, st.mean, st.variance)
+    if ratio:
+        absolute = _estimate(effects.effect(sc, st, scale="absolute", alpha=alpha)) if min(mc.var, mt.var) > 0 \
+            else _welch(mc, mt, alpha)
+    else:
+        mc, mt = _moments(c), _moments(t)
+        absolute = _welch(mc, mt, alpha)
+    relative = _maybe(lambda: _estimate(effects.effect(sc, st, scale="relative", alpha=alpha)))
+    adjusted = adjusted_relative = None
+    if pre_control is not None and pre_treatment is not None and not ratio:
         adjusted = cuped(c, pre_control, t, pre_treatment, alpha=alpha)
+        pc, pt = _values("pre_control", pre_control), _values("pre_treatment", pre_treatment)
+        adjusted_relative = _maybe(lambda: _estimate(effects.cuped_effect(
+            effects.CupedStats(effects.summarize(c), effects.MeanStats.of(pc), float(c @ pc)),
+            effects.CupedStats(effects.summarize(t), effects.MeanStats.of(pt), float(t @ pt)),
+            scale="relative", alpha=alpha)))
+    se = math.sqrt(mc.var / mc.n + mt.var / mt.n)
+    diff = mt.mean - mc.mean
+    abs_ctw = (0.5 if diff == 0 else float(diff > 0)) if se == 0 else float(special.ndtr(diff / se))
+    ctw = abs_ctw if relative is None else float(special.ndtr(relative.estimate / relative.std_error))
     return MetricResult(
         metric=metric,
-        absolute=_welch(mc, mt, alpha),
-        relative=_relative(mc, mt, alpha) if mc.mean != 0 else None,
+        absolute=absolute,
+        relative=relative,
         cuped=adjusted,
-        chance_to_win=chance_to_win(c, t),
+        chance_to_win=ctw,
         sequential=_msprt(mc, mt, alpha, _default_tau2(mc, mt) if tau2 is None else float(tau2)),
+        cuped_relative=adjusted_relative,
+        abs_chance_to_win=abs_ctw,
+        kind="ratio" if ratio else "mean",
     )
+
+
+def _maybe(compute: Callable[[], Estimate]) -> Estimate | None:
+    """The estimate, or None where it is undefined (a control mean of 0, an arm without variance)."""
+    try:
+        return compute()
+    except ExperimentError:
+        return None
 
 
 # -- internals -------------------------------------------------------------------------------
@@ -682,25 +749,6 @@ def _welch(mc: _Moments, mt: _Moments, alpha: float) -> Estimate:
         low, high = diff - half, diff + half
         p_value = float(2.0 * special.stdtr(df, -abs(diff) / se))
     return Estimate(diff, low, high, min(p_value, 1.0), se, mc.n, mt.n, mc.mean, mt.mean, alpha)
-
-
-def _relative(mc: _Moments, mt: _Moments, alpha: float) -> Estimate:
-    if mc.mean == 0:
-        raise ExperimentError(
-            "control",
-            "its mean is 0, so the relative lift (treatment / control - 1) is undefined",
-            "Report the absolute difference (welch) instead, or wait for non-zero control values.",
-        )
-    lift = mt.mean / mc.mean - 1.0
-    se = math.sqrt(mt.var / mt.n / mc.mean**2 + mt.mean**2 * (mc.var / mc.n) / mc.mean**4)
-    if se == 0:
-        low = high = lift
-        p_value = 1.0 if lift == 0 else 0.0
-    else:
-        half = float(special.ndtri(1.0 - alpha / 2)) * se
-        low, high = lift - half, lift + half
-        p_value = float(2.0 * special.ndtr(-abs(lift) / se))
-    return Estimate(lift, low, high, min(p_value, 1.0), se, mc.n, mt.n, mc.mean, mt.mean, alpha)
 
 
 def _default_tau2(mc: _Moments, mt: _Moments) -> float:

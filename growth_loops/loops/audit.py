@@ -31,13 +31,14 @@ AUDIT_LOG = pa.schema(
         pa.field("decision_id", pa.string(), nullable=False),
         pa.field("decision_day", pa.date32(), nullable=False),  # partition
         pa.field("loop", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),  # action | rollback | approval | promotion | skipped
+        # action | rollback | approval | promotion | skipped | stop | resume | cap
+        pa.field("kind", pa.string(), nullable=False),
         pa.field("policy_version", pa.string(), nullable=False),
         pa.field("person_id", pa.string()),  # null for loop-level records (rollback, approval)
         pa.field("action", pa.string()),  # the variant / message chosen
         pa.field("propensity", pa.float64()),  # probability the policy had of choosing it (randomized policies)
         pa.field("feature_snapshot", pa.string(), nullable=False),  # e.g. user_features@2026-11-27#v41
-        pa.field("guardrail_verdict", pa.string(), nullable=False),  # pass | rollback | insufficient | n/a
+        pa.field("guardrail_verdict", pa.string(), nullable=False),  # pass | rollback | insufficient_evidence | n/a
         pa.field("approval_state", pa.string(), nullable=False),  # approved | pending | rejected | auto
         pa.field("actor", pa.string(), nullable=False),  # loop:<name> or a person
         pa.field("evidence", pa.string(), nullable=False),  # JSON: estimates, thresholds, reasons

@@ -6,12 +6,15 @@
   only when off-policy evaluation says it beats the bandit;
 * ``trial_nudge`` — a randomized experiment: people whose trial ends within 3 days get a
   ``trial_nudge`` email (treatment) or nothing (control); measured on conversion;
-* ``paywall`` — an in-app paywall variant tested against control, with a revenue guardrail that
-  rolls it back when revenue per exposed person drops beyond the tolerated 2%;
+* ``paywall`` — an in-app paywall variant tested against control, rolled back when revenue per
+  active person on the day of exposure drops beyond the tolerated 2%;
 * ``churn_prevention`` — a risk score (logistic regression on features, a rule until there is
   enough history) picks paying people at risk; 80% of them get a ``retention_offer``.
 
 Every loop leaves the global holdout alone and acts only on people with the consent it needs.
+Every loop declares guardrails on the OEC — revenue per active user and d7 retention, metrics of
+the metric layer — in its spec; the runtime measures them on the units each loop reports
+(``Loop.units``) and every outcome a loop reads comes from the metric layer too.
 """
 
 from __future__ import annotations
@@ -26,14 +29,38 @@ import polars as pl
 from growth_loops.actuation import HashExperiment, OutboxMessage, SegmentedExperiment
 from growth_loops.bandits import LinearThompson, evaluate_candidate, on_policy_value, should_promote
 from growth_loops.experiments import analyze, assign_many, in_holdout_many, srm_test
-from growth_loops.loops.data import exposures, unit_outcomes
-from growth_loops.loops.guardrails import evaluate
+from growth_loops.loops.data import exposures
 from growth_loops.loops.runtime import DayContext, Loop, LoopSettings, Mode, Outcome
-from growth_loops.loops.spec import ApprovalPolicy, Guardrail, LoopSpec
+from growth_loops.loops.spec import ApprovalPolicy, Budget, Guardrail, LoopSpec
+from growth_loops.metrics import unit_values
 
 __all__ = ["ChurnPrevention", "OnboardingBandit", "PaywallTest", "TrialNudge", "default_loops"]
 
 _DAY = datetime.timedelta(days=1)
+
+
+def _oec_guardrails(*, revenue_drop: float, revenue_window_days: int | None = None,
+                    retention_drop: float = 0.05) -> tuple[Guardrail, ...]:
+    """The OEC guardrails every loop declares: revenue per active user and d7 retention."""
+    return (Guardrail(metric="revenue_per_active_user", max_relative_drop=revenue_drop,
+                      window_days=revenue_window_days),
+            Guardrail(metric="retention_d7", max_relative_drop=retention_drop))
+
+
+def _outcomes(ctx: DayContext, units: pl.DataFrame, metric: str, *, window_days: int | None = None,
+              since: datetime.date | None = None) -> pl.DataFrame:
+    """``units`` (``person_id``, ``start_at``) with ``value``: the metric layer's ``metric`` per unit."""
+    layer = ctx.metric_layer
+    events = ctx.evidence_events() if since is None else ctx.events(since)
+    return unit_values(units, events, layer.metric(metric).with_window(window_days), layer)
+
+
+def _exposed_units(ctx: DayContext, spec: LoopSpec, experiment_prefix: str) -> pl.DataFrame:
+    """Exposures to the loop's flag as guardrail units: control variant vs every other variant."""
+    seen = exposures(ctx.evidence_events(), spec.target).filter(
+        pl.col("experiment_id").str.starts_with(experiment_prefix))
+    return seen.select("person_id", pl.when(pl.col("variation_id") == spec.control).then(pl.lit("control"))
+                       .otherwise(pl.lit("treatment")).alias("arm"), pl.col("exposed_at").alias("start_at"))
 
 
 def _eligible(ctx: DayContext, frame: pl.DataFrame, *, needs_marketing: bool) -> pl.DataFrame:
@@ -80,6 +107,7 @@ class OnboardingBandit(Loop):
         owner="growth-activation", inputs=("user_features.onboarding_steps_completed",), policy="contextual_bandit",
         actuation="feature_flag", target="onboarding_variant", variants=("control", "guided", "checklist"),
         control="control", feedback_metric="onboarding_completed",
+        guardrails=_oec_guardrails(revenue_drop=0.05),
         approval=ApprovalPolicy(mode="auto", stable_days=2), cadence="nightly",
     )
     version = "lints-v1"
@@ -148,7 +176,8 @@ class OnboardingBandit(Loop):
                        policy_version=f"{self.version}+greedy" if promoted else self.version)
 
     def _logged(self, ctx: DayContext) -> pl.DataFrame:
-        """Exposures with their context, arm, propensity (the weight in force that day) and reward."""
+        """Exposures with their context, arm, propensity (the weight in force that day) and reward
+        (the metric layer's ``onboarding_completed`` on the day of the exposure)."""
         empty = pl.DataFrame(schema={"device_type": pl.String, "arm": pl.Int64, "propensity": pl.Float64,
                                      "reward": pl.Float64})
         events = ctx.events(ctx.day - datetime.timedelta(days=self.lookback_days))
@@ -161,18 +190,19 @@ class OnboardingBandit(Loop):
             (pl.col("day") + pl.duration(days=1)).alias("exposed_day"),
             pl.col("action").str.split(":").list.first().alias("segment"),
             pl.col("action").str.split(":").list.last().alias("variation_id"), "propensity")
-        days = sorted(set(seen["exposed_day"].to_list()))
-        completed = ctx.features("user_features", days=days).select(
-            "person_id", pl.col("day").alias("exposed_day"),
-            (pl.col("onboarding_steps_completed") >= 5).cast(pl.Float64).alias("reward"))
         arm_index = {a: i for i, a in enumerate(self.spec.variants)}
+        logged = seen.join(decisions, on=["exposed_day", "segment", "variation_id"], how="inner")
+        rewarded = _outcomes(ctx, logged.with_columns(pl.col("exposed_at").alias("start_at")), "onboarding_completed",
+                             since=ctx.day - datetime.timedelta(days=self.lookback_days))
         return (
-            seen.join(decisions, on=["exposed_day", "segment", "variation_id"], how="inner")
-            .join(completed, on=["person_id", "exposed_day"], how="inner")
-            .with_columns(pl.col("variation_id").replace_strict(arm_index, return_dtype=pl.Int64).alias("arm"),
-                          pl.col("segment").alias("device_type"))
+            rewarded.with_columns(pl.col("variation_id").replace_strict(arm_index, return_dtype=pl.Int64).alias("arm"),
+                                  pl.col("segment").alias("device_type"), pl.col("value").alias("reward"))
             .select("device_type", "arm", "propensity", "reward")
         )
+
+    def units(self, ctx: DayContext) -> pl.DataFrame:
+        """Sign-ups exposed to the bandit's rules: the control arm against the other variants."""
+        return _exposed_units(ctx, self.spec, self.experiment)
 
     def _ope(self, logged: pl.DataFrame, policy: LinearThompson) -> dict[str, Any] | None:
         """Would the greedy contextual policy beat the running one on the logged data?"""
@@ -198,7 +228,8 @@ class TrialNudge(Loop):
         inputs=("user_features.plan", "user_features.trial_days_left", "user_marketing.emails_opened_28d",
                 "user_features.events_28d"),
         policy="experiment", actuation="message", target="trial_nudge", variants=("control", "trial_nudge"),
-        control="control", feedback_metric="converted", approval=ApprovalPolicy(mode="human"),
+        control="control", feedback_metric="converted", guardrails=_oec_guardrails(revenue_drop=0.05),
+        approval=ApprovalPolicy(mode="human"),
     )
     version = "exp-v1"
     experiment = "trial-nudge-exp-v1"
@@ -232,44 +263,44 @@ class TrialNudge(Loop):
         assert isinstance(first, datetime.date)  # of at least 4 units
         units = units.with_columns(
             (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
-        out = unit_outcomes(units, ctx.events(first), days=self.outcome_days)
+        out = _outcomes(ctx, units, "converted", window_days=self.outcome_days, since=first)
         pre = ctx.features("user_features", days=sorted(set(units["day"].to_list()))).select(
             "person_id", "day", pl.col("events_28d").cast(pl.Float64))
         out = out.join(pre, on=["person_id", "day"], how="left").with_columns(pl.col("events_28d").fill_null(0.0))
         c, t = out.filter(pl.col("action") == "control"), out.filter(pl.col("action") == "trial_nudge")
-        row = _results(self.experiment, "converted", c["converted"].to_numpy(), t["converted"].to_numpy(),
+        row = _results(self.experiment, "converted", c["value"].to_numpy(), t["value"].to_numpy(),
                        list(self.weights), pre=(c["events_28d"].to_numpy(), t["events_28d"].to_numpy()))
         return [row] if row else []
 
 
 class PaywallTest(Loop):
-    """An in-app paywall variant against control, guarded by revenue per exposed person."""
+    """An in-app paywall variant against control, guarded by revenue per active person on the day of exposure."""
 
     spec = LoopSpec(
         name="paywall", description="Test a discount pop-up on the paywall; never at the cost of revenue.",
         owner="growth-monetization", inputs=("user_features.plan",), policy="experiment", actuation="in_app_variant",
         target="paywall_variant", variants=("control", "discount_popup"), control="control",
         feedback_metric="converted",
-        guardrails=(Guardrail(metric="revenue_per_exposed", max_relative_drop=0.02, window_days=7, confidence=0.95,
-                              min_units_per_arm=100),),
+        # Revenue is measured on the day of the exposure, when the paywall converts or not.
+        guardrails=_oec_guardrails(revenue_drop=0.02, revenue_window_days=1),
         approval=ApprovalPolicy(mode="human"),
     )
     version = "exp-v1"
     experiment = "paywall-exp-v1"
     weights = (0.5, 0.5)
 
+    def units(self, ctx: DayContext) -> pl.DataFrame:
+        """People exposed to the paywall experiment: control against the discount pop-up."""
+        return _exposed_units(ctx, self.spec, self.experiment)
+
     def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
-        guard = self.spec.guardrails[0]
-        events = ctx.events(ctx.day - datetime.timedelta(days=60))
-        seen = exposures(events, self.spec.target).filter(pl.col("experiment_id") == self.experiment)
-        out = unit_outcomes(seen.with_columns(pl.col("exposed_at").alias("start_at")), events, days=1)
-        recent = out.filter(pl.col("exposed_at").dt.date() > ctx.day - datetime.timedelta(days=guard.window_days))
-        c, t = (recent.filter(pl.col("variation_id") == v) for v in self.spec.variants)
-        verdict = evaluate(guard, c["revenue"].to_numpy(), t["revenue"].to_numpy())
+        seen = exposures(ctx.evidence_events(), self.spec.target).filter(pl.col("experiment_id") == self.experiment)
+        units = seen.with_columns(pl.col("exposed_at").alias("start_at"))
         results = []
-        ca, ta = (out.filter(pl.col("variation_id") == v) for v in self.spec.variants)
-        for metric in ("converted", "revenue"):
-            row = _results(self.experiment, metric, ca[metric].to_numpy(), ta[metric].to_numpy(), list(self.weights))
+        for metric, name in (("converted", "converted"), ("revenue_per_user", "revenue")):
+            out = _outcomes(ctx, units, metric, window_days=1)
+            ca, ta = (out.filter(pl.col("variation_id") == v)["value"].to_numpy() for v in self.spec.variants)
+            row = _results(self.experiment, name, ca, ta, list(self.weights))
             if row:
                 results.append(row)
         flag = HashExperiment(
@@ -280,8 +311,7 @@ class PaywallTest(Loop):
             decision_id=f"paywall-{self.version}")
         decisions = [{"person_id": None, "action": v, "propensity": w}
                      for v, w in zip(self.spec.variants, self.weights, strict=True)]
-        return Outcome(flag=flag, decisions=decisions, guardrails=[verdict], results=results,
-                       evidence={"exposed": out.height})
+        return Outcome(flag=flag, decisions=decisions, results=results, evidence={"exposed": units.height})
 
 
 class ChurnPrevention(Loop):
@@ -293,7 +323,10 @@ class ChurnPrevention(Loop):
         inputs=("user_features.plan", "user_features.days_since_last_seen", "user_features.events_7d",
                 "user_features.events_28d", "user_features.active_days_28d", "user_marketing.emails_opened_28d"),
         policy="scored_model", actuation="message", target="retention_offer", variants=("control", "retention_offer"),
-        control="control", feedback_metric="cancelled", approval=ApprovalPolicy(mode="auto", stable_days=2),
+        control="control", feedback_metric="cancelled",
+        guardrails=_oec_guardrails(revenue_drop=0.05, revenue_window_days=14),
+        approval=ApprovalPolicy(mode="auto", stable_days=2),
+        budget=Budget(action="retention_offer", max_per_day=200),  # a discount each: at most 200 a day
     )
     version = "risk-v1"
     experiment = "churn-offer-v1"
@@ -369,9 +402,9 @@ class ChurnPrevention(Loop):
             (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
         first = units["day"].min()
         assert isinstance(first, datetime.date)  # of at least 4 units
-        out = unit_outcomes(units, ctx.events(first), days=self.horizon_days)
+        out = _outcomes(ctx, units, "cancelled", window_days=self.horizon_days, since=first)
         c, t = (out.filter(pl.col("action") == v) for v in self.spec.variants)
-        row = _results(self.experiment, "cancelled", c["cancelled"].to_numpy(), t["cancelled"].to_numpy(),
+        row = _results(self.experiment, "cancelled", c["value"].to_numpy(), t["value"].to_numpy(),
                        list(self.weights))
         return [row] if row else []
 

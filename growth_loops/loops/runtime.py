@@ -1,4 +1,4 @@
-"""One decision run: every loop decides for a day, under its gates, approvals and guardrails.
+"""One decision run: every loop decides for a day, under its gates, lifecycle, guardrails and caps.
 
 ``run_decisions(paths, day)`` is the nightly (and hourly) body the Dagster assets wire. For each
 loop it:
@@ -8,14 +8,22 @@ loop it:
    ``trust_lookback_days`` before) must be trusted (lake/trust: no failed gate on their data, silver
    caught up with the day's end); otherwise nothing new is actuated: the loop's flag keeps its
    previous decision, no message is queued, and a ``skipped`` audit record says why;
-2. keeps a rolled-back version rolled back (a rollback is final for that version);
-3. applies the approval policy — ``human``: nothing is actuated (control) until a person approves
-   the version; ``auto``: the version runs as a canary on a share of units and is approved by the
-   loop itself after ``stable_days`` consecutive days of passing guardrails;
-4. lets the loop decide (policy → actions with propensities, guardrail verdicts, analyses);
-5. rolls back on a guardrail breach (control for everyone from the next run, with the evidence);
+2. reads the loop's lifecycle (``loops.lifecycle``, stored by ``loops.approvals``): a **stopped**
+   loop (``growthlake loops stop``) actuates control and sends nothing, whatever its version's
+   state; a new version is registered (``pending`` for a human loop, ``canary`` for an auto one);
+   a pending, rejected or rolled-back version actuates control;
+3. lets the loop decide (policy → actions with propensities, analyses) on its canary share or
+   on everyone;
+4. evaluates the loop's guardrails — declared in its spec, measured through the metric layer on
+   every unit its version exposed so far, always valid under nightly looks (``loops.guardrails``) —
+   and rolls back on a breach (control for everyone from the next run, recorded as ``rolled_back``);
+   an auto loop's canary approves itself after ``stable_days`` consecutive days of powered,
+   passing verdicts;
+5. applies the caps (``loops.caps``): messages per person a week, and the loop's daily budget of
+   costly actions; every cap that binds is audited;
 6. writes, idempotently: the loop's decisions (Delta, one partition per day), the audit log,
-   the message outbox, experiment results, the run record, and the GrowthBook features document.
+   the message outbox, experiment results (with Holm-adjusted p-values across the loop's
+   metrics), the run record, and the GrowthBook features document.
 
 Decisions taken for ``day`` act from the next day (the simulator reads the outbox at midnight).
 """
@@ -29,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -41,13 +50,18 @@ from growth_loops.actuation import (
     features_document_path,
     load_features_document,
     publish_features_document,
+    recent_counts,
 )
+from growth_loops.experiments import adjust_p_values
 from growth_loops.features import FeatureStore
 from growth_loops.loops import approvals, audit
+from growth_loops.loops.caps import apply_caps
 from growth_loops.loops.data import read_events
 from growth_loops.loops.errors import LoopError
-from growth_loops.loops.guardrails import GuardrailVerdict
+from growth_loops.loops.guardrails import GuardrailVerdict, evaluate_all
+from growth_loops.loops.lifecycle import stable_streak
 from growth_loops.loops.spec import LoopSpec
+from growth_loops.metrics import MetricLayer, load_metric_layer, mature_units, metric_stats, unit_values
 from lake import delta_io, trust
 from lake.locks import table_lock
 from lake.paths import LakePaths
@@ -87,7 +101,7 @@ LOOP_RUNS = pa.schema(
         pa.field("loop", pa.string(), nullable=False),
         pa.field("day", pa.date32(), nullable=False),
         pa.field("policy_version", pa.string(), nullable=False),
-        # status: actuated | canary | skipped | awaiting_approval | rejected | rolled_back
+        # status: actuated | canary | skipped | stopped | awaiting_approval | rejected | rolled_back
         pa.field("status", pa.string(), nullable=False),
         pa.field("approval_state", pa.string(), nullable=False),
         pa.field("guardrails", pa.string(), nullable=False),  # JSON list of verdicts
@@ -121,15 +135,20 @@ class LoopSettings:
     Attributes:
         holdout_share: Share of people in the global holdout, whom no loop touches.
         holdout_seed: Seed of the holdout's hash (GrowthBook-compatible).
-        canary_share: Share of eligible units an auto-approved version acts on before approval.
+        canary_share: Share of eligible units an auto loop's canary version acts on before approval.
         trust_lookback_days: Days before the decision day whose data must be trusted (lake/trust) for
             a loop to act: the longest feature window (28 days) a decision reads.
+        messages_per_person_per_week: The frequency cap: at most this many messages (all loops
+            together) per person over the 7 days ending with the decision day; None: no cap.
+        evidence_days: The guardrails read the units a version exposed over at most this many days.
     """
 
     holdout_share: float = 0.05
     holdout_seed: str = "global-holdout"
     canary_share: float = 0.1
     trust_lookback_days: int = 28
+    messages_per_person_per_week: int | None = 2
+    evidence_days: int = 60
 
 
 @dataclass
@@ -154,12 +173,29 @@ class Loop:
     def decide(self, ctx: DayContext, mode: Mode) -> Outcome:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def control_flag(self, reason: str) -> FlagDecision | None:
+    def units(self, ctx: DayContext) -> pl.DataFrame:
+        """The units this version exposed so far — ``person_id``, ``arm`` (``control`` or
+        ``treatment``), ``start_at`` — on which its guardrails are measured.
+
+        By default its actuated person-level decisions, starting the morning after the decision
+        (when the product acts on them); loops that the product exposes (flags) override it
+        with their exposures.
+        """
+        decided = ctx.decisions(self.spec.name, since=ctx.day - datetime.timedelta(days=ctx.settings.evidence_days))
+        mine = decided.filter(pl.col("person_id").is_not_null() & pl.col("actuated")
+                              & pl.col("policy_version").str.starts_with(self.version))
+        return mine.select(
+            "person_id",
+            pl.when(pl.col("action") == self.spec.control).then(pl.lit("control")).otherwise(pl.lit("treatment"))
+            .alias("arm"),
+            (pl.col("day").cast(pl.Datetime("us", "UTC")) + pl.duration(days=1)).alias("start_at"))
+
+    def control_flag(self, reason: str, *, decision_id: str | None = None) -> FlagDecision | None:
         """The flag decision that actuates control for everyone (None for message loops)."""
         if self.spec.actuation == "message":
             return None
         return Rollback(key=self.spec.target, default=self.spec.control, reason=reason,
-                        decision_id=f"{self.spec.name}-{self.version}")
+                        decision_id=decision_id or f"{self.spec.name}-{self.version}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +226,7 @@ class DayContext:
         self._gates: dict[str, tuple[bool, str]] | None = None
         self._untrusted: dict[str, list[str]] | None = None
         self._runs: pl.DataFrame | None = None
+        self._metric_layer: MetricLayer | None = None
 
     def untrusted(self) -> dict[str, list[str]]:
         """Days of the decision's inputs that decisions must not use (lake/trust), with reasons."""
@@ -245,6 +282,17 @@ class DayContext:
             self._runs = frame.filter(pl.col("day") < self.day).sort("day")
         return self._runs.filter(pl.col("loop") == loop)
 
+    @property
+    def metric_layer(self) -> MetricLayer:
+        """The metric layer (``growth_loops.metrics``): what loops and guardrails measure."""
+        if self._metric_layer is None:
+            self._metric_layer = load_metric_layer()
+        return self._metric_layer
+
+    def evidence_events(self) -> pl.DataFrame:
+        """Silver events of the guardrails' evidence window (``LoopSettings.evidence_days``), read once."""
+        return self.events(self.day - datetime.timedelta(days=self.settings.evidence_days))
+
     def rng_seed(self, loop: str) -> int:
         return int(hashlib.sha256(f"{loop}|{self.day.isoformat()}".encode()).hexdigest()[:12], 16)
 
@@ -268,6 +316,7 @@ def run_decisions(paths: LakePaths, day: datetime.date, *, loops: Sequence[Loop]
         previous_doc = {"features": {}}
     with table_lock(paths, "loops"):
         runs = [_run_one(ctx, loop) for loop in loops]
+        _cap(ctx, runs, loops)
         flags: list[FlagDecision] = [r.outcome.flag for r in runs if r.outcome.flag is not None]
         doc = build_features_document(flags)
         # A loop skipped by a failed gate keeps the decision already in the product.
@@ -295,45 +344,102 @@ def _run_one(ctx: DayContext, loop: Loop) -> LoopRun:
                        Outcome(evidence={"gates": failed, "untrusted_days": untrusted}),
                        note="upstream gate failed: " + "; ".join(notes)
                             + (" (re-run the partition once fixed, or `growthlake trust accept`)" if untrusted else ""))
-    rolled = ctx.runs(spec.name).filter((pl.col("policy_version") == loop.version)
-                                        & (pl.col("status") == "rolled_back"))
-    if not rolled.is_empty():
-        return LoopRun(spec.name, day, loop.version, "rolled_back", "n/a",
-                       Outcome(flag=loop.control_flag("rolled back"), evidence={"since": str(rolled["day"][0])}),
-                       note=f"rolled back on {rolled['day'][0]}: control until a new version")
-    state = approvals.request(ctx.paths, spec.name, loop.version, now=ctx.now,
-                              evidence={"day": day.isoformat(), "snapshot": snapshot, "spec": spec.description})
-    if state == "rejected" or (state == "pending" and spec.approval.mode == "human"):
-        status = "rejected" if state == "rejected" else "awaiting_approval"
+    approvals.request(ctx.paths, spec.name, loop.version, now=ctx.now, mode=spec.approval.mode,
+                      evidence={"day": day.isoformat(), "snapshot": snapshot, "spec": spec.description,
+                                "guardrails": [g.metric for g in spec.guardrails]})
+    life = approvals.lifecycle(ctx.paths, spec.name, loop.version)
+    state = life.state or "n/a"
+    if life.stopped:
+        return LoopRun(spec.name, day, loop.version, "stopped", state,
+                       Outcome(flag=loop.control_flag("stopped", decision_id=f"{spec.name}-stopped"),
+                               evidence={"snapshot": snapshot}),
+                       note=f"{spec.name} is stopped: control for everyone, nothing sent "
+                            f"(`growthlake loops resume {spec.name}`)")
+    if life.state in ("rejected", "rolled_back", "pending"):
+        status = {"rejected": "rejected", "rolled_back": "rolled_back", "pending": "awaiting_approval"}[life.state]
         return LoopRun(spec.name, day, loop.version, status, state,
                        Outcome(flag=loop.control_flag(status), evidence={"snapshot": snapshot}),
-                       note=f"version {loop.version} is {state}: control is actuated"
-                            + (" (`growthlake approvals approve`)" if state == "pending" else ""))
-    mode: Mode = "canary" if state == "pending" else "full"
+                       note=f"version {loop.version} is {life.state.replace('_', ' ')}: control is actuated"
+                            + (" (`growthlake approvals approve`)" if life.state == "pending" else ""))
+    mode: Mode = "canary" if life.mode == "canary" else "full"
     outcome = loop.decide(ctx, mode)
     outcome.evidence.setdefault("snapshot", snapshot)
+    outcome.guardrails = guardrail_verdicts(ctx, loop)
     breached = [g for g in outcome.guardrails if g.rollback]
     if breached:
         outcome.flag, outcome.messages = loop.control_flag("guardrail breach"), []
-        if state == "pending":
-            approvals.reject(ctx.paths, spec.name, loop.version, actor=f"auto:{spec.name}",
-                             reason="; ".join(g.reason for g in breached), now=ctx.now)
-        return LoopRun(spec.name, day, loop.version, "rolled_back", state, outcome,
-                       note="guardrail breach: " + "; ".join(g.reason for g in breached))
-    if state == "pending":  # auto approval: after enough stable canary days
-        earlier = ctx.runs(spec.name).filter(pl.col("policy_version") == loop.version)
-        stable = 1 if all(g.verdict == "pass" for g in outcome.guardrails) else 0
-        for row in reversed(earlier.to_dicts()):
-            if stable == 0 or row["status"] != "canary" or any(
-                    g["verdict"] != "pass" for g in json.loads(row["guardrails"])):
-                break
-            stable += 1
-        if stable >= spec.approval.stable_days:
-            approvals.approve(ctx.paths, spec.name, loop.version, actor=f"auto:{spec.name}",
-                              reason=f"{stable} consecutive stable days", now=ctx.now)
+        reason = "; ".join(g.reason for g in breached)
+        evidence = {"day": day.isoformat(), "guardrails": [json.loads(g.evidence()) for g in breached]}
+        approvals.roll_back(ctx.paths, spec.name, loop.version, reason=reason, now=ctx.now, evidence=evidence)
+        return LoopRun(spec.name, day, loop.version, "rolled_back", "rolled_back", outcome,
+                       note="guardrail breach: " + reason)
+    if mode == "canary":  # autonomy follows evidence: powered, passing guardrails on stable_days canary days
+        earlier = ctx.runs(spec.name).filter(pl.col("policy_version").str.starts_with(loop.version))
+        days: list[str | list[dict[str, Any]]] = []
+        for row in earlier.iter_rows(named=True):
+            days = days + [row["guardrails"]] if row["status"] == "canary" else []
+        days.append([json.loads(g.evidence()) for g in outcome.guardrails])
+        streak, required = stable_streak(days), spec.approval.stable_days
+        outcome.evidence["autonomy"] = {"stable_days": streak, "required_days": required,
+                                        "guardrails": len(spec.guardrails)}
+        if spec.guardrails and streak >= required:
+            approvals.auto_approve(ctx.paths, spec.name, loop.version, stable_days=streak, required_days=required,
+                                   evidence={"day": day.isoformat()}, now=ctx.now)
             state = "approved"
     return LoopRun(spec.name, day, outcome.policy_version or loop.version, "canary" if mode == "canary" else "actuated",
                    state, outcome)
+
+
+def guardrail_verdicts(ctx: DayContext, loop: Loop) -> list[GuardrailVerdict]:
+    """The loop's guardrails on every unit its version exposed whose window has closed by the end of the day."""
+    guardrails = loop.spec.guardrails
+    if not guardrails:
+        return []
+    units = loop.units(ctx)
+    layer, as_of = ctx.metric_layer, datetime.datetime.combine(ctx.day + datetime.timedelta(days=1), datetime.time(),
+                                                               tzinfo=datetime.UTC)
+    arms = {}
+    for guardrail in guardrails:
+        metric = layer.metric(guardrail.metric).with_window(guardrail.window_days)
+        ready = mature_units(units, metric, as_of)
+        values = unit_values(ready, ctx.evidence_events(), metric, layer) if ready.height else None
+        arms[guardrail.metric] = tuple(
+            metric_stats(values.filter(pl.col("arm") == arm), metric) if values is not None else np.zeros(0)
+            for arm in ("control", "treatment"))
+    return evaluate_all(guardrails, arms)  # type: ignore[arg-type]
+
+
+def _cap(ctx: DayContext, runs: list[LoopRun], loops: Sequence[Loop]) -> None:
+    """Apply the frequency and budget caps to the actuated runs, in loop order (pure ``loops.caps``)."""
+    if not any(r.actuated and (r.outcome.messages or loop.spec.budget) for r, loop in zip(runs, loops, strict=True)):
+        return
+    counts = recent_counts(ctx.paths, since=ctx.day - datetime.timedelta(days=6), until=ctx.day - datetime.timedelta(
+        days=1))
+    for run, loop in zip(runs, loops, strict=True):
+        if not run.actuated:
+            continue
+        capped = apply_caps(run.outcome.decisions, run.outcome.messages, loop=loop.spec.name, messages_last_week=counts,
+                            per_person_per_week=ctx.settings.messages_per_person_per_week, budget=loop.spec.budget)
+        run.outcome.decisions, run.outcome.messages, counts = capped.decisions, capped.messages, capped.counts
+        if capped.bindings:
+            run.outcome.evidence["caps"] = capped.bindings
+
+
+def _holm(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each experiment's metrics with ``rel_p_value_adjusted`` (Holm) in their record."""
+    out = [dict(r) for r in results]
+    for experiment in {r["experiment"] for r in out}:
+        mine = [r for r in out if r["experiment"] == experiment]
+        records = [json.loads(r["record"]) for r in mine]
+        raw = [rec["rel_p_value"] if rec.get("rel_p_value") is not None else rec.get("abs_p_value") for rec in records]
+        known = [i for i, p in enumerate(raw) if p is not None]
+        adjusted = adjust_p_values(np.asarray([raw[i] for i in known], dtype=float), method="holm")
+        for i, p in zip(known, adjusted, strict=True):
+            records[i]["rel_p_value_adjusted"] = float(p)
+            records[i]["p_value_adjustment"] = f"holm over {len(known)} metric(s)"
+        for row, rec in zip(mine, records, strict=True):
+            row["record"] = json.dumps(rec, default=float)
+    return out
 
 
 def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
@@ -346,7 +452,7 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
         out, loop = run.outcome, run.loop
         verdict = ("rollback" if any(g.rollback for g in out.guardrails) else
                    "pass" if out.guardrails and all(g.verdict == "pass" for g in out.guardrails) else
-                   "insufficient" if out.guardrails else "n/a")
+                   "insufficient_evidence" if out.guardrails else "n/a")
         snapshot = out.evidence.get("snapshot", "n/a") or "n/a"
         actuated = run.actuated
         rows = [{
@@ -358,14 +464,22 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
         delta_io.replace_where(paths.loop_decisions(loop), pa.Table.from_pylist(rows, schema=DECISIONS),
                                f"day = '{day.isoformat()}'", partition_by=["day"], operation="loop-decisions",
                                metadata={"loop": loop, "day": day.isoformat(), "rows": len(rows)})
+        caps = {d.get("person_id") or d["action"]: d["cap"] for d in out.decisions if d.get("cap")}
         for r in rows:
+            extra = {"cap": caps[r["person_id"] or r["action"]]} if (r["person_id"] or r["action"]) in caps else {}
             records.append(audit.AuditRecord(
                 decision_id=r["decision_id"], decision_day=day, loop=loop, kind="action",
                 policy_version=run.policy_version, person_id=r["person_id"], action=r["action"],
                 propensity=r["propensity"], feature_snapshot=snapshot, guardrail_verdict=verdict,
                 approval_state=run.approval_state, actor=f"loop:{loop}", decided_at=now,
-                evidence=json.dumps({"actuated": r["actuated"], "mode": r["mode"]})))
-        if run.status in ("skipped", "rolled_back", "awaiting_approval", "rejected"):
+                evidence=json.dumps({"actuated": r["actuated"], "mode": r["mode"], **extra})))
+        for binding in out.evidence.get("caps", []):
+            records.append(audit.AuditRecord(
+                decision_id=audit.decision_id(loop, day, "cap", binding["cap"]), decision_day=day, loop=loop,
+                kind="cap", policy_version=run.policy_version, feature_snapshot=snapshot, guardrail_verdict=verdict,
+                approval_state=run.approval_state, actor=f"loop:{loop}", decided_at=now,
+                evidence=json.dumps(binding, default=str)))
+        if run.status in ("skipped", "stopped", "rolled_back", "awaiting_approval", "rejected"):
             kind = "rollback" if run.status == "rolled_back" and out.guardrails else "skipped"
             records.append(audit.AuditRecord(
                 decision_id=audit.decision_id(loop, day, kind, run.policy_version), decision_day=day, loop=loop,
@@ -383,7 +497,7 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
                                     default=str)))
         if actuated and out.messages:
             enqueue(paths, out.messages, consented=consented, now=now)
-        result_rows += [{"day": day, "loop": loop, **r} for r in out.results]
+        result_rows += [{"day": day, "loop": loop, **r} for r in _holm(out.results)]
         flag_entry = doc["features"].get(out.flag.key) if out.flag is not None else None
         run_rows.append({
             "loop": loop, "day": day, "policy_version": run.policy_version, "status": run.status,

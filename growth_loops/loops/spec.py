@@ -9,7 +9,7 @@ from typing import Literal
 
 from growth_loops.loops.errors import LoopError
 
-__all__ = ["ApprovalPolicy", "Guardrail", "LoopSpec"]
+__all__ = ["ApprovalPolicy", "Budget", "Guardrail", "LoopSpec"]
 
 PolicyKind = Literal["rule", "scored_model", "bandit", "contextual_bandit", "experiment"]
 ActuationKind = Literal["feature_flag", "message", "in_app_variant"]
@@ -22,34 +22,38 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
 class Guardrail:
     """A metric that must not get worse: roll back when we are confident it did.
 
-    The loop's treatment is rolled back when, over the last ``window_days``, the relative change
-    of ``metric`` (treatment vs control) is below ``-max_relative_drop`` with ``confidence``: the
-    upper end of the one-sided interval is below the threshold. ``max_relative_drop`` is a
-    setting, not 0: a guardrail that fires on any dip fires on noise.
+    Declared as data in the loop's spec and evaluated by the loop runtime on every unit the
+    version exposed so far (``loops.guardrails``): the treatment is rolled back when the
+    always-valid upper bound of the relative change of ``metric`` (treatment vs control) is
+    below ``-max_relative_drop``. ``max_relative_drop`` is a setting, not 0: a guardrail that
+    fires on any dip fires on noise.
 
     Attributes:
-        metric: Per-unit metric name (e.g. ``revenue_per_user``).
+        metric: A unit metric of the metric layer (``growth_loops.metrics``), e.g.
+            ``revenue_per_active_user`` or ``retention_d7``.
         max_relative_drop: Tolerated relative drop, e.g. 0.02 for -2%.
-        window_days: Trailing days of exposure the verdict is computed over.
-        confidence: One-sided confidence required to roll back, e.g. 0.95.
-        min_units_per_arm: Below this many units per arm the verdict is "insufficient data".
+        window_days: Days after each unit's start its metric is measured over; None for the
+            metric's own window. A unit counts once its window has closed.
+        confidence: ``1 - alpha`` of the loop's guardrails together (each gets a share), e.g. 0.95.
+        min_units_per_arm: Below this many units per arm the verdict is "insufficient evidence".
     """
 
     metric: str
     max_relative_drop: float
-    window_days: int = 7
+    window_days: int | None = None
     confidence: float = 0.95
     min_units_per_arm: int = 100
 
     def __post_init__(self) -> None:
         subject = f"guardrail on {self.metric!r}"
         if not self.metric:
-            raise LoopError("guardrail", "metric is empty", "Name the per-unit metric it watches.")
-        if not 0 <= self.max_relative_drop < 1:
-            raise LoopError(subject, f"max_relative_drop {self.max_relative_drop!r} is not in [0, 1)",
+            raise LoopError("guardrail", "metric is empty", "Name the metric of the metric layer it watches.")
+        if not 0 < self.max_relative_drop < 1:
+            raise LoopError(subject, f"max_relative_drop {self.max_relative_drop!r} is not in (0, 1)",
                             "Give the tolerated relative drop as a share, e.g. 0.02 for -2%.")
-        if self.window_days < 1:
-            raise LoopError(subject, f"window_days {self.window_days!r} < 1", "Use a window of at least one day.")
+        if self.window_days is not None and self.window_days < 1:
+            raise LoopError(subject, f"window_days {self.window_days!r} < 1",
+                            "Use a window of at least one day (or None for the metric's own).")
         if not 0.5 < self.confidence < 1:
             raise LoopError(subject, f"confidence {self.confidence!r} is not in (0.5, 1)", "Use e.g. 0.95.")
         if self.min_units_per_arm < 2:
@@ -61,9 +65,10 @@ class ApprovalPolicy:
     """Who lets a new policy version act.
 
     ``mode="human"``: nothing is actuated until a person approves the version
-    (``growthlake approvals approve <loop> <version>``). ``mode="auto"``: a version is approved
-    automatically once its guardrails have passed on ``stable_days`` consecutive decision days;
-    until then it runs only where a human approved it (or not at all).
+    (``growthlake approvals approve <loop> <version>``). ``mode="auto"``: a version starts as a
+    canary (``LoopSettings.canary_share`` of its units) and approves itself once every guardrail
+    said ``pass`` — no breach, and powered — on ``stable_days`` consecutive canary days; a person
+    may approve it earlier. The state machine is ``loops.lifecycle``.
     """
 
     mode: Literal["human", "auto"] = "human"
@@ -74,6 +79,25 @@ class ApprovalPolicy:
             raise LoopError("approval policy", f"mode {self.mode!r} is unknown", "Use 'human' or 'auto'.")
         if self.stable_days < 1:
             raise LoopError("approval policy", "stable_days must be at least 1", "Use e.g. 3.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """How often a day a loop may take a costly action (e.g. send a discount).
+
+    Attributes:
+        action: The variant that costs (e.g. ``retention_offer``).
+        max_per_day: At most this many units get it per decision day; beyond, the same share of
+            every arm is kept (``loops.caps``) and the binding is audited.
+    """
+
+    action: str
+    max_per_day: int
+
+    def __post_init__(self) -> None:
+        if not self.action or self.max_per_day < 1:
+            raise LoopError("budget", f"{self.action!r} at most {self.max_per_day!r} a day",
+                            "Name the costly variant and allow at least one a day.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,9 +116,12 @@ class LoopSpec:
         variants: The actions; ``control`` is the one applied on rollback and to the holdout.
         control: The control action.
         feedback_metric: The per-unit metric the loop optimizes; it must feed the OEC.
-        guardrails: Metrics that trigger a rollback.
+        guardrails: Metrics of the metric layer that trigger a rollback, evaluated by the runtime
+            on every unit the version exposed (data, not code). Without one, an auto loop never
+            leaves its canary.
         approval: Who lets a new policy version act.
         cadence: ``nightly`` or ``hourly`` decision runs.
+        budget: At most this many costly actions a day (None: no budget).
     """
 
     name: str
@@ -110,6 +137,7 @@ class LoopSpec:
     guardrails: tuple[Guardrail, ...] = ()
     approval: ApprovalPolicy = ApprovalPolicy()
     cadence: Literal["nightly", "hourly"] = "nightly"
+    budget: Budget | None = None
 
     def __post_init__(self) -> None:
         subject = f"loop {self.name!r}"
@@ -137,6 +165,12 @@ class LoopSpec:
             raise LoopError(subject, "target, owner and feedback_metric are required", "Fill them in.")
         if self.cadence not in ("nightly", "hourly"):
             raise LoopError(subject, f"cadence {self.cadence!r} is unknown", "Use 'nightly' or 'hourly'.")
+        if self.budget is not None and self.budget.action not in self.treatments:
+            raise LoopError(subject, f"the budget's action {self.budget.action!r} is not a treatment",
+                            f"Budget one of {', '.join(self.treatments)}.")
+        metrics = [g.metric for g in self.guardrails]
+        if len(set(metrics)) != len(metrics):
+            raise LoopError(subject, f"guardrail metrics repeat: {metrics}", "Declare each metric once.")
 
     @property
     def treatments(self) -> tuple[str, ...]:

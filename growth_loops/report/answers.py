@@ -174,8 +174,9 @@ def answer_oversight(d: ReportData) -> Answer:
          f"{len(evaluated & set(guarded))} of those evaluated it so far; {fmt.plural(rollbacks, 'rollback')} "
          "performed."),
         (f"Approvals: {states.get('approved', 0):,} versions approved ({by_people:,} by a person, the others "
-         f"automatically after stable canary days), {states.get('pending', 0):,} pending, "
-         f"{states.get('rejected', 0):,} rejected."),
+         f"automatically after stable canary days of powered, passing guardrails), "
+         f"{states.get('canary', 0):,} still canaries, {states.get('pending', 0):,} pending, "
+         f"{states.get('rejected', 0):,} rejected, {states.get('rolled_back', 0):,} rolled back."),
         (f"{fmt.pct(share)} of {fmt.plural(d.decisions_total, 'decision')} are in the audit log with their inputs, "
          "policy version and propensity." if share is not None else "No person-level decision taken yet."),
     ]
@@ -194,7 +195,9 @@ def answer_savings(d: ReportData) -> Answer:
                   "(ASSUMED_MINUTES_PER_DECISION, ASSUMED_MINUTES_PER_ROLLBACK in growth_loops/report/answers.py).")
     if automated == 0 and rollbacks == 0:
         return Answer("unknown", "The loops have taken no automated decision yet.", assumption)
-    decided = d.approvals.filter(pl.col("state") != "pending") if not d.approvals.is_empty() else d.approvals
+    # Pending and canary versions are not settled yet (a canary's last event is the loop's own start).
+    decided = d.approvals.filter(~pl.col("state").is_in(["pending", "canary"])) if not d.approvals.is_empty() \
+        else d.approvals
     settled_by_loops = int(decided["actor"].str.starts_with("auto:").sum()) if not decided.is_empty() else 0
     manual = decided.height - settled_by_loops
     sent, pending = d.outbox.get("sent", 0), d.outbox.get("pending", 0)

@@ -280,7 +280,12 @@ def test_analyze_bundles_every_estimate_into_one_flat_record():
     assert record["rel_p_value"] == pytest.approx(relative_lift(control, treatment).p_value)
     assert record["cuped_ci_low"] == pytest.approx(cuped(control, pre_c, treatment, pre_t).ci_low)
     assert record["cuped_variance_reduction"] > 0.1
-    assert record["chance_to_win"] == pytest.approx(chance_to_win(control, treatment))
+    # Chance to win as GrowthBook reports it: on the relative scale; the absolute one is labelled.
+    relative = relative_lift(control, treatment)
+    assert record["chance_to_win"] == pytest.approx(stats.norm.cdf(relative.estimate / relative.std_error))
+    assert record["chance_to_win_scale"] == "relative"
+    assert record["abs_chance_to_win"] == pytest.approx(chance_to_win(control, treatment))
+    assert record["cuped_rel_std_error"] < record["rel_std_error"]  # CUPED narrows the relative lift too
     assert record["seq_p_value"] == pytest.approx(sequential_test(control, treatment).p_value)
     assert all(value is None or isinstance(value, (str, int, float, bool)) for value in record.values())
 

@@ -1,5 +1,6 @@
 -- One row per person and UTC date with at least one event: the building block of every
--- activity, retention and revenue metric (computed once, read by several marts).
+-- activity, retention and revenue metric (computed once, read by several marts). `is_active` and
+-- `revenue` are the metric layer's measures `active` and `revenue`, the loops' definitions too.
 
 with
 
@@ -15,13 +16,11 @@ aggregated as (
         person_id,
         event_date as activity_date,
         bool_or(is_anonymous_person) as is_anonymous_person,
-        bool_or(is_activity) as is_active,
+        -- the metric layer's measures (dbt_project.yml var metric_layer, macros/metric_layer.sql)
+        {{ metric_layer_measure('active') }} as is_active,
         count(*) as events,
         count(*) filter (where is_activity) as activity_events,
-        coalesce(
-            sum(revenue) filter (where currency = {{ sql_string(var('reporting_currency')) }}),
-            0
-        ) as revenue
+        {{ metric_layer_measure('revenue') }} as revenue
 
     from events
     group by person_id, event_date
