@@ -144,7 +144,7 @@ def run_failed_alert(instance: dg.DagsterInstance, run_id: str, *, now: datetime
                 return None
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
-            failures.append(f"{event.step_key}: {error.message.strip().splitlines()[0] if error else 'failed'}")
+            failures.append(f"{event.step_key}: {' '.join(error.message.split())[:300] if error else 'failed'}")
         else:
             message = event.message or ""
     from orchestration.hours import HOUR_RANGE_TAGS
