@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from lake import delta_io
-from lake.alerts import ALERT_ACTIONS_SCHEMA, gate_alerts, raise_alerts, read_alerts
+from lake.alerts import ALERT_ACTIONS_SCHEMA, gate_alerts, raise_alerts, read_alerts, resolve_alert
 from lake.trust import GATE_EVALUATIONS
 from orchestration.alerts import evaluate_freshness, run_failed_alert, run_failure_alert_sensor
 from orchestration.cli import main as cli
@@ -139,3 +139,17 @@ def test_alerts_cli_lists_acks_and_resolves_with_the_actor_and_time_to_resolve(p
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1
     assert len(delta_io.read(paths.alert_actions, ALERT_ACTIONS_SCHEMA)) == 2
+
+
+def test_board_report_shows_open_alerts_and_time_to_resolve(paths, monkeypatch):
+    from growth_loops.report import build_report
+
+    monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK", raising=False)
+    done, still_open = _raise_gate_alert(paths, hours_ago=3), _raise_gate_alert(paths, hours_ago=1)
+    resolve_alert(paths, done, actor="ana", now=datetime.now(UTC) - timedelta(minutes=30))  # 2 h 30 m after
+    page = build_report(paths, data_docs=False).read_text(encoding="utf-8")
+    trust = page[page.index('<section id="trust">'):]
+    assert "1 open alert (1 gate_failed); 1 resolved, median time to resolve 2h 30m" in trust
+    assert f"silver/events[{KEY}] gx_silver_events" in trust and "12 rows without event_id" in trust
+    assert trust.count("<td>gate_failed</td>") == 1, "only the open alert is listed"
+    assert still_open != done
