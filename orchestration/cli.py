@@ -386,9 +386,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
           + "".join(f"\n  {p['loop']} {p['version']} (since {p['requested_at']:%Y-%m-%d %H:%M} UTC)"
                     for p in growth["pending"]) + ("  (`growthlake approvals list`)" if growth["pending"] else ""))
     hours = int(ALERT_WINDOW.total_seconds() // 3600)
-    print(f"\nalerts in the last {hours} h: {len(st['alerts'])} ({st['alerts_total']} in all)")
+    print(f"\nalerts in the last {hours} h: {len(st['alerts'])} ({st['alerts_total']} in all, {st['alerts_open']} open"
+          f"{': `growthlake alerts list`' if st['alerts_open'] else ''})")
     for a in st["alerts"][:10]:
-        print(f"  {a['raised_at']:%Y-%m-%d %H:%M} {a['severity']:<6} {a['kind']} {a['subject']}: {a['detail'] or ''}")
+        print(f"  {a['raised_at']:%Y-%m-%d %H:%M} {a['severity']:<6} {a['state']:<8} {a['kind']} {a['subject']}: "
+              f"{a['detail'] or ''}")
     failing = len(st["failed"]) + len(st["failed_gates"])
     if st["failed"]:
         print(f"\nunreconciled or held landing hours ({len(st['failed'])}):")

@@ -130,6 +130,10 @@ def test_alerts_cli_lists_acks_and_resolves_with_the_actor_and_time_to_resolve(p
     assert first[:12] not in out and second[:12] in out and "1 open, 1 resolved; median time to resolve 2h 00m" in out
     assert cli(["alerts", "list", "--all", "--root", paths.root]) == 0
     assert first[:12] in capsys.readouterr().out
+    cli(["status", "--root", paths.root])
+    out = capsys.readouterr().out
+    assert "alerts in the last 24 h: 2 (2 in all, 1 open: `growthlake alerts list`)" in out
+    assert "resolved gate_failed silver/events" in out and "open     gate_failed silver/events" in out
 
     # clear one-line errors, exit 2, nothing recorded
     for argv, says in ((["resolve", first[:12]], "already resolved by oncall-bo"),
