@@ -17,6 +17,7 @@ import dagster as dg
 from lake.alerts import FRESHNESS, RUN_FAILED, Alert, Severity, raise_alerts
 from lake.paths import LakePaths
 from orchestration.freshness import SLAS
+from orchestration.hours import HOUR_RANGE_TAGS
 from orchestration.resources import LakeResource
 
 __all__ = ["alert_failed_runs", "evaluate_freshness", "freshness_sla_sensor", "layer_of", "run_failed_alert",
@@ -147,8 +148,6 @@ def run_failed_alert(instance: dg.DagsterInstance, run_id: str, *, now: datetime
             failures.append(f"{event.step_key}: {' '.join(error.message.split())[:300] if error else 'failed'}")
         else:
             message = event.message or ""
-    from orchestration.hours import HOUR_RANGE_TAGS
-
     start, end = (run.tags.get(tag) for tag in HOUR_RANGE_TAGS)
     scope = run.tags.get("dagster/partition") or (f"{start}..{end}" if start and end else "")
     subject = f"{run.job_name}[{scope}]" if scope else run.job_name
