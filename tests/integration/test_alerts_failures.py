@@ -96,6 +96,29 @@ def test_growthlake_run_alerts_a_failed_gate_once(paths, monkeypatch, capsys):
     assert alerts["subject"].to_list() == [f"bronze/events[{KEY}] gx_bronze_events"]
 
 
+def test_a_gate_failing_outside_the_jobs_is_heard_through_the_run_failure_sensor(paths, monkeypatch):
+    """Assets materialized ad hoc (Dagster's implicit job) carry no trust hooks: the sensor raises the gate's alert."""
+    monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK", raising=False)
+
+    @dg.asset(key=["silver", "adhoc"], check_specs=[dg.AssetCheckSpec("rows_present", asset=["silver", "adhoc"],
+                                                                      blocking=True)])
+    def adhoc():
+        yield dg.Output(0)
+        yield dg.AssetCheckResult(check_name="rows_present", passed=False, description="0 rows")
+
+    @dg.asset(deps=[adhoc])
+    def downstream() -> None:
+        pass
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        res = dg.materialize([adhoc, downstream], instance=instance, raise_on_error=False)
+        assert not res.success
+        _sensor_tick(instance, paths, res.run_id)
+        _sensor_tick(instance, paths, res.run_id)  # the same run reported twice
+    alerts = read_alerts(paths)
+    assert alerts.select("kind", "subject", "detail").rows() == [("gate_failed", "silver/adhoc rows_present", "0 rows")]
+
+
 def _raise_gate_alert(paths, *, hours_ago: float) -> str:
     raised = datetime.now(UTC) - timedelta(hours=hours_ago)
     (alert,) = gate_alerts([{"run_id": f"run-{hours_ago}", "asset": "silver/events", "partition": KEY,
