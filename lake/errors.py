@@ -13,6 +13,7 @@ __all__ = [
     "ReconciliationError",
     "SilverStateError",
     "RequestRejected",
+    "AlertError",
 ]
 
 
@@ -142,3 +143,11 @@ class RequestRejected(GrowthlakeError):
         self.code = code
         self.message = message
         super().__init__(f"{status} {code}: {message}")
+
+
+class AlertError(GrowthlakeError):
+    """An alert cannot be acknowledged or resolved: unknown id, ambiguous prefix, or already done."""
+
+    def __init__(self, alert: str, problem: str) -> None:
+        self.alert = alert
+        super().__init__(f"alert {alert}: {problem}. List the alerts with `growthlake alerts list --all`.")

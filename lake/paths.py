@@ -214,8 +214,13 @@ class LakePaths:
     # -- observability (lake/alerts) ---------------------------------------------------------------
     @property
     def alerts(self) -> str:
-        """Append-only alerts (freshness SLA breaches), one row per alert_id."""
+        """Append-only alerts (failed gates, failed runs, freshness breaches), one row per alert_id."""
         return self.table("observability", "alerts")
+
+    @property
+    def alert_actions(self) -> str:
+        """Append-only: who acknowledged or resolved which alert, when (lake/alerts)."""
+        return self.table("observability", "alert_actions")
 
     @property
     def gate_evaluations(self) -> str:

@@ -35,7 +35,8 @@ def lake_status(paths: LakePaths, *, now: dt.datetime | None = None) -> dict[str
     Returns:
         ``root``, ``landing_hours``, ``landing_files``; ``tables`` (bronze and silver: rows, version,
         last partition); ``warehouse`` (path, built_at, and rows per mart, or None before the first
-        build); ``alerts`` (raised in the last :data:`ALERT_WINDOW`, newest first) and ``alerts_total``;
+        build); ``alerts`` (raised in the last :data:`ALERT_WINDOW`, newest first, with their ``state``:
+        open, acked or resolved), ``alerts_total`` and ``alerts_open`` (not resolved, of any age);
         ``failed`` (landing hours that do not reconcile or whose bronze gate held them) and
         ``failed_gates`` (every gate whose latest evaluation failed).
     """
@@ -44,7 +45,7 @@ def lake_status(paths: LakePaths, *, now: dt.datetime | None = None) -> dict[str
     ledger = read_ledger(paths)
     failed = ledger.filter(pc.invert(ledger["reconciled"])).select(
         ["landing_partition", "gate_status", "gate_summary"]).sort_by("landing_partition").to_pylist()
-    alerts, total = _alerts(paths, now)
+    alerts, total, open_ = _alerts(paths, now)
     return {
         "root": paths.root,
         "landing_hours": len(keys),
@@ -53,6 +54,7 @@ def lake_status(paths: LakePaths, *, now: dt.datetime | None = None) -> dict[str
         "warehouse": _warehouse(paths),
         "alerts": alerts,
         "alerts_total": total,
+        "alerts_open": open_,
         "failed": failed,
         "failed_gates": _failed_gates(paths),
     }
@@ -92,12 +94,13 @@ def _warehouse(paths: LakePaths) -> dict[str, Any] | None:
     return {"path": path, "built_at": built_at, "marts": marts}
 
 
-def _alerts(paths: LakePaths, now: dt.datetime) -> tuple[list[dict[str, Any]], int]:
+def _alerts(paths: LakePaths, now: dt.datetime) -> tuple[list[dict[str, Any]], int, int]:
     from lake.alerts import read_alerts
 
     frame = read_alerts(paths)
     recent = frame.filter(frame["raised_at"] >= now - ALERT_WINDOW).sort("raised_at", descending=True)
-    return recent.select("raised_at", "kind", "subject", "severity", "detail").to_dicts(), frame.height
+    open_ = frame.filter(frame["state"] != "resolved").height
+    return recent.select("raised_at", "kind", "subject", "severity", "detail", "state").to_dicts(), frame.height, open_
 
 
 def _failed_gates(paths: LakePaths) -> list[dict[str, Any]]:

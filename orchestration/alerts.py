@@ -1,7 +1,12 @@
-"""Freshness SLA alerts: a sensor that records a breach of ``orchestration.freshness.SLAS``.
+"""Alerts from Dagster: freshness SLA breaches and failed runs (failed gates: ``orchestration.trust``).
 
-``dagster dev`` shows each asset's FreshnessPolicy; this sensor turns a breach into a row of
-``$ROOT/delta/observability/alerts``, a WARNING log line and a notification (``lake.alerts``).
+``dagster dev`` shows each asset's FreshnessPolicy; ``freshness_sla_sensor`` turns a breach of
+``orchestration.freshness.SLAS`` into a row of ``$ROOT/delta/observability/alerts``, a WARNING log line
+and a notification (``lake.alerts``). ``run_failure_alert_sensor`` does the same for a run that failed:
+when a gate failed in it, the gate's own alert (the trust hooks raise it too, with the same id) is that
+failure's one alert; otherwise one alert for the run.
+``growthlake run`` raises the same run alerts itself (:func:`alert_failed_runs`), as its runs execute in
+process, where no sensor sees them unless a daemon runs; the alert id is the same either way.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from lake.alerts import Alert, Severity, raise_alerts
+from lake.alerts import FRESHNESS, RUN_FAILED, Alert, Severity, gate_alerts, raise_alerts
 from lake.paths import LakePaths
 from orchestration.freshness import SLAS
+from orchestration.hours import HOUR_RANGE_TAGS
 from orchestration.resources import LakeResource
 
-__all__ = ["evaluate_freshness", "freshness_sla_sensor", "layer_of"]
+__all__ = ["alert_failed_runs", "evaluate_freshness", "failed_run_alerts", "freshness_sla_sensor", "layer_of",
+           "run_failed_alert", "run_failure_alert_sensor"]
 
-KIND = "freshness"
+KIND = FRESHNESS
 # dbt groups without an SLA of their own: both are built by the nightly warehouse job
 _GROUP_TO_LAYER = {"staging": "warehouse", "intermediate": "warehouse"}
 
@@ -116,3 +123,61 @@ def freshness_sla_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     alerts = evaluate_freshness(context.instance, context.repository_def, paths, datetime.now(UTC))
     new = raise_alerts(paths, alerts)
     return dg.SkipReason(f"{len(alerts)} asset(s) over their freshness SLA, {new} new alert(s) recorded")
+
+
+def failed_run_alerts(instance: dg.DagsterInstance, run_id: str, *, now: datetime | None = None) -> list[Alert]:
+    """The alerts of a failed run: when a gate of error severity failed in it, that gate's ``gate_failed``
+    alert (the very alert the trust hooks raise, same id: a run of a job without the hooks, such as Dagster's
+    implicit asset job, is heard too); else one ``run_failed`` alert — subject the job (and its partition or
+    hour range), the failed steps and their errors as detail, the run id as occurrence. [] when the run did
+    not fail."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.status != dg.DagsterRunStatus.FAILURE:
+        return []
+    now = now or datetime.now(UTC)
+    types = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE,
+             dg.DagsterEventType.RUN_FAILURE}
+    records = instance.get_records_for_run(run_id, of_type=types, limit=100_000).records
+    gates, failures, message = [], [], ""
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.asset_check_evaluation_data
+            gates.append({"run_id": run_id, "asset": data.asset_key.to_user_string(),
+                          "partition": getattr(data, "partition", None), "gate": data.check_name,
+                          "passed": bool(data.passed), "severity": getattr(data.severity, "value", None),
+                          "description": data.description or ""})
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            failures.append(f"{event.step_key}: {' '.join(error.message.split())[:300] if error else 'failed'}")
+        else:
+            message = event.message or ""
+    failed_gates = gate_alerts(gates, raised_at=now)
+    if failed_gates:
+        return failed_gates
+    start, end = (run.tags.get(tag) for tag in HOUR_RANGE_TAGS)
+    scope = run.tags.get("dagster/partition") or (f"{start}..{end}" if start and end else "")
+    subject = f"{run.job_name}[{scope}]" if scope else run.job_name
+    detail = "; ".join(failures) or message or "the run failed"
+    return [Alert(kind=RUN_FAILED, subject=subject, severity="fail", detail=f"run {run_id[:8]}: {detail}"[:1000],
+                  occurrence=run_id, raised_at=now)]
+
+
+def run_failed_alert(instance: dg.DagsterInstance, run_id: str, *, now: datetime | None = None) -> Alert | None:
+    """The ``run_failed`` alert of a run that failed other than by a gate (see :func:`failed_run_alerts`)."""
+    return next((a for a in failed_run_alerts(instance, run_id, now=now) if a.kind == RUN_FAILED), None)
+
+
+def alert_failed_runs(instance: dg.DagsterInstance, paths: LakePaths, run_ids: list[str]) -> int:
+    """Raise the alerts of each failed run among ``run_ids`` (:func:`failed_run_alerts`); return how many were new."""
+    return raise_alerts(paths, [a for r in run_ids for a in failed_run_alerts(instance, r)])
+
+
+@dg.run_failure_sensor(name="run_failure_alert_sensor", minimum_interval_seconds=30,
+                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Record an alert (table, log line, notifier) for a failed run: its failed gates', "
+                                   "or one for the run when no gate failed in it.")
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, lake: LakeResource) -> None:
+    raise_alerts(lake.paths(), failed_run_alerts(context.instance, context.dagster_run.run_id))

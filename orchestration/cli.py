@@ -145,6 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     failed: list[str] = []
     log_level = "INFO" if args.verbose else "WARNING"
     started = time.perf_counter()
+    started_at = datetime.now(UTC)
     done = 0
     for r, hours in enumerate(runs, 1):
         t0 = time.perf_counter()
@@ -201,12 +202,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 print(f"loops: {len(days)} day(s) decided in {time.perf_counter() - t0:.1f}s "
                       f"(`growthlake approvals list` for versions waiting for you)")
     _print_summary(read_ledger(paths, keys).to_pylist())
+    _alert_failed_runs(instance, paths, since=started_at)
     if failed:
         print(f"\n{len(failed)} partition(s) failed a gate or did not reconcile: {', '.join(failed[:10])}"
               f"{' …' if len(failed) > 10 else ''}\nInspect with `growthlake status`; held batches are under "
               f"{paths.audit_holds}.", file=sys.stderr)
         return 1
     return 0
+
+
+def _alert_failed_runs(instance, paths, *, since: datetime) -> None:
+    """Raise the alert of each run of this command that failed other than by a gate (the gates raised
+    theirs from the trust hooks): in-process runs are seen by no run-failure sensor unless a daemon runs."""
+    import dagster as dg
+
+    from orchestration.alerts import alert_failed_runs
+
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=since))
+    new = alert_failed_runs(instance, paths, [r.run_id for r in runs])
+    if new:
+        print(f"{new} failed run(s) raised an alert (`growthlake alerts list`)", file=sys.stderr)
 
 
 def _days_touched(paths, hours: list[str]) -> set[date]:
@@ -371,9 +386,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
           + "".join(f"\n  {p['loop']} {p['version']} (since {p['requested_at']:%Y-%m-%d %H:%M} UTC)"
                     for p in growth["pending"]) + ("  (`growthlake approvals list`)" if growth["pending"] else ""))
     hours = int(ALERT_WINDOW.total_seconds() // 3600)
-    print(f"\nalerts in the last {hours} h: {len(st['alerts'])} ({st['alerts_total']} in all)")
+    print(f"\nalerts in the last {hours} h: {len(st['alerts'])} ({st['alerts_total']} in all, {st['alerts_open']} open"
+          f"{': `growthlake alerts list`' if st['alerts_open'] else ''})")
     for a in st["alerts"][:10]:
-        print(f"  {a['raised_at']:%Y-%m-%d %H:%M} {a['severity']:<6} {a['kind']} {a['subject']}: {a['detail'] or ''}")
+        print(f"  {a['raised_at']:%Y-%m-%d %H:%M} {a['severity']:<6} {a['state']:<8} {a['kind']} {a['subject']}: "
+              f"{a['detail'] or ''}")
     failing = len(st["failed"]) + len(st["failed_gates"])
     if st["failed"]:
         print(f"\nunreconciled or held landing hours ({len(st['failed'])}):")
@@ -515,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestration.cli_trust import add_parser as add_trust_parser
 
     add_trust_parser(sub, common)
+
+    from orchestration.cli_alerts import add_parser as add_alerts_parser
+
+    add_alerts_parser(sub, common)
 
     from orchestration.cli_collect import add_parser as add_collect_parser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import bronze, features, governance, loops, marts, reports, silver
-from orchestration.alerts import freshness_sla_sensor
+from orchestration.alerts import freshness_sla_sensor, run_failure_alert_sensor
 from orchestration.resources import LakeResource
 from orchestration.trust import data_trust_daily
 
@@ -33,7 +33,7 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
                    features.nightly_features_schedule, loops.nightly_loops_schedule,
                    reports.nightly_report_schedule, governance.nightly_erasures_schedule,
                    governance.nightly_maintenance_schedule],
-        sensors=[bronze.landing_files_sensor, freshness_sla_sensor],
+        sensors=[bronze.landing_files_sensor, freshness_sla_sensor, run_failure_alert_sensor],
         resources={"lake": lake, "dbt": marts.dbt_resource()},
     )
 

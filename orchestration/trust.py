@@ -4,7 +4,8 @@ A success hook and a failure hook on every job (``TRUST_HOOKS``), so scheduled r
 and ``growthlake run`` all leave the same record: per asset and step a row of
 ``observability/asset_runs`` (rows, freshness lag, quarantine rate, reconciliation; the gates are
 joined in when read), and per check evaluation a row of ``observability/gate_evaluations`` with the
-data dates it covers. Hooks run in the step's process right after it, for in-process and
+data dates it covers; each failed gate of error severity raises one ``gate_failed`` alert
+(``lake.alerts``: a row, a log line, the webhook). Hooks run in the step's process right after it, for in-process and
 multiprocess executors alike. Assets materialized ad hoc from the UI (Dagster's implicit asset
 job) carry no hooks: materialize them through the jobs.
 """
@@ -13,6 +14,7 @@ import datetime as dt
 
 import dagster as dg
 
+from lake.alerts import gate_alerts, raise_alerts
 from lake.ingest import parse_partition_key
 from lake.ledger import read_entries
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
@@ -151,6 +153,8 @@ def _record(context: dg.HookContext, status: str) -> None:
                 "data_dates": data_dates(partition, {}), "error": str(context.op_exception)[:2000]}
     record_gate_evaluations(paths, gates)
     record_asset_runs(paths, list(runs.values()))
+    # A failed gate is heard: one alert per failed evaluation (the run id makes a re-read of it a no-op).
+    raise_alerts(paths, gate_alerts(gates, raised_at=now))
 
 
 @dg.success_hook(required_resource_keys={"lake"})

@@ -29,6 +29,7 @@ from growth_loops.loops import approvals, audit
 from growth_loops.loops.runtime import DECISIONS, EXPERIMENT_RESULTS, LOOP_RUNS, LoopSettings
 from growth_loops.report import formatting as fmt
 from lake import delta_io
+from lake.alerts import read_alerts
 from lake.contracts import load_plan
 from lake.errors import GrowthlakeError
 from lake.ledger import read_ledger
@@ -98,6 +99,7 @@ class DataTrust:
     gates: pl.DataFrame = field(default_factory=pl.DataFrame)  # latest evaluation per asset, partition and gate
     asset_runs: pl.DataFrame = field(default_factory=pl.DataFrame)  # per asset and run: rows, lag, gates
     data_docs: DataDocs | None = None  # set when the report builds the Data Docs
+    alerts: pl.DataFrame = field(default_factory=pl.DataFrame)  # every alert with its ack/resolve (lake/alerts)
 
 
 @dataclass
@@ -157,7 +159,8 @@ def load_report_data(paths: LakePaths) -> ReportData:
 
 def load_data_trust(paths: LakePaths) -> DataTrust:
     """Read what the data trust dashboard shows: the days decisions may use, every gate's latest verdict
-    and each asset's runs (lake/trust), the contract, ingestion, feature gates, warehouse tests.
+    and each asset's runs (lake/trust), the alerts and their time to resolve (lake/alerts), the contract,
+    ingestion, feature gates, warehouse tests.
 
     The Data Docs are not read here (they are built next to the report, see :func:`build_data_docs`).
     """
@@ -174,6 +177,7 @@ def load_data_trust(paths: LakePaths) -> DataTrust:
         days=daily_verdicts(paths),
         gates=latest_gate_evaluations(paths),
         asset_runs=read_asset_runs(paths),
+        alerts=read_alerts(paths),
     )
 
 

@@ -25,6 +25,7 @@ from growth_loops.report import formatting as fmt
 from growth_loops.report import plots
 from growth_loops.report.answers import BOARD_QUESTIONS, Verdict, answer_board_questions
 from growth_loops.report.data import DataDocs, DataTrust, ReportData, ledger_per_day
+from lake.alerts import alert_summary, format_duration
 
 __all__ = ["SECTIONS", "render_report"]
 
@@ -189,7 +190,7 @@ def _rollback_summary(evidence: str) -> str:
 
 def _section_trust(d: ReportData) -> str:
     t = d.trust
-    parts = [_trusted_days(t)]
+    parts = [_trusted_days(t), "<h3>Alerts</h3>", _alerts(t.alerts)]
     if t.data_docs is not None:
         parts += ["<h3>Expectation suites</h3>", _data_docs(t.data_docs)]
     parts.append(f"<h3>Ingestion (tracking plan {_esc(t.plan_version or 'not loaded')})</h3>")
@@ -245,6 +246,26 @@ def _section_trust(d: ReportData) -> str:
         parts.append(_note(f"The last warehouse build ran {fmt.plural(sum(t.dbt_tests.values()), 'dbt test')}: "
                            f"{t.dbt_tests['pass']:,} passed, {t.dbt_tests['warn']:,} warned, "
                            f"{t.dbt_tests['fail']:,} failed."))
+    return "".join(parts)
+
+
+def _alerts(alerts: pl.DataFrame) -> str:
+    """How many alerts are open, how long resolving took (median), and the open ones, newest first."""
+    s = alert_summary(alerts)
+    if alerts.is_empty():
+        return _note("No alert has been raised (failed gates, failed runs and freshness breaches raise one each).")
+    kinds = ", ".join(f"{n} {k}" for k, n in s["open_by_kind"].items())
+    parts = [_note(f"{fmt.plural(s['open'], 'open alert')}{f' ({kinds})' if kinds else ''}; "
+                   f"{s['resolved']:,} resolved, median time to resolve "
+                   f"{format_duration(s['median_time_to_resolve_s'])} (`growthlake alerts list`).")]
+    unresolved = alerts.filter(pl.col("state") != "resolved").sort("raised_at", descending=True)
+    if not unresolved.is_empty():
+        parts.append(_table(
+            ["raised", "kind", "state", "subject", "detail"],
+            ([f"{r['raised_at']:%Y-%m-%d %H:%M}", r["kind"],
+              r["state"] + (f" by {r['acked_by']}" if r["acked_by"] else ""), r["subject"], (r["detail"] or "")[:160]]
+             for r in unresolved.head(30).iter_rows(named=True)),
+            caption="Open alerts, newest first (acknowledge or resolve with `growthlake alerts ack|resolve ID`)"))
     return "".join(parts)
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
@@ -107,30 +104,6 @@ def test_sensor_records_alerts_and_is_registered(lake, monkeypatch):
     result = freshness_sla_sensor(ctx)
     assert "1 new alert" in result.skip_message
     assert read_alerts(paths)["subject"].to_list() == ["silver/events"]
-
-
-@pytest.fixture
-def webhook():
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_webhook_notifier_posts_each_new_alert(paths, webhook, monkeypatch):
