@@ -98,7 +98,7 @@ def test_good_hour_materializes_with_passing_checks_and_metadata(paths):
                          "silver/identity_map", "silver/sessions"}
     bronze = runs["bronze/events"]
     assert (bronze["rows"], bronze["gates_failed"], bronze["reconciled"]) == (2, 0, True)
-    assert bronze["gates_passed"] == 4  # gx_bronze_events in its step; volume and the two drift gates in theirs
+    assert bronze["gates_passed"] == 5  # gx_bronze_events in its step; volume, the drift and quarantine-rate gates
     assert bronze["quarantine_rate"] == 0.0 and bronze["freshness_lag_s"] > 0
 
 
