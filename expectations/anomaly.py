@@ -9,6 +9,9 @@ median (a flat history would otherwise make any change infinite) and at least th
 ``sqrt(median)`` of a count (quiet hours), and the change must also exceed ``min_relative_change``
 of the median.
 
+The quarantine share (:func:`quarantine_rate_verdict`) is judged the same robust way: overall, per
+event and per source, against the same time of day on the previous days.
+
 Schema drift (:func:`schema_drift_verdict`) compares an hour's properties with the tracking plan
 and with the previous days; distribution drift (:func:`distribution_verdict`) compares the mix of
 key columns with the previous days by the population stability index. Thresholds live in
@@ -29,8 +32,9 @@ from lake.settings import current as current_settings
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike  # numpy itself is imported where it is used
 
-__all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "VolumeVerdict", "chi_square_p_value", "distribution_verdict",
-           "load_config", "psi_from_counts", "schema_drift_verdict", "volume_verdict"]
+__all__ = ["CONFIG_ENV", "PSI_EPSILON", "DriftVerdict", "RateScope", "RateVerdict", "VolumeVerdict",
+           "chi_square_p_value", "distribution_verdict", "load_config", "psi_from_counts", "quarantine_rate_verdict",
+           "schema_drift_verdict", "volume_verdict"]
 
 _MAD_TO_SD = 1.4826
 
@@ -290,3 +294,139 @@ def distribution_verdict(hour: Mapping[str, Counts], history: Mapping[str, Count
         f"{len(judged)} column(s) judged, max PSI {max(judged.values()):.3f} ≤ {psi_threshold:g}" if judged
         else f"no column has {min_units} units this hour: not judged")
     return DriftVerdict(not findings, tuple(findings), judged, note)
+
+
+# -- quarantine rate -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RateScope:
+    """The quarantine share of one scope of an hour (``all``, ``event:<name>`` or ``source:<files>``).
+
+    Attributes:
+        scope: What was counted.
+        quarantined, lines: This hour's quarantined lines and lines of the scope.
+        median: Median share of the history hours (None when not judged against a history).
+        upper: The band's upper edge: a share above it fails (None when not judged).
+        n_history: History hours with at least ``min_lines`` lines of the scope.
+        passed: False when the share is above the band.
+    """
+
+    scope: str
+    quarantined: int
+    lines: int
+    median: float | None
+    upper: float | None
+    n_history: int
+    passed: bool
+
+    @property
+    def share(self) -> float:
+        return self.quarantined / self.lines if self.lines else 0.0
+
+
+@dataclass(frozen=True)
+class RateVerdict:
+    """The verdict of the quarantine-rate gate on one landing hour.
+
+    Attributes:
+        passed: False when a scope's share is above its band.
+        overall: The hour as a whole.
+        failing: The scopes above their band, worst first.
+        judged: Scopes compared (overall included).
+        top_violations: The hour's most frequent quarantine reasons, ``(type, event, source, count)``.
+        note: One human sentence.
+    """
+
+    passed: bool
+    overall: RateScope
+    failing: tuple[RateScope, ...]
+    judged: int
+    top_violations: tuple[tuple[str, str, str, int], ...]
+    note: str
+
+    def to_metadata(self) -> dict[str, Any]:
+        o = self.overall
+        return {"passed": self.passed, "share": round(o.share, 4), "quarantined": o.quarantined, "lines": o.lines,
+                "median": None if o.median is None else round(o.median, 4),
+                "band_upper": None if o.upper is None else round(o.upper, 4), "history_hours": o.n_history,
+                "scopes_judged": self.judged, "failing": [f"{s.scope} {s.share:.1%}" for s in self.failing][:20],
+                "top_violations": [f"{t} {e or '(no event)'} {s}: {n}" for t, e, s, n in self.top_violations]}
+
+
+def _binomial_tail(quarantined: int, lines: int, rate: float) -> float:
+    """P(X >= quarantined) for X ~ Binomial(lines, rate)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(quarantined - 1, lines, min(max(rate, 1e-6), 1.0)))
+
+
+def _judge_scope(scope: str, quarantined: int, lines: int, history: Sequence[tuple[int, int]], *, threshold: float,
+                 min_lines: int, min_history: int, min_excess: float, significance: float, young_max_share: float,
+                 ) -> RateScope | None:
+    if lines < min_lines:
+        return None
+    share = quarantined / lines
+    shares = [q / n for q, n in history if n >= min_lines]
+    if len(shares) < min_history:
+        # A young lake (or a new event): no learned band yet, only an extreme share fails.
+        return RateScope(scope, quarantined, lines, None, young_max_share, len(shares), share <= young_max_share)
+    median = statistics.median(shares)
+    mad = statistics.median(abs(s - median) for s in shares) * _MAD_TO_SD
+    pooled = sum(q for q, _n in history) / max(sum(n for _q, n in history), 1)
+    robust = median + threshold * mad
+    upper = max(robust, median + min_excess)
+    # Above the learned band, and not a small-sample fluke: the count is improbable even at the robust
+    # band's edge (or the history's pooled rate, if higher) for an hour of this many lines.
+    anomalous = share > upper and _binomial_tail(quarantined, lines, max(robust, pooled)) < significance
+    return RateScope(scope, quarantined, lines, median, upper, len(shares), not anomalous)
+
+
+def quarantine_rate_verdict(now: Mapping[str, tuple[int, int]], history: Mapping[str, Sequence[tuple[int, int]]],
+                            violations: Mapping[tuple[str, str, str], int], *, threshold: float = 4.0,
+                            min_lines: int = 50, min_history: int = 6, min_excess: float = 0.05,
+                            significance: float = 1e-6, young_max_share: float = 0.5, top: int = 5,
+                            **_: Any) -> RateVerdict:
+    """The hour's quarantine share, overall and per event and source, against its own history.
+
+    Args:
+        now: ``scope -> (quarantined, lines)`` this hour; ``"all"`` is the hour as a whole, the others
+            ``event:<name>`` and ``source:<files>``.
+        history: ``scope -> [(quarantined, lines), ...]``, one pair per baseline hour.
+        violations: this hour's quarantined lines per ``(violation_type, event name, source)``.
+
+    A scope is judged when it has ``min_lines`` lines this hour. With ``min_history`` baseline hours of
+    ``min_lines`` lines each, its band is the median share plus ``threshold`` robust standard deviations
+    (1.4826 · MAD of the hourly shares), at least ``min_excess`` above the median; the share fails when it
+    is above the band and a binomial test puts the count beyond chance at ``significance`` (an hour of 50
+    lines reaches a few quarantined lines by chance, one of 5,000 does not). Without that history (a young
+    lake, a new event) the band is the fixed ``young_max_share``: only an extreme share fails.
+    """
+    def judge(scope: str, quarantined: int, lines: int) -> RateScope | None:
+        return _judge_scope(scope, quarantined, lines, history.get(scope, ()), threshold=threshold,
+                            min_lines=min_lines, min_history=min_history, min_excess=min_excess,
+                            significance=significance, young_max_share=young_max_share)
+
+    q_all, n_all = now.get("all", (0, 0))
+    overall = judge("all", q_all, n_all) or RateScope("all", q_all, n_all, None, None,
+                                                     len(history.get("all", ())), True)
+    scopes = [overall] if overall.upper is not None else []
+    for scope, (q, n) in sorted(now.items()):
+        if scope != "all" and (judged := judge(scope, q, n)) is not None:
+            scopes.append(judged)
+    failing = tuple(sorted((s for s in scopes if not s.passed), key=lambda s: (-s.quarantined, s.scope)))
+    worst = tuple((t, e, s, n) for (t, e, s), n in sorted(violations.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+    named = ", ".join(f"{t} on {e or '(no event)'} from {s} ×{n:,}" for t, e, s, n in worst)
+    if failing:
+        note = ("quarantine share above its band: " + "; ".join(
+            f"{s.scope} {s.share:.0%} ({s.quarantined:,} of {s.lines:,} lines, band ≤{s.upper:.0%}"
+            + (f", median {s.median:.1%} of {s.n_history} hours)" if s.median is not None
+               else f", no history of {min_history} hours)") for s in failing[:5])
+            + f". Top violations: {named}")
+    elif overall.upper is None:
+        note = f"{n_all:,} lines this hour, {min_lines} needed: not judged"
+    else:
+        note = (f"quarantine share {overall.share:.1%} ({q_all:,} of {n_all:,} lines) within its band "
+                + (f"≤{overall.upper:.1%} (median {overall.median:.1%} of {overall.n_history} hours)"
+                   if overall.median is not None else f"≤{overall.upper:.0%} (young lake: fixed band)")
+                + f"; {len(scopes)} scope(s) judged")
+    return RateVerdict(not failing, overall, failing, len(scopes), worst, note)

@@ -9,6 +9,10 @@ replaced per hour, so a rerun is idempotent):
 - ``property``: lines carrying each ``event.property`` — planned or not (quarantined lines are
   read back from their masked raw line, so an unplanned property is counted although its lines
   never reach bronze);
+- ``source_lines``: lines per source — the family of the landing file, e.g. ``collector-*.jsonl``
+  or ``*.gz`` (:func:`source_of`; the write key is never stored) — bronze rows and quarantined lines;
+- ``quarantine``: quarantined lines per ``violation_type|source|event_name`` (event empty when the
+  line had none), for the quarantine-rate gate;
 - ``column:<name>``: counts per value of a key column, for distribution drift. A bronze column
   counts distinct people (user_id, else anonymous_id) per value, not events: one person's events
   share a device and browser, so counting events would make a handful of busy visitors look like
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -35,7 +40,7 @@ from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE
 
-__all__ = ["LANDING_PROFILES", "Profile", "hour_profile", "profile_hours", "read_profiles"]
+__all__ = ["LANDING_PROFILES", "Profile", "hour_profile", "profile_hours", "read_profiles", "source_of"]
 
 LANDING_PROFILES = pa.schema([
     pa.field("landing_partition", pa.string(), nullable=False),
@@ -80,6 +85,19 @@ class Profile:
         return {d.removeprefix("column:"): c for d, c in self.counts.items() if d.startswith("column:")}
 
 
+_SOURCE_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".gz")  # longest first (lake.landing's suffixes)
+_SOURCE_PREFIX = re.compile(r"^([A-Za-z]+)[-_]")
+
+
+def source_of(source_file: str) -> str:
+    """The source of a landing file, by the family of its name: ``collector-*.jsonl`` (the collector),
+    ``sim-*.jsonl`` (the simulator), ``*.gz`` (a Segment S3 dump), ``*.json.gz`` (RudderStack)."""
+    name = source_file.rsplit("/", 1)[-1]
+    suffix = next((s for s in _SOURCE_SUFFIXES if name.endswith(s)), "")
+    prefix = _SOURCE_PREFIX.match(name)
+    return f"{prefix.group(1)}-*{suffix}" if prefix else f"*{suffix}"
+
+
 def _bin_label(edges: list[float], value: float) -> str:
     i = bisect.bisect_right(edges, value)
     if i == 0:
@@ -99,16 +117,19 @@ def _compute(paths: LakePaths, event_dates: Mapping[str, list[dt.date]], columns
 
     keys = sorted(event_dates)
     dates = sorted({d for ds in event_dates.values() for d in ds})
-    bronze_columns = ["_landing_partition", "event_name", "properties", "user_id", "anonymous_id", *_BRONZE_COLUMNS]
+    bronze_columns = ["_landing_partition", "_source_file", "event_name", "properties", "user_id", "anonymous_id",
+                      *_BRONZE_COLUMNS]
     bronze = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=bronze_columns,
         partitions=[("event_date", "in", dates)], filter=pc.field("_landing_partition").isin(keys),
     ) if dates else BRONZE_EVENTS.empty_table().select(bronze_columns)
-    quarantine = delta_io.read(
-        paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["landing_partition", "event_name", "raw_line"],
+    every_quarantined = delta_io.read(
+        paths.bronze_quarantine, BRONZE_QUARANTINE,
+        columns=["landing_partition", "event_name", "raw_line", "violation_type", "source_file"],
         partitions=[("landing_date", "in", sorted({parse_partition_key(k).date() for k in keys}))],
-        filter=pc.field("landing_partition").isin(keys) & pc.is_valid(pc.field("event_name")),
+        filter=pc.field("landing_partition").isin(keys),
     )
+    quarantine = every_quarantined.filter(pc.is_valid(every_quarantined["event_name"]))
     rows: list[tuple[str, str, str, int]] = []
     con = duckdb.connect()
     try:
@@ -130,6 +151,25 @@ def _compute(paths: LakePaths, event_dates: Mapping[str, list[dt.date]], columns
             select hour, 'property', event_name || '.' || prop, count(*)
             from (select hour, event_name, unnest(props) as prop from keyed) group by all
         """).fetchall()
+        con.register("every_quarantined", every_quarantined)
+        sources: dict[tuple[str, str, str], int] = {}
+        for hour, dimension, file, count in con.execute("""
+            select hour, dimension, file, count(*) from (
+                select _landing_partition as hour, 'source_lines' as dimension, _source_file as file from bronze
+                union all select landing_partition, 'source_lines', source_file from every_quarantined
+                union all select landing_partition,
+                                 'quarantine:' || violation_type || '|' || coalesce(event_name, ''), source_file
+                from every_quarantined
+            ) group by all
+        """).fetchall():
+            # the source is the file's family: the files of an hour are few, so this is mapped here
+            if dimension == "source_lines":
+                tally_key = (hour, "source_lines", source_of(file))
+            else:
+                violation, _bar, event_name = dimension.removeprefix("quarantine:").partition("|")
+                tally_key = (hour, "quarantine", f"{violation}|{source_of(file)}|{event_name}")
+            sources[tally_key] = sources.get(tally_key, 0) + count
+        rows += [(hour, dimension, key, n) for (hour, dimension, key), n in sources.items()]
         for name, spec in columns.items():
             dimension = f"column:{name}"
             if name in _BRONZE_COLUMNS:

@@ -44,7 +44,8 @@ def test_definitions_load_with_the_asset_graph_checks_and_freshness(definitions)
             ("bronze/ingestion_ledger", "ledger_reconciles"), ("silver/events", "gx_silver_events"),
             ("silver/sessions", "gx_silver_sessions"), ("silver/identity_map", "gx_silver_identity_map"),
             ("bronze/events", "volume_within_history"), ("bronze/events", "schema_drift_at_landing"),
-            ("bronze/events", "distribution_within_history")} <= checks
+            ("bronze/events", "distribution_within_history"), ("bronze/events", "quarantine_rate_within_history")
+            } <= checks
     assert any(k.startswith("marts/fct_daily_oec") for k, _ in checks)  # dbt tests became checks
     specs = {s.key.to_user_string(): s for a in repo.assets_defs_by_key.values() for s in a.specs}
     assert all(spec.freshness_policy is not None for spec in specs.values()), "every asset carries a freshness SLA"
@@ -55,7 +56,7 @@ def test_definitions_load_with_the_asset_graph_checks_and_freshness(definitions)
 
 GATES = [("bronze/events", "gx_bronze_events"), ("bronze/quarantine", "gx_bronze_quarantine"),
          ("bronze/ingestion_ledger", "ledger_reconciles"), ("bronze/events", "volume_within_history"),
-         ("silver/events", "gx_silver_events"),
+         ("bronze/events", "quarantine_rate_within_history"), ("silver/events", "gx_silver_events"),
          ("silver/sessions", "gx_silver_sessions"), ("silver/identity_map", "gx_silver_identity_map"),
          ("marts/fct_daily_oec", "gx_fct_daily_oec")]
 
@@ -79,7 +80,7 @@ def test_good_hour_materializes_with_passing_checks_and_metadata(paths):
     evals = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
     assert evals == {"gx_bronze_events": True, "gx_bronze_quarantine": True, "ledger_reconciles": True,
                      "volume_within_history": True, "schema_drift_at_landing": True,
-                     "distribution_within_history": True,
+                     "distribution_within_history": True, "quarantine_rate_within_history": True,
                      "gx_silver_events": True, "gx_silver_sessions": True, "gx_silver_identity_map": True}
     mats = {m.asset_key.to_user_string(): m for m in res.get_asset_materialization_events()}
     meta = mats["bronze/ingestion_ledger"].materialization.metadata
@@ -97,7 +98,7 @@ def test_good_hour_materializes_with_passing_checks_and_metadata(paths):
                          "silver/identity_map", "silver/sessions"}
     bronze = runs["bronze/events"]
     assert (bronze["rows"], bronze["gates_failed"], bronze["reconciled"]) == (2, 0, True)
-    assert bronze["gates_passed"] == 4  # gx_bronze_events in its step; volume and the two drift gates in theirs
+    assert bronze["gates_passed"] == 5  # gx_bronze_events in its step; volume, the drift and quarantine-rate gates
     assert bronze["quarantine_rate"] == 0.0 and bronze["freshness_lag_s"] > 0
 
 

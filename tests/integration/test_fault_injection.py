@@ -196,7 +196,10 @@ def test_a_fault_trips_its_gate_and_no_decision_is_actuated(base_lake, tmp_path,
     paths, key, runs, state = _day_five(tmp_path, base_lake, fault, monkeypatch)
 
     tripped = {name for name, e in state["gates"].items() if not e.passed}
-    assert tripped == {gate}, f"only {gate} may trip, got {tripped}"
+    # The unplanned property's lines are quarantined (unexpected_property): a third of the hour, which
+    # the quarantine-rate gate rightly reports as well.
+    also = {"quarantine_rate_within_history"} if gate == "schema_drift_at_landing" else set()
+    assert tripped == {gate} | also, f"only {gate} may trip, got {tripped}"
     assert finding in (state["gates"][gate].description or "")
     assert verify_partition(paths, key).ok  # nothing lost: every landed line is in bronze or quarantine
 

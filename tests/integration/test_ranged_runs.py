@@ -221,12 +221,12 @@ def test_growthlake_run_over_a_range_is_one_dagster_run(paths, monkeypatch, tmp_
     from lake.trust import latest_gate_evaluations, read_asset_runs
 
     gates = latest_gate_evaluations(paths)
-    assert gates.height == 9 * 6 and set(gates["partition"].to_list()) == {_hour(i) for i in range(6)}
+    assert gates.height == 10 * 6 and set(gates["partition"].to_list()) == {_hour(i) for i in range(6)}
     assert gates["passed"].all()
     runs = read_asset_runs(paths).filter(_asset_is("bronze/events"))
     ledger = {r["landing_partition"]: r["bronze_rows"] for r in read_ledger(paths).to_pylist()}
     assert {r["partition"]: r["rows"] for r in runs.iter_rows(named=True)} == ledger
-    assert all(r["gates_passed"] == 4 for r in runs.iter_rows(named=True))  # the hour's own four bronze gates
+    assert all(r["gates_passed"] == 5 for r in runs.iter_rows(named=True))  # the hour's own five bronze gates
 
 
 def test_growthlake_run_holds_a_bad_hour_and_still_checks_and_builds_the_other_hours(paths, monkeypatch, tmp_path,

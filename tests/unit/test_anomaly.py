@@ -10,6 +10,7 @@ from expectations.anomaly import (
     distribution_verdict,
     load_config,
     psi_from_counts,
+    quarantine_rate_verdict,
     schema_drift_verdict,
     volume_verdict,
 )
@@ -115,3 +116,54 @@ def test_thresholds_come_from_the_yaml_and_an_override_file(tmp_path, monkeypatc
     override.write_text("volumes:\n  min_history: 2\n")
     with pytest.raises(ValueError, match="unknown gate"):
         load_config()
+
+
+# -- quarantine rate -------------------------------------------------------------------------------
+
+def _clean_history(rng, hours: int = 21, lines: int = 400, rate: float = 0.012) -> dict[str, list[tuple[int, int]]]:
+    return {"all": [(int(rng.binomial(lines, rate)), lines) for _ in range(hours)],
+            "event:page_viewed": [(int(rng.binomial(lines // 2, rate)), lines // 2) for _ in range(hours)]}
+
+
+def test_a_retyped_release_trips_the_quarantine_rate_and_names_the_violation():
+    history = _clean_history(np.random.default_rng(3))
+    now = {"all": (192, 368), "event:page_viewed": (2, 150), "event:payment_succeeded": (150, 160)}
+    violations = {("datatype_mismatch", "payment_succeeded", "sim-*.jsonl"): 150,
+                  ("datatype_mismatch", "signup_completed", "sim-*.jsonl"): 40,
+                  ("malformed_json", "", "sim-*.jsonl"): 2}
+    verdict = quarantine_rate_verdict(now, history, violations, **load_config()["quarantine_rate"])
+    assert not verdict.passed
+    # page_viewed is within its band; payment_succeeded has no history, but 94% is above the young-lake band
+    assert [s.scope for s in verdict.failing] == ["all", "event:payment_succeeded"]
+    assert "datatype_mismatch on payment_succeeded from sim-*.jsonl ×150" in verdict.note
+    meta = verdict.to_metadata()
+    assert meta["share"] == pytest.approx(192 / 368, abs=1e-4) and meta["history_hours"] == 21
+    assert meta["band_upper"] < 0.1
+
+
+def test_clean_hours_pass_the_quarantine_rate():
+    rng = np.random.default_rng(4)
+    history = _clean_history(rng)
+    cfg = load_config()["quarantine_rate"]
+    for _ in range(2000):
+        lines = int(rng.integers(50, 2000))
+        now = {"all": (int(rng.binomial(lines, 0.012)), lines)}
+        assert quarantine_rate_verdict(now, history, {}, **cfg).passed
+
+
+@pytest.mark.parametrize(("quarantined", "lines", "passed", "why"), [
+    (30, 100, True, "young lake: 30% is below the fixed band of 50%"),
+    (60, 100, False, "young lake: 60% is an extreme share"),
+    (40, 40, True, "too few lines to judge"),
+])
+def test_a_young_lake_fails_only_an_extreme_share(quarantined, lines, passed, why):
+    verdict = quarantine_rate_verdict({"all": (quarantined, lines)}, {"all": [(1, 100)] * 3}, {},
+                                      **load_config()["quarantine_rate"])
+    assert verdict.passed is passed, why
+
+
+def test_a_few_more_faulty_lines_in_a_small_hour_are_not_an_alarm():
+    history = {"all": [(0, 60)] * 10 + [(1, 60)] * 4}  # median 0, MAD 0
+    cfg = load_config()["quarantine_rate"]
+    assert quarantine_rate_verdict({"all": (4, 60)}, history, {}, **cfg).passed  # 6.7%: chance at n=60
+    assert not quarantine_rate_verdict({"all": (30, 60)}, history, {}, **cfg).passed
