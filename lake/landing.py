@@ -113,34 +113,9 @@ def iter_lines(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22
     bytes — its length still tells that it is too long, and memory stays bounded however long the
     line is. A line that spans chunks is joined once (linear in its length).
     """
-    fs, _ = _fs(paths)
-    compression = "gzip" if file.path.endswith(".gz") else None
-    keep = None if max_line_bytes is None else max_line_bytes + 1
-    with fs.open_input_stream(file.path, compression=compression) as stream:
-        number = 0
-        pending: list[bytes] = []  # the pieces of a line that started in an earlier chunk
-        pending_len = 0
-        while True:
-            chunk = stream.read(chunk_size)
-            if not chunk:
-                break
-            lines = chunk.split(b"\n")
-            if len(lines) == 1:  # no newline: the current line goes on
-                if keep is None or pending_len < keep:
-                    pending.append(chunk)
-                pending_len += len(chunk)
-                continue
-            if pending:
-                pending.append(lines[0])
-                lines[0] = b"".join(pending)
-            tail = lines.pop()
-            for raw in lines:
-                number += 1
-                yield number, (raw if keep is None or len(raw) <= keep else raw[:keep])
-            pending, pending_len = [tail], len(tail)
-        tail = b"".join(pending)
-        if tail:
-            yield number + 1, (tail if keep is None or len(tail) <= keep else tail[:keep])
+    for first, lines in iter_line_batches(paths, file, chunk_size=chunk_size, max_line_bytes=max_line_bytes):
+        for offset, raw in enumerate(lines):
+            yield first + offset, raw
 
 
 def iter_line_batches(paths: LakePaths, file: LandingFile, *, chunk_size: int = 1 << 22,

@@ -107,3 +107,31 @@ def stop_process(proc: subprocess.Popen, *, timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def warehouse_from_one_batch(root: Path, *, users: int, days: int, seed: int) -> tuple[LakePaths, LakePaths]:
+    """A simulated run's landed files ingested as one landing batch (in its last hour), silver and the
+    warehouse built from it — for tests of the marts, not of hourly ingestion. Returns (simulator's
+    lake, built lake)."""
+    import os
+    import secrets
+
+    from growth_loops.simulator import simulate
+    from lake.contracts import load_plan
+    from lake.ingest import ingest_partition, list_landing_partitions
+    from lake.pii import PiiMasker
+    from lake.silver import build_silver
+    from lake.warehouse import build_warehouse
+
+    sim = LakePaths.from_root(root / "sim")
+    simulate(sim.root, users=users, days=days, seed=seed)
+    paths = LakePaths.from_root(root / "lake")
+    last = list_landing_partitions(sim)[-1]
+    target = Path(paths.landing_events) / f"date={last[:10]}" / f"hour={last[11:13]}"
+    target.mkdir(parents=True)
+    for i, f in enumerate(sorted(Path(sim.landing_events).rglob("*.jsonl"))):
+        os.link(f, target / f"{i:04d}-{f.name}")
+    ingest_partition(paths, last, plan=load_plan(), masker=PiiMasker(secrets.token_bytes(32)))
+    build_silver(paths)
+    build_warehouse(paths)
+    return sim, paths

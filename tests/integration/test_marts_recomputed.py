@@ -3,9 +3,7 @@ must equal what dbt built: daily active users, revenue, the OEC, D7 retention, t
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -13,11 +11,8 @@ import pytest
 import yaml
 from deltalake import DeltaTable
 
-from growth_loops.simulator import simulate
-from lake.contracts import load_plan
-from lake.ingest import ingest_partition, list_landing_partitions
-from lake.silver import build_silver
-from lake.warehouse import DBT_PROJECT_DIR, build_warehouse
+from lake.warehouse import DBT_PROJECT_DIR
+from tests.helpers import warehouse_from_one_batch
 
 pytestmark = pytest.mark.slow
 
@@ -27,24 +22,8 @@ WINDOW = VARS["trial_conversion_window_days"]
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    import secrets
-
-    from lake.paths import LakePaths
-    from lake.pii import PiiMasker
-
-    root = tmp_path_factory.mktemp("marts")
-    sim = LakePaths.from_root(root / "sim")
-    simulate(sim.root, users=500, days=21, seed=3)
     # One landing batch holding the three weeks (ingestion per hour is tested elsewhere).
-    paths = LakePaths.from_root(root / "lake")
-    last = list_landing_partitions(sim)[-1]
-    target = Path(paths.landing_events) / f"date={last[:10]}" / f"hour={last[11:13]}"
-    target.mkdir(parents=True)
-    for i, f in enumerate(sorted(Path(sim.landing_events).rglob("*.jsonl"))):
-        os.link(f, target / f"{i:04d}-{f.name}")
-    ingest_partition(paths, last, plan=load_plan(), masker=PiiMasker(secrets.token_bytes(32)))
-    build_silver(paths)
-    build_warehouse(paths)
+    _, paths = warehouse_from_one_batch(tmp_path_factory.mktemp("marts"), users=500, days=21, seed=3)
     return paths
 
 

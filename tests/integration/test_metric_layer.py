@@ -8,9 +8,6 @@ loops' experiments, guardrails and bandits call — must give the same numbers, 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import secrets
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -18,31 +15,15 @@ import pytest
 from deltalake import DeltaTable
 
 from growth_loops.metrics import daily_oec, load_metric_layer, metric_stats, person_days, unit_values
-from growth_loops.simulator import simulate
-from lake.contracts import load_plan
-from lake.ingest import ingest_partition, list_landing_partitions
 from lake.paths import LakePaths
-from lake.pii import PiiMasker
-from lake.silver import build_silver
-from lake.warehouse import build_warehouse
+from tests.helpers import warehouse_from_one_batch
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    root = tmp_path_factory.mktemp("metric-layer")
-    sim = LakePaths.from_root(root / "sim")
-    simulate(sim.root, users=300, days=12, seed=8)
-    paths = LakePaths.from_root(root / "lake")
-    last = list_landing_partitions(sim)[-1]
-    target = Path(paths.landing_events) / f"date={last[:10]}" / f"hour={last[11:13]}"
-    target.mkdir(parents=True)
-    for i, f in enumerate(sorted(Path(sim.landing_events).rglob("*.jsonl"))):
-        os.link(f, target / f"{i:04d}-{f.name}")
-    ingest_partition(paths, last, plan=load_plan(), masker=PiiMasker(secrets.token_bytes(32)))
-    build_silver(paths)
-    build_warehouse(paths)
+    _, paths = warehouse_from_one_batch(tmp_path_factory.mktemp("metric-layer"), users=300, days=12, seed=8)
     events = pl.from_arrow(DeltaTable(paths.silver_events).to_pyarrow_table(
         columns=["person_id", "event_name", "event_ts", "event_date", "revenue", "currency", "onboarding_step"]))
     assert isinstance(events, pl.DataFrame)

@@ -21,15 +21,20 @@ from lake.pii import looks_like_pii, maybe_pii
 @settings(max_examples=150, deadline=None)
 @given(data=st.binary(max_size=400) | st.lists(st.sampled_from([b"\n", b"ab", b"x" * 30, b" ", b"{}"])).map(b"".join),
        chunk=st.integers(1, 64), limit=st.none() | st.integers(1, 40))
-def test_line_batches_are_iter_lines_a_chunk_at_a_time(tmp_path_factory, data, chunk, limit):
+def test_line_batches_and_iter_lines_read_every_line_whatever_the_chunk_size(tmp_path_factory, data, chunk, limit):
     folder = tmp_path_factory.mktemp("landing")
     (folder / "f.jsonl").write_bytes(data)
     paths = LakePaths.from_root(folder)
     f = LandingFile(str(folder / "f.jsonl"), "f.jsonl", len(data))
-    expected = list(iter_lines(paths, f, chunk_size=chunk, max_line_bytes=limit))
+    # What reading the whole file at once gives: its lines, numbered from 1, a longer one cut to limit + 1 bytes.
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    expected = [(n, raw if limit is None else raw[:limit + 1]) for n, raw in enumerate(lines, 1)]
     got = [(first + i, line) for first, lines in iter_line_batches(paths, f, chunk_size=chunk, max_line_bytes=limit)
            for i, line in enumerate(lines)]
     assert got == expected
+    assert list(iter_lines(paths, f, chunk_size=chunk, max_line_bytes=limit)) == expected
 
 
 # -- times ---------------------------------------------------------------------------------------------------
