@@ -152,14 +152,7 @@ def _chain(root: str, mode: str = "hourly") -> dict:
     t0 = time.perf_counter()
     build = build_warehouse(paths)
     stages["marts"] = time.perf_counter() - t0
-    import duckdb
-
-    con = duckdb.connect(build.path, read_only=True)
-    try:
-        oec_days = con.execute("select count(*) from marts.fct_daily_oec").fetchone()[0]
-        events = con.execute("select count(*) from staging.stg_silver__events").fetchone()[0]
-    finally:
-        con.close()
+    events, oec_days = _warehouse_counts(build.path)
     return {"stages": stages, "lines": lines, "bronze": bronze, "events": events, "oec_days": oec_days,
             "partitions": len(keys), "lake_mb": _lake_mb(root)}
 
@@ -186,20 +179,24 @@ def _growthlake_run(paths, keys: list[str]) -> dict:
     ledger = read_ledger(paths, keys).to_pylist()
     assert all(r["lines_landed"] == r["bronze_rows"] + r["quarantined"] + r["consent_dropped"]
                + r["duplicates_dropped"] for r in ledger)
-    import duckdb
-
-    oec_days = events = 0
-    if os.path.exists(paths.warehouse):
-        con = duckdb.connect(paths.warehouse, read_only=True)
-        try:
-            oec_days = con.execute("select count(*) from marts.fct_daily_oec").fetchone()[0]
-            events = con.execute("select count(*) from staging.stg_silver__events").fetchone()[0]
-        finally:
-            con.close()
+    events, oec_days = _warehouse_counts(paths.warehouse) if os.path.exists(paths.warehouse) else (0, 0)
     return {"stages": {"run": seconds}, "exit_code": code,
             "lines": sum(r["lines_landed"] for r in ledger), "bronze": sum(r["bronze_rows"] for r in ledger),
             "events": events, "oec_days": oec_days,
             "partitions": len(keys), "lake_mb": _lake_mb(paths.root)}
+
+
+def _warehouse_counts(path: str) -> tuple[int, int]:
+    """Events in the warehouse's staging and days in its OEC mart."""
+    import duckdb
+
+    con = duckdb.connect(path, read_only=True)
+    try:
+        events = con.execute("select count(*) from staging.stg_silver__events").fetchone()[0]
+        oec_days = con.execute("select count(*) from marts.fct_daily_oec").fetchone()[0]
+    finally:
+        con.close()
+    return events, oec_days
 
 
 def _lake_mb(root: str) -> dict[str, float]:
