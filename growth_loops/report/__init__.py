@@ -7,13 +7,14 @@ its interval, guardrail events and rollbacks, the data trust dashboard, quaranti
 four board questions answered from the data. Plots are matplotlib PNGs embedded in the file.
 
 Modules, one job each: ``data`` (read the lake), ``answers`` (the board's questions), ``plots``
-(matplotlib figures), ``formatting`` (values as text), ``render`` (the HTML), ``build``
-(orchestration: read, render, write).
+(matplotlib figures), ``formatting`` (values as text), ``render`` (the HTML), ``figures`` (the
+headline figures, embedded for reconciliation), ``build`` (orchestration: read, render, write).
 """
 
 from growth_loops.report.answers import ASSUMED_MINUTES_PER_DECISION, ASSUMED_MINUTES_PER_ROLLBACK, BOARD_QUESTIONS
 from growth_loops.report.build import build_report, default_report_path
 from growth_loops.report.data import MIN_HOLDOUT_GROUP
+from growth_loops.report.figures import oec_figures, read_report_figures, reconcile_figures
 from growth_loops.report.render import SECTIONS
 
 __all__ = [
@@ -24,4 +25,7 @@ __all__ = [
     "SECTIONS",
     "build_report",
     "default_report_path",
+    "oec_figures",
+    "read_report_figures",
+    "reconcile_figures",
 ]

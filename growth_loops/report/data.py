@@ -51,6 +51,7 @@ __all__ = [
     "ledger_per_day",
     "load_data_trust",
     "load_report_data",
+    "read_oec",
 ]
 
 #: Fewer people than this in the global holdout (or outside it) and the holdout comparison is
@@ -135,7 +136,7 @@ def load_report_data(paths: LakePaths) -> ReportData:
     log = audit.read_audit(paths)
     audit_kinds = log.select("decision_id", "loop", "kind", "actor")
     decisions_total, decisions_audited = _decision_coverage(paths, runs, audit_kinds)
-    oec, oec_note = _read_oec(paths)
+    oec, oec_note = read_oec(paths)
     outbox = _frame(outbox_path(paths), MESSAGE_OUTBOX, ["status"])
     return ReportData(
         root=paths.root,
@@ -213,7 +214,8 @@ def _frame(uri: str, schema: Any, columns: Sequence[str] | None = None) -> pl.Da
     return frame
 
 
-def _read_oec(paths: LakePaths) -> tuple[pl.DataFrame | None, str]:
+def read_oec(paths: LakePaths) -> tuple[pl.DataFrame | None, str]:
+    """marts.fct_daily_oec by day, or None and why there is none (no warehouse, no table, no rows)."""
     try:
         path = Path(paths.warehouse)
     except GrowthlakeError:  # an object-store root without GROWTHLAKE_LOCAL_DIR

@@ -25,6 +25,7 @@ from growth_loops.report import formatting as fmt
 from growth_loops.report import plots
 from growth_loops.report.answers import BOARD_QUESTIONS, Verdict, answer_board_questions
 from growth_loops.report.data import DataDocs, DataTrust, ReportData, ledger_per_day
+from growth_loops.report.figures import FIGURES_ID, oec_figures
 from lake.alerts import alert_summary, format_duration
 
 __all__ = ["SECTIONS", "render_report"]
@@ -62,7 +63,13 @@ def render_report(d: ReportData, *, now: datetime.datetime) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>growthlake report</title><style>{_STYLE}</style></head>"
             f'<body data-plots="{plot_count}" data-plots-loaded="0">{header}<main>{body}</main>'
+            f'<script type="application/json" id="{FIGURES_ID}">{_figures_json(d)}</script>'
             f"<script>{_SCRIPT}</script></body></html>\n")
+
+
+def _figures_json(d: ReportData) -> str:
+    # The headline figures, machine-readable, for the check that reconciles them with the marts.
+    return json.dumps(oec_figures(d.oec), sort_keys=True).replace("</", "<\\/")
 
 
 # == sections =====================================================================================

@@ -14,6 +14,7 @@ from lake.erasure.errors import ErasureError, ErasureIncomplete, InvalidSubject,
 from lake.erasure.record import ERASURES, subject_hash
 from lake.erasure.requests import ERASURE_REQUESTS, pending_requests, process_pending_requests, record_requests
 from lake.erasure.subject import Subject, resolve_subject, validate_subject_id
+from lake.erasure.verify import erased_rows_remaining
 
 __all__ = [
     "ERASURES",
@@ -26,6 +27,7 @@ __all__ = [
     "Subject",
     "UnknownPersonColumn",
     "erase_person",
+    "erased_rows_remaining",
     "pending_requests",
     "process_pending_requests",
     "record_requests",

@@ -34,6 +34,7 @@ from lake.erasure import ERASURES, erase_person, pending_requests
 from lake.erasure.delta_tables import discover_tables
 from lake.ingest import ingest_partition, list_landing_partitions
 from lake.ledger import read_ledger, verify_partition
+from lake.schemas import BRONZE_EVENTS
 from lake.silver import build_silver
 from lake.silver.state import unaudited_tables
 from lake.warehouse import build_warehouse
@@ -475,6 +476,7 @@ def test_consent_revocation_at_ingestion_is_erased_by_the_dagster_asset(paths):
 
     res = defs.resolve_job_def("nightly_erasures").execute_in_process(instance=instance)
     assert res.success
+    assert {e.check_name: e.passed for e in res.get_asset_check_evaluations()} == {"erased_subjects_absent": True}
     meta = res.get_asset_materialization_events()[0].materialization.metadata
     assert meta["requests_processed"].value == 1 and meta["rows_removed"].value > 0
 
@@ -493,6 +495,18 @@ def test_consent_revocation_at_ingestion_is_erased_by_the_dagster_asset(paths):
     # The next night finds nothing to do; the next hour still ingests.
     assert defs.resolve_job_def("nightly_erasures").execute_in_process(instance=instance).success
     assert read_delta(paths, "governance/erasures").height == 1
+
+    # A writer that puts one of the revoker's rows back (received before the erasure) fails the
+    # erasure's blocking check, naming the table (never the person).
+    other = read_delta(paths, "bronze/events").filter(pl.col("user_id") == OTHER).head(1)
+    back = other.with_columns(pl.lit(REVOKER).alias("user_id"), pl.lit("evt-put-back").alias("event_id"))
+    delta_io.append(paths.bronze_events, back.to_arrow().cast(BRONZE_EVENTS))
+    res = defs.resolve_job_def("nightly_erasures").execute_in_process(instance=instance, raise_on_error=False)
+    assert not res.success
+    [check] = res.get_asset_check_evaluations()
+    assert check.check_name == "erased_subjects_absent" and not check.passed
+    assert check.metadata["rows_remaining/bronze/events"].value == 1
+    assert REVOKER not in (check.description or "")
 
 
 def test_revocations_survive_parallel_normalization(paths, plan, masker, monkeypatch):
