@@ -2,12 +2,12 @@
 
 Volume per landing hour is compared with the same hour of the same weekday in the weeks before
 (traffic has a daily and a weekly shape, so the right baseline is "Tuesdays at 14:00", not the
-previous hour). The test is a robust z-score: distance from the median in units of the scaled
-median absolute deviation (1.4826 · MAD ≈ one standard deviation for normal data), which a single
-earlier outlier cannot move. Floors keep it from crying wolf: the scale is at least 5% of the
-median (a flat history would otherwise make any change infinite) and at least the Poisson spread
-``sqrt(median)`` of a count (quiet hours), and the change must also exceed ``min_relative_change``
-of the median.
+previous hour). The test is a robust z-score on the log scale: distance from the median in units of
+the scaled median absolute deviation (1.4826 · MAD ≈ one standard deviation for normal data), which a
+single earlier outlier cannot move. Floors keep it from crying wolf: the scale is at least 5% (a flat
+history would otherwise make any change infinite) and at least the spread of a bursty count
+``sqrt(dispersion / median)`` (quiet hours), and the change must also exceed ``min_relative_change``
+of the median. Calibrated on clean simulated traffic by ``benchmarks/bench_gates.py``.
 
 The quarantine share (:func:`quarantine_rate_verdict`) is judged the same robust way: overall, per
 event and per source, against the same time of day on the previous days.
@@ -20,6 +20,7 @@ key columns with the previous days by the population stability index. Thresholds
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections.abc import Collection, Mapping, Sequence
@@ -47,8 +48,8 @@ class VolumeVerdict:
         passed: False when the figure is anomalous.
         value: The figure tested.
         median: Median of the history (None without enough history).
-        scale: The robust standard deviation used (None without enough history).
-        robust_z: ``(value - median) / scale`` (None without enough history).
+        scale: The robust standard deviation of log(1 + figure) used (None without enough history).
+        robust_z: ``(log1p(value) - median of log1p(history)) / scale`` (None without enough history).
         n_history: Comparable past figures.
         threshold: |z| above which the figure is anomalous.
         note: One human sentence.
@@ -68,27 +69,35 @@ class VolumeVerdict:
 
 
 def volume_verdict(value: float, history: Sequence[float], *, threshold: float = 4.0, min_history: int = 4,
-                   min_relative_change: float = 0.25, **_: Any) -> VolumeVerdict:
+                   min_relative_change: float = 0.25, dispersion: float = 20.0, **_: Any) -> VolumeVerdict:
     """Judge ``value`` against ``history`` (comparable past figures, e.g. same weekday and hour).
 
-    Fewer than ``min_history`` past figures: passed, with a note (a new lake has no baseline).
+    The test is on the log scale (``log1p``): an outage (value → 0) is as far out as a flood is, and a
+    growing lake's history does not stretch the scale of its quiet hours. The scale is the robust
+    standard deviation of the log history, floored at 5% (a flat history) and at ``sqrt(dispersion /
+    median)`` — the spread of a count whose variance is ``dispersion`` times its mean (lines arrive in
+    sessions of a few dozen events, not one by one: a quiet hour doubles by chance far more often than a
+    Poisson count does). Fewer than ``min_history`` past figures: passed, with a note (a new lake has no
+    baseline).
     """
-    if threshold <= 0 or min_history < 2 or min_relative_change < 0:
-        raise ValueError("volume_verdict: threshold > 0, min_history >= 2 and min_relative_change >= 0 are required")
+    if threshold <= 0 or min_history < 2 or min_relative_change < 0 or dispersion < 1:
+        raise ValueError("volume_verdict: threshold > 0, min_history >= 2, min_relative_change >= 0 and "
+                         "dispersion >= 1 are required")
     past = [float(h) for h in history]
     if len(past) < min_history:
         return VolumeVerdict(True, float(value), None, None, None, len(past), threshold,
                              f"only {len(past)} comparable past hour(s), {min_history} needed: not judged")
     median = statistics.median(past)
-    mad = statistics.median(abs(h - median) for h in past) * _MAD_TO_SD
-    # Floors: 5% of the median (a flat history), and the Poisson spread sqrt(median) of a count.
-    scale = max(mad, 0.05 * median, median ** 0.5, 1.0)
-    z = (float(value) - median) / scale
+    logs = [math.log1p(h) for h in past]
+    center = statistics.median(logs)
+    mad = statistics.median(abs(h - center) for h in logs) * _MAD_TO_SD
+    scale = max(mad, 0.05, math.sqrt(dispersion / max(median, 1.0)))
+    z = (math.log1p(float(value)) - center) / scale
     change = abs(float(value) - median) / median if median else float("inf")
     anomalous = abs(z) > threshold and change > min_relative_change
     direction = "above" if value > median else "below"
     note = (f"{value:,.0f} is {change:.0%} {direction} the median {median:,.0f} of {len(past)} comparable hours "
-            f"(robust z {z:+.1f}, threshold ±{threshold:g})")
+            f"(robust z {z:+.1f} on the log scale, threshold ±{threshold:g})")
     return VolumeVerdict(not anomalous, float(value), median, scale, z, len(past), threshold, note)
 
 

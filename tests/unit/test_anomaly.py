@@ -38,6 +38,18 @@ def test_a_new_lake_or_a_tiny_hour_is_not_judged_on_noise():
         volume_verdict(1, [1, 2, 3, 4], threshold=0)
 
 
+
+@pytest.mark.parametrize(("value", "history", "passed", "why"), [
+    (1024, [490, 578, 554, 300], True, "a quiet Sunday hour of a growing lake doubling: sessions come in bursts"),
+    (783, [491, 481, 386, 387], True, "the same at 23:00"),
+    (20, [490, 578, 554, 300], False, "an outage: 2% of the lines"),
+    (5120, [490, 578, 554, 300], False, "a flood: 5x the lines"),
+    (91, [5168, 3768, 2730, 884], False, "an outage in a busy hour of a lake still ramping up"),
+])
+def test_volume_is_judged_on_the_log_scale_of_a_bursty_count(value, history, passed, why):
+    # figures from benchmarks/bench_gates.py's five-week lake (6,000 users, seed 3, from 2026-06-01)
+    assert volume_verdict(value, history).passed is passed, why
+
 # -- schema drift ------------------------------------------------------------------------------------
 
 PLANNED = {"page_viewed": {"path", "referrer"}, "signup": {"plan"}}
