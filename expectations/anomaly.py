@@ -6,8 +6,9 @@ previous hour). The test is a robust z-score on the log scale: distance from the
 the scaled median absolute deviation (1.4826 · MAD ≈ one standard deviation for normal data), which a
 single earlier outlier cannot move. Floors keep it from crying wolf: the scale is at least 5% (a flat
 history would otherwise make any change infinite) and at least the spread of a bursty count
-``sqrt(dispersion / median)`` (quiet hours), and the change must also exceed ``min_relative_change``
-of the median. Calibrated on clean simulated traffic by ``benchmarks/bench_gates.py``.
+``sqrt(dispersion / median)`` above the median (quiet hours of a growing product), the Poisson one
+below; the change must also exceed ``min_relative_change`` of the median. Calibrated on clean
+simulated traffic by ``benchmarks/bench_gates.py``.
 
 The quarantine share (:func:`quarantine_rate_verdict`) is judged the same robust way: overall, per
 event and per source, against the same time of day on the previous days.
@@ -74,11 +75,11 @@ def volume_verdict(value: float, history: Sequence[float], *, threshold: float =
 
     The test is on the log scale (``log1p``): an outage (value → 0) is as far out as a flood is, and a
     growing lake's history does not stretch the scale of its quiet hours. The scale is the robust
-    standard deviation of the log history, floored at 5% (a flat history) and at ``sqrt(dispersion /
-    median)`` — the spread of a count whose variance is ``dispersion`` times its mean (lines arrive in
-    sessions of a few dozen events, not one by one: a quiet hour doubles by chance far more often than a
-    Poisson count does). Fewer than ``min_history`` past figures: passed, with a note (a new lake has no
-    baseline).
+    standard deviation of the log history, floored at 5% (a flat history) and, above the median, at
+    ``sqrt(dispersion / median)`` — the spread of a count whose variance is ``dispersion`` times its mean
+    (lines arrive in sessions of a few dozen events, and a growing product's quiet hour doubles by chance
+    far more often than a Poisson count does) — below it at the Poisson ``sqrt(1 / median)``.
+    Fewer than ``min_history`` past figures: passed, with a note (a new lake has no baseline).
     """
     if threshold <= 0 or min_history < 2 or min_relative_change < 0 or dispersion < 1:
         raise ValueError("volume_verdict: threshold > 0, min_history >= 2, min_relative_change >= 0 and "
@@ -91,7 +92,10 @@ def volume_verdict(value: float, history: Sequence[float], *, threshold: float =
     logs = [math.log1p(h) for h in past]
     center = statistics.median(logs)
     mad = statistics.median(abs(h - center) for h in logs) * _MAD_TO_SD
-    scale = max(mad, 0.05, math.sqrt(dispersion / max(median, 1.0)))
+    # Above the median, a growing product's bursty hours: the count's variance is `dispersion` times its
+    # mean. Below it, the Poisson floor: clean hours seldom fall far, and a half-empty hour is a fault.
+    burst = dispersion if value > median else 1.0
+    scale = max(mad, 0.05, math.sqrt(burst / max(median, 1.0)))
     z = (math.log1p(float(value)) - center) / scale
     change = abs(float(value) - median) / median if median else float("inf")
     anomalous = abs(z) > threshold and change > min_relative_change

@@ -45,6 +45,7 @@ def test_a_new_lake_or_a_tiny_hour_is_not_judged_on_noise():
     (20, [490, 578, 554, 300], False, "an outage: 2% of the lines"),
     (5120, [490, 578, 554, 300], False, "a flood: 5x the lines"),
     (91, [5168, 3768, 2730, 884], False, "an outage in a busy hour of a lake still ramping up"),
+    (100, [200, 201, 202, 203, 204], False, "half of a steady 200-line hour: below the median, the Poisson floor"),
 ])
 def test_volume_is_judged_on_the_log_scale_of_a_bursty_count(value, history, passed, why):
     # figures from benchmarks/bench_gates.py's five-week lake (6,000 users, seed 3, from 2026-06-01)
