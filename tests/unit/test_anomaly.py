@@ -112,6 +112,16 @@ def test_a_large_psi_on_few_people_or_a_rare_value_is_not_drift():
     assert not distribution_verdict(flood, BASE, n_history_hours=48).passed  # a new value takes a third
 
 
+def test_a_quiet_hour_is_held_to_a_takeover():
+    # 2026-03-09-00:00 of the clean lake: 32 people, PSI 0.67 against its baseline, p 2e-8
+    quiet = {"device_type": {"desktop": 8, "mobile": 15, "tablet": 9}}
+    config = load_config()["distribution_drift"]
+    verdict = distribution_verdict(quiet, BASE, n_history_hours=48, **config)
+    assert verdict.passed and verdict.judged["device_type"] > config["psi_threshold"]  # above 0.25, below 1.0
+    takeover = {"device_type": {"mobile": 40}}  # every event of a quiet hour from an iPhone
+    verdict = distribution_verdict(takeover, BASE, n_history_hours=48, **config)
+    assert not verdict.passed and "> 1" in verdict.note
+
 def test_distribution_is_not_judged_without_history_or_units():
     shifted = {"device_type": {"mobile": 500}}
     assert distribution_verdict(shifted, BASE, n_history_hours=3).passed  # young lake: too few hours
