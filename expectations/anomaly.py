@@ -2,12 +2,13 @@
 
 Volume per landing hour is compared with the same hour of the same weekday in the weeks before
 (traffic has a daily and a weekly shape, so the right baseline is "Tuesdays at 14:00", not the
-previous hour). The test is a robust z-score: distance from the median in units of the scaled
-median absolute deviation (1.4826 · MAD ≈ one standard deviation for normal data), which a single
-earlier outlier cannot move. Floors keep it from crying wolf: the scale is at least 5% of the
-median (a flat history would otherwise make any change infinite) and at least the Poisson spread
-``sqrt(median)`` of a count (quiet hours), and the change must also exceed ``min_relative_change``
-of the median.
+previous hour). The test is a robust z-score on the log scale: distance from the median in units of
+the scaled median absolute deviation (1.4826 · MAD ≈ one standard deviation for normal data), which a
+single earlier outlier cannot move. Floors keep it from crying wolf: the scale is at least 5% (a flat
+history would otherwise make any change infinite) and at least the spread of a bursty count
+``sqrt(dispersion / median)`` above the median (quiet hours of a growing product), the Poisson one
+below; the change must also exceed ``min_relative_change`` of the median. Calibrated on clean
+simulated traffic by ``benchmarks/bench_gates.py``.
 
 The quarantine share (:func:`quarantine_rate_verdict`) is judged the same robust way: overall, per
 event and per source, against the same time of day on the previous days.
@@ -20,6 +21,7 @@ key columns with the previous days by the population stability index. Thresholds
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections.abc import Collection, Mapping, Sequence
@@ -47,8 +49,8 @@ class VolumeVerdict:
         passed: False when the figure is anomalous.
         value: The figure tested.
         median: Median of the history (None without enough history).
-        scale: The robust standard deviation used (None without enough history).
-        robust_z: ``(value - median) / scale`` (None without enough history).
+        scale: The robust standard deviation of log(1 + figure) used (None without enough history).
+        robust_z: ``(log1p(value) - median of log1p(history)) / scale`` (None without enough history).
         n_history: Comparable past figures.
         threshold: |z| above which the figure is anomalous.
         note: One human sentence.
@@ -68,27 +70,38 @@ class VolumeVerdict:
 
 
 def volume_verdict(value: float, history: Sequence[float], *, threshold: float = 4.0, min_history: int = 4,
-                   min_relative_change: float = 0.25, **_: Any) -> VolumeVerdict:
+                   min_relative_change: float = 0.25, dispersion: float = 20.0, **_: Any) -> VolumeVerdict:
     """Judge ``value`` against ``history`` (comparable past figures, e.g. same weekday and hour).
 
+    The test is on the log scale (``log1p``): an outage (value → 0) is as far out as a flood is, and a
+    growing lake's history does not stretch the scale of its quiet hours. The scale is the robust
+    standard deviation of the log history, floored at 5% (a flat history) and, above the median, at
+    ``sqrt(dispersion / median)`` — the spread of a count whose variance is ``dispersion`` times its mean
+    (lines arrive in sessions of a few dozen events, and a growing product's quiet hour doubles by chance
+    far more often than a Poisson count does) — below it at the Poisson ``sqrt(1 / median)``.
     Fewer than ``min_history`` past figures: passed, with a note (a new lake has no baseline).
     """
-    if threshold <= 0 or min_history < 2 or min_relative_change < 0:
-        raise ValueError("volume_verdict: threshold > 0, min_history >= 2 and min_relative_change >= 0 are required")
+    if threshold <= 0 or min_history < 2 or min_relative_change < 0 or dispersion < 1:
+        raise ValueError("volume_verdict: threshold > 0, min_history >= 2, min_relative_change >= 0 and "
+                         "dispersion >= 1 are required")
     past = [float(h) for h in history]
     if len(past) < min_history:
         return VolumeVerdict(True, float(value), None, None, None, len(past), threshold,
                              f"only {len(past)} comparable past hour(s), {min_history} needed: not judged")
     median = statistics.median(past)
-    mad = statistics.median(abs(h - median) for h in past) * _MAD_TO_SD
-    # Floors: 5% of the median (a flat history), and the Poisson spread sqrt(median) of a count.
-    scale = max(mad, 0.05 * median, median ** 0.5, 1.0)
-    z = (float(value) - median) / scale
+    logs = [math.log1p(h) for h in past]
+    center = statistics.median(logs)
+    mad = statistics.median(abs(h - center) for h in logs) * _MAD_TO_SD
+    # Above the median, a growing product's bursty hours: the count's variance is `dispersion` times its
+    # mean. Below it, the Poisson floor: clean hours seldom fall far, and a half-empty hour is a fault.
+    burst = dispersion if value > median else 1.0
+    scale = max(mad, 0.05, math.sqrt(burst / max(median, 1.0)))
+    z = (math.log1p(float(value)) - center) / scale
     change = abs(float(value) - median) / median if median else float("inf")
     anomalous = abs(z) > threshold and change > min_relative_change
     direction = "above" if value > median else "below"
     note = (f"{value:,.0f} is {change:.0%} {direction} the median {median:,.0f} of {len(past)} comparable hours "
-            f"(robust z {z:+.1f}, threshold ±{threshold:g})")
+            f"(robust z {z:+.1f} on the log scale, threshold ±{threshold:g})")
     return VolumeVerdict(not anomalous, float(value), median, scale, z, len(past), threshold, note)
 
 
@@ -251,7 +264,7 @@ def _pool(counts: Counts, keep: Collection[str]) -> dict[str, float]:
 def distribution_verdict(hour: Mapping[str, Counts], history: Mapping[str, Counts], *, n_history_hours: int,
                          min_history_hours: int = 4, min_units: int = 30, psi_threshold: float = 0.25,
                          significance: float = 1e-4, min_category_share: float = 0.02, min_history_units: int = 200,
-                         **_: Any) -> DriftVerdict:
+                         small_hour_units: int = 0, small_hour_psi: float = 1.0, **_: Any) -> DriftVerdict:
     """Distribution drift of key columns: this hour's mix against the baseline's.
 
     ``hour`` and ``history`` map a column to its counts per value (or bin), counted in independent
@@ -264,6 +277,11 @@ def distribution_verdict(hour: Mapping[str, Counts], history: Mapping[str, Count
     the lake's own growth). Values below
     ``min_category_share`` of the baseline (and values never seen before) are pooled into one
     ``(other)`` bin: one visitor on a rare browser is not a shift, a flood of new values is.
+
+    An hour with fewer than ``small_hour_units`` units of a column is held to ``small_hour_psi`` instead
+    of ``psi_threshold``: the people of a quiet hour are few and not independent draws (clean simulated
+    hours of ~30 people reached PSI 0.67 at p 2e-8), so only a takeover (e.g. every event from one
+    device) is drift there.
     """
     if n_history_hours < min_history_hours:
         return DriftVerdict(True, (), {}, f"only {n_history_hours} profiled hour(s) in the baseline, "
@@ -281,13 +299,14 @@ def distribution_verdict(hour: Mapping[str, Counts], history: Mapping[str, Count
         expected, actual = [pooled_base.get(k, 0) for k in keys], [pooled_now.get(k, 0) for k in keys]
         psi = psi_from_counts(expected, actual)
         judged[column] = round(psi, 4)
-        if psi > psi_threshold:
+        bar = small_hour_psi if sum(actual) < small_hour_units else psi_threshold
+        if psi > bar:
             p_value = chi_square_p_value(expected, actual)
             if p_value >= significance:
                 continue
             moved = max(keys, key=lambda k: abs(pooled_now.get(k, 0) / sum(actual)
                                                 - pooled_base.get(k, 0) / base_total))
-            findings.append(f"{column} shifted: PSI {psi:.2f} > {psi_threshold:g}, p {p_value:.1g} ({moved!r} is "
+            findings.append(f"{column} shifted: PSI {psi:.2f} > {bar:g}, p {p_value:.1g} ({moved!r} is "
                             f"{pooled_now.get(moved, 0) / sum(actual):.0%} of the hour, "
                             f"{pooled_base.get(moved, 0) / base_total:.0%} before)")
     note = "; ".join(findings) if findings else (

@@ -1,8 +1,6 @@
 """Bronze checks, per hour of a run: the ledger must reconcile against the landing files and the tables, and
 the hour must look like its history (volume, schema, distribution, quarantine rate)."""
 
-from typing import TYPE_CHECKING
-
 import dagster as dg
 
 from lake.ledger import read_ledger, verify_partitions
@@ -10,9 +8,6 @@ from orchestration.bronze.assets import EVENTS, LEDGER
 from orchestration.bronze.partitions import hourly
 from orchestration.hours import HourCheck, check_events, run_hours
 from orchestration.resources import LakeResource
-
-if TYPE_CHECKING:
-    from lake.profiles import Profile
 
 __all__ = ["DISTRIBUTION_DRIFT", "QUARANTINE_RATE", "SCHEMA_DRIFT", "landing_drift",
            "ledger_reconciles", "volume_within_history"]
@@ -103,34 +98,20 @@ QUARANTINE_RATE = "quarantine_rate_within_history"
 )
 def landing_drift(context: dg.AssetCheckExecutionContext, lake: LakeResource):
     """Profile the run's hours once (lake/profiles: one pass for all) and judge each for schema drift,
-    distribution drift and its quarantine rate against its own history."""
-    from datetime import timedelta
-
-    from expectations.anomaly import distribution_verdict, load_config, quarantine_rate_verdict, schema_drift_verdict
-    from lake.ingest import hour_keys, parse_partition_key, partition_key
-    from lake.profiles import Profile, profile_hours
+    distribution drift and its quarantine rate against its own history (expectations/landing_gates)."""
+    from expectations.anomaly import load_config
+    from expectations.landing_gates import hours_needed, judge_landing_hour
+    from lake.profiles import profile_hours
 
     paths = lake.paths()
     keys = run_hours(context)
     config = load_config()
-    schema_cfg, dist_cfg, rate_cfg = config["schema_drift"], config["distribution_drift"], config["quarantine_rate"]
-    columns = dist_cfg["columns"]
-    around = int(dist_cfg["history_hours_around"])
-    # Schema: every hour of the previous days. Distribution: the same time of day on each previous day
-    # (a product's audience changes over the day: mobile in the evening, desktop at work). One read.
-    schema_keys, same_time, rate_time = {}, {}, {}
-    rate_around = int(rate_cfg["history_hours_around"])
-    for key in keys:
-        hour = parse_partition_key(key)
-        schema_keys[key] = hour_keys(hour - timedelta(days=int(schema_cfg["history_days"])), hour)
-        same_time[key] = [partition_key(hour - timedelta(days=d, hours=h))
-                          for d in range(1, int(dist_cfg["history_days"]) + 1) for h in range(-around, around + 1)]
-        rate_time[key] = [partition_key(hour - timedelta(days=d, hours=h))
-                          for d in range(1, int(rate_cfg["history_days"]) + 1)
-                          for h in range(-rate_around, rate_around + 1)]
-    rate_keys = {k for ks in rate_time.values() for k in ks}
-    wanted = {*keys, *(k for ks in schema_keys.values() for k in ks), *(k for ks in same_time.values() for k in ks),
-              *rate_keys}
+    columns = config["distribution_drift"]["columns"]
+    # Schema: every hour of the previous days. Distribution and quarantine rate: the same time of day on
+    # each previous day (a product's audience changes over the day: mobile in the evening). One read.
+    baselines = hours_needed(keys, config)
+    rate_keys = {k for b in baselines.values() for k in b.rate_time}
+    wanted = {*keys, *(k for b in baselines.values() for k in b.all())}
     hours = profile_hours(paths, wanted, columns=columns, refresh=keys)
     # Profiles stored before the quarantine-rate gate lack its counts: recompute those once.
     stale = sorted(k for k in rate_keys if k in hours and hours[k].dimension("event_lines")
@@ -140,46 +121,16 @@ def landing_drift(context: dg.AssetCheckExecutionContext, lake: LakeResource):
     ledger = {r["landing_partition"]: (r["quarantined"], r["lines_landed"])
               for r in read_ledger(paths, sorted({*keys, *rate_keys})).to_pylist()}
 
-    plan = lake.plan()
-    planned = {name: set(spec.properties) for name, spec in plan.events.items()}
+    planned = {name: set(spec.properties) for name, spec in lake.plan().events.items()}
     checks = []
     for key in keys:
-        now = hours.get(key, Profile(hours={key}))
-        history = Profile.total(hours[k] for k in schema_keys[key] if k in hours)
-        same_hour = Profile.total(hours[k] for k in same_time[key] if k in hours)
-        schema = schema_drift_verdict(now.dimension("event_lines"), now.dimension("property"), planned,
-                                      history.dimension("event_lines"), history.dimension("property"), **schema_cfg)
-        dist = distribution_verdict(now.columns(), same_hour.columns(), n_history_hours=len(same_hour.hours),
-                                    **dist_cfg)
-        for name, verdict, baseline in ((SCHEMA_DRIFT, schema, history), (DISTRIBUTION_DRIFT, dist, same_hour)):
+        v = judge_landing_hour(key, hours=hours, ledger=ledger, planned=planned, config=config,
+                               baselines=baselines[key])
+        for name, verdict, n_history in ((SCHEMA_DRIFT, v.schema, v.schema_history_hours),
+                                         (DISTRIBUTION_DRIFT, v.distribution, v.distribution_history_hours)):
             checks.append(HourCheck(EVENTS, name, key, verdict.passed, description=verdict.note,
-                                    metadata={**verdict.to_metadata(), "history_hours": len(baseline.hours)}))
-        rate_now, violations = _rate_counts(now, ledger.get(key, (0, 0)))
-        rate_history: dict[str, list[tuple[int, int]]] = {}
-        for past in rate_time[key]:
-            if past in ledger and past in hours:
-                for scope, pair in _rate_counts(hours[past], ledger[past])[0].items():
-                    rate_history.setdefault(scope, []).append(pair)
-        rate = quarantine_rate_verdict(rate_now, rate_history, violations, **rate_cfg)
-        checks.append(HourCheck(EVENTS, QUARANTINE_RATE, key, rate.passed, description=rate.note,
-                                metadata=rate.to_metadata()))
+                                    metadata={**verdict.to_metadata(), "history_hours": n_history}))
+        checks.append(HourCheck(EVENTS, QUARANTINE_RATE, key, v.quarantine_rate.passed,
+                                description=v.quarantine_rate.note, metadata=v.quarantine_rate.to_metadata()))
     yield from check_events(context, checks)
 
-
-def _rate_counts(profile: "Profile", overall: tuple[int, int],
-                 ) -> tuple[dict[str, tuple[int, int]], dict[tuple[str, str, str], int]]:
-    """An hour's ``scope -> (quarantined, lines)`` (``all`` from the ledger, events and sources from the
-    profile) and its quarantined lines per ``(violation_type, event, source)``."""
-    violations: dict[tuple[str, str, str], int] = {}
-    by_event: dict[str, int] = {}
-    by_source: dict[str, int] = {}
-    for key, count in profile.dimension("quarantine").items():
-        violation, source, event_name = key.split("|", 2)
-        violations[(violation, event_name, source)] = count
-        if event_name:
-            by_event[event_name] = by_event.get(event_name, 0) + count
-        by_source[source] = by_source.get(source, 0) + count
-    scopes = {"all": overall}
-    scopes |= {f"event:{e}": (by_event.get(e, 0), n) for e, n in profile.dimension("event_lines").items()}
-    scopes |= {f"source:{s}": (by_source.get(s, 0), n) for s, n in profile.dimension("source_lines").items()}
-    return scopes, violations

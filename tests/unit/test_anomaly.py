@@ -38,6 +38,19 @@ def test_a_new_lake_or_a_tiny_hour_is_not_judged_on_noise():
         volume_verdict(1, [1, 2, 3, 4], threshold=0)
 
 
+
+@pytest.mark.parametrize(("value", "history", "passed", "why"), [
+    (1024, [490, 578, 554, 300], True, "a quiet Sunday hour of a growing lake doubling: sessions come in bursts"),
+    (783, [491, 481, 386, 387], True, "the same at 23:00"),
+    (20, [490, 578, 554, 300], False, "an outage: 2% of the lines"),
+    (5120, [490, 578, 554, 300], False, "a flood: 5x the lines"),
+    (91, [5168, 3768, 2730, 884], False, "an outage in a busy hour of a lake still ramping up"),
+    (100, [200, 201, 202, 203, 204], False, "half of a steady 200-line hour: below the median, the Poisson floor"),
+])
+def test_volume_is_judged_on_the_log_scale_of_a_bursty_count(value, history, passed, why):
+    # figures from benchmarks/bench_gates.py's five-week lake (6,000 users, seed 3, from 2026-06-01)
+    assert volume_verdict(value, history).passed is passed, why
+
 # -- schema drift ------------------------------------------------------------------------------------
 
 PLANNED = {"page_viewed": {"path", "referrer"}, "signup": {"plan"}}
@@ -98,6 +111,16 @@ def test_a_large_psi_on_few_people_or_a_rare_value_is_not_drift():
     flood = {"device_type": {"desktop": 250, "mobile": 200, "fridge": 300}}
     assert not distribution_verdict(flood, BASE, n_history_hours=48).passed  # a new value takes a third
 
+
+def test_a_quiet_hour_is_held_to_a_takeover():
+    # 2026-03-09-00:00 of the clean lake: 32 people, PSI 0.67 against its baseline, p 2e-8
+    quiet = {"device_type": {"desktop": 8, "mobile": 15, "tablet": 9}}
+    config = load_config()["distribution_drift"]
+    verdict = distribution_verdict(quiet, BASE, n_history_hours=48, **config)
+    assert verdict.passed and verdict.judged["device_type"] > config["psi_threshold"]  # above 0.25, below 1.0
+    takeover = {"device_type": {"mobile": 40}}  # every event of a quiet hour from an iPhone
+    verdict = distribution_verdict(takeover, BASE, n_history_hours=48, **config)
+    assert not verdict.passed and "> 1" in verdict.note
 
 def test_distribution_is_not_judged_without_history_or_units():
     shifted = {"device_type": {"mobile": 500}}
