@@ -8,6 +8,7 @@ rollup column goes in ``rollups.py``.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 
 from growth_loops.features.aggregations import (
     active_days,
@@ -93,17 +94,17 @@ def get_view(name: str) -> FeatureView:
     )
 
 
-def _check_catalog() -> None:
-    names = [v.name for v in VIEWS]
+def check_catalog(views: Sequence[FeatureView] = VIEWS) -> None:
+    """Refuse views whose names repeat, or features whose names repeat across views (online lookups
+    join views by feature name). Called by :class:`~growth_loops.features.store.FeatureStore` when it
+    is made, not at import."""
+    names = [v.name for v in views]
     if len(set(names)) != len(names):
         raise FeatureStoreError("feature catalog", "view names repeat", "Give every view a unique name.")
-    features = [f for v in VIEWS for f in v.feature_names]
+    features = [f for v in views for f in v.feature_names]
     clashes = sorted({f for f in features if features.count(f) > 1})
     if clashes:
         raise FeatureStoreError(
             "feature catalog", f"feature names repeat across views: {', '.join(clashes)}",
             "Feature names are unique across views so online lookups can join views.",
         )
-
-
-_check_catalog()

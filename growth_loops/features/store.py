@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from growth_loops.features import pit
-from growth_loops.features.catalog import VIEWS, get_view
+from growth_loops.features.catalog import VIEWS, check_catalog, get_view
 from growth_loops.features.compute import ACTIVITY_COLUMNS, DAY, compute_view
 from growth_loops.features.drift import DriftReport, drift_report
 from growth_loops.features.errors import FeatureStoreError
@@ -156,6 +156,7 @@ class FeatureStore:
                  views: Sequence[FeatureView] = VIEWS) -> None:
         self.paths = paths if isinstance(paths, LakePaths) else LakePaths.from_root(paths)
         self.views = tuple(views)
+        check_catalog(self.views)
         for view in self.views:
             if view.source not in ROLLUP_SOURCES:
                 raise FeatureStoreError(

@@ -137,3 +137,16 @@ def test_every_view_has_a_suite_that_checks_its_key_and_features(view):
     columns = {e["kwargs"].get("column") for e in suite} | {e["kwargs"].get("column_A") for e in suite}
     assert {view.entity, "valid_from"} <= columns
     assert set(view.feature_names) <= columns, set(view.feature_names) - columns
+
+
+def test_a_store_refuses_views_whose_names_or_features_repeat(tmp_path):
+    from dataclasses import replace
+
+    from growth_loops.features.store import FeatureStore
+
+    FeatureStore(tmp_path)  # the shipped catalog is valid
+    first = VIEWS[0]
+    with pytest.raises(FeatureStoreError, match="view names repeat"):
+        FeatureStore(tmp_path, views=[*VIEWS, first])
+    with pytest.raises(FeatureStoreError, match="feature names repeat across views"):
+        FeatureStore(tmp_path, views=[*VIEWS, replace(first, name=f"{first.name}_copy")])
