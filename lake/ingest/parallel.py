@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -25,14 +26,14 @@ import pyarrow as pa
 from lake.contracts.plan import TrackingPlan
 from lake.ingest.columnar import ColumnarNormalizer, gc_paused
 from lake.ingest.formats import converters_for
-from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer
+from lake.ingest.normalize import ConsentRevocation, NormalizedBatch, Normalizer, partition_counts
 from lake.landing import LandingFile, iter_line_batches, iter_lines
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
 from lake.settings import NormalizerKind
 from lake.settings import current as current_settings
 
-__all__ = ["HourCounts", "normalize_files", "normalize_hours", "runs_in_parallel", "shutdown_pool",
+__all__ = ["normalize_files", "normalize_hours", "runs_in_parallel", "shutdown_pool",
            "COLUMNAR_MIN_BYTES", "PARALLEL_MIN_BYTES"]
 
 # Below this many bytes in a partition, normalize in-process (~30k events); the setting
@@ -175,23 +176,14 @@ def runs_in_parallel(files: list[LandingFile]) -> bool:
     return sum(f.size for f in files) >= threshold and _workers() >= 2
 
 
-@dataclass(frozen=True)
-class HourCounts:
-    """Per landing hour: non-blank lines read and events dropped for want of consent."""
-
-    lines_landed: int = 0
-    consent_dropped: int = 0
-
-
 def normalize_files(paths: LakePaths, key: str, files: list[LandingFile], *, plan: TrackingPlan,
                     masker: PiiMasker) -> NormalizedBatch:
     """Normalize every line of ``files`` (one landing partition), in parallel when it pays."""
-    batch, _ = normalize_hours(paths, {key: files}, plan=plan, masker=masker)
-    return batch
+    return normalize_hours(paths, {key: files}, plan=plan, masker=masker)
 
 
 def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, plan: TrackingPlan,
-                    masker: PiiMasker) -> tuple[NormalizedBatch, dict[str, HourCounts]]:
+                    masker: PiiMasker) -> NormalizedBatch:
     """Normalize every line of several landing hours at once, in parallel when it pays.
 
     Column-wise (:class:`lake.ingest.columnar.ColumnarNormalizer`): the result equals the per-line
@@ -206,9 +198,9 @@ def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, pl
         masker: the keyed pseudonymizer.
 
     Returns:
-        One batch for all the hours — its rows carry their hour (``_landing_partition``,
-        ``landing_partition``) and come in (hour, file, line) order — and each hour's line and
-        consent counts (every hour of ``files``, an hour without lines too).
+        One batch for all the hours: its rows carry their hour (``_landing_partition``,
+        ``landing_partition``) and come in (hour, file, line) order; ``by_partition`` holds each
+        hour's line and consent counts (an hour without lines is absent).
     """
     limit = paths.settings.max_line_bytes  # longer lines are quarantined unread (line_too_long)
     flat = [(key, f) for key, hour_files in files.items() for f in hour_files]
@@ -217,23 +209,21 @@ def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, pl
         kind = "per_line"  # too small for the columns to pay off
     norm = _normalizer(kind, plan, masker, max_line_bytes=limit)
     converts = converters_for(paths, [f for _, f in flat], plan=plan)  # format detected once per file
-    counts: dict[str, HourCounts] = {key: HourCounts() for key in files}
     if not runs_in_parallel([f for _, f in flat]):
         with gc_paused():
             for (key, f), convert in zip(flat, converts, strict=True):
                 _add_file(norm, paths, key, f, convert)
-            batch = norm.finish()
-        for key, (lines, consent) in batch.by_partition.items():
-            counts[key] = HourCounts(lines, consent)
-        return batch, counts
+            return norm.finish()
     chunks = _chunks(paths, flat, _workers() * 2, converts)
     n = len(chunks)
     with tempfile.TemporaryDirectory(prefix="growthlake-normalize-") as spool:
         parts = list(_pool().map(_normalize_chunk, chunks, [plan] * n, [masker.key] * n, [norm.ingested_at] * n,
                                  [spool] * n, [limit] * n, [kind] * n))
+        lines: Counter[str] = Counter()
+        consent: Counter[str] = Counter()
         for chunk, part in zip(chunks, parts, strict=True):
-            seen = counts[chunk.key]
-            counts[chunk.key] = HourCounts(seen.lines_landed + part[0], seen.consent_dropped + part[1])
+            lines[chunk.key] += part[0]
+            consent[chunk.key] += part[1]
         return NormalizedBatch(
             lines_landed=sum(p[0] for p in parts),
             consent_dropped=sum(p[1] for p in parts),
@@ -241,5 +231,5 @@ def normalize_hours(paths: LakePaths, files: dict[str, list[LandingFile]], *, pl
             quarantine=pa.concat_tables([_read_spooled(p[3]) for p in parts]),
             revocations=[r for p in parts for r in p[4]],  # in (hour, file, line) order, like the rows
             python_fallback_lines=sum(p[5] for p in parts),
-            by_partition={key: (c.lines_landed, c.consent_dropped) for key, c in counts.items()},
-        ), counts
+            by_partition=partition_counts(lines, consent),
+        )

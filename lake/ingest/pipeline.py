@@ -36,7 +36,7 @@ from lake.contracts.plan import TrackingPlan
 from lake.erasure.requests import record_requests
 from lake.ingest.audit import Auditor, GateOutcome, HoursAudit, audit_hours, gate_record, gx_auditor, rows_of_hours
 from lake.ingest.normalize import NormalizedBatch, event_time_window
-from lake.ingest.parallel import HourCounts, normalize_files, normalize_hours, runs_in_parallel
+from lake.ingest.parallel import normalize_files, normalize_hours, runs_in_parallel
 from lake.landing import LandingFile, list_landing_files, parse_partition_key
 from lake.ledger import LedgerEntry, read_entries, write_entries
 from lake.locks import table_lock
@@ -385,17 +385,17 @@ def _ingest_pass(paths: LakePaths, keys: list[str], files: dict[str, list[Landin
     if auditor is gx_auditor and runs_in_parallel(all_files):
         # Workers do the parsing; this process would only wait, so it imports GX meanwhile.
         _STAGER.submit(_warm_up_gates)
-    batch, counts = normalize_hours(paths, files, plan=plan, masker=masker)
+    batch = normalize_hours(paths, files, plan=plan, masker=masker)
     audit = _audit_pass(paths, keys, batch, plan=plan, auditor=auditor)
     dates, reasons = _event_dates(batch.bronze), _reasons(batch.quarantine)
 
     results: dict[str, IngestionResult] = {}
     stored = read_entries(paths, keys)
     for key in keys:
-        c, fig = counts.get(key, HourCounts()), audit.figures.get(key, _Figures())
+        (lines, consent), fig = batch.by_partition.get(key, (0, 0)), audit.figures.get(key, _Figures())
         entry = LedgerEntry(
-            landing_partition=key, lines_landed=c.lines_landed, bronze_rows=fig.present + fig.new,
-            quarantined=fig.quar_present + fig.quar_new, consent_dropped=c.consent_dropped,
+            landing_partition=key, lines_landed=lines, bronze_rows=fig.present + fig.new,
+            quarantined=fig.quar_present + fig.quar_new, consent_dropped=consent,
             duplicates_dropped=fig.dups, quarantined_by_reason=reasons.get(key, {}), event_dates=dates.get(key, []),
             files=[f.relative for f in files[key]], plan_version=plan.version,
         )
