@@ -36,14 +36,13 @@ from growth_loops.experiments.effects import (
     MeanStats,
     ProportionStats,
     RatioStats,
-    SamplePlan,
     adjust_p_values,
     cuped_effect,
     effect,
-    plan_sample_size,
     summarize,
 )
 from growth_loops.experiments.errors import ExperimentError
+from growth_loops.experiments.planning import SamplePlan, plan_sample_size
 from growth_loops.experiments.stats import (
     DEFAULT_ALPHA,
     DEFAULT_MIXING_EFFECT_SIZE,
