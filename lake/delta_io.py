@@ -14,16 +14,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+from lake.errors import GrowthlakeError
 from lake.settings import current as current_settings
 
 __all__ = ["storage_options", "open_table", "read", "append", "replace_where", "sql_string", "row_count", "version",
-           "StagedFiles", "stage", "publish", "discard"]
+           "StagedFiles", "stage", "publish", "discard", "Snapshot", "snapshot", "publish_fenced", "ConcurrentCommit"]
 
 
 def storage_options(uri: str) -> dict[str, str] | None:
@@ -74,15 +76,42 @@ def _partition_filter(partitions: Partitions | None) -> list[tuple[str, str, Any
     return out
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A table's version a writer decides on (None: the table did not exist): what it reads with
+    ``read(..., at=)`` and what :func:`publish_fenced` checks that nobody committed after."""
+
+    uri: str
+    version: int | None
+
+
+def snapshot(uri: str) -> Snapshot:
+    """The table's latest version, pinned: reads and a fenced commit through it see that version."""
+    dt = open_table(uri)
+    return Snapshot(uri, None if dt is None else dt.version())
+
+
+def _pinned(at: Snapshot) -> DeltaTable | None:
+    """The table at exactly ``at.version`` (the per-process open one when it is still there)."""
+    if at.version is None:
+        return None
+    dt = _OPEN.get(at.uri)
+    if dt is not None and dt.version() == at.version:
+        return dt
+    return DeltaTable(at.uri, version=at.version, storage_options=storage_options(at.uri))
+
+
 def read(uri: str, schema: pa.Schema, *, columns: Sequence[str] | None = None,
-         filter: pads.Expression | None = None, partitions: Partitions | None = None) -> pa.Table:
+         filter: pads.Expression | None = None, partitions: Partitions | None = None,
+         at: Snapshot | None = None) -> pa.Table:
     """Read a table, projected and filtered.
 
     ``partitions`` (e.g. ``[("event_date", "in", dates)]``) prunes files from the Delta log before
     any file is opened — cheap however many files the table has; ``filter`` then applies row
     filters with Parquet statistics pruning. A table that does not exist yet reads as empty.
+    ``at`` reads the version a :func:`snapshot` pinned instead of the latest.
     """
-    dt = open_table(uri)
+    dt = _pinned(at) if at is not None else open_table(uri)
     cols = list(columns) if columns is not None else schema.names
     if dt is None:
         return pa.schema([schema.field(c) for c in cols]).empty_table()
@@ -166,15 +195,31 @@ class StagedFiles:
         return sum(json.loads(a.stats)["numRecords"] for a in self.actions)
 
 
+def _table_fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of a table folder and the folder's path in it (local or object store)."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), uri
+    return pafs.FileSystem.from_uri(uri)
+
+
+def _write_file(uri: str, rel: str, data: pa.Table) -> int:
+    """Write ``data`` as the Parquet file ``rel`` of the table folder ``uri``; its size in bytes."""
+    fs, base = _table_fs(uri)
+    full = f"{base}/{rel}"
+    if isinstance(fs, pafs.LocalFileSystem):
+        Path(full).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(data, full, filesystem=fs, compression="snappy")
+    return int(fs.get_file_info(full).size)
+
+
 def stage(uri: str, data: pa.Table, *, partition_by: Sequence[str]) -> StagedFiles:
     """Write ``data`` as Parquet files inside the table folder, without committing them.
 
     This is the "write" of write-audit-publish: the gate audits while the files are written,
     and :func:`publish` makes them visible in one commit (or :func:`discard` removes them).
-    A crash in between leaves only unreferenced files, which ``VACUUM`` removes.
+    A crash in between leaves only unreferenced files, which ``VACUUM`` removes. Local folders
+    and object stores alike.
     """
-    if "://" in uri:
-        raise NotImplementedError("staged writes are implemented for local tables; use append() on object stores")
     now_ms = int(time.time() * 1000)
     actions: list[AddAction] = []
     data_cols = [c for c in data.column_names if c not in partition_by]
@@ -185,12 +230,10 @@ def stage(uri: str, data: pa.Table, *, partition_by: Sequence[str]) -> StagedFil
         rel_dir = f"{partition_by[0]}={shown}" if value is not None else ""
         name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
         rel = f"{rel_dir}/{name}" if rel_dir else name
-        full = Path(uri) / rel
-        full.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part.select(data_cols), full, compression="snappy")
+        size = _write_file(uri, rel, part.select(data_cols))
         stats = {"numRecords": part.num_rows}
         actions.append(AddAction(
-            path=rel, size=full.stat().st_size,
+            path=rel, size=size,
             partition_values={partition_by[0]: value.isoformat() if hasattr(value, "isoformat") else str(value)}
             if value is not None else {},
             modification_time=now_ms, data_change=True, stats=json.dumps(stats),
@@ -214,8 +257,132 @@ def publish(staged: StagedFiles, *, operation: str = "append", metadata: dict[st
 
 def discard(staged: StagedFiles) -> None:
     """Remove staged files that will never be published."""
-    for a in staged.actions:
-        Path(staged.uri, a.path).unlink(missing_ok=True)
+    _delete_files(staged.uri, [a.path for a in staged.actions])
+
+
+def _delete_files(uri: str, rels: Sequence[str]) -> None:
+    fs, base = _table_fs(uri)
+    for rel in rels:
+        try:
+            fs.delete_file(f"{base}/{rel}")
+        except FileNotFoundError:
+            pass
+
+
+# --- Fenced commits: an append that fails when another writer committed since its snapshot ----------
+#
+# delta-rs never conflict-checks a blind append: two writers that classified the same rows against
+# the same version both commit them. It does check that two commits do not remove the same file
+# ("a concurrent transaction deleted data this operation read"). So every fenced commit removes the
+# table's fence file(s) — Parquet files without a row, in a partition no row has (null, or the epoch
+# for a non-nullable date column), invisible to every reader — and adds a new one with its data: of
+# two fenced commits decided on overlapping snapshots the second fails, whatever machine made it,
+# and its writer decides again on the new version. A table holds at least one fence from its first
+# fenced commit on (the fence is replaced, never only removed), so every later snapshot has one.
+
+_FENCE = "fence-"
+_FENCE_ATTEMPTS = 8  # fenced passes a writer re-runs after conflicts before it gives up
+
+
+class ConcurrentCommit(GrowthlakeError):
+    """Another writer committed to a table after the version this commit was decided on."""
+
+    def __init__(self, uri: str, read_version: int | None) -> None:
+        self.uri, self.read_version = uri, read_version
+        super().__init__(
+            f"{uri}: another writer committed after version {read_version}, which this commit was decided on. "
+            "Nothing was committed: read the table again and decide again (ingestion does so by itself, "
+            f"{_FENCE_ATTEMPTS} times; if it keeps losing, too many machines write the same hours at once)."
+        )
+
+
+def _is_fence(path: str) -> bool:
+    return path.rsplit("/", 1)[-1].startswith(_FENCE)
+
+
+def _fences(dt: DeltaTable) -> list[tuple[str, int]]:
+    """``(path, size)`` of the fence files of the table's snapshot."""
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    return [(p, s) for p, s in zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True)
+            if _is_fence(p)]
+
+
+def _fence_partition(schema: pa.Schema, partition_by: Sequence[str]) -> dict[str, str | None]:
+    """Where fences live: a partition no row has — null, or for a non-nullable date column the epoch
+    (bronze's event and landing dates are contract-checked to lie near their landing hour)."""
+    values: dict[str, str | None] = {}
+    for col in partition_by:
+        field = schema.field(col)
+        if field.nullable:
+            values[col] = None
+        elif pa.types.is_date(field.type):
+            values[col] = "1970-01-01"
+        else:
+            raise ValueError(f"fenced commits need a nullable or date partition column, not {col}: {field.type}")
+    return values
+
+
+def _new_fence(uri: str, schema: pa.Schema, partition_by: Sequence[str]) -> AddAction:
+    """Write a fence file (no row) into the fence partition; its add action."""
+    where = _fence_partition(schema, partition_by)
+    rel = "/".join(f"{c}={'__HIVE_DEFAULT_PARTITION__' if v is None else v}" for c, v in where.items())
+    rel = f"{rel}/{_FENCE}{uuid.uuid4()}.parquet" if rel else f"{_FENCE}{uuid.uuid4()}.parquet"
+    data_schema = pa.schema([f for f in schema if f.name not in partition_by])
+    size = _write_file(uri, rel, data_schema.empty_table())
+    return AddAction(path=rel, size=size, partition_values=where, modification_time=int(time.time() * 1000),
+                     data_change=True, stats=json.dumps({"numRecords": 0}))
+
+
+def _fenced_table(at: Snapshot, schema: pa.Schema, partition_by: Sequence[str]) -> DeltaTable:
+    """The table at ``at`` when it has a fence. A missing table is created holding only a fence
+    (racing creators add a fence each, harmless) and used if nobody added data meanwhile; an
+    unfenced one (a lake written before fences) gets one, and the caller decides again."""
+    dt = _pinned(at)
+    if dt is not None and _fences(dt):
+        return dt
+    fence = _new_fence(at.uri, schema, partition_by)
+    props = _commit("fence", None)
+    if dt is None:
+        try:
+            create_table_with_add_actions(at.uri, DeltaSchema.from_arrow(schema), [fence], mode="append",
+                                          partition_by=list(partition_by) or None, commit_properties=props,
+                                          storage_options=storage_options(at.uri))
+        except DeltaError:  # another writer created it first
+            _delete_files(at.uri, [fence.path])
+        created = DeltaTable(at.uri, storage_options=storage_options(at.uri))
+        paths = created.file_uris()
+        if _fences(created) and all(_is_fence(p) for p in paths):
+            return created
+    else:
+        dt.create_write_transaction([fence], mode="append", schema=schema, partition_by=list(partition_by),
+                                    commit_properties=props)
+    raise ConcurrentCommit(at.uri, at.version)
+
+
+def publish_fenced(at: Snapshot, staged: StagedFiles, *, operation: str = "append",
+                   metadata: dict[str, Any] | None = None) -> None:
+    """Commit staged files in one transaction that fails if another writer committed a fenced
+    commit to the table after ``at`` (the version the rows were decided on), on any machine.
+
+    Raises:
+        ConcurrentCommit: nothing was committed; the staged files are left for the caller to
+            :func:`discard`. Decide again on a new :func:`snapshot`.
+    """
+    if not staged.actions:
+        return
+    partition_by = list(staged.partition_by)
+    dt = _fenced_table(at, staged.schema, partition_by)
+    now = int(time.time() * 1000)
+    where = _fence_partition(staged.schema, partition_by)
+    removes = [RemoveAction(path=p, data_change=True, deletion_timestamp=now, size=size, partition_values=where)
+               for p, size in _fences(dt)]
+    fence = _new_fence(at.uri, staged.schema, partition_by)
+    try:
+        dt.create_write_transaction([*staged.actions, *removes, fence], mode="append", schema=staged.schema,
+                                    partition_by=partition_by, commit_properties=_commit(operation, metadata))
+    except CommitFailedError as exc:
+        _delete_files(at.uri, [fence.path])
+        raise ConcurrentCommit(at.uri, at.version) from exc
 
 
 def insert_missing(uri: str, data: pa.Table, *, on: Sequence[str], partition_by: Sequence[str] | None = None,

@@ -9,11 +9,14 @@ the tables independently, so a lost or doubled row (a crash, a foreign writer, a
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake.exceptions import CommitFailedError
 
 from lake import delta_io
 from lake.landing import iter_lines, list_landing_files, parse_partition_key
@@ -23,6 +26,9 @@ from lake.schemas import BRONZE_EVENTS, BRONZE_QUARANTINE, INGESTION_LEDGER
 __all__ = ["LedgerEntry", "TableCounts", "Reconciliation", "count_tables", "count_tables_of", "write_entry",
            "write_entries", "read_entry", "read_entries", "read_ledger", "verify_partition", "verify_partitions",
            "count_landed_lines"]
+
+
+_LEDGER_ATTEMPTS = 8  # ledger commits tried before a conflict with other machines' writers is raised
 
 
 @dataclass(frozen=True)
@@ -145,19 +151,29 @@ def write_entries(paths: LakePaths, entries: list[LedgerEntry]) -> int:
     if not entries:
         return 0
     rows = {e.landing_partition: e.to_row() for e in entries}
-    stored = {r["landing_partition"]: r for r in read_ledger(paths, sorted(rows)).to_pylist()}
-    changed = [row for key, row in sorted(rows.items())
-               if {k: v for k, v in row.items() if k != "updated_at"}
-               != {k: v for k, v in stored.get(key, {}).items() if k != "updated_at"}]
-    if not changed:
-        return 0
-    keys = [row["landing_partition"] for row in changed]
-    table = pa.Table.from_pylist(changed, schema=INGESTION_LEDGER)
-    delta_io.replace_where(paths.ingestion_ledger, table, _partitions_predicate(keys), partition_by=["landing_date"],
-                           operation="ledger",
-                           metadata={"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}",
-                                     "partitions": len(keys)})
-    return len(changed)
+    for attempt in range(1, _LEDGER_ATTEMPTS + 1):
+        stored = {r["landing_partition"]: r for r in read_ledger(paths, sorted(rows)).to_pylist()}
+        changed = [row for key, row in sorted(rows.items())
+                   if {k: v for k, v in row.items() if k != "updated_at"}
+                   != {k: v for k, v in stored.get(key, {}).items() if k != "updated_at"}]
+        if not changed:
+            return 0
+        keys = [row["landing_partition"] for row in changed]
+        table = pa.Table.from_pylist(changed, schema=INGESTION_LEDGER)
+        try:
+            delta_io.replace_where(paths.ingestion_ledger, table, _partitions_predicate(keys),
+                                   partition_by=["landing_date"], operation="ledger",
+                                   metadata={"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}",
+                                             "partitions": len(keys)})
+            return len(changed)
+        except CommitFailedError:
+            # Another machine wrote ledger rows of the same days meanwhile (the replace is conflict-
+            # checked): read them again. An hour's figures do not depend on which writer published
+            # its rows, so a concurrent writer of the same hour wrote the same figures.
+            if attempt == _LEDGER_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.02, 0.2) * attempt)
+    return 0
 
 
 def read_ledger(paths: LakePaths, keys: list[str] | None = None) -> pa.Table:

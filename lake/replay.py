@@ -94,8 +94,13 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
         if not passing:
             return result
 
-        new_rows, _present, _dups = classify_against_bronze(paths, batch.bronze)
-        if new_rows.num_rows:
+        for attempt in range(1, delta_io._FENCE_ATTEMPTS + 1):
+            # Fenced, like ingestion: a writer on another machine that committed to bronze after
+            # this classification makes the commit fail, and the lines are classified again.
+            at = delta_io.snapshot(paths.bronze_events)
+            new_rows, _present, _dups = classify_against_bronze(paths, batch.bronze, at=at)
+            if not new_rows.num_rows:
+                break
             audit_view = new_rows.append_column("identity_key",
                                                 pc.coalesce(new_rows["user_id"], new_rows["anonymous_id"]))
             params = _gate_parameters(plan, new_rows)
@@ -103,7 +108,14 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
             if not out.success:
                 result.gate_failed = out.summary()
                 return result
-            delta_io.append(paths.bronze_events, new_rows, partition_by=["event_date"], operation="replay")
+            staged = delta_io.stage(paths.bronze_events, new_rows, partition_by=["event_date"])
+            try:
+                delta_io.publish_fenced(at, staged, operation="replay")
+                break
+            except delta_io.ConcurrentCommit:
+                delta_io.discard(staged)
+                if attempt == delta_io._FENCE_ATTEMPTS:
+                    raise
         failpoint("after_replay_bronze_commit")
 
         # Which passing lines are in bronze from their own line now: those are "replayed".

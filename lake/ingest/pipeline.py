@@ -18,6 +18,7 @@ of landing files, each under the lock, so memory follows the pass, not the range
 
 from __future__ import annotations
 
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class IngestionResult:
         elapsed_s: wall time of the pass that ingested the hour (shared by the hours of a range).
         hours_in_pass: the hours ingested together with it, itself included.
         validations: the validations of the pass (shared by its hours).
+        python_fallback_lines: lines the column-wise normalizer left to the per-line reference.
+        conflicts: times the pass was classified and gated again because another writer (another
+            machine: this one's are serialized by the lock) committed to bronze first.
     """
 
     partition: str
@@ -92,6 +96,7 @@ class IngestionResult:
     hours_in_pass: int = 1
     validations: int = 0
     python_fallback_lines: int = 0  # lines the column-wise normalizer left to the per-line reference (the pass's)
+    conflicts: int = 0  # times the pass was classified again because another writer committed first
 
     @property
     def published(self) -> bool:
@@ -102,7 +107,7 @@ class IngestionResult:
         return [name for name, g in self.gates.items() if not g["success"]]
 
 
-def _stored_copies(paths: LakePaths, batch: pa.Table) -> pl.DataFrame:
+def _stored_copies(paths: LakePaths, batch: pa.Table, at: delta_io.Snapshot | None = None) -> pl.DataFrame:
     """Where bronze already holds the batch's event ids: ``event_id, _f, _l`` (file and line)."""
     # Only stored copies of the batch's ids are materialized: the scan evaluates the membership
     # test column-wise, instead of handing every id of those days to a join. Only the event_date
@@ -111,7 +116,7 @@ def _stored_copies(paths: LakePaths, batch: pa.Table) -> pl.DataFrame:
     existing = delta_io.read(
         paths.bronze_events, BRONZE_EVENTS, columns=["event_id", "_source_file", "_line_number"],
         partitions=[("event_date", "in", pc.unique(batch["event_date"]).to_pylist())],
-        filter=pc.field("event_id").isin(pc.unique(batch["event_id"])),
+        filter=pc.field("event_id").isin(pc.unique(batch["event_id"])), at=at,
     )
     have = pl.from_arrow(existing)
     assert isinstance(have, pl.DataFrame)
@@ -135,30 +140,33 @@ def _classify(batch: pa.Table, have: pl.DataFrame) -> tuple[pl.Series, pl.Series
     return joined["_f"].is_null() & first_copy, same_line
 
 
-def classify_against_bronze(paths: LakePaths, batch: pa.Table) -> tuple[pa.Table, int, int]:
+def classify_against_bronze(paths: LakePaths, batch: pa.Table, *,
+                            at: delta_io.Snapshot | None = None) -> tuple[pa.Table, int, int]:
     """Split candidate rows into (rows to publish, lines already published, duplicates).
 
     Per event_id: if bronze holds it, the candidate from that very line is "already published"
     and every other copy is a duplicate; if not, the first copy in (file, line) order is new and
-    the others are duplicates. Only the event_date partitions the batch touches are read.
+    the others are duplicates. Only the event_date partitions the batch touches are read, at the
+    version ``at`` pinned (default: the latest).
     """
     if batch.num_rows == 0:
         return batch, 0, 0
-    new, present = _classify(batch, _stored_copies(paths, batch))
+    new, present = _classify(batch, _stored_copies(paths, batch, at))
     new_count, present_count = int(new.sum()), int(present.sum())
     if new_count == batch.num_rows:
         return batch, 0, 0
     return batch.filter(new.to_arrow()), present_count, batch.num_rows - new_count - present_count
 
 
-def _quarantine_seen(paths: LakePaths, keys: list[str], quarantine: pa.Table) -> pl.Series:
+def _quarantine_seen(paths: LakePaths, keys: list[str], quarantine: pa.Table,
+                     at: delta_io.Snapshot | None = None) -> pl.Series:
     """Per quarantine candidate: an earlier run of its hour already wrote it (same file and line)."""
     if quarantine.num_rows == 0:
         return pl.Series([], dtype=pl.Boolean)
     days = sorted({parse_partition_key(k).date() for k in keys})
     existing = delta_io.read(
         paths.bronze_quarantine, BRONZE_QUARANTINE, columns=["source_file", "line_number"],
-        partitions=[("landing_date", "in", days)], filter=pc.field("landing_partition").isin(keys),
+        partitions=[("landing_date", "in", days)], filter=pc.field("landing_partition").isin(keys), at=at,
     )
     cand = pl.from_arrow(quarantine.select(["source_file", "line_number"]))
     have = pl.from_arrow(existing)
@@ -216,6 +224,14 @@ class _Figures:
     quar_new: int = 0
 
 
+@dataclass(frozen=True)
+class _Snapshots:
+    """The versions of bronze/events and bronze/quarantine one attempt of a pass decides on."""
+
+    bronze: delta_io.Snapshot
+    quarantine: delta_io.Snapshot
+
+
 @dataclass
 class _Audit:
     """Where the gates of one pass ended: what to publish, which hours to hold and why."""
@@ -231,15 +247,16 @@ class _Audit:
 
 
 def _audit_pass(paths: LakePaths, keys: list[str], batch: NormalizedBatch, *, plan: TrackingPlan,
-                auditor: Auditor) -> _Audit:
-    """Classify the pass against bronze and gate it; hold the hours that fail, re-gate the rest.
+                auditor: Auditor, at: _Snapshots) -> _Audit:
+    """Classify the pass against bronze (at the versions ``at`` pinned) and gate it; hold the hours
+    that fail, re-gate the rest.
 
     One read of bronze and of quarantine; one validation per suite when everything passes.
     """
     bronze, quarantine = batch.bronze, batch.quarantine
-    have = _stored_copies(paths, bronze) if bronze.num_rows else pl.DataFrame()
+    have = _stored_copies(paths, bronze, at.bronze) if bronze.num_rows else pl.DataFrame()
     quar_hours = _hours(quarantine, _QUARANTINE_HOUR)
-    quar_seen = _quarantine_seen(paths, keys, quarantine)
+    quar_seen = _quarantine_seen(paths, keys, quarantine, at.quarantine)
     quar_present, quar_new = _per_hour(quar_hours, quar_seen), _per_hour(quar_hours, ~quar_seen)
     held: dict[str, dict[str, dict]] = {}
     held_rows: dict[str, tuple[pa.Table, pa.Table]] = {}
@@ -267,7 +284,7 @@ def _audit_pass(paths: LakePaths, keys: list[str], batch: NormalizedBatch, *, pl
         # Write-audit-publish: the bronze files are written (staged, invisible) while the gates
         # audit the batch; only what passes is published, in one commit per table.
         staging = None
-        if not held and paths.is_local and new_bronze.num_rows:
+        if not held and new_bronze.num_rows:
             staging = _STAGER.submit(delta_io.stage, paths.bronze_events, new_bronze, partition_by=["event_date"])
         audits: dict[str, HoursAudit] = {}
         try:
@@ -379,14 +396,34 @@ def _reasons(quarantine: pa.Table) -> dict[str, dict[str, int]]:
 
 def _ingest_pass(paths: LakePaths, keys: list[str], files: dict[str, list[LandingFile]], *, plan: TrackingPlan,
                  masker: PiiMasker, auditor: Auditor) -> list[IngestionResult]:
-    """Ingest consecutive hours in one pass (the caller holds the bronze writer lock)."""
+    """Ingest consecutive hours in one pass (the caller holds this machine's bronze writer lock).
+
+    The lock only serializes this machine's writers. Across machines, the commits are fenced
+    (:func:`lake.delta_io.publish_fenced`): when another writer committed to bronze or quarantine
+    after the versions this pass classified against, the commit fails, and the pass classifies,
+    gates and commits again against the new versions — where the other writer's rows are already
+    published (same line) or make this pass's copies duplicates (another line), as a rerun would.
+    """
     started = time.perf_counter()
     all_files = [f for fs in files.values() for f in fs]
     if auditor is gx_auditor and runs_in_parallel(all_files):
         # Workers do the parsing; this process would only wait, so it imports GX meanwhile.
         _STAGER.submit(_warm_up_gates)
     batch = normalize_hours(paths, files, plan=plan, masker=masker)
-    audit = _audit_pass(paths, keys, batch, plan=plan, auditor=auditor)
+    span = {"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}", "partitions": len(keys)}
+    conflicts, validations = 0, 0
+    while True:
+        at = _Snapshots(delta_io.snapshot(paths.bronze_events), delta_io.snapshot(paths.bronze_quarantine))
+        audit = _audit_pass(paths, keys, batch, plan=plan, auditor=auditor, at=at)
+        validations += audit.validations
+        try:
+            _commit_pass(paths, audit, at, span)
+            break
+        except delta_io.ConcurrentCommit:
+            conflicts += 1
+            if conflicts >= delta_io._FENCE_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.02, 0.2) * conflicts)
     dates, reasons = _event_dates(batch.bronze), _reasons(batch.quarantine)
 
     results: dict[str, IngestionResult] = {}
@@ -400,7 +437,8 @@ def _ingest_pass(paths: LakePaths, keys: list[str], files: dict[str, list[Landin
             files=[f.relative for f in files[key]], plan_version=plan.version,
         )
         result = results[key] = IngestionResult(partition=key, ledger=entry, hours_in_pass=len(keys),
-                                                     python_fallback_lines=batch.python_fallback_lines)
+                                                     python_fallback_lines=batch.python_fallback_lines,
+                                                     conflicts=conflicts)
         result.gates = {**audit.verdicts.get(key, {}), **audit.held.get(key, {})}
         if key in audit.held:
             # Nothing of a rejected hour becomes visible; its new rows are kept aside for inspection.
@@ -419,23 +457,40 @@ def _ingest_pass(paths: LakePaths, keys: list[str], files: dict[str, list[Landin
             else:
                 entry.gate_summary = "nothing new to publish"
             result.bronze_appended, result.quarantine_appended = fig.new, fig.quar_new
-    span = {"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}", "partitions": len(keys)}
-    if audit.staged is not None:
-        delta_io.publish(audit.staged, operation="ingest", metadata=span)
-    else:
-        delta_io.append(paths.bronze_events, audit.new_bronze, partition_by=["event_date"], operation="ingest",
-                        metadata=span)
-    failpoint("after_bronze_commit")
-    delta_io.append(paths.bronze_quarantine, audit.new_quar, partition_by=["landing_date"], operation="ingest",
-                    metadata=span)
-    failpoint("after_quarantine_commit")
     # A withdrawal of analytics consent is a right-to-erasure request: kept (raw ids) until processed.
     record_requests(paths, batch.revocations)
     write_entries(paths, [results[k].ledger for k in keys])
     elapsed = time.perf_counter() - started
     for r in results.values():
-        r.elapsed_s, r.validations = elapsed, audit.validations
+        r.elapsed_s, r.validations = elapsed, validations
     return [results[k] for k in keys]
+
+
+def _commit_pass(paths: LakePaths, audit: _Audit, at: _Snapshots, span: dict[str, Any]) -> None:
+    """Publish a pass: bronze, then quarantine, each in one fenced commit against the versions ``at``.
+
+    Raises:
+        ConcurrentCommit: another writer committed to the table first (this pass's files of it are
+            removed; a bronze commit already made stays, and the next attempt sees it).
+    """
+    staged = audit.staged
+    if staged is None and audit.new_bronze.num_rows:
+        staged = delta_io.stage(paths.bronze_events, audit.new_bronze, partition_by=["event_date"])
+    if staged is not None:
+        try:
+            delta_io.publish_fenced(at.bronze, staged, operation="ingest", metadata=span)
+        except delta_io.ConcurrentCommit:
+            delta_io.discard(staged)
+            raise
+    failpoint("after_bronze_commit")
+    if audit.new_quar.num_rows:
+        quarantine = delta_io.stage(paths.bronze_quarantine, audit.new_quar, partition_by=["landing_date"])
+        try:
+            delta_io.publish_fenced(at.quarantine, quarantine, operation="ingest", metadata=span)
+        except delta_io.ConcurrentCommit:
+            delta_io.discard(quarantine)
+            raise
+    failpoint("after_quarantine_commit")
 
 
 def range_passes(paths: LakePaths, keys: list[str], *, max_bytes: int | None = None

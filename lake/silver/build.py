@@ -1,7 +1,8 @@
 """Build the silver layer from bronze: incrementally (``build_silver``) or from scratch
 (``rebuild_silver``), exactly once.
 
-An incremental build, under the ``silver`` writer lock:
+An incremental build, under the ``silver`` writer lock (this machine's builds) and the silver build
+claim (every machine's: a conflict-checked Delta commit, ``lake.silver.claim``):
 
 1. reads the build state (the bronze version silver reflects) and rolls back any commit of a
    build that crashed before recording its state (see ``lake.silver.state``);
@@ -32,6 +33,7 @@ from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
 from lake.silver.changes import BronzeChanges, bronze_changes, change_steps, step_rows
+from lake.silver.claim import silver_claim
 from lake.silver.sessions import sessionize
 from lake.silver.state import (
     BuildState,
@@ -120,7 +122,7 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
     if since_version is not None and since_version < 0:
         raise ValueError(f"since_version must be a bronze/events version (>= 0), got {since_version}")
     started = time.perf_counter()
-    with table_lock(paths, SILVER_LOCK):
+    with table_lock(paths, SILVER_LOCK), silver_claim(paths) as claim:
         tables = Tables()
         state = read_state(paths, tables)
         result = SilverResult(rolled_back=roll_back_unfinished(paths, tables, state))
@@ -142,6 +144,7 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
                                        f"already reflects version {state.bronze_version}: bronze was recreated")
             for hour, n in _rows_per_hour(changes.rows).items():
                 covered[hour] = covered.get(hour, 0) + n
+            claim.renew()
             state = _step(paths, tables, changes, state, result)
             since = changes.version
             del changes
@@ -150,6 +153,7 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
         if landing_partitions and result.bronze_version is not None:
             for hours in _reprocessing_steps(paths, landing_partitions, covered):
                 changes = bronze_changes(paths, since_version=since, landing_partitions=hours)
+                claim.renew()
                 state = _step(paths, tables, changes, state, result)
                 since = changes.version
                 del changes
@@ -226,7 +230,7 @@ def rebuild_silver(paths: LakePaths) -> SilverResult:
         What was written (every row counts as written).
     """
     started = time.perf_counter()
-    with table_lock(paths, SILVER_LOCK):
+    with table_lock(paths, SILVER_LOCK), silver_claim(paths):
         changes = bronze_changes(paths, since_version=None)
         result = SilverResult(bronze_version=changes.version, bronze_rows_read=changes.rows.num_rows, mode="rebuild")
         if changes.version is None:
