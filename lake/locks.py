@@ -19,14 +19,13 @@ machines. What holds across machines:
   a concurrent commit that added files to the partitions they read makes them fail with
   ``CommitFailedError`` instead of committing a decision taken on stale data;
 * *blind appends* are not: two appends never conflict (nor do two creations of a table with rows:
-  delta-rs commits the losing one as an append). Bronze ingestion classifies under the lock
-  and then appends, so two machines ingesting the same hour at the same moment would both append
-  it (``ledger_reconciles`` then fails on the doubled event_ids), and two machines ingesting two
-  hours that share a redelivered event_id could both keep it — which no per-hour check sees.
-  To keep exactly-once, run the bronze and silver writers of one root on one machine (e.g. route
-  those steps to one Celery queue whose workers share a host), serialize them in a Dagster
-  concurrency pool, or give every machine the same ``GROWTHLAKE_LOCK_DIR`` on a filesystem whose
-  ``flock`` spans machines (NFSv4; not tested here). DEPLOY.md says the same.
+  delta-rs commits the losing one as an append). So bronze ingestion does not blind-append: its
+  commits are fenced (``lake.delta_io.publish_fenced``: each removes and replaces a row-less fence
+  file, so a commit decided on a version another writer has since committed after fails, and the
+  pass is classified again), and a silver build first takes the silver build claim, a
+  conditional overwrite in the lake (``lake.silver.claim``). The lock stays as an optimisation:
+  the writers of one machine wait for each other instead of redoing their work. DEPLOY.md says
+  what is guaranteed and how it was tested.
 """
 
 from __future__ import annotations

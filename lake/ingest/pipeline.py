@@ -5,7 +5,10 @@ already hold (an event_id already in bronze from the *same* landed line is "alre
 from another line it is a duplicate), audited (write-audit-publish: the gate runs on the batch
 before anything becomes visible) and appended in one Delta commit per table. A rerun, an
 overlapping backfill, or a restart after ``kill -9`` between any two commits therefore leaves
-every landed line exactly once in bronze or quarantine.
+every landed line exactly once in bronze or quarantine. The lock serializes one machine's writers
+only; across machines each commit is fenced (:func:`lake.delta_io.publish_fenced`): it fails when
+another writer committed after the versions the batch was classified against, and the pass is
+classified, gated and committed again — so the guarantee holds for any number of machines.
 
 A range of hours goes through in one pass (:func:`ingest_range`): one read of its landing files,
 one classification against bronze, one validation per suite, one commit per table (the ledger

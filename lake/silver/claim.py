@@ -13,8 +13,8 @@ holding the row, and delta-rs refuses a commit that removes a file another commi
 so of two builds that saw the claim free, one commits and the other gets ``CommitFailedError``,
 reads again and waits. The holder renews the claim before each step (the same conditional
 overwrite), and gives it back when done. A holder that died leaves a claim that lapses after the
-lease (``GROWTHLAKE_LOCK_TIMEOUT``); the next build then rolls back whatever the dead one left
-half-done, as after a crash on one machine.
+lease (``GROWTHLAKE_LOCK_TIMEOUT``) — at once when it ran on the same machine (its process is
+gone); the next build then rolls back whatever the dead one left half-done, as after a crash.
 
 What it does not cover: a holder that stalls for longer than its lease between two renewals
 (e.g. a frozen VM) can be overtaken, and its late commits are then rolled back by the next build
@@ -100,6 +100,22 @@ def _swap(dt: DeltaTable, row: pa.Table) -> bool:
         return False
 
 
+def _died_here(holder: str) -> bool:
+    """The holder ran on this machine and its process is gone (``kill -9``, OOM): its claim is void
+    at once — no need to wait for the lease to lapse after a crash on one machine."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 class _Claim:
     def __init__(self, paths: LakePaths, owner: str, lease: timedelta) -> None:
         self.uri, self.owner, self.lease = _claim_uri(paths), owner, lease
@@ -109,7 +125,8 @@ class _Claim:
         while True:
             dt, holder, until = _current(self.uri)
             now = datetime.now(UTC)
-            if (holder is None or until is None or until < now) and _swap(dt, _row(self.owner, now + self.lease)):
+            free = holder is None or until is None or until < now or _died_here(holder)
+            if free and _swap(dt, _row(self.owner, now + self.lease)):
                 return
             if time.monotonic() > deadline:
                 raise SilverBusy(holder or "another build", timeout)

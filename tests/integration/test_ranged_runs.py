@@ -117,9 +117,10 @@ def test_a_48_hour_range_is_one_run_holds_only_the_bad_hour_and_reruns_commit_no
     assert all(by_check["gx_bronze_quarantine"].values())
     assert all(e.partition for e in evals), "no evaluation without its hour"
 
-    # 47 hours published, one held; one commit per table for the whole range.
+    # 47 hours published, one held; one commit per table for the whole range (after the creation of
+    # bronze/events and bronze/quarantine: version 0, a fence and no row — lake.delta_io.publish_fenced).
     versions = _versions(paths)
-    assert (versions["bronze/events"], versions["bronze/quarantine"], versions["bronze/ingestion_ledger"]) == (0, 0, 0)
+    assert (versions["bronze/events"], versions["bronze/quarantine"], versions["bronze/ingestion_ledger"]) == (1, 1, 0)
     bronze = _bronze(paths)
     hour24_first = f"00000000-0000-4000-8000-{BAD:04d}{0:08d}"
     for key, ids in valid.items():
@@ -183,8 +184,8 @@ def test_a_range_is_one_pass_one_validation_per_suite_one_commit_per_table(paths
     assert [r.partition for r in results] == [_hour(i) for i in range(12)]
     assert all(r.published and r.ledger.reconciled and r.hours_in_pass == 12 for r in results)
     assert sorted(calls) == ["bronze_events", "bronze_quarantine"]
-    assert {k: v for k, v in _versions(paths).items() if k.startswith("bronze/")} == {
-        "bronze/events": 0, "bronze/quarantine": 0, "bronze/ingestion_ledger": 0}
+    assert {k: v for k, v in _versions(paths).items() if k.startswith("bronze/")} == {  # v0: creation, a fence
+        "bronze/events": 1, "bronze/quarantine": 1, "bronze/ingestion_ledger": 0}
     # a redelivery of the previous hour's first event is a duplicate in every hour but the first
     assert [r.ledger.duplicates_dropped for r in results] == [0] + [1] * 11
 
@@ -196,7 +197,7 @@ def test_passes_are_bounded_by_landing_bytes_and_give_the_same_tables(paths, pla
     monkeypatch.setenv("GROWTHLAKE_INGEST_STEP_BYTES", str(2 * largest))  # two hours a pass (hours are alike)
     results = ingest_range(paths, keys, plan=plan, masker=masker)
     assert [r.hours_in_pass for r in results] == [2] * 6
-    assert DeltaTable(paths.bronze_events).version() == 2  # three passes, a commit each
+    assert DeltaTable(paths.bronze_events).version() == 3  # its creation (a fence), then three passes, a commit each
     assert set(_bronze(paths)) == set().union(*valid.values())
     assert all(r.ledger.reconciled for r in results)
     assert all(rec.ok for rec in verify_partitions(paths, keys).values())

@@ -175,9 +175,10 @@ def test_rerunning_or_reprocessing_a_build_commits_nothing(paths, plan, masker):
     land(paths, plan, masker, "2026-11-02-06:00", [ev("user_signed_up", "2026-11-02T06:00:00", user="u1")])
     build_silver(paths)
     before = versions(paths)
-    reruns = {0: build_silver(paths), 1: build_silver(paths, since_version=0),
+    reruns = {0: build_silver(paths), 1: build_silver(paths, since_version=1),
               2: build_silver(paths, landing_partitions=["2026-11-02-05:00", "2026-11-02-06:00"])}
-    assert [r.bronze_rows_read for r in reruns.values()] == [0, 1, 2]  # bronze v0 held the first hour
+    # bronze v0 is its creation (a fence, no row: lake.delta_io.publish_fenced), v1 the first hour
+    assert [r.bronze_rows_read for r in reruns.values()] == [0, 1, 2]
     for rerun in reruns.values():
         assert (rerun.events_written, rerun.identities_added, rerun.sessions_written) == (0, 0, 0)
     assert versions(paths) == before, "a rerun must not commit to any silver table"
@@ -325,7 +326,7 @@ def test_reprocessing_from_an_early_version_in_steps(paths, plan, masker, monkey
               ev("user_logged_in", f"2026-11-02T{5 + hour:02d}:20:00", user="u1", anon=f"d{hour}")])
         build_silver(paths)
     monkeypatch.setenv("GROWTHLAKE_SILVER_STEP_ROWS", "2")
-    result = build_silver(paths, since_version=0)
-    assert result.bronze_rows_read == 6 and result.bronze_version == 3  # versions 1-3, one step each
+    result = build_silver(paths, since_version=1)  # v0 is bronze's creation (a fence, no row), v1 the first hour
+    assert result.bronze_rows_read == 6 and result.bronze_version == 4  # versions 2-4, one step each
     built = assert_exactly_once_and_equal_to_rebuild(paths)
     assert set(built["events"]["person_id"]) == {"u1"}
