@@ -67,7 +67,7 @@ def test_compaction_and_vacuum_change_no_row_and_free_the_superseded_files(lake)
         if name != "silver/_build_state":  # it records the tables' new versions (below)
             assert frame.equals(before[name]), f"maintenance changed the rows of {name}"
     assert reports["bronze/events"].partitions_compacted == 1
-    assert len(DeltaTable(lake.bronze_events).file_uris()) == 1
+    assert len(DeltaTable(lake.bronze_events).file_uris()) == 2  # the compacted day, and the fence (no row)
     for name in discover_tables(lake):  # nothing on disk but the current version's files
         uri = f"{lake.root}/delta/{name}"
         live = {Path(u).relative_to(uri).as_posix() for u in DeltaTable(uri).file_uris()}
@@ -111,7 +111,7 @@ def test_the_nightly_maintenance_job_runs_under_dagster(lake):
     outputs = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
     figures = outputs[0].event_specific_data.metadata
     assert figures["partitions_compacted"].value >= 1 and figures["files_after"].value < figures["files_before"].value
-    assert len(DeltaTable(lake.bronze_events).file_uris()) == 1
+    assert len(DeltaTable(lake.bronze_events).file_uris()) == 2  # the compacted day, and the fence (no row)
 
 
 def test_growthlake_maintain_reports_what_it_freed(lake, capsys):
@@ -120,7 +120,8 @@ def test_growthlake_maintain_reports_what_it_freed(lake, capsys):
     on_disk = len(_parquet_on_disk(lake.silver_events))
     assert cli(["maintain", "--root", lake.root, "--retention-hours", "0"]) == 0
     out = capsys.readouterr().out
-    assert "bronze/events: 12 -> 1 files (1 partition(s) compacted)" in out
+    # 12 hourly files and bronze's fence (a file without a row, lake.delta_io.publish_fenced) -> one file and the fence
+    assert "bronze/events: 13 -> 2 files (1 partition(s) compacted)" in out
     live = len(DeltaTable(lake.silver_events).file_uris())
     assert f"silver/events: {live} -> {live} files" in out and f"{on_disk - live} superseded file(s) deleted" in out
     assert len(_parquet_on_disk(lake.silver_events)) == live
