@@ -436,6 +436,37 @@ def _cmd_plan_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan_changes(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from lake.contracts import load_plan
+    from lake.contracts.changes import schema_changes
+    from lake.contracts.history import plans_by_version
+    from lake.ingest import parse_partition_key
+    from lake.ledger import read_ledger
+    from lake.paths import LakePaths
+
+    if args.days < 1:
+        print("growthlake: --days must be at least 1", file=sys.stderr)
+        return 2
+    paths = LakePaths.from_root(args.root)
+    plan = load_plan(args.tracking_plan)
+    hours = sorted(read_ledger(paths).column("landing_partition").to_pylist())
+    if hours:
+        since = (parse_partition_key(hours[-1]) - timedelta(days=args.days)).strftime("%Y-%m-%d-%H:00")
+        hours = [h for h in hours if h > since]
+    history: dict | None = None
+
+    def plan_for_version(version: str):
+        nonlocal history
+        if history is None:
+            history = plans_by_version(plan.source)
+        return history.get(version)
+
+    print(schema_changes(paths, hours, plan=plan, plan_for_version=plan_for_version).render())
+    return 0
+
+
 def _cmd_erase(args: argparse.Namespace) -> int:
     from lake.erasure import erase_person, validate_subject_id
     from lake.paths import LakePaths
@@ -568,6 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
     pc = plsub.add_parser("check", parents=[common], help="fail on a breaking change without a major version bump")
     pc.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
     pc.set_defaults(fn=_cmd_plan_check, needs=PLAN)
+    ch = plsub.add_parser("changes", parents=[common],
+                          help="properties new, missing or retyped in the landed lines, per plan version")
+    ch.add_argument("--days", type=int, default=7, help="landing days to look at, ending with the newest (default 7)")
+    ch.set_defaults(fn=_cmd_plan_changes, needs=READ | PLAN)
     return p
 
 
