@@ -49,6 +49,7 @@ bench: install  ## print every benchmark's figures (BENCHMARKS.md); BENCH_FLAGS=
 	$(BIN)/python benchmarks/bench_online_features.py --check
 	$(BIN)/python benchmarks/bench_loops.py
 	$(BIN)/python benchmarks/bench_gates.py
+	$(BIN)/python benchmarks/bench_gates.py --lakes long
 
 clean:
 	rm -rf $(VENV) data .dagster_home
