@@ -19,6 +19,7 @@ __all__ = [
     "parse_partition_key",
     "list_landing_files",
     "list_landing_partitions",
+    "landing_fs",
     "iter_lines",
     "iter_line_batches",
     "hour_keys",
@@ -68,6 +69,12 @@ def hour_keys(start: datetime, end: datetime) -> list[str]:
         keys.append(partition_key(start))
         start += timedelta(hours=1)
     return keys
+
+
+def landing_fs(paths: LakePaths) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of the landing zone (local, or the object store's from its URI and ``AWS_*``)
+    and the landing folder's path in it; :attr:`LandingFile.path` is a path in that filesystem."""
+    return _fs(paths)
 
 
 def _fs(paths: LakePaths) -> tuple[pafs.FileSystem, str]:

@@ -12,7 +12,7 @@ from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
 from lake.silver import build_silver
 from orchestration.bronze.assets import EVENTS as BRONZE_EVENTS
-from orchestration.bronze.partitions import hourly
+from orchestration.bronze.partitions import WRITER_POOL, hourly
 from orchestration.hours import HourCheck, check_events, hourly_backfill, run_hours
 from orchestration.resources import LakeResource
 from orchestration.specs import hourly_delta_spec
@@ -45,6 +45,7 @@ def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
                  for key, suite in _SUITES.items()],
     partitions_def=hourly,
     backfill_policy=hourly_backfill,
+    pool=WRITER_POOL,  # one writer step at a time across machines, once the instance limits the pool
 )
 def build_silver_hour(context: dg.AssetExecutionContext, lake: LakeResource):
     """Bring silver up to date with bronze (incremental, exactly once; a range of hours in one build, in bounded
