@@ -7,11 +7,20 @@ decisions), never by replacing the validator.
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import polars as pl
+import pytest
 from deltalake import DeltaTable
 
+from growth_loops.actuation import Rollback, features_document_path, pending
+from growth_loops.loops import approvals, audit
+from growth_loops.loops.closed_loop import run_closed_loop
+from growth_loops.loops.runtime import DECISIONS, DayContext, LoopSettings, Mode, Outcome, run_decisions
 from lake import delta_io
 from lake.silver import SilverGate, build_silver, read_state
+from tests.integration.test_loop_caps import CONFIG, DAY, START, Offers
 from tests.integration.test_silver_build import TABLES, ev, land, table
 
 
@@ -67,3 +76,53 @@ def test_silver_publishes_the_passing_hours_of_a_step_and_holds_the_failing_one(
     assert events["event_id"].is_unique().all()
     assert events.filter(pl.col("anonymous_id") == "d9")["person_id"].to_list() == ["u9"]
     assert events.height == 3
+
+
+# -- loops ---------------------------------------------------------------------------------------
+
+class _BrokenOffers(Offers):
+    """The offers loop with a bug: it decides twice for one person (two decisions, one decision id); it
+    also turns a banner flag on, so a published day would change the flags document."""
+
+    def decide(self, ctx: DayContext, mode: Mode) -> Outcome:
+        out = super().decide(ctx, mode)
+        first = out.decisions[0]
+        out.decisions.append({**first, "action": "control" if first["action"] == "offer" else "offer"})
+        out.flag = Rollback(key="offer_banner", default="on")
+        return out
+
+
+@pytest.mark.slow
+def test_failing_loop_audit_publishes_neither_flags_nor_outbox_nor_decisions(paths):
+    run_closed_loop(paths, start=START, days=3, seed=9, config=CONFIG, settings=LoopSettings(), loops=[])
+    approvals.request(paths, "offers", "v1", evidence={}, now=_now(START))
+    approvals.approve(paths, "offers", "v1", actor="maria@growth", reason="reviewed", now=_now(START))
+    before_day = DAY - dt.timedelta(days=1)
+    (good,) = run_decisions(paths, before_day, loops=[Offers()], now=_now(before_day))
+    assert good.published and good.audit is not None and good.audit.passed
+
+    flags = Path(features_document_path(paths))
+    history = Path(features_document_path(paths, f"features-{DAY.isoformat()}"))
+    history_before = history.read_bytes()  # the closed loop decided (nothing) for DAY already
+    snapshot = (flags.read_bytes(), delta_io.version(paths.loop_decisions("offers")), pending(paths, loop="offers"),
+                audit.read_audit(paths, loop="offers").height)
+
+    (broken,) = run_decisions(paths, DAY, loops=[_BrokenOffers()], now=_now(DAY))
+    assert broken.status == "actuated" and not broken.published
+    assert broken.audit is not None and not broken.audit.passed and "decision_id" in (broken.audit.summary or "")
+    after = (flags.read_bytes(), delta_io.version(paths.loop_decisions("offers")), pending(paths, loop="offers"),
+             audit.read_audit(paths, loop="offers").height)
+    assert after[0] == snapshot[0] and history.read_bytes() == history_before, "the flags document changed"
+    assert after[1] == snapshot[1], "the decisions table changed"
+    assert after[2].equals(snapshot[2]), "the outbox changed"
+    assert after[3] == snapshot[3], "the audit log changed"
+
+    (fixed,) = run_decisions(paths, DAY, loops=[Offers()], now=_now(DAY))  # the bug fixed: the day publishes
+    assert fixed.published
+    decided = pl.from_arrow(delta_io.read(paths.loop_decisions("offers"), DECISIONS, partitions=[("day", "=", DAY)]))
+    assert decided.height == len(fixed.outcome.decisions) > 0
+    assert pending(paths, loop="offers").height > snapshot[2].height
+
+
+def _now(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC)
