@@ -11,6 +11,7 @@ from lake.ledger import read_entries, read_ledger
 from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
 from lake.silver import build_silver
+from orchestration.automation import hourly_after_gates
 from orchestration.bronze.assets import EVENTS as BRONZE_EVENTS
 from orchestration.bronze.partitions import hourly
 from orchestration.hours import HourCheck, check_events, hourly_backfill, run_hours
@@ -27,7 +28,10 @@ _SUITES = {SILVER_EVENTS_KEY: "silver_events", SILVER_IDENTITY_KEY: "silver_iden
 
 
 def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
-    return hourly_delta_spec(key, description, layer="silver", upstream=BRONZE_EVENTS)
+    # Built by the landing sensor's hourly_ingestion run with bronze; on its own when a bronze hour was built
+    # without it (its bronze gates passed).
+    return hourly_delta_spec(key, description, layer="silver", upstream=BRONZE_EVENTS,
+                             automation_condition=hourly_after_gates())
 
 
 @dg.multi_asset(
