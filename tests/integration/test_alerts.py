@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -12,8 +11,6 @@ import pytest
 from lake.alerts import (
     Alert,
     LogNotifier,
-    WebhookNotifier,
-    notifier_from_env,
     raise_alerts,
     read_alerts,
 )
