@@ -22,6 +22,7 @@ from tests.helpers import event, write_batch
 pytestmark = pytest.mark.slow
 
 LANDING = dg.AssetKey(["landing", "events"])
+TRUST = dg.AssetKey(["observability", "data_trust_daily"])
 WAREHOUSE_KEYS = {"staging/stg_silver__events", "marts/fct_daily_oec", "marts/dim_users"}
 
 
@@ -98,6 +99,14 @@ def test_dropping_files_into_landing_builds_the_marts_through_the_automation(pat
         cursor, built = _automation_tick(defs, instance, cursor)
         assert WAREHOUSE_KEYS <= built, f"the automation did not build the warehouse: {sorted(built)}"
         assert _marts_rows(paths) == 40
+        # the build rewrote observability/data_trust_daily: the freshness sensor observes it (its freshness)
+        with dg.build_sensor_context(instance=instance, definitions=defs,
+                                     resources={"lake": LakeResource(root=paths.root)}) as ctx:
+            defs.resolve_sensor_def("freshness_sla_sensor")(ctx)
+        (trust,) = instance.fetch_observations(TRUST, limit=5).records
+        assert trust.asset_observation is not None
+        assert abs(trust.asset_observation.metadata["dagster/last_updated_timestamp"].value
+                   - datetime.now(UTC).timestamp()) < 600
         # nothing new upstream: nothing more to build (no loop of rebuilds, though the build rewrote the
         # trust table); and the same files seen again by the sensor observe nothing new
         cursor, built = _automation_tick(defs, instance, cursor)
