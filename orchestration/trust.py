@@ -6,8 +6,8 @@ and ``growthlake run`` all leave the same record: per asset and step a row of
 joined in when read), and per check evaluation a row of ``observability/gate_evaluations`` with the
 data dates it covers; each failed gate of error severity raises one ``gate_failed`` alert
 (``lake.alerts``: a row, a log line, the webhook). Hooks run in the step's process right after it, for in-process and
-multiprocess executors alike. Assets materialized ad hoc from the UI (Dagster's implicit asset
-job) carry no hooks: materialize them through the jobs.
+multiprocess executors alike. The hooks are on the assets as well (``build_definitions``), so a run of
+Dagster's implicit asset job — the automation sensor's, the UI's "Materialize" — records the same.
 """
 
 import datetime as dt
