@@ -24,12 +24,12 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
                     features.materialize_features, loops.decide_loops, reports.board_report,
                     governance.process_erasures]
     return dg.Definitions(
-        # The trust hooks on the assets themselves, not only on the jobs: a run the automation sensor (or the
-        # UI's "Materialize") starts records its gates and alerts like a job's (a hook on both runs once).
+        # The trust hooks on the assets and checks themselves, not only on the jobs: a run the automation sensor
+        # (or the UI's "Materialize") starts records its gates and alerts like a job's (a hook on both runs once).
         assets=[bronze.landing_events, *(a.with_hooks(set(TRUST_HOOKS)) for a in materialized), data_trust_daily],
-        asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
-                      marts.oec_within_learned_band, governance.erased_subjects_absent,
-                      reports.board_reconciles_with_marts],
+        asset_checks=[c.with_hooks(set(TRUST_HOOKS)) for c in (
+            bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
+            marts.oec_within_learned_band, governance.erased_subjects_absent, reports.board_reconciles_with_marts)],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
               loops.nightly_loops_job, reports.nightly_report_job, governance.nightly_erasures_job,
               governance.nightly_maintenance_job],

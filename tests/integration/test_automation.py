@@ -15,6 +15,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from lake.ingest import partition_key
+from lake.trust import latest_gate_evaluations
 from orchestration.definitions import build_definitions
 from orchestration.resources import LakeResource
 from tests.helpers import event, write_batch
@@ -99,6 +100,9 @@ def test_dropping_files_into_landing_builds_the_marts_through_the_automation(pat
         cursor, built = _automation_tick(defs, instance, cursor)
         assert WAREHOUSE_KEYS <= built, f"the automation did not build the warehouse: {sorted(built)}"
         assert _marts_rows(paths) == 40
+        # the automation's run recorded its gates in the trust tables, like a job's (hooks on the assets)
+        gates = set(latest_gate_evaluations(paths)["gate"].to_list())
+        assert {"gx_fct_daily_oec", "gx_silver_events"} <= gates
         # the build rewrote observability/data_trust_daily: the freshness sensor observes it (its freshness)
         with dg.build_sensor_context(instance=instance, definitions=defs,
                                      resources={"lake": LakeResource(root=paths.root)}) as ctx:
