@@ -62,15 +62,21 @@ def _upstream_updated(*, with_requests: bool) -> dg.AutomationCondition:
         _NOT_A_TRIGGER).with_label("upstream_updated")
 
 
-def after_gates(*, lookback: timedelta | None = None, with_requests: bool = True) -> dg.AutomationCondition:
+def after_gates(*, lookback: timedelta | None = None, with_requests: bool = True,
+                wait_for: dg.AssetSelection | None = None) -> dg.AutomationCondition:
     """Build once an upstream asset has new data, nothing upstream or of this asset is running, and no
-    blocking check upstream failed — the rule of every unpartitioned asset downstream of the lake."""
-    return (
+    blocking check upstream failed — the rule of every unpartitioned asset downstream of the lake. An
+    upstream asset in ``wait_for`` (partitioned: never in this asset's run) requested in the same tick is
+    waited for, not built beside."""
+    condition = (
         _upstream_updated(with_requests=with_requests).since_last_handled()
         & ~AC.any_deps_in_progress()
         & ~AC.in_progress()
         & ~_upstream_failed(lookback)
-    ).with_label("new_upstream_data_and_gates_passed")
+    )
+    if wait_for is not None:
+        condition = condition & ~AC.any_deps_match(AC.will_be_requested()).allow(wait_for)
+    return condition.with_label("new_upstream_data_and_gates_passed")
 
 
 def warehouse_after_gates() -> dg.AutomationCondition:

@@ -9,6 +9,7 @@ import dagster as dg
 
 from lake.ingest import list_landing_files, list_landing_partitions, parse_partition_key
 from lake.landing import LandingFile
+from lake.ledger import read_entries
 from orchestration.bronze.assets import landing_events
 from orchestration.bronze.schedules import bronze_ingestion_job
 from orchestration.resources import LakeResource
@@ -39,23 +40,25 @@ def landing_observation(key: str, files: list[LandingFile]) -> dg.AssetObservati
                        "freshness of landing/events) and run hourly_ingestion for an hour whose files changed.")
 def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
     """Per landing hour (last 3 days) whose set of batch files changed since the last tick: one observation of
-    ``landing/events`` and one run request of that hour."""
+    ``landing/events``; and a run request of each hour whose files are not those its ledger row says were
+    ingested (an hour `growthlake run` already took in is not run again)."""
     paths = lake.paths()
     horizon = datetime.now(UTC) - LOOKBACK
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current: dict[str, str] = {}
     requests, observations = [], []
-    for key in list_landing_partitions(paths):
-        if parse_partition_key(key) < horizon:
-            continue
+    recent = [key for key in list_landing_partitions(paths) if parse_partition_key(key) >= horizon]
+    ingested = {key: sorted(entry.files) for key, entry in read_entries(paths, recent).items()} if recent else {}
+    for key in recent:
         files = list_landing_files(paths, key)
         if not files:
             continue
         observation = landing_observation(key, files)
         digest = observation.tags[DATA_VERSION_TAG]
         current[key] = digest
-        # The run key makes Dagster skip a request it already made for this exact set of files.
-        requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
+        if ingested.get(key) != sorted(f.relative for f in files):
+            # The run key makes Dagster skip a request it already made for this exact set of files.
+            requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
         if seen.get(key) != digest:
             observations.append(observation)
     return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(current, sort_keys=True))
