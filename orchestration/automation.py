@@ -6,8 +6,9 @@ The chain, and who starts each link (README "What runs by itself"):
   last 3 days, which a condition on the latest hour would not) runs ``hourly_ingestion`` — bronze's
   blocking gates stop silver inside that run. Silver also has :func:`hourly_after_gates`, for a bronze
   hour built without it (e.g. from the UI).
-* silver (+ ``observability/data_trust_daily``) -> the dbt warehouse: :func:`warehouse_after_gates`.
-* the dbt models among themselves, silver -> ``governance/erasures``: the same rule.
+* silver -> the dbt warehouse, every model by one rule on silver: :func:`warehouse_after_gates`
+  (``observability/data_trust_daily``, which the build itself rewrites, is no trigger).
+* bronze -> ``governance/erasures``: ``on_cron`` at 02:00 UTC, not held by gates (an erasure is owed).
 * silver -> features (daily): :func:`nightly_after_gates` — a day's values are computed once the day is
   over; ``eager()`` would fire at every late hour, and hold a day forever for a quiet hour never landed.
 * features -> loops (daily, one partition per day on both sides): ``eager()`` + the blocking checks.
