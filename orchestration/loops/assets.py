@@ -14,6 +14,7 @@ import dagster as dg
 
 from growth_loops.loops.catalog import default_loops
 from growth_loops.loops.runtime import run_decisions
+from orchestration.automation import daily_after_gates
 from orchestration.features.assets import FEATURE_KEYS, daily
 from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
@@ -36,6 +37,7 @@ def _spec(loop) -> dg.AssetSpec:
         owners=[f"team:{spec.owner}"],
         freshness_policy=freshness("loops"),
         partitions_def=daily,
+        automation_condition=daily_after_gates(),  # the day's features published (their gates passed)
         metadata={"policy": spec.policy, "actuation": spec.actuation, "target": spec.target,
                   "variants": list(spec.variants), "version": loop.version,
                   "guardrails": [f"{g.metric}: -{g.max_relative_drop:.0%} over {g.window_days}d at {g.confidence:.0%}"

@@ -4,6 +4,7 @@ one build)."""
 import dagster as dg
 
 from lake.silver import SILVER_CHECKS, SilverGate, SilverResult, build_silver
+from orchestration.automation import hourly_after_gates
 from orchestration.bronze.assets import EVENTS as BRONZE_EVENTS
 from orchestration.bronze.partitions import WRITER_POOL, hourly
 from orchestration.hours import HourCheck, check_events, hourly_backfill, run_hours
@@ -21,7 +22,10 @@ _TABLES = {SILVER_EVENTS_KEY: "events", SILVER_IDENTITY_KEY: "identity_map", SIL
 
 
 def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
-    return hourly_delta_spec(key, description, layer="silver", upstream=BRONZE_EVENTS)
+    # Built by the landing sensor's hourly_ingestion run with bronze; on its own when a bronze hour was built
+    # without it (its bronze gates passed).
+    return hourly_delta_spec(key, description, layer="silver", upstream=BRONZE_EVENTS,
+                             automation_condition=hourly_after_gates())
 
 
 @dg.multi_asset(
