@@ -13,13 +13,13 @@ import polars as pl
 
 from growth_loops.loops import audit
 from growth_loops.loops.catalog import default_loops
-from growth_loops.loops.runtime import DECISIONS, run_decisions
+from growth_loops.loops.runtime import DECISIONS, LoopSettings, run_decisions
 from lake import delta_io
 from orchestration.features.assets import FEATURE_KEYS, daily
 from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
 
-__all__ = ["LOOP_KEYS", "decide_loops"]
+__all__ = ["LOOP_KEYS", "LoopDecisionConfig", "decide_loops"]
 
 _LOOPS = default_loops()
 LOOP_KEYS = {loop.spec.name: dg.AssetKey(["loops", loop.spec.name, "decisions"]) for loop in _LOOPS}
@@ -44,6 +44,13 @@ def _spec(loop) -> dg.AssetSpec:
     )
 
 
+class LoopDecisionConfig(dg.Config):
+    """Launchpad settings of a decision run (the defaults are production's)."""
+
+    holdout_share: float | None = None  # share of people in the global holdout (default: LoopSettings')
+    now: str | None = None  # when the decisions are made, RFC 3339 UTC (default: the wall clock); a replay sets it
+
+
 @dg.multi_asset(
     name="decide_loops",
     specs=[_spec(loop) for loop in _LOOPS],
@@ -53,11 +60,13 @@ def _spec(loop) -> dg.AssetSpec:
                  for loop in _LOOPS],
     partitions_def=daily,
 )
-def decide_loops(context: dg.AssetExecutionContext, lake: LakeResource):
+def decide_loops(context: dg.AssetExecutionContext, lake: LakeResource, config: LoopDecisionConfig):
     """Run every loop for the day: gates, approvals, policy, guardrails, then the outbox."""
     paths = lake.paths()
     day = datetime.date.fromisoformat(context.partition_key)
-    runs = run_decisions(paths, day)
+    settings = LoopSettings() if config.holdout_share is None else LoopSettings(holdout_share=config.holdout_share)
+    now = datetime.datetime.fromisoformat(config.now) if config.now else None
+    runs = run_decisions(paths, day, settings=settings, now=now)
     logged = audit.read_audit(paths, kind="action").filter(pl.col("decision_day") == day)
     for run in runs:
         key = LOOP_KEYS[run.loop]

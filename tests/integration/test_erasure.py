@@ -26,7 +26,6 @@ from deltalake import DeltaTable
 from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
 from growth_loops.features import FeatureStore
 from growth_loops.loops import approvals
-from growth_loops.loops.closed_loop import run_closed_loop
 from growth_loops.loops.runtime import LoopSettings
 from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake import delta_io
@@ -38,6 +37,7 @@ from lake.schemas import BRONZE_EVENTS
 from lake.silver import build_silver
 from lake.silver.state import unaudited_tables
 from lake.warehouse import build_warehouse
+from orchestration.closed_loop import run_closed_loop
 from orchestration.definitions import build_definitions
 from orchestration.resources import LakeResource
 from tests.helpers import event, write_batch
