@@ -30,6 +30,7 @@ from growth_loops.actuation import features_document_path, load_features_documen
 from growth_loops.loops.runtime import LOOP_RUNS, LoopRun, LoopSettings, Outcome
 from growth_loops.simulator.closed_loop import ClosedLoopConfig, ClosedLoopSimulator
 from lake import delta_io
+from lake.errors import GrowthlakeError
 from lake.ingest import list_landing_partitions
 from lake.paths import LakePaths
 
@@ -84,6 +85,12 @@ def run_closed_loop(paths: LakePaths, *, start: datetime.date, days: int, seed: 
     result = ClosedLoopRun()
     flag_path = features_document_path(paths)
     first = sim.next_day
+    last_end = datetime.datetime.combine(first + datetime.timedelta(days=days), datetime.time(), tzinfo=datetime.UTC)
+    if days > 0 and last_end > datetime.datetime.now(datetime.UTC):
+        raise GrowthlakeError(f"the closed loop would simulate {first} .. {first + datetime.timedelta(days=days - 1)}, "
+                              "but only days that have ended (UTC) can run through the hourly jobs"
+                              + (f"; {paths.root} already holds the days from {sim.start}" if first > sim.start else "")
+                              + ": give an earlier start, fewer days, or a fresh root.")
     for i in range(days):
         day = first + datetime.timedelta(days=i)
         try:
