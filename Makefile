@@ -38,7 +38,7 @@ dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:$(DAGSTER_PO
 	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install
-	$(BIN)/ruff check lake growth_loops expectations orchestration tests benchmarks
+	$(BIN)/ruff check lake growth_loops simulation expectations orchestration tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

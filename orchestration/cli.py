@@ -82,7 +82,7 @@ def closed_hours(keys: list[str], *, ranged: bool, now: datetime | None = None) 
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from growth_loops.simulator import simulate
+    from simulation import simulate
 
     summary = simulate(args.settings.root, users=args.users, days=args.days,
                        seed=args.seed, start=args.start, fault_rate=args.fault_rate)

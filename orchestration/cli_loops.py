@@ -150,11 +150,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     from growth_loops.loops import approvals as approvals_mod
     from growth_loops.loops.runtime import EXPERIMENT_RESULTS, LoopSettings
-    from growth_loops.simulator.closed_loop import ClosedLoopConfig, PaywallEffect, truth_summary
     from lake import delta_io
     from lake.ledger import read_ledger
     from orchestration.cli import _instance, _print_summary
     from orchestration.closed_loop import decisions_frame, run_closed_loop
+    from simulation.closed_loop import ClosedLoopConfig, PaywallEffect, truth_summary
 
     paths = _paths(args)
     start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))

@@ -28,11 +28,11 @@ import polars as pl
 
 from growth_loops.actuation import features_document_path, load_features_document, mark_sent, pending
 from growth_loops.loops.runtime import LOOP_RUNS, LoopRun, LoopSettings, Outcome
-from growth_loops.simulator.closed_loop import ClosedLoopConfig, ClosedLoopSimulator
 from lake import delta_io
 from lake.errors import GrowthlakeError
 from lake.ingest import list_landing_partitions
 from lake.paths import LakePaths
+from simulation.closed_loop import ClosedLoopConfig, ClosedLoopSimulator
 
 __all__ = ["ClosedLoopRun", "decisions_frame", "run_closed_loop", "write_true_effects"]
 
@@ -144,7 +144,7 @@ def write_true_effects(paths: LakePaths, config: ClosedLoopConfig) -> Path | Non
     """
     from growth_loops.loops.runtime import DECISIONS, EXPERIMENT_RESULTS
     from growth_loops.report.data import true_effects_path
-    from growth_loops.simulator.closed_loop import read_truth
+    from simulation.closed_loop import read_truth
 
     results = pl.from_arrow(delta_io.read(paths.table("experiments", "results"), EXPERIMENT_RESULTS,
                                           columns=["loop", "experiment", "metric"]))

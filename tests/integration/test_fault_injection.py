@@ -22,7 +22,6 @@ from growth_loops.actuation import document_hash, features_document_path, load_f
 from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
 from growth_loops.loops import approvals, audit
 from growth_loops.loops.runtime import LoopSettings
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake import delta_io
 from lake.contracts import load_plan
 from lake.ingest import ingest_partition
@@ -32,6 +31,7 @@ from lake.paths import LakePaths
 from lake.pii import PiiMasker, pii_key_from_env
 from lake.trust import DAILY_TRUST, latest_gate_evaluations, read_asset_runs, write_daily_trust
 from orchestration.closed_loop import run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 from tests.helpers import event, write_batch
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ from growth_loops.actuation import OutboxMessage, enqueue, pending
 from growth_loops.loops import approvals, audit
 from growth_loops.loops.runtime import DECISIONS, DayContext, Loop, LoopSettings, Mode, Outcome, run_decisions
 from growth_loops.loops.spec import ApprovalPolicy, Budget, LoopSpec
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake import delta_io
 from orchestration.closed_loop import run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 
 pytestmark = pytest.mark.slow
 

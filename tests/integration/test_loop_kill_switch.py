@@ -28,9 +28,9 @@ from growth_loops.loops import approvals, audit, runtime
 from growth_loops.loops.catalog import ChurnPrevention, OnboardingBandit
 from growth_loops.loops.guardrails import GuardrailVerdict
 from growth_loops.loops.runtime import LoopSettings, run_decisions
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from orchestration.cli import main
 from orchestration.closed_loop import decisions_frame, run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 
 pytestmark = pytest.mark.slow
 

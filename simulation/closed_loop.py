@@ -1,6 +1,6 @@
 """A day-stepped, closed-loop product simulator with known true effects.
 
-Unlike :func:`growth_loops.simulator.simulate` (whole journeys at once), this model advances one UTC
+Unlike :func:`simulation.simulate` (whole journeys at once), this model advances one UTC
 day per :meth:`ClosedLoopSimulator.step`, and each day reads the actuation outbox of the growth
 loops — a GrowthBook features document and the sent messages — so decisions taken for day ``d-1``
 change what users do from day ``d``. The effects of every intervention are configured

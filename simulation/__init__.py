@@ -5,7 +5,7 @@ One product model (:class:`ProductModel`: prices, trial, billing, consent, email
 ``ClosedLoopSimulator`` steps day by day and reads the loops' outbox (GrowthBook flags document,
 messages), so decisions change what users do next, with known true effects.
 
->>> from growth_loops.simulator import simulate
+>>> from simulation import simulate
 >>> summary = simulate("data", users=2_000, days=14, seed=7)  # doctest: +SKIP
 """
 
