@@ -163,13 +163,13 @@ def run_lake(lake: Lake, workdir: Path, *, faults_per_lake: int) -> tuple[dict, 
     """Simulate, ingest and judge one lake. Returns per gate ``[evaluations, judged, failed]`` on clean
     hours, per fault ``[injected, caught by its gate, caught by any gate]``, and the false alarms."""
     from expectations.anomaly import load_config
-    from growth_loops.simulator import simulate
     from lake.contracts import load_plan
     from lake.ingest import ingest_range, list_landing_partitions
     from lake.ledger import read_ledger
     from lake.paths import LakePaths
     from lake.pii import PiiMasker, pii_key_from_env
     from lake.profiles import profile_hours
+    from simulation import simulate
 
     root = workdir / f"s{lake.seed}-u{lake.users}-d{lake.days}"
     shutil.rmtree(root, ignore_errors=True)

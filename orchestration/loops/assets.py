@@ -13,13 +13,13 @@ import datetime
 import dagster as dg
 
 from growth_loops.loops.catalog import default_loops
-from growth_loops.loops.runtime import run_decisions
+from growth_loops.loops.runtime import LoopSettings, run_decisions
 from orchestration.automation import daily_after_gates
 from orchestration.features.assets import FEATURE_KEYS, daily
 from orchestration.freshness import freshness
 from orchestration.resources import LakeResource
 
-__all__ = ["LOOP_KEYS", "decide_loops"]
+__all__ = ["LOOP_KEYS", "LoopDecisionConfig", "decide_loops"]
 
 _LOOPS = default_loops()
 LOOP_KEYS = {loop.spec.name: dg.AssetKey(["loops", loop.spec.name, "decisions"]) for loop in _LOOPS}
@@ -45,6 +45,13 @@ def _spec(loop) -> dg.AssetSpec:
     )
 
 
+class LoopDecisionConfig(dg.Config):
+    """Launchpad settings of a decision run (the defaults are production's)."""
+
+    holdout_share: float | None = None  # share of people in the global holdout (default: LoopSettings')
+    now: str | None = None  # when the decisions are made, RFC 3339 UTC (default: the wall clock); a replay sets it
+
+
 @dg.multi_asset(
     name="decide_loops",
     specs=[_spec(loop) for loop in _LOOPS],
@@ -55,11 +62,13 @@ def _spec(loop) -> dg.AssetSpec:
                  for loop in _LOOPS],
     partitions_def=daily,
 )
-def decide_loops(context: dg.AssetExecutionContext, lake: LakeResource):
+def decide_loops(context: dg.AssetExecutionContext, lake: LakeResource, config: LoopDecisionConfig):
     """Run every loop for the day: gates, approvals, policy, guardrails, then the outbox."""
     paths = lake.paths()
     day = datetime.date.fromisoformat(context.partition_key)
-    runs = run_decisions(paths, day)
+    settings = LoopSettings() if config.holdout_share is None else LoopSettings(holdout_share=config.holdout_share)
+    now = datetime.datetime.fromisoformat(config.now) if config.now else None
+    runs = run_decisions(paths, day, settings=settings, now=now)
     failed = sorted(r.loop for r in runs if r.audit is not None and not r.audit.passed)
     for run in runs:
         key = LOOP_KEYS[run.loop]

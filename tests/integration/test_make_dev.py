@@ -154,14 +154,15 @@ def test_make_dev_loads_every_definition_on_a_fresh_lake_with_a_bare_path(tmp_pa
 
 @pytest.mark.slow
 def test_make_dev_loads_every_definition_after_make_demo(tmp_path):
-    """`make demo` (a small one: 40 users, 1 day), then `make dev` on the lake it left, then `growthlake
-    status` over every layer it built."""
-    env = _bare_env(tmp_path, DEMO_USERS="40", DEMO_DAYS="1")
+    """`make demo` (a small one: 40 visitors a day, 2 days of the closed loop), then `make dev` on the lake it
+    left, then `growthlake status` over every layer it built."""
+    env = _bare_env(tmp_path, DEMO_ARRIVALS="40", DEMO_DAYS="2")
     before = _checkout_files()
     demo = subprocess.run(["make", "-C", str(REPO), "demo"], env=env, capture_output=True, text=True, timeout=900)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "leaked semaphore" not in demo.stderr
     assert "partitions reconciled" in demo.stdout
+    assert "report written to" in demo.stdout
 
     entry = _loaded_location(env, tmp_path / "dev.log")
     _assert_everything_loaded(entry, tmp_path / "lake")

@@ -16,13 +16,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from growth_loops.simulator import simulate
 from lake.contracts import load_plan
 from lake.contracts.changes import schema_changes
 from lake.ingest import ingest_range, list_landing_partitions
 from lake.landing import list_landing_files
 from lake.pii import PiiMasker, pii_key_from_env
 from orchestration.cli import main
+from simulation import simulate
 from tests.integration.test_silver_build import passing_gate
 
 pytestmark = pytest.mark.slow

@@ -122,7 +122,7 @@ def simulate(root: str | os.PathLike[str], *, users: int, days: int, seed: int =
 
     lines = sum(writer.lines_by_hour.values())
     manifest = {
-        "generator": "growth_loops.simulator",
+        "generator": "simulation",
         "args": {"users": users, "days": days, "seed": seed, "start": start.isoformat(),
                  "fault_rate": fault_rate, "analytics_consent_rate": analytics_consent_rate},
         "config": {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(cfg).items()},
