@@ -1,5 +1,5 @@
 # growthlake — the two commands a newcomer needs:
-#   make demo   set up, simulate a week of product events, ingest it (embedded defaults)
+#   make demo   set up, run the closed loop for four weeks (simulated product <-> the whole chain), write the report
 #   make test   set up, lint (ruff) and type-check (mypy), run the whole test suite (unit, integration, definitions)
 PY ?= python3
 VENV := .venv
@@ -7,8 +7,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 export GROWTHLAKE_ROOT ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAGSTER_PORT ?= 3000
-DEMO_USERS ?= 2000
-DEMO_DAYS ?= 7
+DEMO_ARRIVALS ?= 300
+DEMO_DAYS ?= 28
 
 .PHONY: install demo run dev test bench clean
 
@@ -26,16 +26,19 @@ install: $(VENV)/.installed
 $(DAGSTER_HOME):
 	mkdir -p $(DAGSTER_HOME)
 
-demo: install $(DAGSTER_HOME)  ## simulate a week and materialize it (demo profile: generated PII key)
-	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake simulate --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed 42
-	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake run
+# The closed loop: each simulated day the product reads the flags document and the outbox, lands its
+# events, and `growthlake run`'s path (the Dagster jobs) ingests them, builds features and decides.
+demo: install $(DAGSTER_HOME)  ## four simulated weeks of the closed loop, then the board report (demo profile)
+	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake loops simulate --days $(DEMO_DAYS) --arrivals $(DEMO_ARRIVALS) \
+		--seed 42 --approve --actor demo@growthlake
+	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake report
 
 # The venv need not be on PATH: the code location runs the dbt installed beside its Python.
 dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:$(DAGSTER_PORT)
 	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install
-	$(BIN)/ruff check lake growth_loops expectations orchestration tests benchmarks
+	$(BIN)/ruff check lake growth_loops simulation expectations orchestration tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
@@ -49,6 +52,7 @@ bench: install  ## print every benchmark's figures (BENCHMARKS.md); BENCH_FLAGS=
 	$(BIN)/python benchmarks/bench_online_features.py --check
 	$(BIN)/python benchmarks/bench_loops.py
 	$(BIN)/python benchmarks/bench_gates.py
+	$(BIN)/python benchmarks/bench_gates.py --lakes long
 
 clean:
 	rm -rf $(VENV) data .dagster_home

@@ -236,7 +236,7 @@ def _baseline(root: str, out: str) -> dict:
 # -- the driver --------------------------------------------------------------------------------
 
 def bench(size: str, base: Path, env: dict[str, str], modes: list[str], normalizers: list[str]) -> None:
-    from growth_loops.simulator import simulate
+    from simulation import simulate
 
     target = SIZES[size]
     root = base / size

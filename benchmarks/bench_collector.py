@@ -165,10 +165,10 @@ def _to_segment(raw: bytes) -> bytes:
 
 
 def bench_ingest(users: int, base: Path) -> None:
-    from growth_loops.simulator import simulate
     from lake.contracts import load_plan
     from lake.ingest import ingest_partition
     from lake.pii import PiiMasker
+    from simulation import simulate
 
     sim = LakePaths.from_root(base / "sim")
     s = simulate(sim.root, users=users, days=7, seed=1, start=date(2026, 11, 2))

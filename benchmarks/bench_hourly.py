@@ -47,7 +47,7 @@ def visitors_for(base: Path, days: int, lines_per_hour: int) -> int:
     window (about 50 over a week, several times that over 60 days): a small pilot run of the same
     window measures it, so that every history length has the same hourly traffic.
     """
-    from growth_loops.simulator import simulate
+    from simulation import simulate
 
     pilot_root = base / f"pilot-{days}d"
     pilot = simulate(str(pilot_root), users=PILOT_VISITORS, days=days, seed=3, start=START)
@@ -60,12 +60,12 @@ def build_lake(base: Path, days: int, lines_per_hour: int) -> tuple[Path, list[s
     """Simulate ``days`` days of history, ingest them hour by hour and build silver; then land the
     probe day after it (the same simulated traffic for every history length, only its dates
     differ) without ingesting it. Returns the root and the probe day's hour keys."""
-    from growth_loops.simulator import simulate
     from lake.contracts import load_plan
     from lake.ingest import ingest_partition, list_landing_partitions
     from lake.paths import LakePaths
     from lake.pii import PiiMasker
     from lake.silver import build_silver
+    from simulation import simulate
 
     root = base / f"history-{days}d"
     t0 = time.perf_counter()

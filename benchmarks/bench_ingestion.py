@@ -36,7 +36,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from growth_loops.simulator import simulate  # noqa: E402
 from lake.contracts import load_plan  # noqa: E402
 from lake.ingest import (  # noqa: E402
     ingest_partition,
@@ -48,6 +47,7 @@ from lake.ingest.parallel import normalize_files  # noqa: E402
 from lake.paths import LakePaths  # noqa: E402
 from lake.pii import PiiMasker  # noqa: E402
 from lake.settings import Settings  # noqa: E402
+from simulation import simulate  # noqa: E402
 
 
 def _rss_mb(who: int) -> float:

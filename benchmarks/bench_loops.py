@@ -30,9 +30,9 @@ def main() -> None:
     os.environ.setdefault("GROWTHLAKE_PII_KEY", secrets.token_hex(32))  # a throwaway key for a throwaway lake
 
     from growth_loops.loops import approvals
-    from growth_loops.loops.closed_loop import run_closed_loop
-    from growth_loops.simulator.closed_loop import ClosedLoopConfig, read_truth
     from lake.paths import LakePaths
+    from orchestration.closed_loop import run_closed_loop
+    from simulation.closed_loop import ClosedLoopConfig, read_truth
 
     root = args.keep or tempfile.mkdtemp(prefix="growthlake-bench-loops-")
     paths = LakePaths.from_root(root)

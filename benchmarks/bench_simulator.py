@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from growth_loops.simulator import simulate  # noqa: E402
+from simulation import simulate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

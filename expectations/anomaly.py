@@ -6,9 +6,9 @@ previous hour). The test is a robust z-score on the log scale: distance from the
 the scaled median absolute deviation (1.4826 · MAD ≈ one standard deviation for normal data), which a
 single earlier outlier cannot move. Floors keep it from crying wolf: the scale is at least 5% (a flat
 history would otherwise make any change infinite) and at least the spread of a bursty count
-``sqrt(dispersion / median)`` above the median (quiet hours of a growing product), the Poisson one
-below; the change must also exceed ``min_relative_change`` of the median. Calibrated on clean
-simulated traffic by ``benchmarks/bench_gates.py``.
+``sqrt(dispersion / median)`` above the median (quiet hours of a growing product), a tighter
+``sqrt(dispersion_below / median)`` below; the change must also exceed ``min_relative_change`` of the
+median. Calibrated on clean simulated traffic by ``benchmarks/bench_gates.py``.
 
 The quarantine share (:func:`quarantine_rate_verdict`) is judged the same robust way: overall, per
 event and per source, against the same time of day on the previous days.
@@ -70,7 +70,8 @@ class VolumeVerdict:
 
 
 def volume_verdict(value: float, history: Sequence[float], *, threshold: float = 4.0, min_history: int = 4,
-                   min_relative_change: float = 0.25, dispersion: float = 20.0, **_: Any) -> VolumeVerdict:
+                   min_relative_change: float = 0.25, dispersion: float = 40.0, dispersion_below: float = 4.0,
+                   **_: Any) -> VolumeVerdict:
     """Judge ``value`` against ``history`` (comparable past figures, e.g. same weekday and hour).
 
     The test is on the log scale (``log1p``): an outage (value → 0) is as far out as a flood is, and a
@@ -78,12 +79,14 @@ def volume_verdict(value: float, history: Sequence[float], *, threshold: float =
     standard deviation of the log history, floored at 5% (a flat history) and, above the median, at
     ``sqrt(dispersion / median)`` — the spread of a count whose variance is ``dispersion`` times its mean
     (lines arrive in sessions of a few dozen events, and a growing product's quiet hour doubles by chance
-    far more often than a Poisson count does) — below it at the Poisson ``sqrt(1 / median)``.
+    far more often than a Poisson count does) — below it at ``sqrt(dispersion_below / median)`` (a quiet
+    hour of a few people's sessions falls by a third by chance — with the Poisson floor, 3 of 1,326
+    clean hours judged in bench_gates' long lakes failed that way; an outage falls by far more).
     Fewer than ``min_history`` past figures: passed, with a note (a new lake has no baseline).
     """
-    if threshold <= 0 or min_history < 2 or min_relative_change < 0 or dispersion < 1:
-        raise ValueError("volume_verdict: threshold > 0, min_history >= 2, min_relative_change >= 0 and "
-                         "dispersion >= 1 are required")
+    if threshold <= 0 or min_history < 2 or min_relative_change < 0 or dispersion < 1 or dispersion_below < 1:
+        raise ValueError("volume_verdict: threshold > 0, min_history >= 2, min_relative_change >= 0, "
+                         "dispersion >= 1 and dispersion_below >= 1 are required")
     past = [float(h) for h in history]
     if len(past) < min_history:
         return VolumeVerdict(True, float(value), None, None, None, len(past), threshold,
@@ -93,8 +96,8 @@ def volume_verdict(value: float, history: Sequence[float], *, threshold: float =
     center = statistics.median(logs)
     mad = statistics.median(abs(h - center) for h in logs) * _MAD_TO_SD
     # Above the median, a growing product's bursty hours: the count's variance is `dispersion` times its
-    # mean. Below it, the Poisson floor: clean hours seldom fall far, and a half-empty hour is a fault.
-    burst = dispersion if value > median else 1.0
+    # mean. Below it, a tighter floor (`dispersion_below`): clean hours fall less far than they rise.
+    burst = dispersion if value > median else dispersion_below
     scale = max(mad, 0.05, math.sqrt(burst / max(median, 1.0)))
     z = (math.log1p(float(value)) - center) / scale
     change = abs(float(value) - median) / median if median else float("inf")

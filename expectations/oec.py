@@ -14,12 +14,14 @@ HISTORY_DAYS = 28
 _UNBOUNDED = 1e18
 
 
-def validate_daily_oec(warehouse: str, *, as_of: date, k: float = 4.0) -> tuple[ValidationOutcome | None, dict]:
+def validate_daily_oec(warehouse: str, *, as_of: date, k: float = 4.0,
+                       band: tuple[float, float] | None = None) -> tuple[ValidationOutcome | None, dict]:
     """Validate the newest complete day of ``marts.fct_daily_oec`` (the last date before ``as_of``).
 
     Its DAU must lie in the band learned from the ``HISTORY_DAYS`` days before it; revenue and
     revenue per active user must be non-negative and rates within [0, 1]. Returns the outcome
-    (None when the mart has no complete day yet) and the figures used (for metadata).
+    (None when the mart has no complete day yet) and the figures used (for metadata). ``band``
+    fixes the DAU band instead of learning it (a known range, or a test of the gate itself).
     """
     import duckdb
 
@@ -35,7 +37,7 @@ def validate_daily_oec(warehouse: str, *, as_of: date, k: float = 4.0) -> tuple[
         return None, {"note": "no complete day in marts.fct_daily_oec yet"}
     newest = rows.slice(0, 1)
     history = rows["active_users"].to_pylist()[1:]
-    band = learned_band(list(reversed(history)), k=k)
+    band = band if band is not None else learned_band(list(reversed(history)), k=k)
     lo, hi = band if band is not None else (0.0, _UNBOUNDED)
     figures = {"date": str(newest["date_day"][0].as_py()), "active_users": newest["active_users"][0].as_py(),
                "band_low": lo, "band_high": hi if band is not None else None, "history_days": len(history)}

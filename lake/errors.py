@@ -116,6 +116,18 @@ class WarehouseBuildFailed(GrowthlakeError):
         )
 
 
+class WarehouseAuditFailed(WarehouseBuildFailed):
+    """dbt built the warehouse copy, but it failed its audit (GX suites) before the swap: not published."""
+
+    def __init__(self, failed: list[str], detail: str, warehouse: str) -> None:
+        self.failed = list(failed)
+        GrowthlakeError.__init__(
+            self,
+            f"the new warehouse build failed its audit at {', '.join(self.failed) or 'no named check'} ({detail}). "
+            f"{warehouse} was left unchanged (analysts keep the last good build). Look at the day and figures "
+            "named above in the silver data (or widen the gate if the change is real), then rebuild.")
+
+
 class WarehouseBusy(GrowthlakeError):
     """Another process holds the warehouse file open read-write."""
 

@@ -19,6 +19,7 @@ __all__ = [
     "parse_partition_key",
     "list_landing_files",
     "list_landing_partitions",
+    "landing_fs",
     "iter_lines",
     "iter_line_batches",
     "hour_keys",
@@ -36,6 +37,7 @@ class LandingFile:
     path: str  # filesystem path as pyarrow.fs sees it
     relative: str  # below the landing root, e.g. date=2026-11-02/hour=05/batch-1.jsonl
     size: int
+    modified: datetime | None = None  # last modification (UTC), when the filesystem tells it
 
 
 def partition_key(hour: datetime) -> str:
@@ -70,6 +72,12 @@ def hour_keys(start: datetime, end: datetime) -> list[str]:
     return keys
 
 
+def landing_fs(paths: LakePaths) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of the landing zone (local, or the object store's from its URI and ``AWS_*``)
+    and the landing folder's path in it; :attr:`LandingFile.path` is a path in that filesystem."""
+    return _fs(paths)
+
+
 def _fs(paths: LakePaths) -> tuple[pafs.FileSystem, str]:
     if paths.is_local:
         return pafs.LocalFileSystem(), paths.landing_events
@@ -87,7 +95,9 @@ def list_landing_files(paths: LakePaths, key: str) -> list[LandingFile]:
         name = info.base_name
         if info.type != pafs.FileType.File or name.startswith((".", "_")) or not name.endswith(_SUFFIXES):
             continue
-        out.append(LandingFile(info.path, f"{folder}/{name}", info.size or 0))
+        mtime = info.mtime
+        modified = (mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)) if mtime is not None else None
+        out.append(LandingFile(info.path, f"{folder}/{name}", info.size or 0, modified))
     return sorted(out, key=lambda f: f.relative)
 
 

@@ -29,6 +29,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -117,7 +118,7 @@ def _vacuum(uri: str, report: TableMaintenance, *, retention_hours: int) -> None
     # every writer lock is held; only files older than the retention are touched either way.
     kwargs: dict[str, Any] = {"retention_hours": retention_hours, "enforce_retention_duration": False, "full": True}
     doomed = dt.vacuum(dry_run=True, **kwargs)
-    report.bytes_vacuumed = sum(_size(os.path.join(uri, p)) for p in doomed)
+    report.bytes_vacuumed = _sizes(uri, doomed)
     report.files_vacuumed = len(dt.vacuum(dry_run=False, commit_properties=commit_properties("maintenance_vacuum"),
                                           **kwargs))
 
@@ -127,6 +128,19 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def _sizes(uri: str, relative: list[str]) -> int:
+    """Total bytes of a table's files (paths relative to ``uri``, a folder or an object-store URI)."""
+    if "://" not in uri:
+        return sum(_size(os.path.join(uri, p)) for p in relative)
+    if not relative:
+        return 0
+    import pyarrow.fs as pafs
+
+    fs, base = pafs.FileSystem.from_uri(uri)
+    infos = fs.get_file_info([f"{base}/{unquote(p)}" for p in relative])  # one listing per file, in a batch
+    return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 
 
 def maintain_tables(paths: LakePaths, *, compact: bool = True, vacuum: bool = True,
@@ -147,9 +161,6 @@ def maintain_tables(paths: LakePaths, *, compact: bool = True, vacuum: bool = Tr
     Raises:
         LockTimeout: a writer held one of the locks for too long.
     """
-    if not paths.is_local:
-        raise ValueError(f"table maintenance runs on local lakes; {paths.root} is an object store — use its "
-                         "lifecycle rules, or run maintenance where the writers run")
     hours = retention_hours_from_env() if retention_hours is None else retention_hours
     if hours < 0:
         raise ValueError(f"retention_hours must be >= 0, got {hours}")

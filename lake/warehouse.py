@@ -14,15 +14,22 @@ is connected. :func:`build_warehouse` therefore builds a private copy and swaps 
 1. copy the current ``warehouse.duckdb`` (or start empty) to ``warehouse.duckdb.building-<id>``
    in the same folder — incremental models continue from the last good build;
 2. run ``dbt build`` against the copy (``GROWTHLAKE_WAREHOUSE_PATH`` points dbt at it);
-3. if every model and test passed, checkpoint the copy and ``os.replace`` it onto
-   ``warehouse.duckdb`` (an atomic rename); otherwise delete the copy, leave the old file
-   untouched and raise :class:`~lake.errors.WarehouseBuildFailed` naming the failing nodes.
+3. if every model and test passed, checkpoint the copy and audit it — the Great Expectations
+   suite ``fct_daily_oec`` on the copy (:func:`oec_audit`), before any reader can see it;
+4. if the audit passed, ``os.replace`` the copy onto ``warehouse.duckdb`` (an atomic rename);
+   otherwise delete the copy, leave the old file untouched and raise
+   :class:`~lake.errors.WarehouseBuildFailed` naming the failing nodes or checks
+   (:class:`~lake.errors.WarehouseAuditFailed` for a failed audit).
+
+Steps 3–4 are write-audit-publish through :func:`lake.wap.publish_if_audited`; the verdict of
+every audit, published or not, is recorded beside the warehouse (:func:`read_warehouse_verdict`),
+where the Dagster check ``gx_fct_daily_oec`` reads it instead of validating again.
 
 A session opened before a swap keeps reading the file it opened (the old inode, whose disk
 space is freed when the last such session closes) until it reconnects; new connections see the
 new build. Builds of one storage root are serialized by a writer lock.
 
-Steps 1 and 3 are :func:`staged_warehouse`, a context manager for runners that invoke dbt
+Steps 1, 3 and 4 are :func:`staged_warehouse`, a context manager for runners that invoke dbt
 themselves (dagster-dbt's ``DbtCliResource``, which cannot set a per-call environment, passes the
 copy's path as ``--vars '{"warehouse_path": ...}'``; ``profiles.yml`` reads that var first).
 
@@ -45,24 +52,32 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from lake import delta_io
+from lake import delta_io, wap
 from lake.dbt_manifest import DBT_PROJECT_DIR, LAKE_ROOT_VAR, WAREHOUSE_PATH_VAR, build_target_dir, dbt_env
 from lake.durable import fsync_dir
-from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
+from lake.errors import ConfigError, WarehouseAuditFailed, WarehouseBuildFailed, WarehouseBusy
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.trust import write_daily_trust
 
-__all__ = ["DBT_PROJECT_DIR", "LAKE_ROOT_VAR", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseBuild",
-           "build_warehouse", "dbt_build_args", "dbt_env", "how_to_connect", "staged_warehouse"]
+__all__ = ["DBT_PROJECT_DIR", "LAKE_ROOT_VAR", "OEC_CHECK", "SILVER_TABLES", "WAREHOUSE_PATH_VAR", "WarehouseAudit",
+           "WarehouseBuild", "build_warehouse", "dbt_build_args", "dbt_env", "how_to_connect", "oec_audit",
+           "read_warehouse_verdict", "staged_warehouse"]
+
+OEC_CHECK = "gx_fct_daily_oec"
+"""The check :func:`oec_audit` reports (the name of the Dagster asset check on ``marts.fct_daily_oec``)."""
+
+WarehouseAudit = Callable[[Path], list[wap.CheckOutcome]]
+"""Checks on a built, checkpointed (closed) private copy of the warehouse, before it is swapped in."""
 
 SILVER_TABLES = ("events", "sessions", "identity_map")  # the dbt sources (models/staging/silver)
 
@@ -80,11 +95,12 @@ class WarehouseBuild:
     tests_passed: int  # data tests and unit tests
     tests_warned: int
     tests_failed: int  # always 0 for a build that was swapped in
-    elapsed_s: float  # copy + dbt + checkpoint + swap
+    elapsed_s: float  # copy + dbt + checkpoint + audit + swap
     dbt_elapsed_s: float
     full_refresh: bool
     select: str | None
     run_results: str  # dbt's run_results.json of this build
+    checks: tuple[wap.CheckOutcome, ...] = ()  # the audit of the copy before it was swapped in
 
 
 def dbt_build_args(*, select: str | None, full_refresh: bool, vars: Mapping[str, Any] | None) -> list[str]:
@@ -138,14 +154,16 @@ def how_to_connect(paths: LakePaths | None = None) -> str:
 
 
 @contextmanager
-def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
-    """Yield a private copy of the warehouse to build into; swap it in if the block succeeds.
+def staged_warehouse(paths: LakePaths, *, audit: WarehouseAudit | None = None) -> Iterator[Path]:
+    """Yield a private copy of the warehouse to build into; audit it and swap it in if the block succeeds.
 
     Holds the warehouse writer lock of ``paths`` throughout. On entry, removes copies left by a
     killed build, refuses a warehouse some process has open read-write, and copies
     ``warehouse.duckdb`` (when there is one) to ``warehouse.duckdb.building-<id>``. When the
-    block exits normally the copy is checkpointed and atomically renamed onto
-    ``warehouse.duckdb``; when it raises, the copy is deleted and the old file is untouched.
+    block exits normally the copy is checkpointed, audited (``audit``, default :func:`oec_audit`)
+    and, when every check passed, atomically renamed onto ``warehouse.duckdb``; when the block
+    raises or the audit fails, the copy is deleted and the old file is untouched. The audit's
+    verdict is recorded either way (:func:`read_warehouse_verdict`).
 
     Example::
 
@@ -155,11 +173,13 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
 
     Raises:
         WarehouseBusy: another process holds the warehouse open read-write.
+        WarehouseAuditFailed: the copy failed a check of the audit (nothing was swapped in).
         WarehouseBuildFailed: the block succeeded but left no checkpointable database file.
         ConfigError: the storage root is an object store and ``GROWTHLAKE_LOCAL_DIR`` is unset.
     """
     warehouse = Path(paths.warehouse)  # ConfigError for an object-store root without GROWTHLAKE_LOCAL_DIR
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    audit = audit if audit is not None else oec_audit()
     with table_lock(paths, "warehouse"):
         _remove_stale_builds(warehouse)
         _ensure_no_writer(warehouse)
@@ -176,10 +196,82 @@ def staged_warehouse(paths: LakePaths) -> Iterator[Path]:
             problem = _checkpoint(building)
             if problem:
                 raise WarehouseBuildFailed([], problem, str(warehouse))
-            os.replace(building, warehouse)
-            fsync_dir(warehouse.parent)
+            verdict = wap.publish_if_audited(stage=lambda: building, audit=audit,
+                                             publish=lambda staged: _swap(staged, warehouse))
+            _record_verdict(warehouse, build_id, verdict)
+            if not verdict.passed:
+                raise WarehouseAuditFailed([c.name for c in verdict.failed if c.blocking], verdict.summary(),
+                                           str(warehouse))
         finally:
             _remove(building)
+
+
+def _swap(building: Path, warehouse: Path) -> None:
+    os.replace(building, warehouse)
+    fsync_dir(warehouse.parent)
+
+
+def _verdict_path(warehouse: Path) -> Path:
+    return warehouse.with_name(f"{warehouse.name}.audit.json")
+
+
+def _record_verdict(warehouse: Path, build_id: str, verdict: wap.Verdict) -> None:
+    record = {"build_id": build_id, "published": verdict.published, "passed": verdict.passed,
+              "audited_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "checks": [{"name": c.name, "passed": c.passed, "summary": c.summary, "metadata": c.metadata,
+                          "blocking": c.blocking} for c in verdict.checks]}
+    target = _verdict_path(warehouse)
+    tmp = target.with_name(f"{target.name}.{build_id}.tmp")
+    tmp.write_text(json.dumps(record, default=str, indent=1))
+    os.replace(tmp, target)
+
+
+def read_warehouse_verdict(paths: LakePaths) -> dict[str, Any] | None:
+    """The verdict of the last audit of a warehouse build: ``{build_id, published, passed, audited_at,
+    checks: [{name, passed, summary, metadata, blocking}]}`` (None before the first audited build)."""
+    target = _verdict_path(Path(paths.warehouse))
+    if not target.exists():
+        return None
+    return dict(json.loads(target.read_text()))
+
+
+def oec_audit(*, as_of: date | None = None, k: float = 4.0, band: tuple[float, float] | None = None) -> WarehouseAudit:
+    """The audit of a warehouse copy: the GX suite ``fct_daily_oec`` on its newest complete day.
+
+    Args:
+        as_of: the day the build is judged on (default: today, UTC); the newest day before it is validated.
+        k: width of the learned daily-active-users band, in robust standard deviations.
+        band: a fixed (low, high) band for daily active users instead of the learned one.
+
+    Returns:
+        A :data:`WarehouseAudit` reporting the check :data:`OEC_CHECK` (passed, with a note, when
+        the copy holds no ``marts.fct_daily_oec`` or no complete day yet).
+    """
+    def audit(building: Path) -> list[wap.CheckOutcome]:
+        from expectations import validate_daily_oec
+
+        if not _has_relation(building, "marts", "fct_daily_oec"):
+            return [wap.CheckOutcome(OEC_CHECK, True, "no marts.fct_daily_oec in this build")]
+        day = as_of or datetime.now(UTC).date()
+        outcome, figures = validate_daily_oec(str(building), as_of=day, k=k, band=band)
+        if outcome is None:
+            return [wap.CheckOutcome(OEC_CHECK, True, figures.get("note"), figures)]
+        # data_dates scopes the verdict to the day judged (orchestration/trust.py): a failure makes that
+        # day untrusted, not every day.
+        meta = {**{key: v for key, v in figures.items() if v is not None}, "data_dates": [figures["date"]]}
+        return [wap.outcome_of(OEC_CHECK, outcome, metadata=meta)]
+
+    return audit
+
+
+def _has_relation(database: Path, schema: str, name: str) -> bool:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        found = con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                            [schema, name]).fetchone()
+    finally:
+        con.close()
+    return bool(found and found[0])
 
 
 # The warehouse is written in a storage format the DuckDB command-line tool on PyPI (duckdb-cli,
@@ -195,8 +287,8 @@ def _create_readable_by_cli(database: Path) -> None:
 
 def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh: bool = False,
                     vars: Mapping[str, Any] | None = None, project_dir: str | os.PathLike[str] | None = None,
-                    timeout_s: float | None = None) -> WarehouseBuild:
-    """Run ``dbt build`` on a copy of the warehouse and swap it in when everything passed.
+                    timeout_s: float | None = None, audit: WarehouseAudit | None = None) -> WarehouseBuild:
+    """Run ``dbt build`` on a copy of the warehouse, audit the copy and swap it in when everything passed.
 
     Args:
         paths: the lake (silver tables are read from it; the warehouse lives at ``paths.warehouse``).
@@ -205,6 +297,7 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
         vars: dbt vars overriding ``dbt_project.yml``.
         project_dir: the dbt project (default: ``dbt_project/`` of this repository).
         timeout_s: kill dbt and fail after this many seconds (default: no limit).
+        audit: the checks on the built copy before the swap (default: :func:`oec_audit`).
 
     Returns:
         What was built and tested, and how long it took.
@@ -212,6 +305,7 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
     Raises:
         WarehouseBuildFailed: a model, test or unit test failed (or dbt could not run); the
             previous warehouse file is untouched.
+        WarehouseAuditFailed: the built copy failed its audit; the previous warehouse file is untouched.
         WarehouseBusy: another process holds the warehouse open read-write.
         ConfigError: the storage root is an object store and ``GROWTHLAKE_LOCAL_DIR`` is unset, or
             a silver table does not exist.
@@ -224,7 +318,7 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
                           "Materialize the silver layer before building the warehouse.")
     project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
 
-    with staged_warehouse(paths) as building:
+    with staged_warehouse(paths, audit=audit) as building:
         target = build_target_dir(paths, "build_warehouse")  # target and logs of this build only
         run_results, log_path = target / "run_results.json", str(target / "dbt.log")
         args = [*dbt_build_args(select=select, full_refresh=full_refresh,
@@ -246,6 +340,7 @@ def build_warehouse(paths: LakePaths, *, select: str | None = None, full_refresh
         tests_passed=summary["tests_passed"], tests_warned=summary["tests_warned"], tests_failed=0,
         elapsed_s=time.monotonic() - started, dbt_elapsed_s=dbt_elapsed, full_refresh=full_refresh,
         select=select, run_results=str(run_results),
+        checks=tuple(wap.CheckOutcome(**c) for c in (read_warehouse_verdict(paths) or {}).get("checks", [])),
     )
 
 

@@ -1,8 +1,11 @@
 """Alerts from Dagster: freshness SLA breaches and failed runs (failed gates: ``orchestration.trust``).
 
-``dagster dev`` shows each asset's FreshnessPolicy; ``freshness_sla_sensor`` turns a breach of
-``orchestration.freshness.SLAS`` into a row of ``$ROOT/delta/observability/alerts``, a WARNING log line
-and a notification (``lake.alerts``). ``run_failure_alert_sensor`` does the same for a run that failed:
+``dagster dev`` shows each asset's FreshnessPolicy; ``freshness_sla_sensor`` (running by default) turns a
+breach of ``orchestration.freshness.SLAS`` into a row of ``$ROOT/delta/observability/alerts``, a WARNING log
+line and a notification (``lake.alerts``). An asset's last update is its latest materialization or
+observation (``landing/events``: the landing sensor's, ``observability/data_trust_daily``: this sensor's own);
+an asset never updated breaches once its SLA has passed since the sensor first saw it.
+``run_failure_alert_sensor`` does the same for a run that failed:
 when a gate failed in it, the gate's own alert (the trust hooks raise it too, with the same id) is that
 failure's one alert; otherwise one alert for the run.
 ``growthlake run`` raises the same run alerts itself (:func:`alert_failed_runs`), as its runs execute in
@@ -11,7 +14,10 @@ process, where no sensor sees them unless a daemon runs; the alert id is the sam
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import dagster as dg
 
@@ -20,6 +26,7 @@ from lake.paths import LakePaths
 from orchestration.freshness import SLAS
 from orchestration.hours import HOUR_RANGE_TAGS
 from orchestration.resources import LakeResource
+from orchestration.trust import observe_data_trust
 
 __all__ = ["alert_failed_runs", "evaluate_freshness", "failed_run_alerts", "freshness_sla_sensor", "layer_of",
            "run_failed_alert", "run_failure_alert_sensor"]
@@ -52,15 +59,21 @@ def _policy_windows(policy) -> tuple[timedelta, timedelta] | None:
     return (as_td(warn) if warn is not None else as_td(fail)), as_td(fail)
 
 
+_OBSERVATIONS_READ = 24  # the latest observations of an asset (landing: one per hour whose files changed)
+
+
 def _last_update(instance: dg.DagsterInstance, key: dg.AssetKey) -> datetime | None:
-    """Latest materialization (or, for external assets such as landing/events, observation)."""
+    """Latest materialization or observation. An observation that says when the data itself last changed
+    (``dagster/last_updated_timestamp``: landing's newest file, the trust table's last commit) counts from
+    then, not from when it was observed: watching a folder that stopped filling does not keep it fresh."""
     stamps = []
     event = instance.get_latest_materialization_event(key)
     if event is not None:
         stamps.append(event.timestamp)
-    obs = instance.fetch_observations(key, limit=1).records
-    if obs:
-        stamps.append(obs[0].timestamp)
+    for record in instance.fetch_observations(key, limit=_OBSERVATIONS_READ).records:
+        observation = record.asset_observation
+        entry = (observation.metadata or {}).get("dagster/last_updated_timestamp") if observation else None
+        stamps.append(float(cast(float, entry.value)) if entry is not None else record.timestamp)
     return datetime.fromtimestamp(max(stamps), tz=UTC) if stamps else None
 
 
@@ -69,13 +82,15 @@ def _floor_hour(ts: datetime) -> datetime:
 
 
 def evaluate_freshness(instance: dg.DagsterInstance, asset_graph_or_defs, lake_paths: LakePaths | None,
-                       now: datetime) -> list[Alert]:
+                       now: datetime, *, first_seen: Mapping[str, datetime] | None = None) -> list[Alert]:
     """One alert per asset whose lag since its last update exceeds its warn (or fail) SLA.
 
     The SLA is ``SLAS[layer]`` with layer = the asset's group (staging/intermediate -> warehouse),
-    else the asset's own FreshnessPolicy windows. Assets never materialized are new, not stale:
-    no alert. The alert's window start is the moment the breach began, floored to the hour, so
-    re-evaluating the same breach (every sensor tick) yields the same ``alert_id``.
+    else the asset's own FreshnessPolicy windows. An asset never materialized nor observed is measured
+    from when it was first seen (``first_seen``, asset key string -> time; the sensor keeps it in its
+    cursor): a fresh install gets the same slack as a stale asset, then breaches like one. Without an
+    entry it is new, not stale: no alert. The alert's window start is the moment the breach began,
+    floored to the hour, so re-evaluating the same breach (every sensor tick) yields the same ``alert_id``.
     ``lake_paths`` is unused by the evaluation (it only reads the Dagster instance); it is part of
     the signature so callers pass the lake they will record to.
     """
@@ -91,9 +106,14 @@ def evaluate_freshness(instance: dg.DagsterInstance, asset_graph_or_defs, lake_p
         windows = SLAS[layer] if layer else _policy_windows(node.freshness_policy)
         if windows is None:
             continue
+        subject = key.to_user_string()
         last = _last_update(instance, key)
+        never = last is None
         if last is None:
-            continue
+            seen = (first_seen or {}).get(subject)
+            if seen is None:
+                continue
+            last = seen
         lag = now - last
         warn, fail = windows
         severity: Severity
@@ -103,10 +123,11 @@ def evaluate_freshness(instance: dg.DagsterInstance, asset_graph_or_defs, lake_p
             severity, threshold = "warn", warn
         else:
             continue
-        subject = key.to_user_string()
+        since = (f"never updated nor observed since first seen {last.isoformat(timespec='seconds')}" if never
+                 else f"last updated {last.isoformat(timespec='seconds')}")
         alerts.append(Alert(
             kind=KIND, subject=subject, severity=severity,
-            detail=(f"{subject} ({layer or node.group_name}) last updated {last.isoformat(timespec='seconds')}, "
+            detail=(f"{subject} ({layer or node.group_name}) {since}, "
                     f"{lag.total_seconds() / 3600:.1f} h ago: over its {severity} SLA of "
                     f"{threshold.total_seconds() / 3600:g} h"),
             observed_lag_s=lag.total_seconds(), threshold_s=threshold.total_seconds(),
@@ -116,13 +137,31 @@ def evaluate_freshness(instance: dg.DagsterInstance, asset_graph_or_defs, lake_p
 
 
 @dg.sensor(name="freshness_sla_sensor", minimum_interval_seconds=300,
-           default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Record an alert (table, log line, notifier) when an asset breaches its freshness SLA.")
-def freshness_sla_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Observe observability/data_trust_daily, and record an alert (table, log line, notifier) when "
+                       "an asset breaches its freshness SLA — one never updated, once its SLA has passed since the "
+                       "sensor first saw it.")
+def freshness_sla_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    """The cursor keeps when each asset was first seen (the grace of a fresh install) and the trust table's
+    last observed version (observed again only when it changed)."""
     paths = lake.paths()
-    alerts = evaluate_freshness(context.instance, context.repository_def, paths, datetime.now(UTC))
+    now = datetime.now(UTC)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen = {k: datetime.fromisoformat(v) for k, v in cursor.get("first_seen", {}).items()}
+    assert context.repository_def is not None  # a sensor of a code location
+    for key in context.repository_def.asset_graph.get_all_asset_keys():
+        seen.setdefault(key.to_user_string(), now)
+    trust = observe_data_trust(paths)
+    trust_version = trust.tags["dagster/data_version"] if trust is not None else None
+    if trust is not None and trust_version != cursor.get("trust_version"):
+        # Reported now (not as the SensorResult's events, recorded after this returns): judged on this tick.
+        context.instance.report_runless_asset_event(trust)
+    alerts = evaluate_freshness(context.instance, context.repository_def, paths, now, first_seen=seen)
     new = raise_alerts(paths, alerts)
-    return dg.SkipReason(f"{len(alerts)} asset(s) over their freshness SLA, {new} new alert(s) recorded")
+    return dg.SensorResult(
+        cursor=json.dumps({"first_seen": {k: v.isoformat() for k, v in sorted(seen.items())},
+                           "trust_version": trust_version}),
+        skip_reason=f"{len(alerts)} asset(s) over their freshness SLA, {new} new alert(s) recorded")
 
 
 def failed_run_alerts(instance: dg.DagsterInstance, run_id: str, *, now: datetime | None = None) -> list[Alert]:

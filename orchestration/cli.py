@@ -82,7 +82,7 @@ def closed_hours(keys: list[str], *, ranged: bool, now: datetime | None = None) 
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from growth_loops.simulator import simulate
+    from simulation import simulate
 
     summary = simulate(args.settings.root, users=args.users, days=args.days,
                        seed=args.seed, start=args.start, fault_rate=args.fault_rate)
@@ -96,15 +96,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _instance(settings: Settings | None = None):
-    """The Dagster instance of ``$DAGSTER_HOME`` (created if missing), so runs show in the UI;
-    an ephemeral one when it is unset."""
-    import dagster as dg
+    """The Dagster instance of ``$DAGSTER_HOME`` (ephemeral when unset); see ``runner.dagster_instance``."""
+    from orchestration.runner import dagster_instance
 
-    home = (settings or Settings.from_env()).dagster_home
-    if not home:
-        return dg.DagsterInstance.ephemeral()
-    os.makedirs(home, exist_ok=True)
-    return dg.DagsterInstance.from_config(home)
+    return dagster_instance(settings)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -114,6 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from orchestration.definitions import build_definitions
     from orchestration.hours import split_runs
     from orchestration.resources import LakeResource
+    from orchestration.runner import run_range
 
     paths = LakePaths.from_root(settings=args.settings)
     if args.from_ or args.to:
@@ -137,70 +133,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"{parse_partition_key(still_open[0]) + timedelta(hours=1):%H:%M} UTC, "
               "by the hourly schedule or a later run")
     defs = build_definitions(lake=LakeResource(root=paths.root, tracking_plan=args.tracking_plan))
-    job = defs.resolve_job_def("hourly_ingestion")
     instance = _instance(args.settings)
     runs = split_runs(keys)
     print(f"materializing {len(keys)} hourly partitions {keys[0]} .. {keys[-1]} into {paths.root} "
           f"({len(runs)} ranged run{'s' if len(runs) > 1 else ''} of the hourly job)", flush=True)
-    failed: list[str] = []
-    log_level = "INFO" if args.verbose else "WARNING"
-    started = time.perf_counter()
     started_at = datetime.now(UTC)
-    done = 0
-    for r, hours in enumerate(runs, 1):
-        t0 = time.perf_counter()
-        verdicts, run_failed = _run_hours(job, instance, hours, log_level=log_level)
-        failed += _print_hours(paths, hours, verdicts, first=done, total=len(keys),
-                               expected={k.name for k in job.asset_layer.asset_graph.asset_check_keys})
-        if run_failed and not any(h in failed for h in hours):
-            failed.append(f"run {hours[0]} .. {hours[-1]}")
-        done += len(hours)
-        print(f"  run {r}/{len(runs)}: {len(hours)} hour(s) {hours[0]} .. {hours[-1]} in "
-              f"{time.perf_counter() - t0:.2f}s", flush=True)
-    print(f"hourly partitions done in {time.perf_counter() - started:.1f}s")
-    # An hour that failed a gate makes only the days it touches untrusted: the warehouse is built from what
-    # was published, and features and loops run for the other days. A run that failed otherwise stops here.
-    held = [h for h in failed if h in set(keys)]
-    broken = [f for f in failed if f not in set(held)]
-    untrusted = _days_touched(paths, held)
-    if not args.no_warehouse and not broken:
-        t0 = time.perf_counter()
-        # A ranged run backfills the daily facts of the marts from its first day on.
-        build_config = {"backfill_from": keys[0][:10]} if args.from_ else {}
-        res = defs.resolve_job_def("nightly_warehouse").execute_in_process(
-            instance=instance, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}},
-                        "ops": {"warehouse_dbt_build": {"config": build_config}}})
-        bad = [c.check_name for c in res.get_asset_check_evaluations() if not c.passed]
-        built = len(res.get_asset_materialization_events())
-        if not res.success:
-            failed.append("warehouse")
-        print(f"warehouse: {built} dbt models built, {len(bad)} failed tests"
-              f"{' (' + ', '.join(bad[:5]) + ')' if bad else ''}, {'ok' if res.success else 'FAILED'} "
-              f"in {time.perf_counter() - t0:.1f}s -> {paths.warehouse}")
-    if not args.no_features and not broken and "warehouse" not in failed:
-        from orchestration.cli_features import complete_days, materialize_days
-
-        days = complete_days(keys, through=covered_until)
-        if untrusted and days:
-            skipped = [d for d in days if d in untrusted]
-            days = [d for d in days if d not in untrusted]
-            if skipped:
-                print(f"features and loops skip {', '.join(map(str, skipped))}: untrusted while "
-                      f"{', '.join(held[:5])}{' …' if len(held) > 5 else ''} failed a gate (they run once it passes)",
-                      flush=True)
-        if days:
-            t0 = time.perf_counter()
-            failed += [f"features {d}" for d in materialize_days(defs, instance, days, log_level=log_level)]
-            print(f"features: {len(days)} day(s) materialized in {time.perf_counter() - t0:.1f}s "
-                  f"(`growthlake features list` to inspect)")
-            if not args.no_loops:
-                from orchestration.cli_loops import decide_days
-
-                t0 = time.perf_counter()
-                failed += [f"loops {d}" for d in decide_days(defs, instance, days, log_level=log_level)]
-                print(f"loops: {len(days)} day(s) decided in {time.perf_counter() - t0:.1f}s "
-                      f"(`growthlake approvals list` for versions waiting for you)")
+    # A ranged run backfills the daily facts of the marts from its first day on.
+    result = run_range(paths, keys, defs=defs, instance=instance, covered_until=covered_until,
+                       warehouse=not args.no_warehouse, backfill_from=keys[0][:10] if args.from_ else None,
+                       features=not args.no_features, loops=not args.no_loops,
+                       log_level="INFO" if args.verbose else "WARNING")
+    failed = result.failed
     _print_summary(read_ledger(paths, keys).to_pylist())
     _alert_failed_runs(instance, paths, since=started_at)
     if failed:
@@ -222,95 +165,6 @@ def _alert_failed_runs(instance, paths, *, since: datetime) -> None:
     new = alert_failed_runs(instance, paths, [r.run_id for r in runs])
     if new:
         print(f"{new} failed run(s) raised an alert (`growthlake alerts list`)", file=sys.stderr)
-
-
-def _days_touched(paths, hours: list[str]) -> set[date]:
-    """The days whose figures the rows of ``hours`` belong to: each hour's own day and the event dates
-    its ledger row records (late events)."""
-    if not hours:
-        return set()
-    from lake.ledger import read_ledger
-
-    days = {date.fromisoformat(h[:10]) for h in hours}
-    for row in read_ledger(paths, hours).to_pylist():
-        days.update(d if isinstance(d, date) else date.fromisoformat(str(d)) for d in row.get("event_dates") or [])
-    return days
-
-
-def _execute(job, instance, hours: list[str], *, log_level: str):
-    from orchestration.hours import HOUR_RANGE_TAGS
-
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    if len(hours) == 1:  # as the hourly schedule runs it
-        return job.execute_in_process(partition_key=hours[0], instance=instance, raise_on_error=False,
-                                      run_config=run_config)
-    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
-                                  tags={HOUR_RANGE_TAGS[0]: hours[0], HOUR_RANGE_TAGS[1]: hours[-1]})
-
-
-def _run_hours(job, instance, hours: list[str], *, log_level: str) -> tuple[dict[str, dict[str, bool]], bool]:
-    """The hourly job over consecutive ``hours`` (one ranged run), and what its gates said per hour.
-
-    A blocking gate that fails for one hour fails the step holding every hour of the run, so the
-    other hours' later gates and their silver build did not run: they are run again without the
-    hours that failed (bronze holds them already, so nothing is ingested twice), until the runs
-    pass or nothing is left to check.
-
-    Returns:
-        Per hour, each gate's latest verdict; and whether a run failed other than by a gate.
-    """
-    from orchestration.hours import split_runs
-
-    expected = {k.name for k in job.asset_layer.asset_graph.asset_check_keys}
-    verdicts: dict[str, dict[str, bool]] = {h: {} for h in hours}
-    errored = False
-    todo = [hours]
-    while todo:
-        rerun: list[str] = []
-        for part in todo:
-            res = _execute(job, instance, part, log_level=log_level)
-            for e in res.get_asset_check_evaluations():
-                if e.partition in verdicts:
-                    verdicts[e.partition][e.check_name] = e.passed
-            if res.success:
-                continue
-            bad = {h for h in part if not all(verdicts[h].values())}
-            unchecked = [h for h in part if h not in bad and expected - set(verdicts[h])]
-            if not bad:
-                errored = True  # a step raised: not a gate's verdict
-            elif unchecked and len(unchecked) < len(part):
-                print(f"  {len(bad)} hour(s) failed a gate; the run's other {len(unchecked)} hour(s) are run again "
-                      "without them, for their remaining gates and silver", flush=True)
-                rerun += unchecked
-        todo = split_runs(rerun)
-    return verdicts, errored
-
-
-def _print_hours(paths, hours: list[str], verdicts: dict[str, dict[str, bool]], *, first: int, total: int,
-                 expected: set[str]) -> list[str]:
-    """Print each hour's line (its ledger row and gates); return the hours whose gate failed."""
-    from lake.ledger import read_ledger
-
-    ledger = {r["landing_partition"]: r for r in read_ledger(paths, hours).to_pylist()}
-    failed = []
-    for i, key in enumerate(hours, first + 1):
-        checks = verdicts.get(key, {})
-        bad = sorted(name for name, passed in checks.items() if not passed)
-        missing = sorted(expected - set(checks))
-        if bad:
-            failed.append(key)
-            verdict = "FAILED: " + ", ".join(bad)
-        elif missing:
-            verdict = f"not checked: {', '.join(missing)}"
-        else:
-            verdict = "gates ok"
-        figures = ledger.get(key, {})
-        print(f"[{i:>4}/{total}] {key}  landed {figures.get('lines_landed', 0):>6}  "
-              f"bronze {figures.get('bronze_rows', 0):>6}  "
-              f"quarantined {figures.get('quarantined', 0):>4}  consent {figures.get('consent_dropped', 0):>4}  "
-              f"dups {figures.get('duplicates_dropped', 0):>4}  held {figures.get('held_for_audit', 0):>4}  {verdict}",
-              flush=True)
-    return failed
 
 
 def _print_summary(rows: list[dict]) -> None:
@@ -433,6 +287,37 @@ def _cmd_plan_check(args: argparse.Namespace) -> int:
     old = plan_at_revision(args.against, new.source)
     changes = check_version_bump(old, new)
     print(f"tracking plan {old.version} -> {new.version}: " + ("; ".join(map(str, changes)) or "no changes"))
+    return 0
+
+
+def _cmd_plan_changes(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from lake.contracts import load_plan
+    from lake.contracts.changes import schema_changes
+    from lake.contracts.history import plans_by_version
+    from lake.ingest import parse_partition_key
+    from lake.ledger import read_ledger
+    from lake.paths import LakePaths
+
+    if args.days < 1:
+        print("growthlake: --days must be at least 1", file=sys.stderr)
+        return 2
+    paths = LakePaths.from_root(args.root)
+    plan = load_plan(args.tracking_plan)
+    hours = sorted(read_ledger(paths).column("landing_partition").to_pylist())
+    if hours:
+        since = (parse_partition_key(hours[-1]) - timedelta(days=args.days)).strftime("%Y-%m-%d-%H:00")
+        hours = [h for h in hours if h > since]
+    history: dict | None = None
+
+    def plan_for_version(version: str):
+        nonlocal history
+        if history is None:
+            history = plans_by_version(plan.source)
+        return history.get(version)
+
+    print(schema_changes(paths, hours, plan=plan, plan_for_version=plan_for_version).render())
     return 0
 
 
@@ -568,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     pc = plsub.add_parser("check", parents=[common], help="fail on a breaking change without a major version bump")
     pc.add_argument("--against", default="HEAD", help="git revision to compare with (default HEAD)")
     pc.set_defaults(fn=_cmd_plan_check, needs=PLAN)
+    ch = plsub.add_parser("changes", parents=[common],
+                          help="properties new, missing or retyped in the landed lines, per plan version")
+    ch.add_argument("--days", type=int, default=7, help="landing days to look at, ending with the newest (default 7)")
+    ch.set_defaults(fn=_cmd_plan_changes, needs=READ | PLAN)
     return p
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 
 from orchestration.cli_settings import PII, PLAN, READ, UPDATE, WRITE
 
@@ -98,16 +99,22 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def decide_days(defs, instance, days, *, log_level: str = "WARNING") -> list[str]:
-    """Run the nightly loop decisions for each day through Dagster; return the days that failed."""
+def decide_days(defs, instance, days, *, log_level: str = "WARNING", config: dict | None = None) -> list[str]:
+    """Run the nightly loop decisions for each day through Dagster; return the days that failed.
+
+    ``config`` is the ``decide_loops`` op config (:class:`orchestration.loops.assets.LoopDecisionConfig`).
+    """
     import time
 
     job = defs.resolve_job_def("nightly_loops")
     failed = []
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if config:
+        run_config["ops"] = {"decide_loops": {"config": config}}
     for day in days:
         t0 = time.perf_counter()
         res = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-                                     run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
+                                     run_config=run_config)
         statuses = {e.asset_key.path[1]: e.materialization.metadata["status"].value
                     for e in res.get_asset_materialization_events()}
         bad = [c.check_name for c in res.get_asset_check_evaluations() if not c.passed]
@@ -142,10 +149,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     import polars as pl
 
     from growth_loops.loops import approvals as approvals_mod
-    from growth_loops.loops.closed_loop import decisions_frame, run_closed_loop
     from growth_loops.loops.runtime import EXPERIMENT_RESULTS, LoopSettings
-    from growth_loops.simulator.closed_loop import ClosedLoopConfig, PaywallEffect, truth_summary
     from lake import delta_io
+    from lake.ledger import read_ledger
+    from orchestration.cli import _instance, _print_summary
+    from orchestration.closed_loop import decisions_frame, run_closed_loop
+    from simulation.closed_loop import ClosedLoopConfig, PaywallEffect, truth_summary
 
     paths = _paths(args)
     start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))
@@ -165,7 +174,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                     print(f"           approved {r.loop} {r.policy_version} (as {_actor(args)})")
 
     result = run_closed_loop(paths, start=start, days=args.days, seed=args.seed, config=cfg,
-                             settings=LoopSettings(holdout_share=args.holdout), on_day=on_day)
+                             settings=LoopSettings(holdout_share=args.holdout), on_day=on_day,
+                             instance=_instance(args.settings), tracking_plan=args.tracking_plan, warehouse=True)
     summary = truth_summary(paths.root)
     results = pl.from_arrow(delta_io.read(paths.table("experiments", "results"), EXPERIMENT_RESULTS))
     assert isinstance(results, pl.DataFrame)
@@ -182,6 +192,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
           + (f" (first on {first_rollback})" if rolled.height else ""))
     print(f"onboarding: {json.dumps(summary.get('onboarding', {}), default=str)[:300]}")
     print(f"messages sent: {result.messages_sent}; audit: `growthlake audit`; approvals: `growthlake approvals list`")
+    _print_summary(read_ledger(paths).to_pylist())
+    if result.failed:
+        print(f"\n{len(result.failed)} step(s) failed a gate or did not reconcile: {', '.join(result.failed[:10])}"
+              f"{' …' if len(result.failed) > 10 else ''}\nInspect with `growthlake status`.", file=sys.stderr)
+        return 1
     return 0
 
 

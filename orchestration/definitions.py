@@ -6,8 +6,9 @@ import dagster as dg
 
 from orchestration import bronze, features, governance, loops, marts, reports, silver
 from orchestration.alerts import freshness_sla_sensor, run_failure_alert_sensor
+from orchestration.automation import AUTOMATION_SENSOR
 from orchestration.resources import LakeResource
-from orchestration.trust import data_trust_daily
+from orchestration.trust import TRUST_HOOKS, data_trust_daily
 
 __all__ = ["build_definitions", "defs"]
 
@@ -19,14 +20,16 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
     for that root when it is missing or stale — when Dagster loads the code location, never at import.
     """
     lake = lake or LakeResource()
+    materialized = [bronze.ingest_landing_hour, silver.build_silver_hour, marts.build_marts_assets(lake.paths()),
+                    features.materialize_features, loops.decide_loops, reports.board_report,
+                    governance.process_erasures]
     return dg.Definitions(
-        assets=[bronze.landing_events, bronze.ingest_landing_hour, silver.build_silver_hour,
-                marts.build_marts_assets(lake.paths()),
-                features.materialize_features, loops.decide_loops, reports.board_report, governance.process_erasures,
-                data_trust_daily],
-        asset_checks=[bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
-                      marts.oec_within_learned_band, governance.erased_subjects_absent,
-                      reports.board_reconciles_with_marts],
+        # The trust hooks on the assets and checks themselves, not only on the jobs: a run the automation sensor
+        # (or the UI's "Materialize") starts records its gates and alerts like a job's (a hook on both runs once).
+        assets=[bronze.landing_events, *(a.with_hooks(set(TRUST_HOOKS)) for a in materialized), data_trust_daily],
+        asset_checks=[c.with_hooks(set(TRUST_HOOKS)) for c in (
+            bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
+            marts.oec_within_learned_band, governance.erased_subjects_absent, reports.board_reconciles_with_marts)],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
               loops.nightly_loops_job, reports.nightly_report_job, governance.nightly_erasures_job,
               governance.nightly_maintenance_job],
@@ -34,7 +37,7 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
                    features.nightly_features_schedule, loops.nightly_loops_schedule,
                    reports.nightly_report_schedule, governance.nightly_erasures_schedule,
                    governance.nightly_maintenance_schedule],
-        sensors=[bronze.landing_files_sensor, freshness_sla_sensor, run_failure_alert_sensor],
+        sensors=[bronze.landing_files_sensor, freshness_sla_sensor, run_failure_alert_sensor, AUTOMATION_SENSOR],
         resources={"lake": lake, "dbt": marts.dbt_resource()},
     )
 

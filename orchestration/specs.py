@@ -9,9 +9,11 @@ __all__ = ["hourly_delta_spec"]
 
 
 def hourly_delta_spec(
-    key: dg.AssetKey, description: str, *, layer: str, upstream: dg.AssetKey | dg.AssetSpec
+    key: dg.AssetKey, description: str, *, layer: str, upstream: dg.AssetKey | dg.AssetSpec,
+    automation_condition: dg.AutomationCondition | None = None,
 ) -> dg.AssetSpec:
-    """An hourly-partitioned Delta table of a lake layer, grouped by layer, with its freshness SLA."""
+    """An hourly-partitioned Delta table of a lake layer, grouped by layer, with its freshness SLA (and the
+    automation condition that builds it, if any: orchestration/automation.py)."""
     return dg.AssetSpec(
         key,
         description=description,
@@ -20,4 +22,5 @@ def hourly_delta_spec(
         kinds={"delta", "polars"},
         freshness_policy=freshness(layer),
         partitions_def=hourly,
+        automation_condition=automation_condition,
     )

@@ -6,22 +6,25 @@ and ``growthlake run`` all leave the same record: per asset and step a row of
 joined in when read), and per check evaluation a row of ``observability/gate_evaluations`` with the
 data dates it covers; each failed gate of error severity raises one ``gate_failed`` alert
 (``lake.alerts``: a row, a log line, the webhook). Hooks run in the step's process right after it, for in-process and
-multiprocess executors alike. Assets materialized ad hoc from the UI (Dagster's implicit asset
-job) carry no hooks: materialize them through the jobs.
+multiprocess executors alike. The hooks are on the assets as well (``build_definitions``), so a run of
+Dagster's implicit asset job — the automation sensor's, the UI's "Materialize" — records the same.
 """
 
 import datetime as dt
 
 import dagster as dg
 
+from lake import delta_io
 from lake.alerts import gate_alerts, raise_alerts
 from lake.ingest import parse_partition_key
 from lake.ledger import read_entries
+from lake.paths import LakePaths
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
 from orchestration.freshness import freshness
 from orchestration.hours import HOUR_RANGE_TAGS
 
-__all__ = ["TRUST_HOOKS", "data_trust_daily", "record_trust_on_failure", "record_trust_on_success"]
+__all__ = ["TRUST_HOOKS", "data_trust_daily", "observe_data_trust", "record_trust_on_failure",
+           "record_trust_on_success"]
 
 data_trust_daily = dg.AssetSpec(
     ["observability", "data_trust_daily"],
@@ -32,6 +35,23 @@ data_trust_daily = dg.AssetSpec(
     freshness_policy=freshness("warehouse"),  # rewritten by every warehouse build
     metadata={"path": "delta/observability/data_trust_daily", "rule": "lake.trust.untrusted_days"},
 )
+
+
+
+def observe_data_trust(paths: LakePaths) -> dg.AssetObservation | None:
+    """The observation of ``observability/data_trust_daily`` (None while the table does not exist): its Delta
+    version is its data version, its last commit time ``dagster/last_updated_timestamp`` (what its freshness
+    is measured from). ``freshness_sla_sensor`` reports it whenever the version changed."""
+    table = delta_io.open_table(paths.data_trust_daily)
+    if table is None:
+        return None
+    (last,) = table.history(1)
+    committed = dt.datetime.fromtimestamp(last["timestamp"] / 1000, tz=dt.UTC)
+    return dg.AssetObservation(
+        asset_key=data_trust_daily.key, tags={"dagster/data_version": str(table.version())},
+        metadata={"delta_version": table.version(), "committed_at": committed.isoformat(timespec="seconds"),
+                  "dagster/last_updated_timestamp": dg.MetadataValue.timestamp(committed.timestamp())})
+
 
 _EVENTS = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
 

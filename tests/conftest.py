@@ -166,3 +166,69 @@ def redis_url():
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         _stop_server(proc)
+
+
+def _postgres_bindir() -> str | None:
+    """The Debian ``postgresql`` binaries (``/usr/lib/postgresql/<major>/bin``, newest), else ``initdb`` on PATH."""
+    import glob
+    import shutil
+    from pathlib import Path
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return str(Path(found[-1]).parent)
+    initdb = shutil.which("initdb")
+    return str(Path(initdb).parent) if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 (``initdb`` in a temporary folder, no fsync): its URL.
+
+    PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres`` user (whom
+    Debian's package creates) and its commands run through ``runuser``. Stopped by the postmaster's PID.
+    """
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    as_user: list[str] = []
+    folder = tempfile.mkdtemp(prefix="growthlake-pg-")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(folder)
+            pytest.skip("running as root and there is no `postgres` user to own the cluster (PostgreSQL refuses root)")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+        as_user = [shutil.which("runuser") or "runuser", "-u", "postgres", "--"]
+    data = f"{folder}/data"
+    subprocess.run([*as_user, f"{bindir}/initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                    "--no-sync"], check=True, capture_output=True)
+    port = _free_port()
+    # -k: the Unix socket in the temp folder (the package's /var/run/postgresql may not exist);
+    # fsync off: a test server, thrown away after the session.
+    proc = _start_server([*as_user, f"{bindir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
+                          "-k", folder, "-c", "fsync=off", "-c", "max_connections=200"], port, "postgres")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        try:  # the postmaster's PID, first line of postmaster.pid (the Popen is runuser's when root)
+            with open(f"{data}/postmaster.pid") as fh:
+                pid = int(fh.readline())
+            os.kill(pid, signal.SIGINT)  # fast shutdown
+            deadline = time.monotonic() + 30
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        except (OSError, ValueError):
+            pass
+        _stop_server(proc)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -116,12 +116,12 @@ def warehouse_from_one_batch(root: Path, *, users: int, days: int, seed: int) ->
     import os
     import secrets
 
-    from growth_loops.simulator import simulate
     from lake.contracts import load_plan
     from lake.ingest import ingest_partition, list_landing_partitions
     from lake.pii import PiiMasker
     from lake.silver import build_silver
     from lake.warehouse import build_warehouse
+    from simulation import simulate
 
     sim = LakePaths.from_root(root / "sim")
     simulate(sim.root, users=users, days=days, seed=seed)

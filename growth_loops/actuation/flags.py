@@ -382,28 +382,65 @@ def features_document_path(root: LakePaths | str | os.PathLike[str], name: str =
 
 
 def _local(path: str | os.PathLike[str]) -> Path:
+    return Path(os.fspath(path))
+
+
+def _object_store(path: str | os.PathLike[str]) -> tuple[Any, str] | None:
+    """``(pyarrow filesystem, path in it)`` for an object-store URI (``s3://…``), ``None`` for a local path.
+
+    The filesystem reads the store's settings from the environment (``AWS_*``), as the landing zone does.
+    """
     text = os.fspath(path)
-    if "://" in text:
-        raise ActuationError(f"features document {text}", "atomic publishing is implemented for local files only",
-                             "Publish locally and sync the file to the object store or CDN the product reads.")
-    return Path(text)
+    if "://" not in text:
+        return None
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(text)
+    except (OSError, ValueError) as exc:
+        raise ActuationError(f"features document {text}", f"its store cannot be opened ({exc})",
+                             "Check the URI and the store's settings (AWS_* variables).") from None
+
+
+def _read_object(store: tuple[Any, str]) -> bytes | None:
+    """The object's bytes, or ``None`` when it does not exist."""
+    import pyarrow.fs as pafs
+
+    fs, where = store
+    if fs.get_file_info(where).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(where) as src:
+        return src.read()
 
 
 def publish_features_document(doc: Mapping[str, Any], path: str | os.PathLike[str]) -> str:
-    """Write ``doc`` to ``path`` atomically as canonical JSON and return its content hash.
+    """Write ``doc`` to ``path`` (a local file or an ``s3://`` object) atomically as canonical JSON and
+    return its content hash.
 
-    Readers see the old document or the new one, never a partial file: the bytes go to a temp
-    file in the same directory, are fsynced, then ``os.replace`` swaps it in (and the directory
-    is fsynced so the rename survives a crash). When the file already holds exactly this content
-    it is left untouched (its mtime too), so pollers see no change.
+    On an object store the document is one PUT (atomic there). Locally, readers see the old document
+    or the new one, never a partial file: the bytes go to a temp file in the same directory, are
+    fsynced, then ``os.replace`` swaps it in (and the directory is fsynced so the rename survives a
+    crash). When the file (or object) already holds exactly this content it is left untouched (its
+    mtime too), so pollers see no change.
 
     Returns:
         sha256 (hex) of the canonical JSON — the file's bytes — equal for equal content.
     """
     _check_document(doc, "features document")
-    target = _local(path)
     data = canonical_json(doc).encode("utf-8")
     digest = hashlib.sha256(data).hexdigest()
+    store = _object_store(path)
+    if store is not None:
+        # An object store: one PUT of the whole document. S3 makes an object visible only once all of
+        # it is written (a multipart upload likewise on completion), so readers get the old bytes or
+        # the new ones, never a part; an unchanged document is not written again.
+        if _read_object(store) == data:
+            return digest
+        fs, where = store
+        with fs.open_output_stream(where, metadata={"Content-Type": "application/json"}) as out:
+            out.write(data)
+        return digest
+    target = _local(path)
     try:
         if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
             return digest
@@ -431,9 +468,16 @@ def load_features_document(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         ActuationError: The file is missing, not JSON, or not a features document.
     """
-    target = _local(path)
+    store = _object_store(path)
+    target: Path | str = os.fspath(path) if store is not None else _local(path)
     try:
-        doc = json.loads(target.read_bytes())
+        if store is not None:
+            raw = _read_object(store)
+            if raw is None:
+                raise FileNotFoundError(target)
+        else:
+            raw = Path(target).read_bytes()
+        doc = json.loads(raw)
     except FileNotFoundError:
         raise ActuationError(f"features document {target}", "it does not exist",
                              "Publish one with publish_features_document().") from None

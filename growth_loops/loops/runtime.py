@@ -21,9 +21,16 @@ loop it:
    passing verdicts;
 5. applies the caps (``loops.caps``): messages per person a week, and the loop's daily budget of
    costly actions; every cap that binds is audited;
-6. writes, idempotently: the loop's decisions (Delta, one partition per day), the audit log,
-   the message outbox, experiment results (with Holm-adjusted p-values across the loop's
-   metrics), the run record, and the GrowthBook features document.
+6. stages what it would write — the loops' decisions, audit records, messages, experiment
+   results (with Holm-adjusted p-values across the loop's metrics), run records and the
+   GrowthBook features document — and audits the staged decisions (:func:`audit_decisions`: the
+   GX suite ``loop_decisions`` and every decision's audit record), write-audit-publish through
+   ``lake.wap``;
+7. only when every loop's audit passed, publishes, idempotently: the features document, the
+   decisions (Delta, one partition per day), the message outbox, the audit log, the run records
+   and the experiment results. A failed audit publishes none of them (the product keeps the
+   previous flags, nothing is queued) and :func:`run_decisions` reports it in each run's
+   ``audit`` (the ``audited_<loop>`` check).
 
 Decisions taken for ``day`` act from the next day (the simulator reads the outbox at midnight).
 """
@@ -34,7 +41,7 @@ import datetime
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -63,8 +70,10 @@ from growth_loops.loops.lifecycle import stable_streak
 from growth_loops.loops.spec import LoopSpec
 from growth_loops.metrics import MetricLayer, load_metric_layer, mature_units, metric_stats, unit_values
 from lake import delta_io, trust
+from lake.ingest.audit import audit_hours, gx_auditor
 from lake.locks import table_lock
 from lake.paths import LakePaths
+from lake.wap import CheckOutcome, publish_if_audited
 
 __all__ = [
     "DECISIONS",
@@ -209,6 +218,8 @@ class LoopRun:
     approval_state: str
     outcome: Outcome
     note: str = ""
+    audit: CheckOutcome | None = None  # the audit of its staged decisions (``audited_<loop>``)
+    published: bool = False  # the day's writes were published (every loop's audit passed)
 
     @property
     def actuated(self) -> bool:
@@ -326,10 +337,9 @@ def run_decisions(paths: LakePaths, day: datetime.date, *, loops: Sequence[Loop]
                 if kept is not None:
                     doc["features"][loop.spec.target] = kept
         doc["features"] = dict(sorted(doc["features"].items()))
-        publish_features_document(doc, flag_path)
-        publish_features_document(doc, features_document_path(paths, f"features-{day.isoformat()}"))  # history
-        _write(ctx, runs, doc)
-    return runs
+        verdict = publish_if_audited(stage=lambda: _stage(ctx, runs, doc), audit=audit_decisions,
+                                     publish=lambda staged: _publish(ctx, staged))
+    return [replace(run, audit=verdict.check(f"audited_{run.loop}"), published=verdict.published) for run in runs]
 
 
 def _run_one(ctx: DayContext, loop: Loop) -> LoopRun:
@@ -442,10 +452,46 @@ def _holm(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
-    paths, day, now = ctx.paths, ctx.day, ctx.now
+@dataclass
+class StagedDay:
+    """What one decision run would publish (nothing written yet)."""
+
+    doc: dict
+    decisions: dict[str, pa.Table]  # loop -> its DECISIONS rows of the day
+    records: list[audit.AuditRecord]
+    messages: list[OutboxMessage]  # of the actuated loops
+    consented: set
+    run_rows: list[dict[str, Any]]
+    result_rows: list[dict[str, Any]]
+
+
+def audit_decisions(staged: StagedDay) -> list[CheckOutcome]:
+    """Per loop, the check ``audited_<loop>``: its staged decisions pass the GX suite ``loop_decisions``
+    (ids present and unique, an action, a propensity in [0, 1]) and each has its audit record.
+
+    Every loop's decisions are validated in one batch; only when it fails is each loop named by a
+    failing row validated alone (``lake.ingest.audit.audit_hours``, keyed by loop)."""
+    logged = {r.decision_id for r in staged.records if r.kind == "action"}
+    tables = [t for t in staged.decisions.values() if t.num_rows]
+    batch = audit_hours(gx_auditor, "loop_decisions", pa.concat_tables(tables), column="loop",
+                        parameters_for=lambda _loops: {}) if tables else None
+    checks = []
+    for loop, table in staged.decisions.items():
+        missing = sorted(set(table["decision_id"].to_pylist()) - logged)
+        failed = batch.failing.get(loop) if batch is not None else None
+        why = f"{table.num_rows} decisions, {len(missing)} without an audit record"
+        checks.append(CheckOutcome(f"audited_{loop}", failed is None and not missing,
+                                   why if failed is None else f"{why}; {failed.summary()}",
+                                   {"decisions": table.num_rows, "unaudited": len(missing)}))
+    return checks
+
+
+def _stage(ctx: DayContext, runs: list[LoopRun], doc: dict) -> StagedDay:
+    day, now = ctx.day, ctx.now
     records: list[audit.AuditRecord] = []
     run_rows, result_rows = [], []
+    decisions: dict[str, pa.Table] = {}
+    messages: list[OutboxMessage] = []
     consented = set(ctx.features("user_marketing").filter(pl.col("emails_opened_28d").is_not_null())["person_id"]) \
         if ctx.gate("user_marketing")[0] else set()
     for run in runs:
@@ -461,9 +507,7 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
             "action": d["action"], "propensity": d.get("propensity"), "actuated": actuated and d.get("actuated", True),
             "mode": "canary" if run.status == "canary" else "full", "decided_at": now,
         } for d in out.decisions]
-        delta_io.replace_where(paths.loop_decisions(loop), pa.Table.from_pylist(rows, schema=DECISIONS),
-                               f"day = '{day.isoformat()}'", partition_by=["day"], operation="loop-decisions",
-                               metadata={"loop": loop, "day": day.isoformat(), "rows": len(rows)})
+        decisions[loop] = pa.Table.from_pylist(rows, schema=DECISIONS)
         caps = {d.get("person_id") or d["action"]: d["cap"] for d in out.decisions if d.get("cap")}
         for r in rows:
             extra = {"cap": caps[r["person_id"] or r["action"]]} if (r["person_id"] or r["action"]) in caps else {}
@@ -496,7 +540,7 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
                 evidence=json.dumps({"promotion": out.evidence["promotion"], "ope": out.evidence.get("ope")},
                                     default=str)))
         if actuated and out.messages:
-            enqueue(paths, out.messages, consented=consented, now=now)
+            messages.extend(out.messages)
         result_rows += [{"day": day, "loop": loop, **r} for r in _holm(out.results)]
         flag_entry = doc["features"].get(out.flag.key) if out.flag is not None else None
         run_rows.append({
@@ -507,7 +551,22 @@ def _write(ctx: DayContext, runs: list[LoopRun], doc: dict) -> None:
             "flag": json.dumps(flag_entry, sort_keys=True) if flag_entry is not None else None,
             "note": run.note, "decided_at": now,
         })
-    audit.record(paths, records)
+    return StagedDay(doc, decisions, records, messages, consented, run_rows, result_rows)
+
+
+def _publish(ctx: DayContext, staged: StagedDay) -> None:
+    """Publish an audited day: the features document, then decisions, outbox, audit log, runs, results."""
+    paths, day, now = ctx.paths, ctx.day, ctx.now
+    publish_features_document(staged.doc, features_document_path(paths))
+    publish_features_document(staged.doc, features_document_path(paths, f"features-{day.isoformat()}"))  # history
+    for loop, table in staged.decisions.items():
+        delta_io.replace_where(paths.loop_decisions(loop), table, f"day = '{day.isoformat()}'", partition_by=["day"],
+                               operation="loop-decisions",
+                               metadata={"loop": loop, "day": day.isoformat(), "rows": table.num_rows})
+    if staged.messages:
+        enqueue(paths, staged.messages, consented=staged.consented, now=now)
+    audit.record(paths, staged.records)
+    run_rows, result_rows = staged.run_rows, staged.result_rows
     runs_uri = paths.table("decisions", "loop_runs")
     delta_io.replace_where(runs_uri, pa.Table.from_pylist(run_rows, schema=LOOP_RUNS), f"day = '{day.isoformat()}'",
                            partition_by=["day"], operation="loop-runs", metadata={"day": day.isoformat()})

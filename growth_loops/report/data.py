@@ -110,7 +110,7 @@ class ReportData:
     root: str
     oec: pl.DataFrame | None
     oec_note: str  # why there is no OEC frame ("" when there is)
-    results: list[dict[str, Any]]  # latest result per (experiment, metric), record expanded
+    results: list[dict[str, Any]]  # latest result per (experiment, metric), record expanded; ``true_abs`` when known
     runs: pl.DataFrame  # LOOP_RUNS
     guardrails: list[dict[str, Any]]  # one row per evaluated guardrail per loop run
     audit_kinds: pl.DataFrame  # decision_id, loop, kind, actor
@@ -142,7 +142,7 @@ def load_report_data(paths: LakePaths) -> ReportData:
         root=paths.root,
         oec=oec,
         oec_note=oec_note,
-        results=_latest_results(paths),
+        results=_with_true_effects(_latest_results(paths), read_true_effects(paths)),
         runs=runs,
         guardrails=[{"loop": r["loop"], "day": r["day"], **g} for r in runs.iter_rows(named=True)
                     for g in json.loads(r["guardrails"] or "[]")],
@@ -254,6 +254,41 @@ def _latest_results(paths: LakePaths) -> list[dict[str, Any]]:
         record = json.loads(row.pop("record") or "{}")
         rows.append({**record, **row})
     return rows
+
+
+TRUE_EFFECTS_FILE = "true_effects.json"
+"""Known true effects, beside the report: written by a simulator (``growthlake loops simulate``,
+``make demo``) so the report can show each measured lift beside the truth. A real product has none."""
+
+
+def true_effects_path(paths: LakePaths) -> Path:
+    """``$GROWTHLAKE_ROOT/reports/true_effects.json`` (a local root only)."""
+    return Path(paths.root) / "reports" / TRUE_EFFECTS_FILE
+
+
+def read_true_effects(paths: LakePaths) -> dict[tuple[str, str], float]:
+    """The known true absolute effects per (experiment, metric); empty when there is no such file.
+
+    The file: ``{"source": "...", "effects": [{"experiment": ..., "metric": ..., "abs": <float>}, ...]}``.
+    An unreadable file is reported as a GrowthlakeError saying which file and what to do.
+    """
+    if "://" in paths.root:
+        return {}
+    path = true_effects_path(paths)
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+        return {(e["experiment"], e["metric"]): float(e["abs"]) for e in doc["effects"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GrowthlakeError(f"{path} is not a true-effects file ({exc!r}): it needs "
+                              '{"effects": [{"experiment": ..., "metric": ..., "abs": <number>}]}; '
+                              "fix or delete it.") from None
+
+
+def _with_true_effects(rows: list[dict[str, Any]], truth: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
+    return [{**r, "true_abs": truth[(r["experiment"], r["metric"])]} if (r["experiment"], r["metric"]) in truth
+            else r for r in rows]
 
 
 def _decision_coverage(paths: LakePaths, runs: pl.DataFrame, audit_kinds: pl.DataFrame) -> tuple[int, int]:

@@ -119,19 +119,33 @@ def _section_lifts(d: ReportData) -> str:
         parts.append(_embed("loop_lifts", plots.plot_lifts(plotted), caption, "Forest plot of loop lifts"))
     else:
         parts.append(_note("No result has a relative lift yet (control means of 0): the absolute lifts are below."))
+    known = any("true_abs" in r for r in d.results)
     parts.append(_table(
         ["loop", "experiment", "metric", "day", "n control / treatment", "absolute lift [95% CI]",
-         "relative lift [95% CI]", "chance to win", "SRM"],
+         *(["true absolute lift (simulator)"] if known else []), "relative lift [95% CI]", "chance to win", "SRM"],
         ([r["loop"], r["experiment"], r["metric"], r["day"],
           f"{fmt.text(r['n_control'])} / {fmt.text(r['n_treatment'])}",
           fmt.with_interval(r, "abs", lambda v: fmt.num(v, 3)),
+          *([_truth_cell(r)] if known else []),
           fmt.with_interval(r, "rel", lambda v: fmt.pct(v, signed=True)),
           fmt.pct(r.get("chance_to_win"), 0),
           ("FLAGGED" if r.get("srm_flagged") else "ok") + (f" (p={fmt.num(r['srm_p_value'], 3)})"
                                                          if fmt.finite(r.get("srm_p_value")) else "")]
          for r in d.results),
-        caption="Latest result per experiment and metric"))
+        caption="Latest result per experiment and metric"
+                + ("; the true lift is the simulator's known effect (reports/true_effects.json), and whether the "
+                   "95% interval covers it" if known else "")))
     return "".join(parts)
+
+
+def _truth_cell(r: dict[str, Any]) -> str:
+    """The known true absolute lift, and whether the measured interval covers it."""
+    if "true_abs" not in r:
+        return "-"
+    low, high = r.get("abs_ci_low"), r.get("abs_ci_high")
+    if not (fmt.finite(low) and fmt.finite(high)):
+        return fmt.num(r["true_abs"], 3)
+    return f"{fmt.num(r['true_abs'], 3)} ({'inside' if low <= r['true_abs'] <= high else 'outside'} the interval)"
 
 
 def _section_guardrails(d: ReportData) -> str:

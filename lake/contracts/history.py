@@ -10,7 +10,7 @@ import yaml
 from lake.contracts.plan import TrackingPlan
 from lake.errors import TrackingPlanError
 
-__all__ = ["plan_at_revision", "previous_plan_revision"]
+__all__ = ["plan_at_revision", "plans_by_version", "previous_plan_revision"]
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -43,3 +43,23 @@ def previous_plan_revision(plan_path: str | Path) -> str | None:
         return "HEAD" if tracked else None
     commits = _git(top, "log", "--format=%H", "-n", "2", "--", rel).split()
     return f"{commits[1]}" if len(commits) > 1 else None
+
+
+def plans_by_version(plan_path: str | Path, *, limit: int = 50) -> dict[str, TrackingPlan]:
+    """Every version of the plan its git history holds (newest commit of each version wins), at most
+    ``limit`` commits back; empty when the file is not in a git repository (an installed package)."""
+    path = Path(plan_path).resolve()
+    try:
+        top = Path(_git(path.parent, "rev-parse", "--show-toplevel").strip())
+        rel = path.relative_to(top).as_posix()
+        commits = _git(top, "log", "--format=%H", "-n", str(limit), "--", rel).split()
+    except (subprocess.CalledProcessError, FileNotFoundError, ValueError):
+        return {}
+    out: dict[str, TrackingPlan] = {}
+    for commit in commits:
+        try:
+            plan = plan_at_revision(commit, path)
+        except TrackingPlanError:
+            continue
+        out.setdefault(plan.version, plan)
+    return out

@@ -14,7 +14,13 @@ from lake.erasure.delta_tables import TableErasure, discover_tables, erase_table
 from lake.erasure.errors import ErasureError, ErasureIncomplete
 from lake.erasure.landing import erase_landing
 from lake.erasure.record import subject_hash, write_record
-from lake.erasure.stores import erase_online_store, erase_warehouse, leftover_files, scrub_loose_files
+from lake.erasure.stores import (
+    erase_online_store,
+    erase_warehouse,
+    leftover_files,
+    scrub_loose_files,
+    scrub_loose_objects,
+)
 from lake.erasure.subject import Subject, resolve_subject, validate_subject_id
 from lake.locks import table_lock
 from lake.paths import LakePaths
@@ -194,11 +200,6 @@ def erase_person(
     """
     started = time.perf_counter()
     user_id = validate_subject_id(user_id)
-    if not paths.is_local:
-        raise ErasureError(
-            f"erasure needs a local storage root ({paths.root} is an object store): the landing "
-            "rewrite, the warehouse and the online store are local files. Run it where the root is mounted."
-        )
     masker = masker or PiiMasker(pii_key_from_env(paths))
     if plan is None:
         from lake.contracts import load_plan
@@ -252,11 +253,15 @@ def erase_person(
             paths, landing.partitions, plan=plan, masker=masker
         )
 
-        report.files = scrub_loose_files(paths, subject)
+        if paths.is_local:
+            report.files = scrub_loose_files(paths, subject)
         report.online_rows = erase_online_store(paths, subject)
         report.warehouse = erase_warehouse(paths, subject)
 
-        leftovers = leftover_files(paths, subject, plan=plan)
+        if paths.is_local:
+            leftovers = leftover_files(paths, subject, plan=plan)
+        else:  # the bucket's loose objects and the local folder's files, then what is left anywhere
+            report.files, leftovers = scrub_loose_objects(paths, subject, plan=plan)
         report.completed_at = datetime.now(UTC)
         report.elapsed_s = time.perf_counter() - started
         write_record(

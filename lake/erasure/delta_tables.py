@@ -109,7 +109,20 @@ class TableErasure:
 
 
 def discover_tables(paths: LakePaths) -> list[str]:
-    """Relative paths (``layer/table``, ``loops/<loop>/decisions``) of every Delta table, sorted."""
+    """Relative paths (``layer/table``, ``loops/<loop>/decisions``) of every Delta table, sorted.
+
+    On an object store, the tables are the prefixes holding a ``_delta_log/`` (one recursive listing).
+    """
+    if not paths.is_local:
+        import pyarrow.fs as pafs
+
+        fs, base_key = pafs.FileSystem.from_uri(f"{paths.root}/delta")
+        tables = set()
+        for info in fs.get_file_info(pafs.FileSelector(base_key, recursive=True, allow_not_found=True)):
+            rel = info.path[len(base_key) + 1:]
+            if "/_delta_log/" in f"/{rel}":
+                tables.add(f"/{rel}".split("/_delta_log/", 1)[0].lstrip("/"))
+        return sorted(t for t in tables if t)
     base = Path(paths.root, "delta")
     found = []
     for folder, dirs, _ in os.walk(base):

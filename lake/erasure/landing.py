@@ -11,7 +11,8 @@ Their lines are replaced by **blank lines**, not removed: ingestion skips blank 
 (``lake.ledger.count_landed_lines``), so every other line keeps its number, and the
 ``_source_file`` / ``_line_number`` of every remaining bronze and quarantine row still points at
 the right line. Files are rewritten atomically (a hidden temporary file in the same folder — the
-landing listing ignores names starting with ``.`` — then ``os.replace``), gzip files stay gzip.
+landing listing ignores names starting with ``.`` — then ``os.replace``; on an object store one PUT
+replaces the object whole), gzip files stay gzip.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def erase_landing(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> 
     if not needles:
         return out, subject
     for key, f, convert in landed_files(paths, plan=plan):
-        data = read_landed(f.path)
+        data = read_landed(f.path, paths)
         if not any(n in data for n in needles):
             continue
         lines = data.split(b"\n")
@@ -75,7 +76,7 @@ def erase_landing(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> 
                 lines[i] = b""
                 removed += 1
         if removed:
-            _replace(f.path, b"\n".join(lines))
+            _replace(f.path, b"\n".join(lines), paths)
             out.lines_removed += removed
             out.files_rewritten.append(f.relative)
             if key not in out.partitions:
@@ -90,23 +91,32 @@ def landing_leftovers(paths: LakePaths, subject: Subject, *, plan: TrackingPlan)
     if not needles:
         return found
     for _, f, convert in landed_files(paths, plan=plan):
-        data = read_landed(f.path)
+        data = read_landed(f.path, paths)
         if any(n in data for n in needles) and any(
             (ids := parse_landed_line(raw, convert)) is not None and subject.owns(ids)
             for raw in data.split(b"\n")
             if any(n in raw for n in needles)
         ):
-            found.append(Path(os.path.relpath(f.path, paths.root)).as_posix())
+            found.append(f"landing/events/{f.relative}")
     return found
 
 
-def _replace(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (gzip when the name ends in ``.gz``)."""
+def _replace(path: str, data: bytes, paths: LakePaths) -> None:
+    """Write ``data`` to ``path`` atomically (gzip when the name ends in ``.gz``): on an object store one
+    PUT, which replaces the object as a whole (readers get the old bytes or the new ones)."""
+    if path.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    if not paths.is_local:
+        from lake.landing import landing_fs
+
+        with landing_fs(paths)[0].open_output_stream(path) as sink:
+            sink.write(data)
+        return
     target = Path(path)
     tmp = target.with_name(f".{target.name}.erasing-{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "wb") as sink:
-            sink.write(gzip.compress(data, mtime=0) if path.endswith(".gz") else data)
+            sink.write(data)
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(tmp, target)

@@ -158,9 +158,17 @@ def parse_record(text: str) -> LineIds:
 # -- the landing zone ------------------------------------------------------------------------------
 
 
-def read_landed(path: str) -> bytes:
-    """The bytes of a landing file (gunzipped when its name ends in ``.gz``)."""
-    data = Path(path).read_bytes()
+def read_landed(path: str, paths: LakePaths | None = None) -> bytes:
+    """The bytes of a landing file (gunzipped when its name ends in ``.gz``); ``path`` as
+    :func:`lake.landing.list_landing_files` gives it, in the landing filesystem of ``paths`` (local when
+    ``paths`` is None or a local root, else the object store's)."""
+    if paths is not None and not paths.is_local:
+        from lake.landing import landing_fs
+
+        with landing_fs(paths)[0].open_input_stream(path) as src:
+            data = src.read()
+    else:
+        data = Path(path).read_bytes()
     return gzip.decompress(data) if path.endswith(".gz") else data
 
 

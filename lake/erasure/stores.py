@@ -46,7 +46,7 @@ from lake.paths import LakePaths
 if TYPE_CHECKING:
     from lake.contracts.plan import TrackingPlan
 
-__all__ = ["erase_online_store", "erase_warehouse", "leftover_files", "scrub_loose_files"]
+__all__ = ["erase_online_store", "erase_warehouse", "leftover_files", "scrub_loose_files", "scrub_loose_objects"]
 
 _SKIP_TOP = ("delta", "landing", "_locks")  # Delta tables and landing have their own erasure
 
@@ -224,7 +224,7 @@ def erase_warehouse(paths: LakePaths, subject: Subject) -> dict[str, int]:
         Rows deleted per ``schema.table``, and rows redacted per ``schema.table (redacted)`` (only
         tables that had some).
     """
-    if not paths.is_local or not Path(paths.warehouse).exists() or not _prefilter(subject):
+    if not Path(paths.warehouse).exists() or not _prefilter(subject):  # local, for an object-store root too
         return {}
     import duckdb
 
@@ -392,3 +392,41 @@ def leftover_files(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) ->
             if pattern.search(data):
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
+
+
+def scrub_loose_objects(paths: LakePaths, subject: Subject, *, plan: TrackingPlan) -> tuple[dict[str, int], list[str]]:
+    """An object-store root's loose files: those of the bucket outside ``delta/`` and ``landing/`` (copied
+    to a temporary folder, scrubbed there by :func:`scrub_loose_files`, the changed ones PUT back whole)
+    and those of its local folder (``GROWTHLAKE_LOCAL_DIR``: reports, dbt's logs), scrubbed in place.
+
+    Returns:
+        What :func:`scrub_loose_files` returns (bucket files relative to the root, local ones prefixed
+        ``local:``), and what :func:`leftover_files` finds afterwards, the landing objects included.
+    """
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    fs, base = pafs.FileSystem.from_uri(paths.root)
+    out: dict[str, int] = {}
+    left: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="growthlake-erase-") as tmp:
+        for info in fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True)):
+            rel = info.path[len(base) + 1:]
+            if info.type != pafs.FileType.File or rel.split("/", 1)[0] in _SKIP_TOP:
+                continue
+            local = Path(tmp, rel)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            pafs.copy_files(info.path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        mirror = LakePaths.from_root(tmp)
+        changed = scrub_loose_files(mirror, subject)
+        for rel in changed:
+            with fs.open_output_stream(f"{base}/{rel}") as sink:  # one PUT: the object is replaced whole
+                sink.write(Path(tmp, rel).read_bytes())
+        out.update(changed)
+        left += leftover_files(mirror, subject, plan=plan)  # the mirror has no landing/: the bucket's below
+    left += landing_leftovers(paths, subject, plan=plan)
+    local_dir = LakePaths.from_root(paths.local_dir)
+    out.update({f"local:{k}": v for k, v in scrub_loose_files(local_dir, subject).items()})
+    left += [f"local:{f}" for f in leftover_files(local_dir, subject, plan=plan)]
+    return out, sorted(left)

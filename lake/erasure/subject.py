@@ -219,7 +219,7 @@ class _Landed:
         self._searched.update(new)
         needles = [n.encode() for n in new]
         for _, f, convert in landed_files(self._paths, plan=self._plan):
-            data = read_landed(f.path)
+            data = read_landed(f.path, self._paths)
             if not any(n in data for n in needles):
                 continue
             for i, raw in enumerate(data.split(b"\n")):

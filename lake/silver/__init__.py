@@ -10,6 +10,7 @@ Three Delta tables below ``$GROWTHLAKE_ROOT/delta/silver/``:
 derives them from all of bronze. The frame functions are public for tests and notebooks.
 """
 
+from lake.silver.audit import SILVER_CHECKS, SilverGate
 from lake.silver.build import SILVER_LOCK, SilverResult, build_silver, rebuild_silver
 from lake.silver.changes import BronzeChanges, bronze_changes
 from lake.silver.sessions import SESSION_GAP, session_id, sessionize
@@ -29,7 +30,9 @@ __all__ = [
     "BuildState",
     "IdentityUpdate",
     "SESSION_GAP",
+    "SILVER_CHECKS",
     "SILVER_LOCK",
+    "SilverGate",
     "SilverResult",
     "bronze_changes",
     "build_silver",

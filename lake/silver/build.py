@@ -8,10 +8,20 @@ claim (every machine's: a conflict-checked Delta commit, ``lake.silver.claim``):
    build that crashed before recording its state (see ``lake.silver.state``);
 2. reads only the bronze rows added since that version (``lake.silver.changes``) — a long
    backlog in bounded steps of consecutive bronze commits, steps 2–4 once per step;
-3. commits identity_map (append, or rewrite when a link changes), then events (new rows
-   appended; event_date partitions holding re-attributed rows overwritten whole), then the
-   affected session_date partitions of sessions;
+3. stages what identity_map, events and sessions would receive (frames in memory), audits the
+   staged frames with the silver GX suites (``lake.silver.audit``), and only then commits
+   identity_map (append, or rewrite when a link changes), then events (new rows appended;
+   event_date partitions holding re-attributed rows overwritten whole), then the affected
+   session_date partitions of sessions — write-audit-publish through ``lake.wap``;
 4. records the new state — the commit point.
+
+A step whose audit fails commits nothing. When the events suite names the landing hours whose own
+rows fail (as bronze does, ``lake.ingest.audit``), the step is staged and audited again without
+them and the other hours are published; the held hours' rows are not. Either way the build stops
+there and the state keeps the bronze version of the last fully published step (recording the
+tables' new versions, so nothing is rolled back): the next build reprocesses the step — the rows
+already published change nothing — and publishes the held hours once they pass. (Without a
+previous state the whole step is held: a state cannot record "bronze before its first commit".)
 
 A rerun with nothing new commits nothing; a rerun after ``kill -9`` between any two commits
 rolls back and redoes the same build. ``rebuild_silver`` derives all three tables from the whole
@@ -32,6 +42,7 @@ from lake.ledger import read_ledger
 from lake.locks import table_lock
 from lake.paths import LakePaths
 from lake.schemas import SILVER_EVENTS, SILVER_IDENTITY_MAP, SILVER_SESSIONS
+from lake.silver.audit import SILVER_CHECKS, SilverGate, StagedStep, audit_step, held_hours
 from lake.silver.changes import BronzeChanges, bronze_changes, change_steps, step_rows
 from lake.silver.claim import silver_claim
 from lake.silver.sessions import sessionize
@@ -43,9 +54,18 @@ from lake.silver.state import (
     table_versions,
     write_state,
 )
-from lake.silver.steps import EVENT_LAYOUT, apply_events, apply_identity, apply_sessions
+from lake.silver.steps import (
+    EVENT_LAYOUT,
+    commit_events,
+    commit_identity,
+    commit_sessions,
+    stage_events,
+    stage_identity,
+    stage_sessions,
+)
 from lake.silver.tables import Tables, to_arrow
 from lake.silver.transform import link_candidates, silver_events
+from lake.wap import CheckOutcome, publish_if_audited
 
 __all__ = ["SILVER_LOCK", "SilverResult", "build_silver", "rebuild_silver"]
 
@@ -74,6 +94,10 @@ class SilverResult:
         landing_partitions: landing hours of the bronze rows (re)processed — the rows this build
             added carry one of them in ``_landing_partition`` (what the silver gates validate).
         event_dates: event dates of those rows.
+        gates: the verdict of each silver check over the build (the first failure, else the last pass).
+        held_hours: landing hours whose rows failed the audit and were not published (hour -> why);
+            the build stopped at the step holding them.
+        published_hours: landing hours whose rows were published (audited and committed).
     """
 
     events_written: int = 0
@@ -89,16 +113,25 @@ class SilverResult:
     mode: str = "incremental"
     landing_partitions: list[str] = field(default_factory=list)
     event_dates: list = field(default_factory=list)
+    gates: dict[str, CheckOutcome] = field(default_factory=dict)
+    held_hours: dict[str, str] = field(default_factory=dict)
+    published_hours: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int | float | str | None]:
         """Plain figures (CLI output, Dagster metadata)."""
-        lists = ("rolled_back", "landing_partitions", "event_dates")
+        lists = ("rolled_back", "landing_partitions", "event_dates", "gates", "held_hours", "published_hours")
         return ({k: v for k, v in self.__dict__.items() if k not in lists}
-                | {"rolled_back": len(self.rolled_back), "landing_partitions": len(self.landing_partitions)})
+                | {"rolled_back": len(self.rolled_back), "landing_partitions": len(self.landing_partitions),
+                   "held_hours": len(self.held_hours)})
+
+    def _record(self, checks: list[CheckOutcome]) -> None:
+        for check in checks:
+            if check.name not in self.gates or self.gates[check.name].passed:
+                self.gates[check.name] = check
 
 
 def build_silver(paths: LakePaths, *, since_version: int | None = None,
-                 landing_partitions: list[str] | None = None) -> SilverResult:
+                 landing_partitions: list[str] | None = None, gate: SilverGate | None = None) -> SilverResult:
     """Bring silver/identity_map, silver/events and silver/sessions up to date with bronze.
 
     Args:
@@ -111,9 +144,12 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
             not already hold, after it, in steps of whole hours of at most
             ``GROWTHLAKE_SILVER_STEP_ROWS`` rows (as the ledger counts them); a no-op when
             nothing changed.
+        gate: how each staged step is audited before it is committed (default: the silver GX
+            suites, with the event names of the tracking plan ``load_plan()`` reads).
 
     Returns:
-        What the build wrote. ``bronze_version`` is the bronze version silver now reflects.
+        What the build wrote. ``bronze_version`` is the bronze version silver now reflects;
+        ``held_hours`` the landing hours whose rows failed the audit (nothing of theirs published).
 
     Raises:
         SilverStateError: a crashed build cannot be rolled back (run :func:`rebuild_silver`).
@@ -122,6 +158,10 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
     if since_version is not None and since_version < 0:
         raise ValueError(f"since_version must be a bronze/events version (>= 0), got {since_version}")
     started = time.perf_counter()
+    if gate is None:
+        from lake.contracts import load_plan
+
+        gate = SilverGate(planned_events=tuple(load_plan().event_names))
     with table_lock(paths, SILVER_LOCK), silver_claim(paths) as claim:
         tables = Tables()
         state = read_state(paths, tables)
@@ -145,18 +185,22 @@ def build_silver(paths: LakePaths, *, since_version: int | None = None,
             for hour, n in _rows_per_hour(changes.rows).items():
                 covered[hour] = covered.get(hour, 0) + n
             claim.renew()
-            state = _step(paths, tables, changes, state, result)
+            state = _step(paths, tables, changes, state, result, gate)
             since = changes.version
             del changes
+            if result.held_hours:
+                break  # the state stays before this step: later steps wait for it
         # The hours asked for whose rows the change set did not hold (a rerun, a backfill of hours
         # silver already reflects) are reprocessed too, in bounded steps of whole hours.
-        if landing_partitions and result.bronze_version is not None:
+        if landing_partitions and result.bronze_version is not None and not result.held_hours:
             for hours in _reprocessing_steps(paths, landing_partitions, covered):
                 changes = bronze_changes(paths, since_version=since, landing_partitions=hours)
                 claim.renew()
-                state = _step(paths, tables, changes, state, result)
+                state = _step(paths, tables, changes, state, result, gate)
                 since = changes.version
                 del changes
+                if result.held_hours:
+                    break
     result.elapsed_s = time.perf_counter() - started
     return result
 
@@ -186,32 +230,76 @@ def _reprocessing_steps(paths: LakePaths, hours: list[str], covered: dict[str, i
 
 
 def _step(paths: LakePaths, tables: Tables, changes: BronzeChanges, state: BuildState | None,
-          result: SilverResult) -> BuildState | None:
-    """Apply one step's bronze rows and record the state it reached (the step's commit point)."""
+          result: SilverResult, gate: SilverGate) -> BuildState | None:
+    """Apply one step's bronze rows and record the state it reached (the step's commit point).
+
+    When the audit held rows of the step, the state keeps the previous bronze version (and records the
+    tables' versions after what was published), so the next build reprocesses the step."""
     assert changes.version is not None
     result.bronze_version = changes.version
     result.bronze_rows_read += changes.rows.num_rows
+    held: dict[str, str] = {}
     if changes.rows.num_rows:
         rows: pl.DataFrame = pl.from_arrow(changes.rows)  # type: ignore[assignment]
         result.landing_partitions = sorted({*result.landing_partitions,
                                             *rows["_landing_partition"].unique().to_list()})
         result.event_dates = sorted({*result.event_dates, *rows["event_date"].unique().to_list()})
-        _apply(paths, tables, rows, changes.version, result)
+        held = _apply(paths, tables, rows, changes.version, result, gate, partial=state is not None)
         del rows
+    if held:
+        result.held_hours.update(held)
+        result.bronze_version = state.bronze_version if state is not None else None
+        if state is not None and table_versions(paths, tables) != recorded_versions(state):
+            state = write_state(paths, tables, bronze_version=state.bronze_version, mode="incremental")
+        return state
     moved = state is None or state.bronze_version != changes.version
     if moved or table_versions(paths, tables) != recorded_versions(state):  # type: ignore[arg-type]
         state = write_state(paths, tables, bronze_version=changes.version, mode="incremental")
     return state
 
 
-def _apply(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, bronze_version: int, result: SilverResult) -> None:
+def _apply(paths: LakePaths, tables: Tables, bronze: pl.DataFrame, bronze_version: int, result: SilverResult,
+           gate: SilverGate, *, partial: bool) -> dict[str, str]:
+    """Stage, audit and commit one step (``lake.wap``). Returns the landing hours held (hour -> why).
+
+    When the events suite names failing hours (and ``partial``), the step is staged and audited again
+    without their rows and the rest is published; any other failure holds every hour of the step."""
     meta = {"bronze_version": bronze_version}
-    identity = apply_identity(paths, tables, bronze, metadata=meta)
+    held: dict[str, str] = {}
+    while True:
+        verdict = publish_if_audited(
+            stage=lambda rows=bronze: _stage(paths, tables, rows),  # type: ignore[misc]
+            audit=lambda staged: audit_step(gate, staged),
+            publish=lambda staged: _commit(paths, tables, staged, meta, result))
+        result._record(verdict.checks)
+        hours = set(bronze["_landing_partition"].unique().to_list())
+        if verdict.published:
+            result.published_hours = sorted({*result.published_hours, *hours})
+            return held
+        failing = held_hours(verdict.checks)
+        others_failed = any(not c.passed for c in verdict.checks if c.name != SILVER_CHECKS["events"])
+        if partial and failing and not others_failed and set(failing) < hours:
+            held.update(failing)
+            bronze = bronze.filter(~pl.col("_landing_partition").is_in(sorted(failing)))
+            continue
+        reason = verdict.summary()
+        return held | {hour: failing.get(hour, reason) for hour in sorted(hours)}
+
+
+def _stage(paths: LakePaths, tables: Tables, bronze: pl.DataFrame) -> StagedStep:
+    identity = stage_identity(paths, tables, bronze)
+    events = stage_events(paths, tables, bronze, identity)
+    return StagedStep(identity, events, stage_sessions(paths, tables, events))
+
+
+def _commit(paths: LakePaths, tables: Tables, staged: StagedStep, meta: dict, result: SilverResult) -> None:
+    commit_identity(paths, tables, staged.identity, metadata=meta)
     failpoint("silver_after_identity_commit")
-    events = apply_events(paths, tables, bronze, identity.previous_person, metadata=meta)
+    events = commit_events(paths, tables, staged.events, metadata=meta)
     failpoint("silver_after_events_commit")
-    sessions = apply_sessions(paths, tables, events.dirty, metadata=meta)
+    sessions = commit_sessions(paths, tables, staged.sessions, metadata=meta)
     failpoint("silver_after_sessions_commit")
+    identity = staged.identity
     result.identities_added += identity.added
     result.identities_changed += identity.changed
     result.events_written += events.new_rows + events.reattributed_rows

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from lake.ingest import IngestionResult, ingest_range
-from orchestration.bronze.partitions import hourly
+from orchestration.bronze.partitions import WRITER_POOL, hourly
 from orchestration.freshness import freshness
 from orchestration.hours import HourCheck, check_events, hourly_backfill, run_hours
 from orchestration.resources import LakeResource
@@ -57,6 +57,7 @@ def _spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
     ],
     partitions_def=hourly,
     backfill_policy=hourly_backfill,
+    pool=WRITER_POOL,  # one writer step at a time across machines, once the instance limits the pool
 )
 def ingest_landing_hour(context: dg.AssetExecutionContext, lake: LakeResource):
     """Ingest landing hours exactly once, a range in one pass (write-audit-publish: gates run before anything

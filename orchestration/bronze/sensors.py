@@ -1,30 +1,64 @@
-"""A sensor that ingests a landing hour again whenever new batch files arrive in it."""
+"""The landing sensor: observes the landing folders (the freshness of ``landing/events``) and ingests an hour
+again whenever new batch files arrive in it."""
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from lake.ingest import list_landing_files, list_landing_partitions, parse_partition_key
+from lake.landing import LandingFile
+from lake.ledger import read_entries
+from orchestration.bronze.assets import landing_events
 from orchestration.bronze.schedules import bronze_ingestion_job
 from orchestration.resources import LakeResource
 
-__all__ = ["landing_files_sensor"]
+__all__ = ["LOOKBACK", "landing_files_sensor", "landing_observation"]
 
 LOOKBACK = timedelta(days=3)
+DATA_VERSION_TAG = "dagster/data_version"  # an observation's data version (Dagster's tag for it)
 
 
-@dg.sensor(job=bronze_ingestion_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
-def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-    """Request a run per landing hour (last 3 days) whose set of batch files changed."""
+def landing_observation(key: str, files: list[LandingFile]) -> dg.AssetObservation:
+    """The observation of one landing hour: its data version is a digest of its file listing (names and
+    sizes), ``dagster/last_updated_timestamp`` the newest file's modification time (what its freshness is
+    measured from: a collector that stops delivering makes landing stale, however often it is observed)."""
+    digest = hashlib.sha256("|".join(f"{f.relative}:{f.size}" for f in files).encode()).hexdigest()[:16]
+    stamps = [f.modified for f in files if f.modified is not None]
+    newest = max(stamps) if stamps else None
+    metadata: dict[str, dg.RawMetadataValue] = {"files": len(files), "bytes": sum(f.size for f in files)}
+    if newest is not None:
+        metadata["dagster/last_updated_timestamp"] = dg.MetadataValue.timestamp(newest.timestamp())
+        metadata["newest_file_at"] = newest.isoformat(timespec="seconds")
+    return dg.AssetObservation(asset_key=landing_events.key, partition=key, metadata=metadata,
+                               tags={DATA_VERSION_TAG: digest})
+
+
+@dg.sensor(job=bronze_ingestion_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Observe each landing hour of the last 3 days (file listing -> data version, newest file -> "
+                       "freshness of landing/events) and run hourly_ingestion for an hour whose files changed.")
+def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    """Per landing hour (last 3 days) whose set of batch files changed since the last tick: one observation of
+    ``landing/events``; and a run request of each hour whose files are not those its ledger row says were
+    ingested (an hour `growthlake run` already took in is not run again)."""
     paths = lake.paths()
     horizon = datetime.now(UTC) - LOOKBACK
-    for key in list_landing_partitions(paths):
-        if parse_partition_key(key) < horizon:
-            continue
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current: dict[str, str] = {}
+    requests, observations = [], []
+    recent = [key for key in list_landing_partitions(paths) if parse_partition_key(key) >= horizon]
+    ingested = {key: sorted(entry.files) for key, entry in read_entries(paths, recent).items()} if recent else {}
+    for key in recent:
         files = list_landing_files(paths, key)
         if not files:
             continue
-        digest = hashlib.sha256("|".join(f"{f.relative}:{f.size}" for f in files).encode()).hexdigest()[:16]
-        # The run key makes Dagster skip a request it already made for this exact set of files.
-        yield dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key)
+        observation = landing_observation(key, files)
+        digest = observation.tags[DATA_VERSION_TAG]
+        current[key] = digest
+        if ingested.get(key) != sorted(f.relative for f in files):
+            # The run key makes Dagster skip a request it already made for this exact set of files.
+            requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
+        if seen.get(key) != digest:
+            observations.append(observation)
+    return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(current, sort_keys=True))

@@ -12,6 +12,7 @@ import dagster as dg
 
 from growth_loops.features import VIEWS, FeatureStore
 from growth_loops.features.views import FeatureView
+from orchestration.automation import nightly_after_gates
 from orchestration.freshness import freshness
 from orchestration.gates import require_gated_silver
 from orchestration.resources import LakeResource
@@ -20,6 +21,7 @@ from orchestration.silver.assets import SILVER_EVENTS_KEY, SILVER_SESSIONS_KEY
 __all__ = ["FEATURE_KEYS", "FeatureMaterializationConfig", "daily", "materialize_features"]
 
 daily = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
+NIGHTLY_CRON = "0 3 * * *"  # daily partitions close at midnight UTC; late hours land by then
 
 _SOURCES = {"silver.events": SILVER_EVENTS_KEY, "silver.sessions": SILVER_SESSIONS_KEY}
 FEATURE_KEYS = {view.name: dg.AssetKey(["features", view.name]) for view in VIEWS}
@@ -41,6 +43,8 @@ def _spec(view: FeatureView) -> dg.AssetSpec:
         owners=[_owner(view.owner)],
         freshness_policy=freshness("features"),
         partitions_def=daily,
+        # The day that just closed, at 03:00 UTC, once none of its silver hours failed a gate (automation.py)
+        automation_condition=nightly_after_gates(NIGHTLY_CRON),
         metadata={
             "source": view.source,
             "ttl_hours": view.ttl.total_seconds() / 3600,

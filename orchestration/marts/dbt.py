@@ -21,6 +21,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from lake.dbt_manifest import build_target_dir, prepare_manifest
 from lake.paths import LakePaths
 from lake.warehouse import DBT_PROJECT_DIR, LAKE_ROOT_VAR, WAREHOUSE_PATH_VAR, dbt_build_args, staged_warehouse
+from orchestration.automation import warehouse_after_gates
 from orchestration.freshness import freshness
 from orchestration.gates import require_gated_silver
 from orchestration.resources import LakeResource
@@ -60,6 +61,7 @@ class GrowthlakeDbtTranslator(DagsterDbtTranslator):
             key=dg.AssetKey([layer, props["name"]]),
             group_name=layer,
             freshness_policy=freshness(layer if layer == "marts" else "warehouse"),
+            automation_condition=warehouse_after_gates(),
         )
 
 

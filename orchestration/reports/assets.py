@@ -3,6 +3,7 @@
 import dagster as dg
 
 from growth_loops.report import build_report
+from orchestration.automation import after_gates
 from orchestration.freshness import freshness
 from orchestration.loops.assets import LOOP_KEYS
 from orchestration.resources import LakeResource
@@ -19,6 +20,8 @@ REPORT_KEY = dg.AssetKey(["reports", "board"])
     group_name="reports",
     kinds={"html", "matplotlib"},
     freshness_policy=freshness("reports"),
+    # new decisions or marts, their gates passed (built with the marts; after the loops' own run)
+    automation_condition=after_gates(wait_for=dg.AssetSelection.groups("loops")),
     description="OEC trends, loop lifts with intervals, guardrails and rollbacks, data trust, quarantine "
                 "reasons, and the playbook's four board questions answered from the data.",
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -12,8 +11,6 @@ import pytest
 from lake.alerts import (
     Alert,
     LogNotifier,
-    WebhookNotifier,
-    notifier_from_env,
     raise_alerts,
     read_alerts,
 )
@@ -102,29 +99,49 @@ def test_sensor_records_alerts_and_is_registered(lake, monkeypatch):
     ctx = dg.build_sensor_context(instance=instance, definitions=defs,
                                   resources={"lake": LakeResource(root=paths.root)})
     result = freshness_sla_sensor(ctx)
-    assert "1 new alert" in result.skip_message
+    assert result.skip_reason is not None and "1 new alert" in result.skip_reason.skip_message
     assert read_alerts(paths)["subject"].to_list() == ["silver/events"]
 
 
-def test_webhook_notifier_posts_each_new_alert(paths, webhook, monkeypatch):
-    url, received = webhook
-    monkeypatch.setenv("GROWTHLAKE_ALERT_WEBHOOK", url)
-    notifier = notifier_from_env()
-    assert isinstance(notifier, WebhookNotifier) and notifier.url == url
-    alert = _alert()
-    assert raise_alerts(paths, [alert]) == 1  # notifier from the environment
-    assert raise_alerts(paths, [alert]) == 0  # not new: not notified again
-    assert len(received) == 1
-    assert received[0]["alert_id"] == alert.alert_id and received[0]["subject"] == "silver/events"
-    monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK")
-    assert isinstance(notifier_from_env(), LogNotifier)
+def test_an_asset_never_updated_breaches_once_its_sla_passed_since_first_seen(lake, monkeypatch):
+    """A fresh install is not alerted at once: each never-updated asset gets its own SLA from when the sensor
+    first saw it (kept in the cursor), then breaches like a stale one: the hourly layers after 2 h (warn) and
+    3-4 h (fail), the nightly ones not before 26 h."""
+    paths, defs, instance = lake
+    monkeypatch.delenv("GROWTHLAKE_ALERT_WEBHOOK", raising=False)
+    start = datetime.now(UTC)
+    clock = {"now": start}
 
+    class _Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock["now"]
 
-def test_failing_webhook_still_writes_the_row(paths, caplog):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with caplog.at_level(logging.WARNING, logger="growthlake.alerts"):
-        assert raise_alerts(paths, [_alert()], WebhookNotifier(f"http://127.0.0.1:{port}/", timeout=2)) == 1
-    assert read_alerts(paths).height == 1
-    assert any("webhook failed" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr("orchestration.alerts.datetime", _Clock)
+
+    def tick(cursor):
+        with dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor,
+                                     resources={"lake": LakeResource(root=paths.root)}) as ctx:
+            return freshness_sla_sensor(ctx)
+
+    first = tick(None)
+    assert "0 asset(s) over" in first.skip_reason.skip_message  # fresh install: nothing alerted
+    clock["now"] = start + timedelta(hours=1, minutes=50)
+    assert tick(first.cursor).skip_reason.skip_message.startswith("0 asset(s)")  # within every warn window
+    clock["now"] = start + timedelta(hours=4, minutes=10)
+    late = tick(first.cursor)
+    alerts = read_alerts(paths)
+    # every hourly layer never updated: landing (4 h fail), bronze and silver (3 h fail)
+    assert {"landing/events", "bronze/events", "silver/events"} <= set(alerts["subject"].to_list())
+    landing = alerts.filter(alerts["subject"] == "landing/events").row(0, named=True)
+    assert landing["severity"] == "fail" and "never updated nor observed" in landing["detail"]
+    assert not any(s.startswith(("marts/", "features/")) for s in alerts["subject"].to_list())  # 26 h+: not yet
+    # the cursor keeps the first sighting: the same breach next tick adds nothing
+    assert "0 new alert" in tick(late.cursor).skip_reason.skip_message
+    # landing observed (as the landing sensor reports it): measured from its newest file, no longer alerted
+    instance.report_runless_asset_event(dg.AssetObservation(
+        asset_key=dg.AssetKey(["landing", "events"]), partition="2026-12-01-00:00",
+        metadata={"dagster/last_updated_timestamp": dg.MetadataValue.timestamp(clock["now"].timestamp())}))
+    subjects = {a.subject for a in evaluate_freshness(instance, defs, paths, clock["now"],
+                                                      first_seen={"landing/events": start})}
+    assert "landing/events" not in subjects

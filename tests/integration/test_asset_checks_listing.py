@@ -1,5 +1,7 @@
 """The listing test: every asset the definitions can materialize has a blocking check, and every dbt
-test is an asset check — error severity (so blocking) unless named below with the reason."""
+test is an asset check — error severity (so blocking) unless named below with the reason; every asset has a
+freshness policy that is evaluated (it is materialized, or observed by a running sensor), and every asset
+the definitions materialize has an automation condition unless named below with the reason."""
 
 from __future__ import annotations
 
@@ -7,13 +9,24 @@ import json
 
 import dagster as dg
 
-# Assets the definitions cannot materialize, so no check of this code location can gate them.
-# Their freshness and observation are issue 19's point 6; a new external asset must be named here.
+# Assets the definitions cannot materialize, so no check of this code location can gate them (a check
+# runs after a materialization of its asset; these are written outside any run). A new external asset
+# must be named here.
 EXTERNAL = {
     "landing/events": "external: files the collector writes; gated at ingestion (gx_bronze_events, "
                       "ledger_reconciles, the drift and rate gates on bronze/events)",
     "observability/data_trust_daily": "external: written by the trust hooks of every run, read by dbt "
                                       "(stg_observability__data_trust_daily, whose tests gate it)",
+}
+
+# External assets and the sensor (running by default) whose observations their freshness is measured from.
+OBSERVED_BY = {"landing/events": "landing_files_sensor", "observability/data_trust_daily": "freshness_sla_sensor"}
+
+# Materialized assets without an automation condition, and what builds them instead.
+NOT_AUTOMATED = {
+    key: "landing_files_sensor runs hourly_ingestion for every landing hour of the last 3 days whose files "
+         "changed (late files included, which a condition on the newest hour would miss)"
+    for key in ("bronze/events", "bronze/quarantine", "bronze/ingestion_ledger")
 }
 
 # dbt tests that stay warn-level (non-blocking); README "Dagster" says why.
@@ -55,3 +68,29 @@ def test_every_dbt_test_is_an_asset_check_with_error_severity_unless_named(defin
         assert by_name[name].blocking == (name not in WARN_TESTS), name
     marts = [n for n, spec in by_name.items() if n in tests and spec.asset_key.path[0] == "marts"]
     assert len(marts) >= 19 and not set(marts) & set(WARN_TESTS)
+
+
+def test_every_asset_has_a_freshness_policy_that_is_evaluated(definitions):
+    graph = definitions.get_repository_def().asset_graph
+    sensors = {s.name: s for s in definitions.sensors or []}
+    for key in graph.get_all_asset_keys():
+        node, name = graph.get(key), key.to_user_string()
+        assert node.freshness_policy is not None, f"{name} has no freshness policy"
+        if not node.is_materializable:
+            sensor = sensors[OBSERVED_BY[name]]  # KeyError: an external asset nothing observes
+            assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
+    assert sensors["freshness_sla_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_every_materialized_asset_has_an_automation_condition_unless_named(definitions):
+    graph = definitions.get_repository_def().asset_graph
+    manual = sorted(k.to_user_string() for k in graph.get_all_asset_keys()
+                    if graph.get(k).is_materializable and graph.get(k).automation_condition is None)
+    assert manual == sorted(NOT_AUTOMATED)
+    sensors = {s.name: s for s in definitions.sensors or []}
+    automation = [s for s in sensors.values() if isinstance(s, dg.AutomationConditionSensorDefinition)]
+    assert [s.default_status for s in automation] == [dg.DefaultSensorStatus.RUNNING]
+    assert sensors["landing_files_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["run_failure_alert_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    # every schedule stays off by default: the automation builds the layers, a schedule would build them twice
+    assert all(s.default_status != dg.DefaultScheduleStatus.RUNNING for s in definitions.schedules or [])

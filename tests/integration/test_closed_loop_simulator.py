@@ -15,18 +15,18 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from growth_loops.simulator.closed_loop import (
+from lake.contracts import load_plan
+from lake.errors import ConfigError
+from lake.ingest import ingest_partition, list_landing_partitions
+from lake.ledger import read_ledger, verify_partition
+from lake.silver import build_silver
+from simulation.closed_loop import (
     ClosedLoopConfig,
     ClosedLoopSimulator,
     read_message_truth,
     read_truth,
     truth_summary,
 )
-from lake.contracts import load_plan
-from lake.errors import ConfigError
-from lake.ingest import ingest_partition, list_landing_partitions
-from lake.ledger import read_ledger, verify_partition
-from lake.silver import build_silver
 
 START = date(2026, 3, 2)
 # Fewer in-app actions than the default: the statistical tests need many trials, not many page views.

@@ -26,7 +26,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from growth_loops.simulator import simulate
 from lake.contracts import load_plan
 from lake.ingest import columnar, parallel
 from lake.ingest.formats import converters_for
@@ -35,6 +34,7 @@ from lake.landing import iter_lines, list_landing_files, list_landing_partitions
 from lake.paths import LakePaths
 from lake.pii import PiiMasker
 from lake.settings import Settings
+from simulation import simulate
 from tests.helpers import UA_IPHONE
 from tests.integration.test_ingest_property import (
     CANONICAL_FIELDS,

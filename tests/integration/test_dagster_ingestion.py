@@ -143,13 +143,21 @@ def test_sensor_requests_a_run_when_an_hours_files_change(paths):
     sensor = build_definitions(lake=LakeResource(root=paths.root)).resolve_sensor_def("landing_files_sensor")
     with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(),
                                  resources={"lake": LakeResource(root=paths.root)}) as ctx:
-        first = list(sensor(ctx))
+        tick = sensor(ctx)
+        first = tick.run_requests
         assert [r.partition_key for r in first] == [key]
-        again = list(sensor(ctx))
-        assert again[0].run_key == first[0].run_key  # same files: Dagster skips a repeated run key
+        # the hour is observed once (landing/events' freshness and data version), not again while unchanged
+        assert [(o.asset_key.to_user_string(), o.partition) for o in tick.asset_events] == [("landing/events", key)]
+        ctx.update_cursor(tick.cursor)
+        again = sensor(ctx)
+        assert again.run_requests[0].run_key == first[0].run_key  # same files: Dagster skips a repeated run key
+        assert again.asset_events == []
         write_batch(paths, key, [event()], name="batch-2.jsonl")
-        changed = list(sensor(ctx))
-        assert changed[0].run_key != first[0].run_key
+        changed = sensor(ctx)
+        assert changed.run_requests[0].run_key != first[0].run_key
+        (observed,) = changed.asset_events
+        assert observed.tags["dagster/data_version"] != tick.asset_events[0].tags["dagster/data_version"]
+        assert observed.metadata["files"].value == 2
 
 
 def test_a_half_volume_hour_fails_the_volume_gate_and_silver_does_not_run(paths):

@@ -8,12 +8,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from growth_loops.simulator import simulate
 from lake.contracts import load_plan
 from lake.ingest import ingest_partition, list_landing_partitions
 from lake.silver import build_silver
 from orchestration.definitions import build_definitions
 from orchestration.resources import LakeResource
+from simulation import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from lake.errors import ConfigError, WarehouseBuildFailed, WarehouseBusy
+from lake.errors import ConfigError, WarehouseAuditFailed, WarehouseBuildFailed, WarehouseBusy
 from lake.paths import LakePaths
 from lake.warehouse import (
     DBT_PROJECT_DIR,
@@ -46,6 +46,8 @@ from lake.warehouse import (
     build_warehouse,
     dbt_build_args,
     dbt_env,
+    oec_audit,
+    read_warehouse_verdict,
     staged_warehouse,
 )
 
@@ -343,6 +345,27 @@ def test_failing_dbt_test_keeps_the_previous_warehouse(built, tmp_path):
     assert _digest(paths.warehouse) == before and os.stat(paths.warehouse).st_ino == inode
     assert len(_query(paths.warehouse, "select * from marts.fct_daily_oec")) == 16
     assert not list(Path(paths.root).glob("warehouse.duckdb.building-*"))
+
+
+def test_failing_gx_audit_keeps_the_previous_warehouse(built, tmp_path):
+    """The GX suite runs on the private copy before the swap: a failing suite publishes nothing."""
+    assert [(c.name, c.passed) for c in built[1].checks] == [("gx_fct_daily_oec", True)]
+    paths = _copy_lake(built[0], tmp_path / "lake")
+    before, inode = _digest(paths.warehouse), os.stat(paths.warehouse).st_ino
+    # a daily-active-users band no day of the scenario reaches: the real suite, deliberately wrong parameters
+    with pytest.raises(WarehouseAuditFailed) as failure:
+        build_warehouse(paths, audit=oec_audit(band=(1e6, 1e7)))
+    assert failure.value.failed == ["gx_fct_daily_oec"]
+    assert "was left unchanged" in str(failure.value) and "active_users" in str(failure.value)
+    assert _digest(paths.warehouse) == before and os.stat(paths.warehouse).st_ino == inode
+    assert len(_query(paths.warehouse, "select * from marts.fct_daily_oec")) == 16
+    assert not list(Path(paths.root).glob("warehouse.duckdb.building-*"))
+    verdict = read_warehouse_verdict(paths)
+    assert verdict is not None and not verdict["published"] and not verdict["checks"][0]["passed"]
+
+    rebuilt = build_warehouse(paths)  # the cause removed (the learned band): the build is swapped in
+    assert os.stat(paths.warehouse).st_ino != inode
+    assert read_warehouse_verdict(paths)["build_id"] == rebuilt.build_id  # type: ignore[index]
 
 
 def test_a_read_write_session_blocks_the_build_with_a_clear_error(built, tmp_path):

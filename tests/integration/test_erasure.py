@@ -26,9 +26,7 @@ from deltalake import DeltaTable
 from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
 from growth_loops.features import FeatureStore
 from growth_loops.loops import approvals
-from growth_loops.loops.closed_loop import run_closed_loop
 from growth_loops.loops.runtime import LoopSettings
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake import delta_io
 from lake.erasure import ERASURES, erase_person, pending_requests
 from lake.erasure.delta_tables import discover_tables
@@ -38,8 +36,10 @@ from lake.schemas import BRONZE_EVENTS
 from lake.silver import build_silver
 from lake.silver.state import unaudited_tables
 from lake.warehouse import build_warehouse
+from orchestration.closed_loop import run_closed_loop
 from orchestration.definitions import build_definitions
 from orchestration.resources import LakeResource
+from simulation.closed_loop import ClosedLoopConfig
 from tests.helpers import event, write_batch
 
 pytestmark = pytest.mark.slow

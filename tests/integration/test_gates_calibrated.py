@@ -14,12 +14,12 @@ import pytest
 
 from expectations.anomaly import load_config, volume_verdict
 from expectations.landing_gates import judge_landing_hour, volume_history_keys
-from growth_loops.simulator import simulate
 from lake.contracts import load_plan
 from lake.ingest import ingest_range, list_landing_partitions
 from lake.ledger import read_ledger
 from lake.pii import PiiMasker, pii_key_from_env
 from lake.profiles import Profile, profile_hours
+from simulation import simulate
 from tests.integration.test_silver_build import passing_gate
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,11 @@ from growth_loops.actuation import document_hash, features_document_path, load_f
 from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
 from growth_loops.experiments import in_holdout_many, welch
 from growth_loops.loops import approvals, audit
-from growth_loops.loops.closed_loop import decisions_frame, run_closed_loop
 from growth_loops.loops.data import read_events
 from growth_loops.loops.runtime import DECISIONS, EXPERIMENT_RESULTS, LOOP_RUNS, LoopSettings, run_decisions
-from growth_loops.simulator.closed_loop import ClosedLoopConfig, PaywallEffect, read_truth
 from lake import delta_io
+from orchestration.closed_loop import decisions_frame, run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig, PaywallEffect, read_truth
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ import pytest
 
 from growth_loops.actuation import OutboxMessage, enqueue, pending
 from growth_loops.loops import approvals, audit
-from growth_loops.loops.closed_loop import run_closed_loop
 from growth_loops.loops.runtime import DECISIONS, DayContext, Loop, LoopSettings, Mode, Outcome, run_decisions
 from growth_loops.loops.spec import ApprovalPolicy, Budget, LoopSpec
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake import delta_io
+from orchestration.closed_loop import run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ class Offers(Loop):
 
 
 def test_caps_bind_before_actuation_and_every_binding_is_audited(paths):
-    run_closed_loop(paths, start=START, days=3, seed=9, config=CONFIG, settings=LoopSettings(), loops=[])
+    run_closed_loop(paths, start=START, days=3, seed=9, config=CONFIG, settings=LoopSettings(), decide=False)
     now = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(0, 30), tzinfo=dt.UTC)
     loop = Offers()
     approvals.request(paths, "offers", "v1", evidence={}, now=now - dt.timedelta(hours=2))

@@ -11,10 +11,10 @@ from growth_loops.actuation import document_hash, features_document_path, load_f
 from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
 from growth_loops.features import FeatureStore
 from growth_loops.loops import approvals, audit
-from growth_loops.loops.closed_loop import run_closed_loop
 from growth_loops.loops.runtime import LoopSettings, run_decisions
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake import delta_io
+from orchestration.closed_loop import run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 from tests.feature_helpers import at, silver_event, write_events
 
 pytestmark = pytest.mark.slow

@@ -26,11 +26,11 @@ from growth_loops.actuation import (
 )
 from growth_loops.loops import approvals, audit, runtime
 from growth_loops.loops.catalog import ChurnPrevention, OnboardingBandit
-from growth_loops.loops.closed_loop import decisions_frame, run_closed_loop
 from growth_loops.loops.guardrails import GuardrailVerdict
 from growth_loops.loops.runtime import LoopSettings, run_decisions
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from orchestration.cli import main
+from orchestration.closed_loop import decisions_frame, run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 
 pytestmark = pytest.mark.slow
 
@@ -132,7 +132,7 @@ def _verdict(metric: str, verdict: str) -> GuardrailVerdict:
 
 
 def test_an_auto_loop_leaves_its_canary_only_on_powered_passing_guardrails(paths, monkeypatch):
-    run_closed_loop(paths, start=START, days=5, seed=9, config=CONFIG, settings=LoopSettings(), loops=[])
+    run_closed_loop(paths, start=START, days=5, seed=9, config=CONFIG, settings=LoopSettings(), decide=False)
     script = {  # what the guardrails say each day, per loop
         START: ("insufficient_evidence", "pass"),
         START + dt.timedelta(days=1): ("pass", "pass"),

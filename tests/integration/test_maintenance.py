@@ -91,13 +91,6 @@ def test_vacuum_keeps_what_time_travel_within_the_retention_needs(lake):
     assert DeltaTable(lake.bronze_events, version=old_version).to_pyarrow_dataset().count_rows() == rows
 
 
-def test_maintenance_refuses_an_object_store_root_with_what_to_do():
-    from lake.paths import LakePaths
-
-    with pytest.raises(ValueError, match="lifecycle rules"):
-        maintain_tables(LakePaths.from_root("s3://growthlake-test/lake"))
-
-
 def test_the_nightly_maintenance_job_runs_under_dagster(lake):
     import dagster as dg
 

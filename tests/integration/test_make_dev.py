@@ -25,12 +25,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BARE_PATH = "/usr/local/bin:/usr/bin:/bin"  # what a new shell has: no .venv/bin
 LOAD_TIMEOUT_S = 300  # a loaded 2-core CI machine: make install's checks, dbt parse, then the code server
+# landing sensor (60 s) -> hourly_ingestion run -> automation tick (30 s) -> dbt build, each run a subprocess
+MARTS_TIMEOUT_S = 420
 
 QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message stack }
     ... on RepositoryLocation { repositories { name
       assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
-      jobs { name } schedules { name } sensors { name } } } } } } } }"""
+      jobs { name } schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } } } } }"""
 
 
 def _free_port() -> int:
@@ -72,8 +74,9 @@ def _stop_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def _loaded_location(env: dict[str, str], log: Path) -> dict:
-    """Start `make dev` and return the code location entry once the webserver reports it."""
+def _loaded_location(env: dict[str, str], log: Path, then=None) -> dict:
+    """Start `make dev` and return the code location entry once the webserver reports it (``then(port, log)``
+    runs before the server is stopped)."""
     port = _free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(["make", "-C", str(REPO), "dev"], env={**env, "DAGSTER_PORT": str(port)},
@@ -85,6 +88,8 @@ def _loaded_location(env: dict[str, str], log: Path) -> dict:
             answer = _graphql(port)
             entries = (answer or {}).get("data", {}).get("workspaceOrError", {}).get("locationEntries") or []
             if entries and entries[0].get("locationOrLoadError") is not None:
+                if then is not None:
+                    then(port, log)
                 return entries[0]
             time.sleep(1)
         raise AssertionError(f"the code location did not load within {LOAD_TIMEOUT_S}s: {log.read_text()[-3000:]}")
@@ -125,6 +130,12 @@ def _assert_everything_loaded(entry: dict, root: Path) -> None:
     assert {"governance/erasures:erased_subjects_absent", "reports/board:board_reconciles_with_marts",
             "marts/fct_daily_oec:assert_oec_revenue_reconciles_with_payments"} <= shown["checks"]
     assert {"marts/fct_daily_oec", "bronze/events", "loops/paywall/decisions"} <= shown["assets"]
+    # out of the box: the landing sensor, the alerts and the automation run; every schedule is off (the
+    # automation builds the layers a schedule would build a second time)
+    running = {s["name"] for s in repo["sensors"] if s["sensorState"]["status"] == "RUNNING"}
+    assert running == {"landing_files_sensor", "freshness_sla_sensor", "run_failure_alert_sensor",
+                       "growthlake_automation"}
+    assert {s["scheduleState"]["status"] for s in repo["schedules"]} == {"STOPPED"}
 
 
 def _checkout_files() -> set[str]:
@@ -143,14 +154,15 @@ def test_make_dev_loads_every_definition_on_a_fresh_lake_with_a_bare_path(tmp_pa
 
 @pytest.mark.slow
 def test_make_dev_loads_every_definition_after_make_demo(tmp_path):
-    """`make demo` (a small one: 40 users, 1 day), then `make dev` on the lake it left, then `growthlake
-    status` over every layer it built."""
-    env = _bare_env(tmp_path, DEMO_USERS="40", DEMO_DAYS="1")
+    """`make demo` (a small one: 40 visitors a day, 2 days of the closed loop), then `make dev` on the lake it
+    left, then `growthlake status` over every layer it built."""
+    env = _bare_env(tmp_path, DEMO_ARRIVALS="40", DEMO_DAYS="2")
     before = _checkout_files()
     demo = subprocess.run(["make", "-C", str(REPO), "demo"], env=env, capture_output=True, text=True, timeout=900)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "leaked semaphore" not in demo.stderr
     assert "partitions reconciled" in demo.stdout
+    assert "report written to" in demo.stdout
 
     entry = _loaded_location(env, tmp_path / "dev.log")
     _assert_everything_loaded(entry, tmp_path / "lake")
@@ -168,3 +180,47 @@ def test_make_dev_loads_every_definition_after_make_demo(tmp_path):
     assert len(loops) == 4, out
     assert _checkout_files() == before  # dbt wrote its target and logs under the storage root
     assert list((tmp_path / "lake" / "_dbt" / "builds").iterdir())
+
+
+@pytest.mark.slow
+def test_make_dev_turns_files_dropped_into_landing_into_marts_without_a_click(tmp_path):
+    """Out of the box: `make dev` on a fresh lake, then a landing hour written as a collector would — the
+    landing sensor ingests it, the automation builds the warehouse; nobody clicks anything."""
+    from datetime import UTC, datetime, timedelta
+
+    import duckdb
+
+    from lake.ingest import partition_key
+    from lake.paths import LakePaths
+    from tests.helpers import event, write_batch
+
+    paths = LakePaths.from_root(tmp_path / "lake")
+    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    ts, rec = hour.strftime("%Y-%m-%dT%H:15:00Z"), hour.strftime("%Y-%m-%dT%H:15:02Z")
+    lines = [event(props={"path": f"/p{i}"}, ts=ts, received=rec, anonymous_id=f"anon-{i % 5}",
+                   user_id=f"usr-{i % 5}" if i % 2 else None) for i in range(30)]
+    seen: dict[str, float] = {}
+
+    def drop_files_and_wait(port: int, log: Path) -> None:
+        started = time.monotonic()
+        write_batch(paths, partition_key(hour), lines)
+        deadline = started + MARTS_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if Path(paths.warehouse).exists():
+                try:
+                    con = duckdb.connect(paths.warehouse, read_only=True)
+                    try:
+                        rows = con.execute("select count(*) from staging.stg_silver__events").fetchone()[0]
+                    finally:
+                        con.close()
+                except duckdb.Error:
+                    rows = 0  # not built yet
+                if rows == len(lines):
+                    seen["marts_after_s"] = time.monotonic() - started
+                    return
+            time.sleep(3)
+        raise AssertionError(f"no marts {MARTS_TIMEOUT_S}s after the files landed: {log.read_text()[-3000:]}")
+
+    entry = _loaded_location(_bare_env(tmp_path), tmp_path / "dev.log", then=drop_files_and_wait)
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+    assert seen["marts_after_s"] < MARTS_TIMEOUT_S

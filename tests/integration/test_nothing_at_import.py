@@ -1,8 +1,8 @@
-"""Nothing happens at import: importing any module of lake/, growth_loops/, expectations/ or
+"""Nothing happens at import: importing any module of lake/, growth_loops/, simulation/, expectations/ or
 orchestration/ reads no environment variable, writes none, starts no subprocess and writes no file.
 
 A fresh interpreter (a subprocess, so nothing is imported yet) records, then imports every module of
-the four packages: every read of ``os.environ`` made by this project's code (or of a ``GROWTHLAKE_*``,
+the five packages: every read of ``os.environ`` made by this project's code (or of a ``GROWTHLAKE_*``,
 ``AWS_*`` or ``DBT_*`` variable by anyone on its behalf), every write, and every ``subprocess.Popen``,
 while a frame of this project that is not itself an ``import`` statement is on the stack (a library's
 own import-time work is that library's business; a library called by this project's module code is not).
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("lake", "growth_loops", "expectations", "orchestration")
+PACKAGES = ("lake", "growth_loops", "simulation", "expectations", "orchestration")
 
 PROBE = r'''
 import json, linecache, os, pkgutil, subprocess, sys, importlib

@@ -15,7 +15,6 @@ import dagster as dg
 import orjson
 import pytest
 
-from growth_loops.simulator import simulate
 from lake.landing import list_landing_files, list_landing_partitions
 from lake.ledger import read_ledger
 from lake.paths import LakePaths
@@ -23,6 +22,7 @@ from orchestration.bronze.checks import QUARANTINE_RATE
 from orchestration.definitions import build_definitions
 from orchestration.hours import HOUR_RANGE_TAGS, split_runs
 from orchestration.resources import LakeResource
+from simulation import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -22,15 +22,15 @@ import duckdb
 import pytest
 
 from growth_loops.loops import approvals, audit
-from growth_loops.loops.closed_loop import run_closed_loop
 from growth_loops.loops.runtime import LoopSettings
 from growth_loops.report import BOARD_QUESTIONS, SECTIONS, build_report
-from growth_loops.simulator.closed_loop import ClosedLoopConfig
 from lake.contracts import load_plan
 from lake.ingest import ingest_partition
 from lake.paths import LakePaths
 from lake.pii import PiiMasker, pii_key_from_env
 from lake.warehouse import build_warehouse
+from orchestration.closed_loop import run_closed_loop
+from simulation.closed_loop import ClosedLoopConfig
 from tests.helpers import every_fault_batch, write_batch
 
 pytestmark = pytest.mark.xdist_group("report")  # one worker builds the shared lake once

@@ -78,10 +78,10 @@ def test_landing_to_marts_features_outbox_and_report_on_s3(s3_root, tmp_path):
     from growth_loops.actuation.messages import OutboxMessage, enqueue, outbox_path, pending
     from growth_loops.features import FeatureStore
     from growth_loops.report import build_report
-    from growth_loops.simulator import simulate
     from lake.landing import list_landing_partitions
     from orchestration.definitions import build_definitions
     from orchestration.resources import LakeResource
+    from simulation import simulate
 
     paths, fs, bucket = s3_root
     local = tmp_path / "local"

@@ -7,9 +7,9 @@ from datetime import date
 import polars as pl
 import pytest
 
-from growth_loops.simulator import simulate
 from lake.ingest import ingest_partition, list_landing_partitions
 from lake.silver import build_silver
+from simulation import simulate
 from tests.integration.test_silver_build import assert_exactly_once_and_equal_to_rebuild, passing_gate, versions
 
 pytestmark = pytest.mark.slow

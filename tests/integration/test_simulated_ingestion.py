@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from growth_loops.simulator import simulate
 from lake.ingest import ingest_partition, list_landing_partitions
 from lake.ledger import read_ledger, verify_partition
+from simulation import simulate
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from growth_loops.simulator import FAULT_KINDS, SimulatorConfig, simulate
 from lake.errors import ConfigError
+from simulation import FAULT_KINDS, SimulatorConfig, simulate
 
 PLAN_PATH = Path(__file__).resolve().parents[2] / "lake" / "contracts" / "tracking_plan.yaml"
 START = date(2026, 11, 4)  # a Wednesday: both weekends of a 14-day run have a Friday and a Monday around them

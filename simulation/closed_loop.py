@@ -1,6 +1,6 @@
 """A day-stepped, closed-loop product simulator with known true effects.
 
-Unlike :func:`growth_loops.simulator.simulate` (whole journeys at once), this model advances one UTC
+Unlike :func:`simulation.simulate` (whole journeys at once), this model advances one UTC
 day per :meth:`ClosedLoopSimulator.step`, and each day reads the actuation outbox of the growth
 loops — a GrowthBook features document and the sent messages — so decisions taken for day ``d-1``
 change what users do from day ``d``. The effects of every intervention are configured
@@ -76,7 +76,7 @@ from .catalog import (
     SIGNUP_METHODS,
     USER_AGENTS,
 )
-from .config import default_hourly_profile
+from .config import ProductModel, default_hourly_profile
 from .formats import MS_DAY, MS_HOUR, MS_MINUTE, TimestampFormatter, short_hex, uuid4_str
 from .writer import LandingWriter
 
@@ -135,8 +135,9 @@ def _default_status_activity() -> dict[str, float]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClosedLoopConfig:
-    """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`).
+class ClosedLoopConfig(ProductModel):
+    """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`); the
+    product's shared parameters (prices, trial, billing, consent, email) come from :class:`ProductModel`.
 
     Engagement ``e`` is a per-user uniform on [0, 1); ``(0.5 + e)`` has mean 1, so the ``*_base``
     rates are population means.
@@ -146,7 +147,6 @@ class ClosedLoopConfig:
     arrivals_per_day: int = 400
     signup_rate: float = 0.40
     analytics_consent_rate: float = 0.95  # the others' events land with consent.analytics=false
-    marketing_consent_rate: float = 0.60
     # Onboarding: true probability of completing all steps, per variant of flag `onboarding_flag`.
     onboarding_flag: str = "onboarding_variant"
     onboarding_completion: Mapping[str, float] = field(default_factory=_default_onboarding)
@@ -162,16 +162,12 @@ class ClosedLoopConfig:
     onboarded_trial_multiplier: float = 1.8
     trial_start_max_delay_days: int = 3  # a trial starts 0..this many days after sign-up
     team_plan_share: float = 0.25
-    trial_days: int = 14
     # Conversion at the end of the trial: p = (base·(0.5+e) + nudge_lift·nudged) · multiplier[variant].
     trial_conversion_base: float = 0.20
     trial_nudge_template: str = "trial_nudge"
     trial_nudge_lift: float = 0.08  # absolute, when a nudge was delivered during the trial
     paywall_flag: str = "paywall_variant"
     paywall_variants: Mapping[str, PaywallEffect] = field(default_factory=_default_paywall)
-    plan_prices: Mapping[str, float] = field(default_factory=lambda: {"pro": 29.0, "team": 99.0})
-    currency: str = "USD"
-    billing_period_days: int = 30
     # Churn of paying users: daily hazard base·(1.5 - e); a retention offer multiplies it.
     churn_daily_base: float = 0.01
     retention_offer_template: str = "retention_offer"
@@ -180,37 +176,27 @@ class ClosedLoopConfig:
     # Messages sent up to this many hours into a day are delivered (and act) that day: the nightly
     # decision run that follows a day's close sends its emails in the first minutes of the next.
     delivery_cutoff_hours: int = 1
-    # Email engagement with delivered messages (consenting users only).
-    email_open_rate: float = 0.45
-    email_click_rate: float = 0.30
     # Sessions (cosmetic volume).
     extra_sessions_mean: float = 1.0
     actions_per_session_mean: float = 5.0
-    feature_share: float = 0.62
-    max_delivery_delay_ms: int = 5_000
-    # Files.
-    max_lines_per_file: int = 10_000
-    max_buffered_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         name = "ClosedLoopConfig"
-        for attr in ("signup_rate", "analytics_consent_rate", "marketing_consent_rate", "team_plan_share",
-                     "trial_conversion_base", "trial_nudge_lift", "churn_daily_base", "email_open_rate",
-                     "email_click_rate", "feature_share", "active_base", "trial_base"):
+        self._check_product(name)
+        for attr in ("signup_rate", "analytics_consent_rate", "team_plan_share",
+                     "trial_conversion_base", "trial_nudge_lift", "churn_daily_base", "active_base", "trial_base"):
             value = getattr(self, attr)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
-        for attr in ("arrivals_per_day", "trial_start_max_delay_days", "max_delivery_delay_ms"):
+        for attr in ("arrivals_per_day", "trial_start_max_delay_days"):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 0:
                 raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use a non-negative integer.")
-        for attr in ("billing_period_days", "retention_offer_days", "max_lines_per_file", "max_buffered_bytes"):
+        for attr in ("retention_offer_days",):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
                 raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use an integer >= 1.")
         if not isinstance(self.delivery_cutoff_hours, int) or not 0 <= self.delivery_cutoff_hours <= 23:
             raise ConfigError(f"{name}.delivery_cutoff_hours", f"is {self.delivery_cutoff_hours!r}",
                               "Use whole hours from 0 to 23.")
-        if not isinstance(self.trial_days, int) or not 1 <= self.trial_days <= 60:
-            raise ConfigError(f"{name}.trial_days", f"is {self.trial_days!r}", "The tracking plan allows 1..60.")
         devices = {device for _, device in USER_AGENTS}
         if set(self.onboarding_device_effect) - devices or any(
                 not 0.0 <= self.completion_probability(v, d) <= 1.0

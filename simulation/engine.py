@@ -41,14 +41,11 @@ class SimulationSummary:
     faults: dict[str, int]  # per collector fault kind
     no_analytics_consent: int  # lines of users without analytics consent (not a fault)
     elapsed_s: float
-    landing_dir: Path
-    truth_dir: Path
+    landing_dir: Path | str  # a folder, or the object-store URI the files were uploaded to
+    truth_dir: Path | str
 
 
 def _check_args(root: str, users: int, days: int, seed: int, fault_rate: float, consent: float) -> None:
-    if "://" in root:
-        raise ConfigError("root", f"{root!r} is an object-store URI; the simulator writes to a local folder",
-                          "Simulate into a local directory and sync it to the bucket.")
     if not isinstance(users, int) or users < 0:
         raise ConfigError("users", f"is {users!r}", "Pass a non-negative integer.")
     if not isinstance(days, int) or days < 1:
@@ -70,7 +67,8 @@ def simulate(root: str | os.PathLike[str], *, users: int, days: int, seed: int =
     ``<root>/simulator/truth/``. The same arguments always produce byte-identical files.
 
     Args:
-        root: storage root (a local directory, e.g. ``$GROWTHLAKE_ROOT``).
+        root: storage root (a local directory or ``s3://bucket/prefix``, e.g. ``$GROWTHLAKE_ROOT``; an object
+            store gets the files simulated in a local temporary folder, uploaded one PUT each).
         users: visitors arriving over the window (~50 landed lines each with the defaults).
         days: window length; events happen in ``[start, start + days)`` UTC.
         seed: run seed.
@@ -90,6 +88,10 @@ def simulate(root: str | os.PathLike[str], *, users: int, days: int, seed: int =
     t0 = time.perf_counter()
     root = os.fspath(root)
     _check_args(root, users, days, seed, fault_rate, analytics_consent_rate)
+    if "://" in root:
+        return _simulate_to_object_store(root, t0, users=users, days=days, seed=seed, start=start,
+                                         fault_rate=fault_rate, analytics_consent_rate=analytics_consent_rate,
+                                         config=config)
     cfg = config or SimulatorConfig()
     plan = load_plan_view(cfg.tracking_plan)
     if start is None:
@@ -120,7 +122,7 @@ def simulate(root: str | os.PathLike[str], *, users: int, days: int, seed: int =
 
     lines = sum(writer.lines_by_hour.values())
     manifest = {
-        "generator": "growth_loops.simulator",
+        "generator": "simulation",
         "args": {"users": users, "days": days, "seed": seed, "start": start.isoformat(),
                  "fault_rate": fault_rate, "analytics_consent_rate": analytics_consent_rate},
         "config": {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in asdict(cfg).items()},
@@ -145,6 +147,34 @@ def simulate(root: str | os.PathLike[str], *, users: int, days: int, seed: int =
         files_written=writer.files_written, faults=faults, no_analytics_consent=no_consent,
         elapsed_s=round(time.perf_counter() - t0, 3), landing_dir=landing_dir, truth_dir=truth_dir,
     )
+
+
+def _simulate_to_object_store(root: str, t0: float, **kwargs) -> SimulationSummary:
+    """Simulate into a local temporary folder, then upload it below ``root`` (``s3://bucket/prefix``).
+
+    The truth goes first and the landing files last, each file one PUT: an object is visible only once
+    all of it is written, so an ingestion running meanwhile sees whole batch files or none (as a
+    collector's atomic rename guarantees locally). Same files, byte for byte, as a local run.
+    """
+    import tempfile
+
+    import pyarrow.fs as pafs
+
+    try:
+        store, base = pafs.FileSystem.from_uri(root)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("root", f"{root!r} cannot be opened as an object store ({exc})",
+                          "Check the URI and the store's settings (AWS_* variables).") from None
+    with tempfile.TemporaryDirectory(prefix="growthlake-sim-") as tmp:
+        local = simulate(tmp, **kwargs)
+        for part in ("simulator", "landing"):
+            pafs.copy_files(f"{tmp}/{part}", f"{base}/{part}", source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=store)
+    return SimulationSummary(
+        users=local.users, days=local.days, seed=local.seed, start=local.start, lines_written=local.lines_written,
+        events_written=local.events_written, files_written=local.files_written, faults=local.faults,
+        no_analytics_consent=local.no_analytics_consent, elapsed_s=round(time.perf_counter() - t0, 3),
+        landing_dir=f"{root}/landing/events", truth_dir=f"{root}/simulator/truth")
 
 
 def _deliver(journeys: JourneyModel, injector: FaultInjector, writer: LandingWriter, truth: TruthWriter,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from lake.errors import ConfigError
 
-__all__ = ["SimulatorConfig", "FAULT_KINDS", "NO_CONSENT", "default_hourly_profile"]
+__all__ = ["ProductModel", "SimulatorConfig", "FAULT_KINDS", "NO_CONSENT", "default_hourly_profile"]
 
 # Collector faults, at most one per line. `duplicate` and `late` keep the event valid.
 FAULT_KINDS: tuple[str, ...] = (
@@ -47,7 +47,48 @@ def _default_fault_weights() -> dict[str, float]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SimulatorConfig:
+class ProductModel:
+    """The product's parameters, one source for each: both the event simulator
+    (:class:`SimulatorConfig`) and the closed-loop simulator (``ClosedLoopConfig``) extend it, so
+    the same product has the same prices, trial, billing, consent and email behaviour in both.
+
+    Parameters a model adds on its own are those only it simulates (faults and seasonality in the
+    event stream; flags, messages and their true effects in the closed loop).
+    """
+
+    marketing_consent_rate: float = 0.60
+    plan_prices: Mapping[str, float] = field(default_factory=lambda: {"pro": 29.0, "team": 99.0})
+    currency: str = "USD"
+    trial_days: int = 14
+    billing_period_days: int = 30
+    email_open_rate: float = 0.35  # population mean share of delivered emails opened (consenting users)
+    email_click_rate: float = 0.30  # share of opened emails clicked
+    feature_share: float = 0.62  # share of in-app actions that are feature_used (rest: page_viewed)
+    max_delivery_delay_ms: int = 5_000  # collector delivery delay (received_at - timestamp), at most
+    # Files.
+    max_lines_per_file: int = 10_000
+    max_buffered_bytes: int = 16 * 1024 * 1024
+
+    def _check_product(self, name: str) -> None:
+        for attr in ("marketing_consent_rate", "email_open_rate", "email_click_rate", "feature_share"):
+            value = getattr(self, attr)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
+        if set(self.plan_prices) != {"pro", "team"}:
+            raise ConfigError(f"{name}.plan_prices", "needs exactly the plans 'pro' and 'team'",
+                              "Give a price for each plan of the tracking plan.")
+        for attr in ("billing_period_days", "max_lines_per_file", "max_buffered_bytes"):
+            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
+                raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use an integer >= 1.")
+        if not isinstance(self.max_delivery_delay_ms, int) or self.max_delivery_delay_ms < 0:
+            raise ConfigError(f"{name}.max_delivery_delay_ms", f"is {self.max_delivery_delay_ms!r}",
+                              "Use a non-negative integer.")
+        if not isinstance(self.trial_days, int) or not 1 <= self.trial_days <= 60:
+            raise ConfigError(f"{name}.trial_days", f"is {self.trial_days!r}", "The tracking plan allows 1..60.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatorConfig(ProductModel):
     """Every tunable of the simulator; the defaults give ~50 lines per arriving visitor over 7 days.
 
     Rates that depend on a user are *base* rates: population.py scales them by the user's
@@ -60,7 +101,6 @@ class SimulatorConfig:
     weekend_factor: float = 0.65
     weekend_activity_factor: float = 0.5  # multiplies p_active_daily of known users on Sat/Sun
     # Traits.
-    marketing_consent_rate: float = 0.60
     device_count_weights: tuple[float, float, float] = (0.60, 0.30, 0.10)
     guided_onboarding_share: float = 0.5  # share of users shown the "guided" onboarding variant
     guided_onboarding_lift: float = 0.06  # true additive effect of "guided" on p_onboarding_step
@@ -81,26 +121,16 @@ class SimulatorConfig:
     # Sessions.
     extra_sessions_per_day: float = 4.0  # extra sessions on an active day, scaled by engagement
     actions_per_session: float = 20.5
-    feature_share: float = 0.62  # share of in-app actions that are feature_used (rest: page_viewed)
     # Money.
-    plan_prices: Mapping[str, float] = field(default_factory=lambda: {"pro": 29.0, "team": 99.0})
-    currency: str = "USD"
-    trial_days: int = 14
-    billing_period_days: int = 30
     payment_failure_rate: float = 0.05
-    # Email.
-    email_open_base: float = 0.35
-    email_click_rate: float = 0.3
-    # Delivery and faults.
-    max_delivery_delay_ms: int = 5_000
+    # Faults.
     fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
     # Files.
-    max_lines_per_file: int = 10_000
-    max_buffered_bytes: int = 24 * 1024 * 1024
     truth_row_group: int = 50_000
     tracking_plan: str | os.PathLike[str] | None = None  # default: $GROWTHLAKE_TRACKING_PLAN or lake's plan
 
     def __post_init__(self) -> None:
+        self._check_product("SimulatorConfig")
         if len(self.hourly_profile) != 24 or min(self.hourly_profile) < 0 or sum(self.hourly_profile) <= 0:
             raise ConfigError("SimulatorConfig.hourly_profile", "needs 24 non-negative weights, not all zero",
                               "Pass one weight per UTC hour.")
@@ -109,13 +139,9 @@ class SimulatorConfig:
             raise ConfigError("SimulatorConfig.fault_weights",
                               f"must map kinds of {FAULT_KINDS} to non-negative weights (unknown: {sorted(unknown)})",
                               "Fix the mapping.")
-        if set(self.plan_prices) != {"pro", "team"}:
-            raise ConfigError("SimulatorConfig.plan_prices", "needs exactly the plans 'pro' and 'team'",
-                              "Give a price for each plan of the tracking plan.")
-        for name in ("weekend_factor", "weekend_activity_factor", "marketing_consent_rate", "guided_onboarding_share",
+        for name in ("weekend_factor", "weekend_activity_factor", "guided_onboarding_share",
                      "first_visit_signup_share", "trial_team_share", "early_conversion_share",
-                     "paying_churn_factor", "consent_change_rate", "feature_share", "payment_failure_rate",
-                     "email_click_rate"):
+                     "paying_churn_factor", "consent_change_rate", "payment_failure_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SimulatorConfig.{name}", f"is {value}, outside [0, 1]", "Use a probability.")

@@ -341,7 +341,7 @@ class _Journey:
                 continue
             email_id = short_hex(r.getrandbits, "em_")
             dormant = out.churned_ms is not None and ts >= out.churned_ms
-            if r.random() >= cfg.email_open_base * (0.5 + self.eng) * (0.4 if dormant else 1.0):
+            if r.random() >= cfg.email_open_rate * (0.5 + self.eng) * (0.4 if dormant else 1.0):
                 continue
             opened = ts + MS_MINUTE + int(r.expovariate(1.0 / (2 * MS_HOUR)))
             props = {"campaign": campaign, "email_id": email_id}
