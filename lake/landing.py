@@ -164,3 +164,25 @@ def iter_line_batches(paths: LakePaths, file: LandingFile, *, chunk_size: int = 
         tail = b"".join(pending)
         if tail:
             yield number + 1, [tail if keep is None or len(tail) <= keep else tail[:keep]]
+
+
+def check_landing_hour(paths: LakePaths, key: str, files: list[LandingFile] | None = None,
+                       *, probe_bytes: int = 1 << 16) -> tuple[bool, str, dict[str, int]]:
+    """Can ingestion read landing hour ``key``? Every file is opened and its first ``probe_bytes`` read
+    (decompressed, for ``.gz``). Returns ``(passed, description, figures)``. A failing hour is not
+    ingested until it passes (its files stay where they are: nothing is lost)."""
+    import zlib
+
+    files = list_landing_files(paths, key) if files is None else files
+    unreadable: list[str] = []
+    for file in files:
+        try:
+            for _first, _lines in iter_line_batches(paths, file, chunk_size=probe_bytes):
+                break
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            unreadable.append(f"{file.relative} ({type(exc).__name__}: {str(exc)[:80]})")
+    figures = {"files": len(files), "bytes": sum(f.size for f in files), "unreadable": len(unreadable)}
+    if unreadable:
+        return False, (f"{len(unreadable)} of {len(files)} file(s) cannot be read: {'; '.join(unreadable[:3])} — "
+                       "replace or remove them; the hour is ingested once every file reads"), figures
+    return True, f"{len(files)} file(s), {figures['bytes']:,} bytes, all readable", figures

@@ -37,7 +37,7 @@ from lake.schemas import SILVER_EVENTS, UTC_TS
 __all__ = ["ASSET_RUNS", "DAILY_TRUST", "DAY_COMPLETE_SLACK", "GATE_EVALUATIONS", "DayTrust", "accept_gate",
            "daily_verdicts", "data_dates_of_partition", "latest_gate_evaluations", "read_asset_runs",
            "record_asset_runs", "record_gate_evaluations", "silver_days", "silver_fresh_through", "untrusted_days",
-           "write_daily_trust"]
+           "verify_daily_trust", "write_daily_trust"]
 
 # A day is complete once silver holds events received within this much of the day's end: the
 # silver freshness SLA's fail window (orchestration/freshness.py), so a loop run at 00:30 after a
@@ -256,3 +256,31 @@ def write_daily_trust(paths: LakePaths, days: Iterable[dt.date] | None = None,
     with table_lock(paths, _LOCK):
         delta_io.overwrite(paths.data_trust_daily, table, operation="daily_trust")
     return verdicts
+
+
+def verify_daily_trust(paths: LakePaths) -> tuple[bool, str, dict[str, int]]:
+    """Check ``observability/data_trust_daily`` as readers (the OEC, the loops) rely on it: one row per
+    date; a date is trusted exactly when it has no reason against it; a date with failed gates is never
+    trusted. Returns ``(passed, description, figures)``; a table not written yet passes (nothing reads it)."""
+    table = delta_io.read(paths.data_trust_daily, DAILY_TRUST)
+    if table.num_rows == 0:
+        return True, "not written yet (the first warehouse build writes it)", {"rows": 0}
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    problems: list[str] = []
+    doubled = frame.filter(pl.col("date_day").is_duplicated())["date_day"].unique().sort().to_list()
+    if doubled:
+        problems.append(f"{len(doubled)} date(s) with more than one row, e.g. {doubled[0]}")
+    inconsistent = frame.filter(pl.col("is_trusted") == pl.col("untrusted_reasons").is_not_null())
+    if inconsistent.height:
+        problems.append(f"{inconsistent.height} date(s) whose trust disagrees with their reasons, "
+                        f"e.g. {inconsistent['date_day'][0]}")
+    trusted_failed = frame.filter(pl.col("is_trusted") & (pl.col("failed_gates") > 0))
+    if trusted_failed.height:
+        problems.append(f"{trusted_failed.height} trusted date(s) with failed gates, "
+                        f"e.g. {trusted_failed['date_day'][0]}")
+    figures = {"rows": frame.height, "untrusted": int((~frame["is_trusted"]).sum()), "problems": len(problems)}
+    if problems:
+        fix = " — rebuild the warehouse (it rewrites the table from the gate log)"
+        return False, "; ".join(problems) + fix, figures
+    return True, f"{frame.height} dates, {figures['untrusted']} untrusted, each with its reasons", figures

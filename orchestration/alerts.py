@@ -26,7 +26,7 @@ from lake.paths import LakePaths
 from orchestration.freshness import SLAS
 from orchestration.hours import HOUR_RANGE_TAGS
 from orchestration.resources import LakeResource
-from orchestration.trust import observe_data_trust
+from orchestration.trust import daily_trust_evaluation, observe_data_trust
 
 __all__ = ["alert_failed_runs", "evaluate_freshness", "failed_run_alerts", "freshness_sla_sensor", "layer_of",
            "run_failed_alert", "run_failure_alert_sensor"]
@@ -156,6 +156,9 @@ def freshness_sla_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     if trust is not None and trust_version != cursor.get("trust_version"):
         # Reported now (not as the SensorResult's events, recorded after this returns): judged on this tick.
         context.instance.report_runless_asset_event(trust)
+        # Its blocking check, judged on the version just observed (no run writes this table: the warehouse
+        # build rewrites it, so the check is evaluated here rather than after a materialization).
+        context.instance.report_runless_asset_event(daily_trust_evaluation(paths))
     alerts = evaluate_freshness(context.instance, context.repository_def, paths, now, first_seen=seen)
     new = raise_alerts(paths, alerts)
     return dg.SensorResult(

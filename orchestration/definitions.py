@@ -8,7 +8,7 @@ from orchestration import bronze, features, governance, loops, marts, reports, s
 from orchestration.alerts import freshness_sla_sensor, run_failure_alert_sensor
 from orchestration.automation import AUTOMATION_SENSOR
 from orchestration.resources import LakeResource
-from orchestration.trust import TRUST_HOOKS, data_trust_daily
+from orchestration.trust import TRUST_HOOKS, daily_trust_consistent, data_trust_daily
 
 __all__ = ["build_definitions", "defs"]
 
@@ -28,8 +28,9 @@ def build_definitions(*, lake: LakeResource | None = None) -> dg.Definitions:
         # (or the UI's "Materialize") starts records its gates and alerts like a job's (a hook on both runs once).
         assets=[bronze.landing_events, *(a.with_hooks(set(TRUST_HOOKS)) for a in materialized), data_trust_daily],
         asset_checks=[c.with_hooks(set(TRUST_HOOKS)) for c in (
-            bronze.ledger_reconciles, bronze.volume_within_history, bronze.landing_drift,
-            marts.oec_within_learned_band, governance.erased_subjects_absent, reports.board_reconciles_with_marts)],
+            bronze.landing_hour_readable, bronze.ledger_reconciles, bronze.volume_within_history,
+            bronze.landing_drift, daily_trust_consistent, marts.oec_within_learned_band,
+            governance.erased_subjects_absent, reports.board_reconciles_with_marts)],
         jobs=[bronze.bronze_ingestion_job, marts.nightly_warehouse_job, features.nightly_features_job,
               loops.nightly_loops_job, reports.nightly_report_job, governance.nightly_erasures_job,
               governance.nightly_maintenance_job],

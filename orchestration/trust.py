@@ -22,8 +22,10 @@ from lake.paths import LakePaths
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
 from orchestration.freshness import freshness
 from orchestration.hours import HOUR_RANGE_TAGS
+from orchestration.resources import LakeResource
 
-__all__ = ["TRUST_HOOKS", "data_trust_daily", "observe_data_trust", "record_trust_on_failure",
+__all__ = ["DAILY_TRUST_CHECK", "TRUST_HOOKS", "daily_trust_consistent", "daily_trust_evaluation",
+           "data_trust_daily", "observe_data_trust", "record_trust_on_failure",
            "record_trust_on_success"]
 
 data_trust_daily = dg.AssetSpec(
@@ -188,3 +190,27 @@ def record_trust_on_failure(context: dg.HookContext) -> None:
 
 
 TRUST_HOOKS = {record_trust_on_success, record_trust_on_failure}
+
+
+DAILY_TRUST_CHECK = "daily_trust_consistent"
+
+
+def daily_trust_evaluation(paths: LakePaths) -> dg.AssetCheckEvaluation:
+    """The verdict of :func:`lake.trust.verify_daily_trust` as a check evaluation of the trust table (reported
+    by ``freshness_sla_sensor`` whenever it observes a new version, and by the check when run)."""
+    from lake.trust import verify_daily_trust
+
+    passed, description, figures = verify_daily_trust(paths)
+    return dg.AssetCheckEvaluation(asset_key=data_trust_daily.key, check_name=DAILY_TRUST_CHECK, passed=passed,
+                                   description=description, metadata=figures,
+                                   severity=dg.AssetCheckSeverity.ERROR)
+
+
+@dg.asset_check(asset=data_trust_daily.key, name=DAILY_TRUST_CHECK, blocking=True,
+                description="One row per date; a date is trusted exactly when no reason stands against it, and "
+                "never with failed gates. Evaluated by freshness_sla_sensor at every new version of the table "
+                "(it is written by the warehouse build, outside this asset's own runs), and on demand.")
+def daily_trust_consistent(lake: LakeResource) -> dg.AssetCheckResult:
+    evaluation = daily_trust_evaluation(lake.paths())
+    return dg.AssetCheckResult(passed=evaluation.passed, description=evaluation.description,
+                               metadata=dict(evaluation.metadata))

@@ -8,16 +8,41 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from lake.ingest import list_landing_files, list_landing_partitions, parse_partition_key
-from lake.landing import LandingFile
+from lake.landing import LandingFile, check_landing_hour
 from lake.ledger import read_entries
 from orchestration.bronze.assets import landing_events
+from orchestration.bronze.partitions import hourly
 from orchestration.bronze.schedules import bronze_ingestion_job
+from orchestration.hours import HourCheck, check_events, run_hours
 from orchestration.resources import LakeResource
 
-__all__ = ["LOOKBACK", "landing_files_sensor", "landing_observation"]
+__all__ = ["LANDING_CHECK", "LOOKBACK", "landing_files_sensor", "landing_hour_evaluation", "landing_hour_readable",
+           "landing_observation"]
 
 LOOKBACK = timedelta(days=3)
 DATA_VERSION_TAG = "dagster/data_version"  # an observation's data version (Dagster's tag for it)
+LANDING_CHECK = "landing_hour_readable"
+
+
+def landing_hour_evaluation(paths, key: str, files: list[LandingFile] | None = None) -> dg.AssetCheckEvaluation:
+    """The verdict of :func:`lake.landing.check_landing_hour` as a check evaluation of one landing hour."""
+    passed, description, figures = check_landing_hour(paths, key, files)
+    return dg.AssetCheckEvaluation(asset_key=landing_events.key, check_name=LANDING_CHECK, passed=passed,
+                                   partition=key, description=description, metadata=figures,
+                                   severity=dg.AssetCheckSeverity.ERROR)
+
+
+@dg.asset_check(asset=landing_events.key, name=LANDING_CHECK, blocking=True, partitions_def=hourly,
+                description="Every file of the landing hour can be opened and read (decompressed, for .gz). "
+                "Evaluated by landing_files_sensor whenever an hour's files change, before it requests the hour's "
+                "ingestion: a failing hour is not ingested (its files stay; nothing is lost) until it passes.")
+def landing_hour_readable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+    """On demand (the UI): the hours of the run, judged as the sensor judges them."""
+    paths = lake.paths()
+    checks = [HourCheck(landing_events.key, LANDING_CHECK, key, e.passed, description=e.description,
+                        metadata=dict(e.metadata))
+              for key in run_hours(context) for e in [landing_hour_evaluation(paths, key)]]
+    yield from check_events(context, checks)
 
 
 def landing_observation(key: str, files: list[LandingFile]) -> dg.AssetObservation:
@@ -46,7 +71,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     horizon = datetime.now(UTC) - LOOKBACK
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current: dict[str, str] = {}
-    requests, observations = [], []
+    requests: list[dg.RunRequest] = []
+    observations: list[dg.AssetObservation] = []
+    events: list[dg.AssetCheckEvaluation] = []
     recent = [key for key in list_landing_partitions(paths) if parse_partition_key(key) >= horizon]
     ingested = {key: sorted(entry.files) for key, entry in read_entries(paths, recent).items()} if recent else {}
     for key in recent:
@@ -56,9 +83,18 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
         observation = landing_observation(key, files)
         digest = observation.tags[DATA_VERSION_TAG]
         current[key] = digest
-        if ingested.get(key) != sorted(f.relative for f in files):
-            # The run key makes Dagster skip a request it already made for this exact set of files.
-            requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
-        if seen.get(key) != digest:
+        pending = ingested.get(key) != sorted(f.relative for f in files)
+        changed = seen.get(key) != digest
+        verdict = landing_hour_evaluation(paths, key, files) if pending or changed else None
+        if changed:
             observations.append(observation)
-    return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(current, sort_keys=True))
+            if verdict is not None:
+                events.append(verdict)
+        if pending and verdict is not None:
+            if verdict.passed:
+                # The run key makes Dagster skip a request it already made for this exact set of files.
+                requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
+            else:
+                context.log.warning(f"landing hour {key} held: {verdict.description}")
+    return dg.SensorResult(run_requests=requests, asset_events=[*observations, *events],
+                           cursor=json.dumps(current, sort_keys=True))

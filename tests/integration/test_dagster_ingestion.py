@@ -147,7 +147,10 @@ def test_sensor_requests_a_run_when_an_hours_files_change(paths):
         first = tick.run_requests
         assert [r.partition_key for r in first] == [key]
         # the hour is observed once (landing/events' freshness and data version), not again while unchanged
-        assert [(o.asset_key.to_user_string(), o.partition) for o in tick.asset_events] == [("landing/events", key)]
+        observed_first = [o for o in tick.asset_events if isinstance(o, dg.AssetObservation)]
+        assert [(o.asset_key.to_user_string(), o.partition) for o in observed_first] == [("landing/events", key)]
+        (verdict,) = [e for e in tick.asset_events if isinstance(e, dg.AssetCheckEvaluation)]  # judged, then requested
+        assert verdict.check_name == "landing_hour_readable" and verdict.partition == key and verdict.passed
         ctx.update_cursor(tick.cursor)
         again = sensor(ctx)
         assert again.run_requests[0].run_key == first[0].run_key  # same files: Dagster skips a repeated run key
@@ -155,8 +158,8 @@ def test_sensor_requests_a_run_when_an_hours_files_change(paths):
         write_batch(paths, key, [event()], name="batch-2.jsonl")
         changed = sensor(ctx)
         assert changed.run_requests[0].run_key != first[0].run_key
-        (observed,) = changed.asset_events
-        assert observed.tags["dagster/data_version"] != tick.asset_events[0].tags["dagster/data_version"]
+        (observed,) = [o for o in changed.asset_events if isinstance(o, dg.AssetObservation)]
+        assert observed.tags["dagster/data_version"] != observed_first[0].tags["dagster/data_version"]
         assert observed.metadata["files"].value == 2
 
 
