@@ -11,12 +11,10 @@ from lake.ingest import list_landing_files, list_landing_partitions, parse_parti
 from lake.landing import LandingFile, check_landing_hour
 from lake.ledger import read_entries
 from orchestration.bronze.assets import landing_events
-from orchestration.bronze.partitions import hourly
 from orchestration.bronze.schedules import bronze_ingestion_job
-from orchestration.hours import HourCheck, check_events, run_hours
 from orchestration.resources import LakeResource
 
-__all__ = ["LANDING_CHECK", "LOOKBACK", "landing_files_sensor", "landing_hour_evaluation", "landing_hour_readable",
+__all__ = ["LANDING_CHECK", "LOOKBACK", "landing_evaluation", "landing_files_sensor", "landing_hour_readable",
            "landing_observation"]
 
 LOOKBACK = timedelta(days=3)
@@ -24,25 +22,36 @@ DATA_VERSION_TAG = "dagster/data_version"  # an observation's data version (Dags
 LANDING_CHECK = "landing_hour_readable"
 
 
-def landing_hour_evaluation(paths, key: str, files: list[LandingFile] | None = None) -> dg.AssetCheckEvaluation:
-    """The verdict of :func:`lake.landing.check_landing_hour` as a check evaluation of one landing hour."""
-    passed, description, figures = check_landing_hour(paths, key, files)
-    return dg.AssetCheckEvaluation(asset_key=landing_events.key, check_name=LANDING_CHECK, passed=passed,
-                                   partition=key, description=description, metadata=figures,
+def landing_evaluation(held: dict[str, str], judged: int) -> dg.AssetCheckEvaluation:
+    """One evaluation of ``landing_hour_readable`` over the recent landing hours: failed while any hour is held
+    because a file of it cannot be read (``held``: hour -> why), naming them."""
+    if held:
+        first = sorted(held)[0]
+        description = (f"{len(held)} landing hour(s) held, not ingested, until every file reads: "
+                       f"{', '.join(sorted(held)[:5])}; {first}: {held[first]}")
+    else:
+        description = f"every recent landing hour reads ({judged} judged this tick)"
+    return dg.AssetCheckEvaluation(asset_key=landing_events.key, check_name=LANDING_CHECK, passed=not held,
+                                   description=description, metadata={"held_hours": sorted(held), "judged": judged},
                                    severity=dg.AssetCheckSeverity.ERROR)
 
 
-@dg.asset_check(asset=landing_events.key, name=LANDING_CHECK, blocking=True, partitions_def=hourly,
-                description="Every file of the landing hour can be opened and read (decompressed, for .gz). "
+@dg.asset_check(asset=landing_events.key, name=LANDING_CHECK, blocking=True,
+                description="Every file of the recent landing hours can be opened and read (decompressed, for .gz). "
                 "Evaluated by landing_files_sensor whenever an hour's files change, before it requests the hour's "
-                "ingestion: a failing hour is not ingested (its files stay; nothing is lost) until it passes.")
-def landing_hour_readable(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    """On demand (the UI): the hours of the run, judged as the sensor judges them."""
+                "ingestion: a failing hour is held — not ingested, its files kept, nothing lost — until it reads.")
+def landing_hour_readable(lake: LakeResource) -> dg.AssetCheckResult:
+    """On demand (the UI): every landing hour of the sensor's look-back, judged as the sensor judges it."""
     paths = lake.paths()
-    checks = [HourCheck(landing_events.key, LANDING_CHECK, key, e.passed, description=e.description,
-                        metadata=dict(e.metadata))
-              for key in run_hours(context) for e in [landing_hour_evaluation(paths, key)]]
-    yield from check_events(context, checks)
+    horizon = datetime.now(UTC) - LOOKBACK
+    recent = [key for key in list_landing_partitions(paths) if parse_partition_key(key) >= horizon]
+    held = {}
+    for key in recent:
+        passed, description, _figures = check_landing_hour(paths, key)
+        if not passed:
+            held[key] = description
+    e = landing_evaluation(held, len(recent))
+    return dg.AssetCheckResult(passed=e.passed, description=e.description, metadata=dict(e.metadata))
 
 
 def landing_observation(key: str, files: list[LandingFile]) -> dg.AssetObservation:
@@ -69,11 +78,17 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
     ingested (an hour `growthlake run` already took in is not run again)."""
     paths = lake.paths()
     horizon = datetime.now(UTC) - LOOKBACK
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    # The cursor: each recent hour's file-listing digest, and the hours held because a file does not read.
+    # (Dagster's SQLite storage keeps one runless evaluation per check and partition, so the check is one
+    # evaluation over the recent hours, reported when the held set changes.)
+    state = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, str] = state.get("digests", {}) if "digests" in state else state
+    was_held: dict[str, str] = state.get("held", {})
     current: dict[str, str] = {}
     requests: list[dg.RunRequest] = []
     observations: list[dg.AssetObservation] = []
-    events: list[dg.AssetCheckEvaluation] = []
+    held: dict[str, str] = {}
+    judged = 0
     recent = [key for key in list_landing_partitions(paths) if parse_partition_key(key) >= horizon]
     ingested = {key: sorted(entry.files) for key, entry in read_entries(paths, recent).items()} if recent else {}
     for key in recent:
@@ -83,18 +98,23 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
         observation = landing_observation(key, files)
         digest = observation.tags[DATA_VERSION_TAG]
         current[key] = digest
-        pending = ingested.get(key) != sorted(f.relative for f in files)
-        changed = seen.get(key) != digest
-        verdict = landing_hour_evaluation(paths, key, files) if pending or changed else None
-        if changed:
+        if seen.get(key) != digest:
             observations.append(observation)
-            if verdict is not None:
-                events.append(verdict)
-        if pending and verdict is not None:
-            if verdict.passed:
-                # The run key makes Dagster skip a request it already made for this exact set of files.
-                requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
-            else:
-                context.log.warning(f"landing hour {key} held: {verdict.description}")
+        if ingested.get(key) == sorted(f.relative for f in files):
+            continue  # ingested as it is
+        if seen.get(key) == digest and key in was_held:
+            held[key] = was_held[key]  # unchanged since it was found unreadable: still held
+            continue
+        passed, description, _figures = check_landing_hour(paths, key, files)
+        judged += 1
+        if passed:
+            # The run key makes Dagster skip a request it already made for this exact set of files.
+            requests.append(dg.RunRequest(run_key=f"{key}:{digest}", partition_key=key))
+        else:
+            held[key] = description
+            context.log.warning(f"landing hour {key} held: {description}")
+    events: list[dg.AssetCheckEvaluation] = []
+    if held.keys() != was_held.keys() or not context.cursor:
+        events.append(landing_evaluation(held, judged))
     return dg.SensorResult(run_requests=requests, asset_events=[*observations, *events],
-                           cursor=json.dumps(current, sort_keys=True))
+                           cursor=json.dumps({"digests": current, "held": held}, sort_keys=True))

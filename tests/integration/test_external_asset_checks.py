@@ -1,9 +1,10 @@
 """The external assets' blocking checks (issue 19): no run writes landing/events or the trust table, so the
 sensor that observes each evaluates its check whenever what it observes changed.
 
-- ``landing_hour_readable``: a landing hour with a file that cannot be read (a truncated gzip upload) fails
-  its check and is not ingested — its files stay, nothing is lost — while the readable hour beside it is;
-  once the file is replaced, the hour passes and is requested.
+- ``landing_hour_readable``: a landing hour with a file that cannot be read (a truncated gzip upload) makes
+  the check fail naming it, and is not ingested — its files stay, nothing is lost — while the readable hour
+  beside it is; once the file is replaced, the check passes and the hour is requested. The check is one
+  evaluation over the recent hours (Dagster's SQLite storage keeps one runless evaluation per partition).
 - ``daily_trust_consistent``: a trust table whose row says "trusted" for a date with failed gates fails
   when the freshness sensor observes that version; a consistent table passes.
 """
@@ -27,8 +28,10 @@ from orchestration.resources import LakeResource
 from tests.helpers import event, write_batch
 
 
-def _verdicts(result) -> dict[str, dg.AssetCheckEvaluation]:
-    return {e.partition: e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)}
+def _verdict(result) -> dg.AssetCheckEvaluation | None:
+    found = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert len(found) <= 1 and all(e.check_name == "landing_hour_readable" for e in found)
+    return found[0] if found else None
 
 
 def test_an_unreadable_landing_hour_fails_its_check_and_is_held_until_it_reads(paths):
@@ -44,20 +47,24 @@ def test_an_unreadable_landing_hour_fails_its_check_and_is_held_until_it_reads(p
                                  resources={"lake": LakeResource(root=paths.root)}) as ctx:
         tick = sensor(ctx)
         assert [r.partition_key for r in tick.run_requests] == [good]
-        verdicts = _verdicts(tick)
-        assert verdicts[good].passed and verdicts[good].check_name == "landing_hour_readable"
-        assert not verdicts[bad].passed
-        assert "batch-2.jsonl.gz" in (verdicts[bad].description or "") and "1 of 2" in (verdicts[bad].description or "")
+        verdict = _verdict(tick)
+        assert verdict is not None and not verdict.passed
+        assert verdict.metadata["held_hours"].value == [bad]
+        assert bad in (verdict.description or "") and "batch-2.jsonl.gz" in (verdict.description or "")
+        assert "1 of 2" in (verdict.description or "")
         assert broken.exists()  # held, not deleted: nothing is lost
 
         ctx.update_cursor(tick.cursor)
-        still = sensor(ctx)  # unchanged and still unreadable: still held, not judged again
+        still = sensor(ctx)  # unchanged and still unreadable: still held, nothing new to report
         assert [r.partition_key for r in still.run_requests] == [good]
+        assert _verdict(still) is None
+        ctx.update_cursor(still.cursor)
 
         broken.write_bytes(whole)  # the collector re-uploads the whole file
         fixed = sensor(ctx)
         assert sorted(r.partition_key for r in fixed.run_requests) == sorted([good, bad])
-        assert _verdicts(fixed)[bad].passed
+        released = _verdict(fixed)
+        assert released is not None and released.passed and released.metadata["held_hours"].value == []
 
 
 def test_the_trust_tables_check_is_judged_by_the_freshness_sensor_at_each_new_version(paths):
