@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,23 @@ def warehouse_from_one_batch(root: Path, *, users: int, days: int, seed: int) ->
     build_silver(paths)
     build_warehouse(paths)
     return sim, paths
+
+
+def rewrite_landing_hour(paths: LakePaths, key: str, change: Callable[[dict], None]) -> None:
+    """Rewrite the landing files of hour ``key`` in place: ``change`` edits each JSON object line (a client
+    release); lines that are not JSON objects stay as they are."""
+    from lake.landing import list_landing_files
+
+    for file in list_landing_files(paths, key):
+        path = Path(paths.landing_events) / file.relative
+        out = []
+        for line in path.read_bytes().splitlines():
+            try:
+                e = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                out.append(line)
+                continue
+            if isinstance(e, dict):
+                change(e)
+            out.append(orjson.dumps(e))
+        path.write_bytes(b"\n".join(out) + b"\n")

@@ -9,10 +9,8 @@ gate for that hour only, and the verdict names the violation.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
-import orjson
 import pytest
 
 from lake.landing import list_landing_files, list_landing_partitions
@@ -23,6 +21,7 @@ from orchestration.definitions import build_definitions
 from orchestration.hours import HOUR_RANGE_TAGS, split_runs
 from orchestration.resources import LakeResource
 from simulation import simulate
+from tests.helpers import rewrite_landing_hour
 
 pytestmark = pytest.mark.slow
 
@@ -46,22 +45,15 @@ def _run_bronze(paths: LakePaths) -> dict[str, dg.AssetCheckEvaluation]:
 
 def _retype(paths: LakePaths, key: str) -> None:
     """A broken client release: every numeric property of the hour's lines arrives as a string."""
-    for file in list_landing_files(paths, key):
-        path = Path(paths.landing_events) / file.relative
-        out = []
-        for line in path.read_bytes().splitlines():
-            try:
-                e = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                out.append(line)
-                continue
-            props = e.get("properties") if isinstance(e, dict) else None
-            if isinstance(props, dict):
-                for k, v in props.items():
-                    if isinstance(v, int | float) and not isinstance(v, bool):
-                        props[k] = str(v)
-            out.append(orjson.dumps(e))
-        path.write_bytes(b"\n".join(out) + b"\n")
+
+    def change(e: dict) -> None:
+        props = e.get("properties")
+        if isinstance(props, dict):
+            for k, v in props.items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    props[k] = str(v)
+
+    rewrite_landing_hour(paths, key, change)
 
 
 def _failures(verdicts: dict[str, dg.AssetCheckEvaluation]) -> dict[str, str]:

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
-import orjson
 import pytest
 
 from lake.contracts import load_plan
 from lake.contracts.changes import schema_changes
 from lake.ingest import ingest_range, list_landing_partitions
-from lake.landing import list_landing_files
 from lake.pii import PiiMasker, pii_key_from_env
 from orchestration.cli import main
 from simulation import simulate
+from tests.helpers import rewrite_landing_hour
 from tests.integration.test_silver_build import passing_gate
 
 pytestmark = pytest.mark.slow
@@ -31,30 +29,23 @@ pytestmark = pytest.mark.slow
 def _release(paths, keys: list[str]) -> dict[str, int]:
     """Rewrite the hours' landing files as the broken release sends them; return what it changed."""
     n = {"retyped": 0, "stripped": 0, "new": 0, "feature_used": 0, "page_viewed": 0}
+
+    def change(e: dict) -> None:
+        props = e.get("properties")
+        name = e.get("event_name") or e.get("event")  # canonical | Segment
+        if isinstance(props, dict) and name == "feature_used":
+            n["feature_used"] += 1
+            if isinstance(props.get("duration_s"), int | float):
+                props["duration_s"] = str(props["duration_s"])
+                n["retyped"] += 1
+        if isinstance(props, dict) and name == "page_viewed":
+            n["page_viewed"] += 1
+            n["stripped"] += props.pop("title", None) is not None
+            props["beta_banner"] = "shown"
+            n["new"] += 1
+
     for key in keys:
-        for file in list_landing_files(paths, key):
-            path = Path(paths.landing_events) / file.relative
-            out = []
-            for line in path.read_bytes().splitlines():
-                try:
-                    e = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    out.append(line)
-                    continue
-                props = e.get("properties") if isinstance(e, dict) else None
-                name = (e.get("event_name") or e.get("event")) if isinstance(e, dict) else None  # canonical | Segment
-                if isinstance(props, dict) and name == "feature_used":
-                    n["feature_used"] += 1
-                    if isinstance(props.get("duration_s"), int | float):
-                        props["duration_s"] = str(props["duration_s"])
-                        n["retyped"] += 1
-                if isinstance(props, dict) and name == "page_viewed":
-                    n["page_viewed"] += 1
-                    n["stripped"] += props.pop("title", None) is not None
-                    props["beta_banner"] = "shown"
-                    n["new"] += 1
-                out.append(orjson.dumps(e))
-            path.write_bytes(b"\n".join(out) + b"\n")
+        rewrite_landing_hour(paths, key, change)
     return n
 
 
