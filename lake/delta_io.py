@@ -365,8 +365,8 @@ def publish_fenced(at: Snapshot, staged: StagedFiles, *, operation: str = "appen
     commit to the table after ``at`` (the version the rows were decided on), on any machine.
 
     Raises:
-        ConcurrentCommit: nothing was committed; the staged files are left for the caller to
-            :func:`discard`. Decide again on a new :func:`snapshot`.
+        ConcurrentCommit: nothing was committed and the staged files are removed. Decide again on a
+            new :func:`snapshot` and stage again.
     """
     if not staged.actions:
         return
@@ -381,7 +381,7 @@ def publish_fenced(at: Snapshot, staged: StagedFiles, *, operation: str = "appen
         dt.create_write_transaction([*staged.actions, *removes, fence], mode="append", schema=staged.schema,
                                     partition_by=partition_by, commit_properties=_commit(operation, metadata))
     except CommitFailedError as exc:
-        _delete_files(at.uri, [fence.path])
+        _delete_files(at.uri, [fence.path, *(a.path for a in staged.actions)])
         raise ConcurrentCommit(at.uri, at.version) from exc
 
 

@@ -112,8 +112,7 @@ def replay_quarantine(paths: LakePaths, *, plan: TrackingPlan, masker: PiiMasker
             try:
                 delta_io.publish_fenced(at, staged, operation="replay")
                 break
-            except delta_io.ConcurrentCommit:
-                delta_io.discard(staged)
+            except delta_io.ConcurrentCommit:  # its staged files are removed: stage again
                 if attempt == delta_io._FENCE_ATTEMPTS:
                     raise
         failpoint("after_replay_bronze_commit")

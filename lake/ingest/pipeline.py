@@ -473,26 +473,18 @@ def _commit_pass(paths: LakePaths, audit: _Audit, at: _Snapshots, span: dict[str
     """Publish a pass: bronze, then quarantine, each in one fenced commit against the versions ``at``.
 
     Raises:
-        ConcurrentCommit: another writer committed to the table first (this pass's files of it are
-            removed; a bronze commit already made stays, and the next attempt sees it).
+        ConcurrentCommit: another writer committed to the table first (``publish_fenced`` removed this
+            pass's files of it; a bronze commit already made stays, and the next attempt sees it).
     """
     staged = audit.staged
     if staged is None and audit.new_bronze.num_rows:
         staged = delta_io.stage(paths.bronze_events, audit.new_bronze, partition_by=["event_date"])
     if staged is not None:
-        try:
-            delta_io.publish_fenced(at.bronze, staged, operation="ingest", metadata=span)
-        except delta_io.ConcurrentCommit:
-            delta_io.discard(staged)
-            raise
+        delta_io.publish_fenced(at.bronze, staged, operation="ingest", metadata=span)
     failpoint("after_bronze_commit")
     if audit.new_quar.num_rows:
         quarantine = delta_io.stage(paths.bronze_quarantine, audit.new_quar, partition_by=["landing_date"])
-        try:
-            delta_io.publish_fenced(at.quarantine, quarantine, operation="ingest", metadata=span)
-        except delta_io.ConcurrentCommit:
-            delta_io.discard(quarantine)
-            raise
+        delta_io.publish_fenced(at.quarantine, quarantine, operation="ingest", metadata=span)
     failpoint("after_quarantine_commit")
 
 
