@@ -3,12 +3,18 @@
 * flags — ``build_features_document`` turns flag decisions (:class:`UnitAssignments`,
   :class:`HashExperiment`, :class:`SegmentedExperiment`, :class:`Rollback`) into a GrowthBook SDK
   features document, so the product's ``growthbook`` SDK serves exactly the decided variant;
-  ``publish_features_document`` writes it atomically and returns its content hash;
+* documents — ``publish_features_document`` writes it atomically (a local file or one object-store
+  PUT) and returns its content hash, ``load_features_document`` reads it;
 * messages — the Delta message outbox (``$ROOT/delta/decisions/message_outbox``): ``enqueue``
   (idempotent, consent-checked), ``pending``, ``mark_sent``, ``withhold`` / ``release`` (the kill
   switch), ``recent_counts`` (the frequency cap).
 """
 
+from growth_loops.actuation.documents import (
+    features_document_path,
+    load_features_document,
+    publish_features_document,
+)
 from growth_loops.actuation.flags import (
     ActuationError,
     FlagDecision,
@@ -19,9 +25,6 @@ from growth_loops.actuation.flags import (
     build_features_document,
     canonical_json,
     document_hash,
-    features_document_path,
-    load_features_document,
-    publish_features_document,
 )
 from growth_loops.actuation.messages import (
     MESSAGE_OUTBOX,

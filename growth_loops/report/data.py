@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from growth_loops.actuation.flags import features_document_path, load_features_document
+from growth_loops.actuation.documents import features_document_path, load_features_document
 from growth_loops.actuation.messages import MESSAGE_OUTBOX, outbox_path
 from growth_loops.features import FeatureStore
 from growth_loops.features.rollups import NON_ACTIVITY_EVENTS, REPORTING_CURRENCY

@@ -121,7 +121,7 @@ def schema_changes(paths: LakePaths, hours: Iterable[str], *, plan: TrackingPlan
         return report
     ledger = read_ledger(paths, keys)
     dates = sorted({d for ds in ledger.column("event_dates").to_pylist() for d in (ds or [])})
-    landing_dates = sorted({r for r in ledger.column("landing_date").to_pylist()})
+    landing_dates = sorted(set(ledger.column("landing_date").to_pylist()))
     bronze = delta_io.read(paths.bronze_events, BRONZE_EVENTS,
                            columns=["plan_version", "event_name", "properties", "_landing_partition"],
                            partitions=[("event_date", "in", dates)],
