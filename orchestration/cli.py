@@ -317,7 +317,8 @@ def _cmd_plan_changes(args: argparse.Namespace) -> int:
             history = plans_by_version(plan.source)
         return history.get(version)
 
-    print(schema_changes(paths, hours, plan=plan, plan_for_version=plan_for_version).render())
+    print(schema_changes(paths, hours, plan=plan, plan_for_version=plan_for_version,
+                         min_share=args.min_share).render())
     return 0
 
 
@@ -456,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     ch = plsub.add_parser("changes", parents=[common],
                           help="properties new, missing or retyped in the landed lines, per plan version")
     ch.add_argument("--days", type=int, default=7, help="landing days to look at, ending with the newest (default 7)")
+    ch.add_argument("--min-share", type=float, default=0.01,
+                    help="list a new or retyped property only on at least this share of its event's lines "
+                         "(default 0.01; smaller ones are stray faulty lines, counted)")
     ch.set_defaults(fn=_cmd_plan_changes, needs=READ | PLAN)
     return p
 

@@ -79,6 +79,8 @@ class SchemaChanges:
     lines_by_version: dict[str, int] = field(default_factory=dict)
     changes: list[PropertyChange] = field(default_factory=list)
     plans_unknown: tuple[str, ...] = ()
+    not_listed: dict[str, int] = field(default_factory=dict)  # version -> stray changes under min_share
+    unplanned_events: dict[str, list[str]] = field(default_factory=dict)  # version -> events its plan lacks
 
     def of_kind(self, kind: str) -> list[PropertyChange]:
         return [c for c in self.changes if c.kind == kind]
@@ -94,6 +96,12 @@ class SchemaChanges:
                                                                   "with the previous version's lines)"
             out.append(f"plan {version}: {lines:,} lines, {len(mine)} change(s){known}")
             out += [f"  {c}" for c in mine]
+            if self.not_listed.get(version):
+                out.append(f"  ({self.not_listed[version]} more on under the minimum share of their event's lines: "
+                           "stray faulty lines, quarantined one by one; not listed)")
+            if self.unplanned_events.get(version):
+                out.append(f"  (events not in plan {version}, quarantined as unplanned_event: "
+                           f"{', '.join(self.unplanned_events[version])})")
         return "\n".join(out)
 
 
@@ -105,7 +113,8 @@ def _semver(version: str) -> tuple[int, ...]:
 
 
 def schema_changes(paths: LakePaths, hours: Iterable[str], *, plan: TrackingPlan,
-                   plan_for_version: Callable[[str], TrackingPlan | None] | None = None) -> SchemaChanges:
+                   plan_for_version: Callable[[str], TrackingPlan | None] | None = None,
+                   min_share: float = 0.01) -> SchemaChanges:
     """Count the properties the window's lines carried, per plan version, and report what changed.
 
     Args:
@@ -114,6 +123,9 @@ def schema_changes(paths: LakePaths, hours: Iterable[str], *, plan: TrackingPlan
         plan: the current tracking plan (used for lines validated against its version).
         plan_for_version: the plan of another version, or None when it cannot be read (default:
             only the current plan is known).
+        min_share: a new or retyped property on fewer of its event's lines than this is a stray
+            faulty line (quarantined one by one), counted but not listed; events the version's plan
+            does not know are named once, not property by property.
     """
     keys = sorted(set(hours))
     report = SchemaChanges(hours=tuple(keys))
@@ -141,7 +153,15 @@ def schema_changes(paths: LakePaths, hours: Iterable[str], *, plan: TrackingPlan
         vplan = plan if version == plan.version else (plan_for_version(version) if plan_for_version else None)
         if vplan is None:
             unknown.append(version)
-        report.changes += _changes_of_version(version, vplan, counts, events, previous)
+        for change in _changes_of_version(version, vplan, counts, events, previous):
+            if vplan is not None and change.event not in vplan.events:
+                names = report.unplanned_events.setdefault(version, [])
+                if change.event not in names:
+                    names.append(change.event)
+            elif change.kind != "missing" and change.lines < min_share * change.event_lines:
+                report.not_listed[version] = report.not_listed.get(version, 0) + 1
+            else:
+                report.changes.append(change)
         previous = version
     report.plans_unknown = tuple(unknown)
     return report

@@ -81,6 +81,12 @@ def test_a_client_release_is_reported_under_the_plan_version_it_arrived_with(pat
     assert second["new", "page_viewed.beta_banner"].lines == changed["new"] == changed["page_viewed"]
     assert "under plan " + shipped.version in second["missing", "page_viewed.title"].detail
 
+    # Below the minimum share a change is counted, not listed (stray faulty lines); "missing" always shows.
+    strict = schema_changes(paths, keys, plan=next_plan, min_share=1.01,
+                            plan_for_version=lambda v: shipped if v == shipped.version else None)
+    assert [(c.kind, c.prop) for c in strict.changes] == [("missing", "title")]
+    assert strict.not_listed == {next_plan.version: 2}
+
     # The CLI prints the same report (the plan's git history supplies the older version when it can).
     assert main(["plan", "changes", "--days", "7"]) == 0
     out = capsys.readouterr().out
