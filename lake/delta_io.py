@@ -165,13 +165,27 @@ def sql_string(value: str) -> str:
 
 
 def replace_where(uri: str, data: pa.Table, predicate: str, *, partition_by: Sequence[str] | None = None,
-                  operation: str = "replace", metadata: dict[str, Any] | None = None) -> None:
+                  operation: str = "replace", metadata: dict[str, Any] | None = None,
+                  create_empty: bool = False) -> None:
     """Atomically delete the rows matching ``predicate`` and add ``data`` (one commit).
 
     ``predicate`` must be built only from identifiers and values this project controls
     (validated partition keys), never from free user input.
+
+    A missing table is created by appending ``data``: a blind append, so two writers creating it
+    at once both keep their rows. With ``create_empty`` it is created empty first (a racing creator
+    loses version 0 and reopens it) and ``data`` goes in by the conflict-checked replace, so racing
+    writers on several machines conflict instead.
     """
     dt = open_table(uri)
+    if dt is None and create_empty:
+        try:
+            write_deltalake(uri, data.schema.empty_table(), mode="append",
+                            partition_by=list(partition_by) if partition_by else None,
+                            storage_options=storage_options(uri), commit_properties=_commit("create", None))
+        except DeltaError:  # another writer created it first
+            pass
+        dt = open_table(uri)
     if dt is None:
         write_deltalake(uri, data, mode="append", partition_by=list(partition_by) if partition_by else None,
                         storage_options=storage_options(uri), commit_properties=_commit(operation, metadata))

@@ -162,7 +162,7 @@ def write_entries(paths: LakePaths, entries: list[LedgerEntry]) -> int:
         table = pa.Table.from_pylist(changed, schema=INGESTION_LEDGER)
         try:
             delta_io.replace_where(paths.ingestion_ledger, table, _partitions_predicate(keys),
-                                   partition_by=["landing_date"], operation="ledger",
+                                   partition_by=["landing_date"], operation="ledger", create_empty=True,
                                    metadata={"partition": keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}",
                                              "partitions": len(keys)})
             return len(changed)

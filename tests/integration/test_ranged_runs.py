@@ -118,9 +118,10 @@ def test_a_48_hour_range_is_one_run_holds_only_the_bad_hour_and_reruns_commit_no
     assert all(e.partition for e in evals), "no evaluation without its hour"
 
     # 47 hours published, one held; one commit per table for the whole range (after the creation of
-    # bronze/events and bronze/quarantine: version 0, a fence and no row — lake.delta_io.publish_fenced).
+    # bronze/events and bronze/quarantine — version 0, a fence and no row, lake.delta_io.publish_fenced —
+    # and of the ledger, created empty so that racing writers conflict).
     versions = _versions(paths)
-    assert (versions["bronze/events"], versions["bronze/quarantine"], versions["bronze/ingestion_ledger"]) == (1, 1, 0)
+    assert (versions["bronze/events"], versions["bronze/quarantine"], versions["bronze/ingestion_ledger"]) == (1, 1, 1)
     bronze = _bronze(paths)
     hour24_first = f"00000000-0000-4000-8000-{BAD:04d}{0:08d}"
     for key, ids in valid.items():
@@ -185,7 +186,7 @@ def test_a_range_is_one_pass_one_validation_per_suite_one_commit_per_table(paths
     assert all(r.published and r.ledger.reconciled and r.hours_in_pass == 12 for r in results)
     assert sorted(calls) == ["bronze_events", "bronze_quarantine"]
     assert {k: v for k, v in _versions(paths).items() if k.startswith("bronze/")} == {  # v0: creation, a fence
-        "bronze/events": 1, "bronze/quarantine": 1, "bronze/ingestion_ledger": 0}
+        "bronze/events": 1, "bronze/quarantine": 1, "bronze/ingestion_ledger": 1}
     # a redelivery of the previous hour's first event is a duplicate in every hour but the first
     assert [r.ledger.duplicates_dropped for r in results] == [0] + [1] * 11
 
