@@ -23,18 +23,20 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 	$(BIN)/growthlake prepare
 
-$(DAGSTER_HOME):
-	mkdir -p $(DAGSTER_HOME)
+# A DAGSTER_HOME without a dagster.yaml gets growthlake's (SQLite, the event log pooled:
+# orchestration/event_log.py); one that has its own (e.g. PostgreSQL, DEPLOY.md) is left alone.
+$(DAGSTER_HOME)/dagster.yaml: | $(VENV)/.installed
+	$(BIN)/python -m orchestration.event_log $(DAGSTER_HOME)
 
 # The closed loop: each simulated day the product reads the flags document and the outbox, lands its
 # events, and `growthlake run`'s path (the Dagster jobs) ingests them, builds features and decides.
-demo: install $(DAGSTER_HOME)  ## four simulated weeks of the closed loop, then the board report (demo profile)
+demo: install $(DAGSTER_HOME)/dagster.yaml  ## four simulated weeks of the closed loop, then the board report (demo profile)
 	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake loops simulate --days $(DEMO_DAYS) --arrivals $(DEMO_ARRIVALS) \
 		--seed 42 --approve --actor demo@growthlake
 	GROWTHLAKE_PROFILE=demo $(BIN)/growthlake report
 
 # The venv need not be on PATH: the code location runs the dbt installed beside its Python.
-dev: install $(DAGSTER_HOME)  ## the Dagster UI on http://127.0.0.1:$(DAGSTER_PORT)
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI on http://127.0.0.1:$(DAGSTER_PORT)
 	GROWTHLAKE_PROFILE=$${GROWTHLAKE_PROFILE:-demo} $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: install

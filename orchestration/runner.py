@@ -9,7 +9,6 @@ truth is the path production runs.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,14 +37,17 @@ class RangeResult:
 
 
 def dagster_instance(settings: Settings | None = None):
-    """The Dagster instance of ``$DAGSTER_HOME`` (created if missing), so runs show in the UI;
+    """The Dagster instance of ``$DAGSTER_HOME`` (created if missing, with growthlake's ``dagster.yaml``
+    if it has none: :func:`orchestration.event_log.ensure_instance_config`), so runs show in the UI;
     an ephemeral one when it is unset."""
     import dagster as dg
+
+    from orchestration.event_log import ensure_instance_config
 
     home = (settings or Settings.from_env()).dagster_home
     if not home:
         return dg.DagsterInstance.ephemeral()
-    os.makedirs(home, exist_ok=True)
+    ensure_instance_config(home)
     return dg.DagsterInstance.from_config(home)
 
 
