@@ -124,7 +124,8 @@ def _synchronous_normal(dbapi_connection, _record) -> None:
 
 def instance_config(home: str | os.PathLike[str]) -> str:
     """The ``dagster.yaml`` of a local instance at ``home``: Dagster's default SQLite layout
-    (``history/runs.db``, ``history/runs/*.db``, ``schedules/``), the event log pooled."""
+    (``history/runs.db``, ``history/runs/*.db``, ``schedules/``), the event log pooled, and
+    Dagster's telemetry off (growthlake runs offline; it also prints a banner into CLI output)."""
     base = Path(home).resolve()
     return (
         _HEADER + " Dagster's default SQLite layout, the event log keeping its\n"
@@ -145,6 +146,9 @@ def instance_config(home: str | os.PathLike[str]) -> str:
         "  class: SqliteScheduleStorage\n"
         "  config:\n"
         f"    base_dir: {base / 'schedules'}\n"
+        "# An offline package: no usage statistics (and no welcome banner in the CLI's output).\n"
+        "telemetry:\n"
+        "  enabled: false\n"
     )
 
 

@@ -45,6 +45,7 @@ def test_cli_instance_records_a_ranged_run_that_dagsters_default_storage_reads_b
     instance = dagster_instance(Settings(root=str(tmp_path / "lake"), dagster_home=str(home)))
     assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
     assert "PooledSqliteEventLogStorage" in (home / "dagster.yaml").read_text()
+    assert not instance.telemetry_enabled  # offline: no usage statistics, no welcome banner in CLI output
 
     result = _materialize_range(instance, "2026-06-01-00:00", "2026-06-01-05:00")
     assert result.success
