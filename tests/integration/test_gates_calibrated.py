@@ -76,3 +76,36 @@ def test_a_device_mix_shift_in_a_busy_hour_is_still_caught(clean_lake):
     verdict = judge_landing_hour(busiest, hours={**hours, busiest: shifted}, ledger=ledger, planned=planned,
                                  config=config).distribution
     assert not verdict.passed and "device_type shifted" in verdict.note
+
+
+def _with_quarantined_event(profile: Profile, event: str, lines: int) -> Profile:
+    """``profile`` plus ``lines`` lines of ``event`` that the contract quarantined whole."""
+    out = Profile(hours=set(profile.hours), counts={d: dict(c) for d, c in profile.counts.items()})
+    source = next(iter(profile.dimension("source_lines")))
+    for dimension, key in (("event_lines", event), ("source_lines", source)):
+        out.counts.setdefault(dimension, {})[key] = out.dimension(dimension).get(key, 0) + lines
+    violation = "unplanned_event" if event == "tooltip_shown" else "required_missing"
+    out.counts.setdefault("quarantine", {})[f"{violation}|{source}|{event}"] = lines
+    return out
+
+
+def test_an_unplanned_event_is_not_judged_on_its_own_but_a_planned_one_is(clean_lake):
+    """At 10M lines a week the simulator's unplanned events (quarantined whole by the contract) reached
+    50 lines an hour and failed 27 clean hours by their own 100% share; a planned event quarantined
+    whole still fails the gate (it failed the unplanned one too before the fix)."""
+    keys, hours, ledger, planned, config = clean_lake
+    hour = max(keys[-24:], key=lambda k: ledger[k][1])  # the busiest hour of the last day: 55 more quarantined
+    extra = 55  # lines (min_lines is 50: the event is judged) leave the overall and the source rate in their bands
+    assert "tooltip_shown" not in planned
+    quarantined, lines = ledger[hour]
+
+    def verdict(event: str):
+        return judge_landing_hour(hour, hours={**hours, hour: _with_quarantined_event(hours[hour], event, extra)},
+                                  ledger={**ledger, hour: (quarantined + extra, lines + extra)}, planned=planned,
+                                  config=config).quarantine_rate
+
+    unplanned = verdict("tooltip_shown")
+    assert unplanned.passed, unplanned.note
+    rare = min(planned, key=lambda e: hours[hour].dimension("event_lines").get(e, 0))
+    broken = verdict(rare)
+    assert not broken.passed and f"event:{rare}" in broken.note
