@@ -10,16 +10,15 @@ lives on the engine and dies with it) and for an fsync per commit. Profiled on t
 :class:`PooledSqliteEventLogStorage` is the same storage — same files, same schema, same
 alembic revisions, readable by a plain ``SqliteEventLogStorage`` and back — with three changes:
 
-* one engine per shard, kept (so compiled statements are reused);
-* the cross-run ``index`` shard keeps one open connection between events (no connect per
-  event; an idle WAL connection holds no lock, so the webserver, the daemon and run workers
-  still share the file);
+* one engine per shard, kept (so compiled statements are reused), each keeping one open
+  connection between events (no connect, and no checkpoint on close, per event; an idle WAL
+  connection holds no lock, so the webserver, the daemon and run workers still share the files);
+  the engines of the 8 most recent run shards are kept;
 * ``PRAGMA synchronous=NORMAL`` on every connection: the shards are in WAL mode (Dagster sets
-  it), where NORMAL never corrupts the database; a power cut may lose the last events written.
-
-The per-run shards still close their connection after each write, as Dagster's do: closing the
-last connection checkpoints the write-ahead log into ``<run_id>.db``, and that file's
-modification is what the webserver watches to stream a running run's logs.
+  it), where NORMAL never corrupts the database; a power cut may lose the last events written;
+* after a write to a run's shard, ``<run_id>.db``'s time stamp is touched: the webserver streams
+  a running run's logs by watching that file, which Dagster's storage modifies by checkpointing
+  the write-ahead log as it closes its connection after every write (a test keeps this).
 
 :func:`ensure_instance_config` writes a ``dagster.yaml`` using it into a ``DAGSTER_HOME`` that
 has none (``make dev``, ``make demo`` and the CLI's instance); a ``dagster.yaml`` already there
@@ -28,6 +27,7 @@ has none (``make dev``, ``make demo`` and the CLI's instance); a ``dagster.yaml`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -69,17 +69,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _engine(self, shard: str):
         import sqlalchemy as db
-        from sqlalchemy.pool import NullPool, QueuePool
+        from sqlalchemy.pool import QueuePool
 
         with self._engines_lock:
             engine = self._engines.get(shard)
             if engine is not None:
                 self._engines.move_to_end(shard)
                 return engine
-            pool: dict[str, Any] = ({"poolclass": QueuePool, "pool_size": 1, "max_overflow": 2}
-                                    if shard == INDEX_SHARD else {"poolclass": NullPool})
-            engine = db.create_engine(self.conn_string_for_shard(shard),
-                                      connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **pool)
+            engine = db.create_engine(self.conn_string_for_shard(shard), poolclass=QueuePool, pool_size=1,
+                                      max_overflow=2, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
             db.event.listen(engine, "connect", _synchronous_normal)
             self._engines[shard] = engine
             runs = [s for s in self._engines if s != INDEX_SHARD]
@@ -94,8 +92,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                before = raw.total_changes if raw is not None else None
+                with conn.begin():
+                    yield conn
+                changed = raw is not None and raw.total_changes != before
+            if changed and shard != INDEX_SHARD:
+                # A run's logs stream to the webserver by a watch on <run_id>.db; with the connection kept
+                # open the write-ahead log is not checkpointed into that file after each write, so say so.
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(self.path_for_shard(shard))
 
     def _dispose_engines(self) -> None:
         with self._engines_lock:
