@@ -47,6 +47,7 @@ test: install
 bench: install  ## print every benchmark's figures (BENCHMARKS.md); BENCH_FLAGS=--with-10m adds the 10M-event chain
 	$(BIN)/python benchmarks/bench_chain.py $(BENCH_FLAGS)
 	$(BIN)/python benchmarks/bench_hourly.py
+	$(BIN)/python benchmarks/bench_event_log.py
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_ingestion.py
 	$(BIN)/python benchmarks/bench_pii.py
