@@ -65,9 +65,9 @@ def _child(storage: str, base: Path, days: int, arrivals: int, events: int) -> d
     os.environ.setdefault("GROWTHLAKE_PII_KEY", secrets.token_hex(32))  # a throwaway key for a throwaway lake
     paths = LakePaths.from_root(str(base / f"lake-{storage}"))
     t1 = time.perf_counter()
-    result = run_closed_loop(paths, start=START, days=days, seed=42,
-                             config=ClosedLoopConfig(
-        arrivals_per_day=arrivals, trial_days=7, extra_sessions_mean=0.2, actions_per_session_mean=1.0), instance=instance)
+    config = ClosedLoopConfig(arrivals_per_day=arrivals, trial_days=7, extra_sessions_mean=0.2,
+                              actions_per_session_mean=1.0)  # make demo's
+    result = run_closed_loop(paths, start=START, days=days, seed=42, config=config, instance=instance)
     total = time.perf_counter() - t1
     stored = sum(len(instance.all_logs(r.run_id)) for r in instance.get_runs())
     chain = [s["chain"] for s in result.seconds.values()]
@@ -102,7 +102,7 @@ def main() -> int:
               f"{r['runs']:>5} {r['events_stored']:>7}" + (f"  failed: {r['failed']}" if r["failed"] else ""))
     print(f"pooled vs dagster: {base['per_event_ms'] / pooled['per_event_ms']:.2f}x less per stored event, "
           f"{base['chain_s_per_day'] / pooled['chain_s_per_day']:.2f}x less chain time per day "
-          f"({args.days} days from {START}, {args.arrivals} arrivals a day; {START + timedelta(days=args.days - 1)} last)")
+          f"({args.days} days from {START} to {START + timedelta(days=args.days - 1)}, {args.arrivals} arrivals a day)")
     return 0
 
 

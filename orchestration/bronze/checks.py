@@ -90,8 +90,8 @@ QUARANTINE_RATE = "quarantine_rate_within_history"
                           "hour against the same hour of the previous days, by PSI and a chi-square test "
                           "(expectations/anomaly.yaml `distribution_drift`)."),
         dg.AssetCheckSpec(QUARANTINE_RATE, asset=EVENTS, blocking=True, partitions_def=hourly,
-                          description="Share of the hour's lines quarantined — overall, per planned event and per source "
-                          "(landing file family) — against the same hour of the previous days (median + robust "
+                          description="Share of the hour's lines quarantined — overall, per planned event and per "
+                          "source (landing file family) — against the same hour of the previous days (median + robust "
                           "band, binomial test; expectations/anomaly.yaml `quarantine_rate`): a broken client "
                           "release. Names the top violations."),
     ],
