@@ -47,7 +47,7 @@ _RUN_ENGINES = 8  # run shards whose engine is kept (a run writes to its own; a 
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
-    """``SqliteEventLogStorage`` that keeps its engines (and the index shard's connection).
+    """``SqliteEventLogStorage`` that keeps its engines and one connection per shard.
 
     Configured in ``dagster.yaml`` exactly like the class it extends::
 
