@@ -5,7 +5,7 @@ import dagster as dg
 from lake.paths import LakePaths
 from lake.silver import unaudited_tables
 
-__all__ = ["SILVER_GATES", "failed_gates", "failed_silver_gates", "require_gated_silver"]
+__all__ = ["SILVER_GATES", "as_check_result", "failed_gates", "failed_silver_gates", "require_gated_silver"]
 
 SILVER_GATES = [dg.AssetCheckKey(dg.AssetKey(["silver", table]), f"gx_silver_{table}")
                 for table in ("events", "identity_map", "sessions")]
@@ -41,3 +41,10 @@ def require_gated_silver(instance: dg.DagsterInstance, paths: LakePaths, *, cons
                         "rolls such writes back and re-runs the gates) first.",
             metadata={"unaudited_tables": unaudited},
         )
+
+
+def as_check_result(evaluation: dg.AssetCheckEvaluation) -> dg.AssetCheckResult:
+    """The result a check function returns for the evaluation a sensor records (the external assets' checks:
+    the sensor that observes the asset evaluates it; run from the UI, the check judges it the same way)."""
+    return dg.AssetCheckResult(passed=evaluation.passed, description=evaluation.description,
+                               metadata=dict(evaluation.metadata), severity=evaluation.severity)

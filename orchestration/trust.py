@@ -21,6 +21,7 @@ from lake.ledger import read_entries
 from lake.paths import LakePaths
 from lake.trust import data_dates_of_partition, record_asset_runs, record_gate_evaluations
 from orchestration.freshness import freshness
+from orchestration.gates import as_check_result
 from orchestration.hours import HOUR_RANGE_TAGS
 from orchestration.resources import LakeResource
 
@@ -211,6 +212,4 @@ def daily_trust_evaluation(paths: LakePaths) -> dg.AssetCheckEvaluation:
                 "never with failed gates. Evaluated by freshness_sla_sensor at every new version of the table "
                 "(it is written by the warehouse build, outside this asset's own runs), and on demand.")
 def daily_trust_consistent(lake: LakeResource) -> dg.AssetCheckResult:
-    evaluation = daily_trust_evaluation(lake.paths())
-    return dg.AssetCheckResult(passed=evaluation.passed, description=evaluation.description,
-                               metadata=dict(evaluation.metadata))
+    return as_check_result(daily_trust_evaluation(lake.paths()))

@@ -12,6 +12,7 @@ from lake.landing import LandingFile, check_landing_hour
 from lake.ledger import read_entries
 from orchestration.bronze.assets import landing_events
 from orchestration.bronze.schedules import bronze_ingestion_job
+from orchestration.gates import as_check_result
 from orchestration.resources import LakeResource
 
 __all__ = ["LANDING_CHECK", "LOOKBACK", "landing_evaluation", "landing_files_sensor", "landing_hour_readable",
@@ -50,8 +51,7 @@ def landing_hour_readable(lake: LakeResource) -> dg.AssetCheckResult:
         passed, description, _figures = check_landing_hour(paths, key)
         if not passed:
             held[key] = description
-    e = landing_evaluation(held, len(recent))
-    return dg.AssetCheckResult(passed=e.passed, description=e.description, metadata=dict(e.metadata))
+    return as_check_result(landing_evaluation(held, len(recent)))
 
 
 def landing_observation(key: str, files: list[LandingFile]) -> dg.AssetObservation:

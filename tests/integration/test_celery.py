@@ -21,7 +21,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -73,6 +75,21 @@ def _wait_ready(procs: dict[str, subprocess.Popen], logs: dict[str, Path], timeo
         time.sleep(0.2)
 
 
+@contextmanager
+def _workers(broker: str, tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """The two Celery workers, ready, for the block (stopped by PID after it); yields their log files."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    logs = {n: tmp_path / f"celery-{n}.log" for n in WORKERS}
+    procs = {n: _start_worker(n, broker, env, logs[n]) for n in WORKERS}
+    try:
+        _wait_ready(procs, logs)
+        yield logs
+    finally:
+        for proc in procs.values():
+            _stop(proc)
+
+
 def _steps(instance: dg.DagsterInstance, run_id: str) -> list[dict]:
     """Per step of a run: the Celery worker that took it, the PID it ran in, and when."""
     out: dict[str, dict] = {}
@@ -100,12 +117,7 @@ def test_hourly_partitions_run_in_parallel_on_two_celery_workers(redis_url, tmp_
     truth = write_hours(paths, DAY, hours=HOURS, per_hour=30)
     keys = [f"{DAY}-{h:02d}:00" for h in range(HOURS)]
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                                     os.environ.get("PYTHONPATH")]))}
-    logs = {n: tmp_path / f"celery-{n}.log" for n in WORKERS}
-    procs = {n: _start_worker(n, redis_url, env, logs[n]) for n in WORKERS}
-    try:
-        _wait_ready(procs, logs)
+    with _workers(redis_url, tmp_path) as logs:
         with dg.DagsterInstance.get() as instance:
             job = dg.reconstructable(hourly_ingestion_on_celery)
 
@@ -116,9 +128,6 @@ def test_hourly_partitions_run_in_parallel_on_two_celery_workers(redis_url, tmp_
                 results = list(pool.map(launch, keys))
             assert [r.success for r in results] == [True] * HOURS, [logs[n].read_text()[-2000:] for n in WORKERS]
             steps = [s | {"run": r.run_id} for r in results for s in _steps(instance, r.run_id)]
-    finally:
-        for proc in procs.values():
-            _stop(proc)
 
     # Where the steps ran: every step of every hour on a worker, both workers, two processes (not this one).
     per_run: dict[str, set[str]] = {}
@@ -211,12 +220,7 @@ def test_a_backfill_on_two_celery_workers_with_postgres_storage_keeps_the_writer
     runs_tags = [{HOUR_RANGE_TAGS[0]: keys[0], HOUR_RANGE_TAGS[1]: keys[2]}] + [
         {"dagster/partition": k} for k in keys[3:]]
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                                     os.environ.get("PYTHONPATH")]))}
-    logs = {n: tmp_path / f"celery-{n}.log" for n in WORKERS}
-    procs = {n: _start_worker(n, redis_url, env, logs[n]) for n in WORKERS}
-    try:
-        _wait_ready(procs, logs)
+    with _workers(redis_url, tmp_path) as logs:
         with dg.DagsterInstance.get() as instance:
             assert isinstance(instance.run_storage, PostgresRunStorage)
             assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
@@ -247,9 +251,6 @@ def test_a_backfill_on_two_celery_workers_with_postgres_storage_keeps_the_writer
             steps = [s | {"run": run_id} for run_id, _ in results for s in _steps(instance, run_id)]
             after = instance.event_log_storage.get_concurrency_info(WRITER_POOL)
             stored_runs = instance.get_runs()
-    finally:
-        for proc in procs.values():
-            _stop(proc)
 
     # The runs, their events and the pool are in Postgres: this instance is the only one there is.
     assert {r.run_id for r in stored_runs} == {run_id for run_id, _ in results}
