@@ -65,8 +65,8 @@ def _child(storage: str, base: Path, days: int, arrivals: int, events: int) -> d
     os.environ.setdefault("GROWTHLAKE_PII_KEY", secrets.token_hex(32))  # a throwaway key for a throwaway lake
     paths = LakePaths.from_root(str(base / f"lake-{storage}"))
     t1 = time.perf_counter()
-    config = ClosedLoopConfig(arrivals_per_day=arrivals, trial_days=7, extra_sessions_mean=0.2,
-                              actions_per_session_mean=1.0)  # make demo's
+    config = ClosedLoopConfig(arrivals_per_day=arrivals, trial_days=7, extra_sessions_per_day=0.4,
+                              actions_per_session=1.0)  # make demo's
     result = run_closed_loop(paths, start=START, days=days, seed=42, config=config, instance=instance)
     total = time.perf_counter() - t1
     stored = sum(len(instance.all_logs(r.run_id)) for r in instance.get_runs())

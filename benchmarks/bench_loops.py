@@ -36,8 +36,8 @@ def main() -> None:
 
     root = args.keep or tempfile.mkdtemp(prefix="growthlake-bench-loops-")
     paths = LakePaths.from_root(root)
-    cfg = ClosedLoopConfig(arrivals_per_day=args.arrivals, trial_days=7, extra_sessions_mean=0.2,
-                           actions_per_session_mean=1.0)
+    cfg = ClosedLoopConfig(arrivals_per_day=args.arrivals, trial_days=7, extra_sessions_per_day=0.4,
+                           actions_per_session=1.0)
 
     def approve(day, runs):
         for r in runs:

@@ -158,8 +158,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     paths = _paths(args)
     start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))
-    cfg = ClosedLoopConfig(arrivals_per_day=args.arrivals, trial_days=7, extra_sessions_mean=0.2,
-                           actions_per_session_mean=1.0,
+    cfg = ClosedLoopConfig(arrivals_per_day=args.arrivals, trial_days=7, extra_sessions_per_day=0.4,
+                           actions_per_session=1.0,
                            paywall_variants={"control": PaywallEffect(1.0, 1.0),
                                              "discount_popup": PaywallEffect(1.05, 0.5)})
 

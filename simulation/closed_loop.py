@@ -16,12 +16,15 @@ Model, per day ``d`` (in this order):
    conversion probability; ``retention_offer`` to a paying user multiplies their daily churn hazard
    by ``retention_offer_churn_multiplier`` for ``retention_offer_days`` days;
 2. paying users churn (``subscription_cancelled``) with their daily hazard, the others renew on
-   their billing day (``payment_succeeded``);
+   their billing day (``payment_succeeded``; a failed renewal, ``payment_failed``, is retried and
+   succeeds three days later, :mod:`simulation.behaviour`);
 3. trials ending today show the paywall (flag ``paywall_variant``, evaluated with the GrowthBook
    SDK); a user converts with ``p = (p_base + lift·nudged) · conversion_multiplier[variant]`` and
    pays ``price · price_factor[variant]`` (``subscription_started`` + ``payment_succeeded``);
-4. planned trials start (``trial_started``); signed-up users are active with a probability raised by
-   completed onboarding, and their sessions emit ``page_viewed`` / ``feature_used``;
+4. planned trials start (``trial_started``; not for a dormant user); signed-up users go dormant
+   with the dormancy hazard the event simulator uses too (:mod:`simulation.behaviour`), the others
+   are active with a probability raised by completed onboarding and lowered on weekends, and their
+   sessions emit ``page_viewed`` / ``feature_used``;
 5. ``arrivals_per_day`` anonymous visitors arrive; some sign up (``user_signed_up`` links
    ``anonymous_id`` and ``user_id``), get the onboarding variant of flag ``onboarding_variant`` and
    complete onboarding with that variant's true probability (``onboarding_step_completed``).
@@ -59,6 +62,14 @@ import polars as pl
 
 from lake.errors import ConfigError
 
+from .behaviour import (
+    PAYMENT_RETRY_DAYS,
+    actions_mean,
+    dormancy_hazard,
+    extra_sessions_mean,
+    open_probability,
+    weekend_factor,
+)
 from .catalog import (
     APP_PAGES,
     CANCEL_REASONS,
@@ -72,6 +83,7 @@ from .catalog import (
     MARKETING_PAGES,
     ONBOARDING_STEPS,
     PAGE_TITLES,
+    PAYMENT_FAILURE_REASONS,
     SIGNUP_METHOD_WEIGHTS,
     SIGNUP_METHODS,
     USER_AGENTS,
@@ -176,9 +188,6 @@ class ClosedLoopConfig(ProductModel):
     # Messages sent up to this many hours into a day are delivered (and act) that day: the nightly
     # decision run that follows a day's close sends its emails in the first minutes of the next.
     delivery_cutoff_hours: int = 1
-    # Sessions (cosmetic volume).
-    extra_sessions_mean: float = 1.0
-    actions_per_session_mean: float = 5.0
 
     def __post_init__(self) -> None:
         name = "ClosedLoopConfig"
@@ -358,7 +367,8 @@ _STATE_SCHEMA: dict[str, pl.DataType] = {
     "trial_end": pl.Int32(), "nudged": pl.Boolean(), "nudge_day": pl.Int32(), "paywall_variant": pl.String(),
     "paywall_day": pl.Int32(), "p_convert_base": pl.Float64(), "p_convert_control": pl.Float64(),
     "p_convert": pl.Float64(), "converted_day": pl.Int32(), "amount": pl.Float64(), "next_payment": pl.Int32(),
-    "offer_until": pl.Int32(), "churned_day": pl.Int32(), "revenue_total": pl.Float64(),
+    "offer_until": pl.Int32(), "churned_day": pl.Int32(), "dormant_day": pl.Int32(), "billing_due": pl.Int32(),
+    "revenue_total": pl.Float64(),
     "messages_total": pl.Int32(), "consent_violations_total": pl.Int32(),
 }
 _NP_DTYPES = {pl.Int64(): np.int64, pl.Int32(): np.int32, pl.Int16(): np.int16, pl.Int8(): np.int8,
@@ -823,7 +833,8 @@ class _DayRun:
             "trial_started_today": [False] * n, "paywall_exposed_today": [False] * n,
             "converted_today": [False] * n, "revenue_today": [0.0] * n, "payment_today": [False] * n,
             "churn_hazard": [None] * n, "retention_offer_active": [False] * n, "churned_today": [False] * n,
-            "p_active": [None] * n, "u_convert": [None] * n,
+            "p_active": [None] * n, "u_convert": [None] * n, "p_dormant": [None] * n,
+            "payment_failed_today": [False] * n,
         }
         self.contexts: dict[int, dict] = {}
         self.ip_bits = self.k.bits(state["idx"], "ip")
@@ -889,7 +900,8 @@ class _DayRun:
                 if status == "paying":
                     row["effective"] = True
                     s["offer_until"][i] = max(int(s["offer_until"][i]), self.dn + cfg.retention_offer_days)
-            if self.k.scalar("open", m.key) < cfg.email_open_rate:
+            dormant = s["dormant_day"][i] >= 0
+            if self.k.scalar("open", m.key) < open_probability(cfg, float(s["engagement"][i]), dormant):
                 row["opened"] = True
                 uid, anon, ctx = self._user(i)
                 email_id = "em_" + hashlib.sha256(m.key.encode()).hexdigest()[:16]
@@ -912,18 +924,28 @@ class _DayRun:
         hazard = cfg.churn_daily_base * (1.5 - s["engagement"][paying])
         hazard = np.where(offer, hazard * cfg.retention_offer_churn_multiplier, hazard)
         churn = self.k.uniform(s["idx"][paying], "churn", dn) < hazard
+        fails = self.k.uniform(s["idx"][paying], "payment_failed", dn) < cfg.payment_failure_rate
         for j, i in enumerate(paying.tolist()):
             self.day["churn_hazard"][i] = float(hazard[j])
             self.day["retention_offer_active"][i] = bool(offer[j])
             uid, anon, ctx = self._user(i)
             plan, amount = s["plan"][i], float(s["amount"][i])
             if churn[j]:
-                s["status"][i], s["churned_day"][i], s["next_payment"][i] = "churned", dn, -1
+                s["status"][i], s["churned_day"][i], s["next_payment"][i], s["billing_due"][i] = "churned", dn, -1, -1
                 self.day["churned_today"][i] = True
                 self._emit(self._hour_time(self.hour_cum_all), "subscription_cancelled", i, uid, anon, None,
                            {"plan": plan, "reason": self.r.choice(CANCEL_REASONS)}, ctx)
             elif s["next_payment"][i] == dn:
-                s["next_payment"][i] = dn + cfg.billing_period_days
+                retry = s["billing_due"][i] >= 0
+                if not retry and fails[j]:  # simulation.behaviour: the retry, PAYMENT_RETRY_DAYS later, succeeds
+                    s["billing_due"][i], s["next_payment"][i] = dn, dn + PAYMENT_RETRY_DAYS
+                    self.day["payment_failed_today"][i] = True
+                    self._emit(self._hour_time(self.hour_cum_all), "payment_failed", i, uid, anon, None,
+                               {"amount": amount, "currency": cfg.currency,
+                                "reason": self.r.choice(PAYMENT_FAILURE_REASONS)}, ctx)
+                    continue
+                due = int(s["billing_due"][i]) if retry else dn  # billing dates stay where they were
+                s["next_payment"][i], s["billing_due"][i] = due + cfg.billing_period_days, -1
                 self._pay(i, self._hour_time(self.hour_cum_all), amount)
 
     def _pay(self, i: int, t: int, amount: float) -> None:
@@ -964,7 +986,9 @@ class _DayRun:
     # -- 4. trial starts and sessions --
     def start_trials(self) -> None:
         s, dn = self.s, self.dn
-        for i in np.flatnonzero((s["status"] == "free") & (s["trial_plan_day"] == dn)).tolist():
+        # A dormant user does not come back to start the trial they would have started.
+        due = (s["status"] == "free") & (s["trial_plan_day"] == dn) & (s["dormant_day"] < 0)
+        for i in np.flatnonzero(due).tolist():
             self._begin_trial(i)
 
     def _begin_trial(self, i: int) -> None:
@@ -985,13 +1009,19 @@ class _DayRun:
         rows = np.flatnonzero(s["signup_day"] < dn) if self.n0 else np.empty(0, int)
         if rows.size == 0:
             return
-        p = self._p_active(rows)
+        # simulation.behaviour: users go dormant (no more sessions) with the shared hazard; weekends are quieter.
+        awake = s["dormant_day"][rows] < 0
+        hazard = dormancy_hazard(cfg, s["engagement"][rows], paying=s["status"][rows] == "paying")
+        falls = awake & (self.k.uniform(s["idx"][rows], "dormant", dn) < hazard)
+        s["dormant_day"][rows[falls]] = dn
+        p = self._p_active(rows) * weekend_factor(cfg, dn)
         forced = np.array([day["trial_started_today"][i] or day["paywall_exposed_today"][i] for i in rows.tolist()],
                           dtype=bool)
-        active = (self.k.uniform(s["idx"][rows], "active", dn) < p) | forced
-        n_sessions = 1 + self.g.poisson(cfg.extra_sessions_mean * 2.0 * s["engagement"][rows])
+        active = ((self.k.uniform(s["idx"][rows], "active", dn) < p) & awake & ~falls) | forced
+        n_sessions = 1 + self.g.poisson(extra_sessions_mean(cfg, s["engagement"][rows]))
         for j, i in enumerate(rows.tolist()):
             day["p_active"][i] = float(p[j])
+            day["p_dormant"][i] = float(hazard[j]) if awake[j] else None
             if not active[j]:
                 continue
             day["active_today"][i] = True
@@ -1025,7 +1055,8 @@ class _DayRun:
                 self._emit(t_sub, "subscription_started", i, uid, anon, None,
                            {"plan": s["plan"][i], "amount": amount, "currency": self.cfg.currency}, ctx)
                 self._pay(i, t_sub + 1_000 + self.r.randrange(2_000), amount)
-        return self._actions(i, t, sid, uid, anon, ctx, 1 + int(self.g.poisson(self.cfg.actions_per_session_mean)))
+        n = 1 + int(self.g.poisson(actions_mean(self.cfg, float(s["engagement"][i]))))
+        return self._actions(i, t, sid, uid, anon, ctx, n)
 
     def _trial_started(self, i: int, t: int, sid: str) -> None:
         uid, anon, ctx = self._user(i)
@@ -1150,7 +1181,8 @@ class _DayRun:
             "plan": plan, "status": "free", "trial_start": -1, "trial_end": -1, "nudged": False, "nudge_day": -1,
             "paywall_variant": None, "paywall_day": -1, "p_convert_base": math.nan, "p_convert_control": math.nan,
             "p_convert": math.nan, "converted_day": -1, "amount": 0.0, "next_payment": -1, "offer_until": -1,
-            "churned_day": -1, "revenue_total": 0.0, "messages_total": 0, "consent_violations_total": 0,
+            "churned_day": -1, "dormant_day": -1, "billing_due": -1, "revenue_total": 0.0, "messages_total": 0,
+            "consent_violations_total": 0,
         }
         if trial_day == dn:
             row.update(status="trial", trial_start=dn, trial_end=dn + cfg.trial_days)
@@ -1164,7 +1196,7 @@ class _DayRun:
         for name, col in self.day.items():
             col.append({"new_today": False, "active_today": False, "events_today": 0, "messages_delivered_today": 0,
                         "consent_violations_today": 0, "revenue_today": 0.0, "churn_hazard": None, "p_active": None,
-                        "u_convert": None}.get(name, False))
+                        "u_convert": None, "p_dormant": None}.get(name, False))
 
     def _append(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -1231,6 +1263,9 @@ class _DayRun:
             "p_trial": pl.Series(s["p_trial"], dtype=pl.Float64),
             "p_active": pl.Series(d["p_active"], dtype=pl.Float64),
             "active_today": pl.Series(d["active_today"], dtype=pl.Boolean),
+            "p_dormant": pl.Series(d["p_dormant"], dtype=pl.Float64),
+            "dormant": pl.Series(s["dormant_day"] >= 0, dtype=pl.Boolean),
+            "dormant_day": as_date(s["dormant_day"]),
             "events_today": pl.Series(d["events_today"], dtype=pl.Int32),
             "plan": pl.Series(s["plan"].tolist(), dtype=pl.String),
             "trial_started_today": pl.Series(d["trial_started_today"], dtype=pl.Boolean),
@@ -1256,6 +1291,7 @@ class _DayRun:
             "converted_day": as_date(s["converted_day"]),
             "amount": pl.Series(s["amount"], dtype=pl.Float64),
             "payment_today": pl.Series(d["payment_today"], dtype=pl.Boolean),
+            "payment_failed_today": pl.Series(d["payment_failed_today"], dtype=pl.Boolean),
             "revenue_today": pl.Series(d["revenue_today"], dtype=pl.Float64),
             "revenue_to_date": pl.Series(s["revenue_total"], dtype=pl.Float64),
             "churn_hazard": pl.Series(d["churn_hazard"], dtype=pl.Float64),

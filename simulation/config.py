@@ -50,7 +50,8 @@ def _default_fault_weights() -> dict[str, float]:
 class ProductModel:
     """The product's parameters, one source for each: both the event simulator
     (:class:`SimulatorConfig`) and the closed-loop simulator (``ClosedLoopConfig``) extend it, so
-    the same product has the same prices, trial, billing, consent and email behaviour in both.
+    the same product has the same prices, trial, billing, consent, email, dormancy, weekend activity
+    and failed renewals in both (the rules they share are :mod:`simulation.behaviour`).
 
     Parameters a model adds on its own are those only it simulates (faults and seasonality in the
     event stream; flags, messages and their true effects in the closed loop).
@@ -64,13 +65,22 @@ class ProductModel:
     email_open_rate: float = 0.35  # population mean share of delivered emails opened (consenting users)
     email_click_rate: float = 0.30  # share of opened emails clicked
     feature_share: float = 0.62  # share of in-app actions that are feature_used (rest: page_viewed)
+    # Lifecycle rules both simulators apply (simulation.behaviour): dormancy, weekend activity, failed renewals.
+    dormancy_daily_base: float = 0.07  # daily hazard of going dormant, scaled by engagement
+    paying_dormancy_factor: float = 0.3  # paying users go dormant this many times as often
+    weekend_activity_factor: float = 0.5  # multiplies a known user's daily activity probability on Sat/Sun
+    payment_failure_rate: float = 0.05  # share of renewals that fail (the retry 3 days later succeeds)
+    extra_sessions_per_day: float = 4.0  # sessions beyond the first on an active day, times engagement
+    actions_per_session: float = 20.5  # in-app actions beyond the first in a session, times (0.4 + 1.2 e)
     max_delivery_delay_ms: int = 5_000  # collector delivery delay (received_at - timestamp), at most
     # Files.
     max_lines_per_file: int = 10_000
     max_buffered_bytes: int = 16 * 1024 * 1024
 
     def _check_product(self, name: str) -> None:
-        for attr in ("marketing_consent_rate", "email_open_rate", "email_click_rate", "feature_share"):
+        for attr in ("marketing_consent_rate", "email_open_rate", "email_click_rate", "feature_share",
+                     "dormancy_daily_base", "paying_dormancy_factor", "weekend_activity_factor",
+                     "payment_failure_rate"):
             value = getattr(self, attr)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
@@ -80,6 +90,9 @@ class ProductModel:
         for attr in ("billing_period_days", "max_lines_per_file", "max_buffered_bytes"):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
                 raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use an integer >= 1.")
+        for attr in ("extra_sessions_per_day", "actions_per_session"):
+            if not 0.0 <= getattr(self, attr) <= 1_000.0:
+                raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use a mean from 0 to 1000.")
         if not isinstance(self.max_delivery_delay_ms, int) or self.max_delivery_delay_ms < 0:
             raise ConfigError(f"{name}.max_delivery_delay_ms", f"is {self.max_delivery_delay_ms!r}",
                               "Use a non-negative integer.")
@@ -99,7 +112,6 @@ class SimulatorConfig(ProductModel):
     # Arrivals: intensity per UTC hour of day, and the weekend multiplier (~35% fewer arrivals).
     hourly_profile: tuple[float, ...] = field(default_factory=default_hourly_profile)
     weekend_factor: float = 0.65
-    weekend_activity_factor: float = 0.5  # multiplies p_active_daily of known users on Sat/Sun
     # Traits.
     device_count_weights: tuple[float, float, float] = (0.60, 0.30, 0.10)
     guided_onboarding_share: float = 0.5  # share of users shown the "guided" onboarding variant
@@ -113,16 +125,9 @@ class SimulatorConfig(ProductModel):
     trial_team_share: float = 0.28
     convert_base: float = 0.45
     early_conversion_share: float = 0.3  # converters who pay before the trial ends
-    churn_daily_base: float = 0.07
-    paying_churn_factor: float = 0.3
     active_daily_base: float = 0.75
     cancel_monthly_base: float = 0.06
     consent_change_rate: float = 0.03  # signed-up users who later flip their marketing consent
-    # Sessions.
-    extra_sessions_per_day: float = 4.0  # extra sessions on an active day, scaled by engagement
-    actions_per_session: float = 20.5
-    # Money.
-    payment_failure_rate: float = 0.05
     # Faults.
     fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
     # Files.
@@ -139,9 +144,8 @@ class SimulatorConfig(ProductModel):
             raise ConfigError("SimulatorConfig.fault_weights",
                               f"must map kinds of {FAULT_KINDS} to non-negative weights (unknown: {sorted(unknown)})",
                               "Fix the mapping.")
-        for name in ("weekend_factor", "weekend_activity_factor", "guided_onboarding_share",
-                     "first_visit_signup_share", "trial_team_share", "early_conversion_share",
-                     "paying_churn_factor", "consent_change_rate", "payment_failure_rate"):
+        for name in ("weekend_factor", "guided_onboarding_share", "first_visit_signup_share", "trial_team_share",
+                     "early_conversion_share", "consent_change_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SimulatorConfig.{name}", f"is {value}, outside [0, 1]", "Use a probability.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import itemgetter
 
+from .behaviour import DORMANT_OPEN_FACTOR, PAYMENT_RETRY_DAYS, actions_mean, extra_sessions_mean, is_weekend
 from .catalog import (
     APP_PAGES,
     CANCEL_REASONS,
@@ -234,14 +235,14 @@ class _Journey:
         day, last_day = last // MS_DAY, (end - 1) // MS_DAY
         while day < last_day:
             day += 1
-            churn = p["p_churn_daily"] * (cfg.paying_churn_factor if day * MS_DAY >= self.convert_due else 1.0)
+            # simulation.behaviour: the dormancy hazard (x paying_dormancy_factor once paying), weekend activity
+            churn = p["p_churn_daily"] * (cfg.paying_dormancy_factor if day * MS_DAY >= self.convert_due else 1.0)
             if r.random() < churn:
                 self.out.churned_ms = day * MS_DAY
                 return
-            weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday
-            if r.random() >= p["p_active_daily"] * (cfg.weekend_activity_factor if weekend else 1.0):
+            if r.random() >= p["p_active_daily"] * (cfg.weekend_activity_factor if is_weekend(day) else 1.0):
                 continue
-            n = 1 + self._poisson(cfg.extra_sessions_per_day * self.eng)
+            n = 1 + self._poisson(extra_sessions_mean(cfg, self.eng))
             hours = r.choices(range(24), cum_weights=self.m.hour_cum, k=n)
             for start in sorted(day * MS_DAY + h * MS_HOUR + r.randrange(MS_HOUR) for h in hours):
                 start = max(start, last + 15 * MS_MINUTE)
@@ -268,7 +269,7 @@ class _Journey:
         self.emit((t, "page_viewed", self.uid, anon, sid, {"path": "/app", "title": PAGE_TITLES["/app"]}, ctx))
         if t >= self.trial_due and self.out.trial_ms is None:
             t = self._start_trial(t + self._gap(), d, sid)
-        n = 1 + self._poisson(self.cfg.actions_per_session * (0.4 + 1.2 * self.eng))
+        n = 1 + self._poisson(actions_mean(self.cfg, self.eng))
         return self._actions(t, anon, sid, ctx, n)
 
     def _actions(self, t: int, anon: str, sid: str, ctx: dict, n: int) -> int:
@@ -311,7 +312,7 @@ class _Journey:
                 if due < end:
                     self.emit((due, "payment_failed", uid, anon, None, {"amount": amount, "currency": cur,
                                "reason": r.choice(PAYMENT_FAILURE_REASONS)}, self._ctx(0, due)))
-                paid = due + 3 * MS_DAY  # the retry succeeds
+                paid = due + PAYMENT_RETRY_DAYS * MS_DAY  # the retry succeeds
 
     def _emails(self) -> None:
         r, cfg, out = self.r, self.cfg, self.out
@@ -341,7 +342,7 @@ class _Journey:
                 continue
             email_id = short_hex(r.getrandbits, "em_")
             dormant = out.churned_ms is not None and ts >= out.churned_ms
-            if r.random() >= cfg.email_open_rate * (0.5 + self.eng) * (0.4 if dormant else 1.0):
+            if r.random() >= cfg.email_open_rate * (0.5 + self.eng) * (DORMANT_OPEN_FACTOR if dormant else 1.0):
                 continue
             opened = ts + MS_MINUTE + int(r.expovariate(1.0 / (2 * MS_HOUR)))
             props = {"campaign": campaign, "email_id": email_id}

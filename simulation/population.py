@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 
+from .behaviour import dormancy_hazard
 from .catalog import CHANNELS
 from .config import SimulatorConfig
 from .formats import MS_DAY, MS_HOUR
@@ -93,7 +94,7 @@ def draw_population(users: int, start: date, days: int, *, seed: int, cfg: Simul
         p_trial=clip(cfg.trial_base * (0.6 + 0.9 * eng) * (1.25 - 0.5 * ps)),
         p_team=clip(cfg.trial_team_share * (1.45 - 0.9 * ps)),
         p_convert=clip(cfg.convert_base * (0.5 + 1.1 * eng) * (1.35 - 0.8 * ps)),
-        p_churn_daily=clip(cfg.churn_daily_base * (1.6 - 1.4 * eng), 0.002, 0.5),
+        p_churn_daily=dormancy_hazard(cfg, eng),  # going dormant (not cancelling: p_cancel_monthly)
         p_active_daily=clip(cfg.active_daily_base * (0.55 + 0.9 * eng), 0.05, 0.98),
         p_cancel_monthly=clip(cfg.cancel_monthly_base * (0.5 + 1.2 * ps), 0.005, 0.5),
     )

@@ -30,7 +30,7 @@ from simulation.closed_loop import (
 
 START = date(2026, 3, 2)
 # Fewer in-app actions than the default: the statistical tests need many trials, not many page views.
-LEAN = {"extra_sessions_mean": 0.2, "actions_per_session_mean": 1.0}
+LEAN = {"extra_sessions_per_day": 0.4, "actions_per_session": 1.0}
 
 
 def days(n: int, first: date = START) -> list[date]:
@@ -295,7 +295,8 @@ def test_a_message_to_a_user_without_marketing_consent_is_ignored_and_recorded_a
     sim = ClosedLoopSimulator(tmp_path, seed=9, start=START, config=cfg)
     users = sim.step(START).users.filter(pl.col("analytics_consent"))  # analytics: their events would land
     refused = users.filter(~pl.col("marketing_consent"))["user_id"][0]
-    granted = users.filter(pl.col("marketing_consent"))["user_id"][0]
+    # open rate 1.0 x (0.5 + engagement) (simulation.behaviour): from engagement 0.5 every email is opened
+    granted = users.filter(pl.col("marketing_consent") & (pl.col("engagement") >= 0.5))["user_id"][0]
     outbox = message_frame([
         {"message_id": f"m-{u}", "person_id": u, "template": "weekly_digest", "created_at": noon(START),
          "sent_at": None}

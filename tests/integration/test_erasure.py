@@ -202,8 +202,8 @@ def build_lake(paths, plan, masker) -> None:
         arrivals_per_day=150,
         trial_days=3,
         trial_start_max_delay_days=1,
-        extra_sessions_mean=0.3,
-        actions_per_session_mean=1.0,
+        extra_sessions_per_day=0.6,
+        actions_per_session=1.0,
     )
     run_closed_loop(
         paths, start=START, days=DAYS, seed=3, config=config, settings=LoopSettings(holdout_share=0.1), on_day=approve

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 START = dt.date(2026, 3, 2)
 DAY5 = START + dt.timedelta(days=4)
-CONFIG = ClosedLoopConfig(arrivals_per_day=300, trial_days=3, extra_sessions_mean=0.2, actions_per_session_mean=1.0)
+CONFIG = ClosedLoopConfig(arrivals_per_day=300, trial_days=3, extra_sessions_per_day=0.4, actions_per_session=1.0)
 MOBILE_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
              "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 

@@ -28,7 +28,7 @@ def test_a_failed_feature_gate_stops_every_loop_that_reads_it(paths):
             if run.status == "awaiting_approval":
                 approvals.approve(paths, run.loop, run.policy_version, actor="maria@growth")
 
-    cfg = ClosedLoopConfig(arrivals_per_day=300, trial_days=3, extra_sessions_mean=0.2, actions_per_session_mean=1.0)
+    cfg = ClosedLoopConfig(arrivals_per_day=300, trial_days=3, extra_sessions_per_day=0.4, actions_per_session=1.0)
     run_closed_loop(paths, start=START, days=4, seed=9, config=cfg, settings=LoopSettings(), on_day=approve)
     doc_before = load_features_document(features_document_path(paths))
     outbox_before = delta_io.read(outbox_path(paths), MESSAGE_OUTBOX).num_rows
@@ -59,7 +59,7 @@ def test_the_nightly_loops_job_materializes_each_loop_with_its_audit_check(paths
     from orchestration.definitions import build_definitions
     from orchestration.resources import LakeResource
 
-    cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=3, extra_sessions_mean=0.2, actions_per_session_mean=1.0)
+    cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=3, extra_sessions_per_day=0.4, actions_per_session=1.0)
     run_closed_loop(paths, start=START, days=1, seed=4, config=cfg)
     defs = build_definitions(lake=LakeResource(root=paths.root))
     res = defs.resolve_job_def("nightly_loops").execute_in_process(

@@ -35,7 +35,7 @@ from simulation.closed_loop import ClosedLoopConfig
 pytestmark = pytest.mark.slow
 
 START = dt.date(2026, 3, 2)
-CONFIG = ClosedLoopConfig(arrivals_per_day=300, trial_days=3, extra_sessions_mean=0.2, actions_per_session_mean=1.0)
+CONFIG = ClosedLoopConfig(arrivals_per_day=300, trial_days=3, extra_sessions_per_day=0.4, actions_per_session=1.0)
 IDS = [f"usr_{i:05d}" for i in range(3000)]
 
 

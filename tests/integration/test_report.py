@@ -142,8 +142,8 @@ def lake(tmp_path_factory) -> LakePaths:
                 if run.status == "awaiting_approval":
                     approvals.approve(paths, run.loop, run.policy_version, actor="maria@growth")
 
-        cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=3, extra_sessions_mean=0.2,
-                               actions_per_session_mean=1.0)
+        cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=3, extra_sessions_per_day=0.4,
+                               actions_per_session=1.0)
         run_closed_loop(paths, start=START, days=DAYS, seed=9, config=cfg, settings=LoopSettings(), on_day=approve)
         # A collector delivers a batch with every kind of contract violation; the hour is re-ingested.
         write_batch(paths, FAULT_HOUR, _faulty_batch(), name="faulty-collector.jsonl")

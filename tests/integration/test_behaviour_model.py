@@ -1,0 +1,156 @@
+"""One product, one set of rules: the behaviour both simulators share (``simulation.behaviour``) takes its
+parameters from ``ProductModel`` alone, each simulator's truth records the same function of the same
+traits, and what each lands agrees with it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+import polars as pl
+import pytest
+
+from simulation import ClosedLoopConfig, ProductModel, SimulatorConfig, simulate
+from simulation.behaviour import PAYMENT_RETRY_DAYS, dormancy_hazard, is_weekend, open_probability
+from simulation.closed_loop import ClosedLoopSimulator, read_message_truth, read_truth
+from simulation.formats import MS_DAY
+
+START = date(2026, 3, 2)  # a Monday
+
+
+def within(observed: float, expected: float, variance: float, k: float = 4.0) -> bool:
+    return abs(observed - expected) <= k * math.sqrt(variance)
+
+
+def test_both_configs_take_each_shared_parameter_from_the_product_model_and_redefine_none():
+    shared = {f.name for f in fields(ProductModel)}
+    assert {"dormancy_daily_base", "paying_dormancy_factor", "weekend_activity_factor", "payment_failure_rate",
+            "extra_sessions_per_day", "actions_per_session", "email_open_rate"} <= shared
+    for cls in (SimulatorConfig, ClosedLoopConfig):
+        assert not shared & set(cls.__dict__.get("__annotations__", {})), cls  # no second default, no second meaning
+    product, events, loop = ProductModel(), SimulatorConfig(), ClosedLoopConfig()
+    assert all(getattr(product, n) == getattr(events, n) == getattr(loop, n) for n in shared)
+    # The old names that meant two things are gone from the event simulator.
+    assert not {"churn_daily_base", "paying_churn_factor"} & {f.name for f in fields(SimulatorConfig)}
+
+
+def test_the_event_simulator_goes_dormant_by_the_shared_hazard(tmp_path):
+    cfg = SimulatorConfig()
+    simulate(str(tmp_path), users=3_000, days=14, seed=11, start=START, fault_rate=0.0, config=cfg)
+    users = pl.read_parquet(tmp_path / "simulator" / "truth" / "users.parquet").filter(
+        pl.col("signup_ts").is_not_null())
+    assert users.height > 800
+    # The truth records the shared rule, per user.
+    assert np.array_equal(users["p_churn_daily"].to_numpy(), dormancy_hazard(cfg, users["engagement"].to_numpy()))
+    # Observed: people who went dormant against the hazard summed over the days each was exposed to it.
+    last_day = (START + timedelta(days=14) - date(1970, 1, 1)).days - 1
+    expected = variance = 0.0
+    for signup, churned, converted, p in users.select(
+            pl.col("signup_ts").dt.epoch("ms"), pl.col("churned_ts").dt.epoch("ms"),
+            pl.col("converted_ts").dt.epoch("ms"), "p_churn_daily").iter_rows():
+        stop = churned // MS_DAY if churned is not None else last_day
+        for day in range(signup // MS_DAY + 1, stop + 1):
+            h = p * (cfg.paying_dormancy_factor if converted is not None and day * MS_DAY >= converted else 1.0)
+            expected, variance = expected + h, variance + h * (1 - h)
+    observed = users["churned_ts"].is_not_null().sum()
+    assert observed > 300 and within(observed, expected, variance), (observed, expected, variance)
+
+
+def _landed(root: Path) -> list[dict]:
+    return [orjson.loads(line) for p in sorted((root / "landing" / "events").rglob("*.jsonl"))
+            for line in p.read_bytes().splitlines()]
+
+
+def test_the_closed_loop_applies_the_same_rules(tmp_path):
+    cfg = ClosedLoopConfig(arrivals_per_day=400, trial_days=2, billing_period_days=5, payment_failure_rate=0.3,
+                           extra_sessions_per_day=0.4, actions_per_session=1.0)
+    sim = ClosedLoopSimulator(tmp_path, seed=3, start=START, config=cfg)
+    outbox: list[dict] = []
+    schema = {"message_id": pl.String, "person_id": pl.String, "template": pl.String,
+              "created_at": pl.Datetime("us", "UTC"), "sent_at": pl.Datetime("us", "UTC")}
+    from datetime import UTC, datetime
+
+    for k in range(21):
+        day = START + timedelta(days=k)
+        truth = sim.step(day, messages=pl.DataFrame(outbox, schema=schema))
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+        outbox += [{"message_id": f"{day}:{u}", "person_id": u, "template": "weekly_digest", "created_at": noon,
+                    "sent_at": noon} for u in truth.users.filter(pl.col("marketing_consent"))["user_id"].to_list()]
+    truth = read_truth(tmp_path)
+
+    # Dormancy: the hazard recorded for each awake user-day is the event simulator's function, paying
+    # factor included; observed falls match it.
+    exposed = truth.filter(pl.col("p_dormant").is_not_null())
+    rule = dormancy_hazard(cfg, exposed["engagement"].to_numpy(), paying=(exposed["status"] == "paying").to_numpy())
+    assert np.array_equal(exposed["p_dormant"].to_numpy(), rule)
+    fell = (exposed["dormant_day"] == exposed["day"]).sum()
+    p = exposed["p_dormant"].to_numpy()
+    assert fell > 500 and within(fell, p.sum(), (p * (1 - p)).sum()), (fell, p.sum())
+    # A dormant user has no session after the day they fell (forced days aside: the paywall at a trial's end).
+    later = truth.filter(pl.col("dormant_day") < pl.col("day"))
+    assert later.height > 0 and later.filter(pl.col("active_today") & ~pl.col("paywall_exposed_today")).is_empty()
+
+    # Weekends: the activity probability is lowered by the shared factor.
+    dn = truth["day"].dt.epoch("d").to_numpy()
+    weekend = is_weekend(dn)
+    active_p = truth["p_active"].to_numpy()
+    has_p = ~np.isnan(active_p.astype(float))
+    assert weekend.any() and (active_p[has_p & weekend] <= 0.97 * cfg.weekend_activity_factor + 1e-12).all()
+
+    # Failed renewals: the shared rate, a retry PAYMENT_RETRY_DAYS later that succeeds, billing dates unmoved.
+    attempts = truth.filter(pl.col("payment_failed_today") | (pl.col("payment_today") & ~pl.col("converted_today")))
+    failed = int(attempts["payment_failed_today"].sum())
+    n = attempts.height
+    assert failed > 50 and within(failed, n * 0.3, n * 0.3 * 0.7), (failed, n)
+    by_user = {(u, d): (paid, fail, st) for u, d, paid, fail, st in
+               truth.select("user_id", "day", "payment_today", "payment_failed_today", "status").iter_rows()}
+    last = truth["day"].max()
+    checked = 0
+    for user, day in truth.filter(pl.col("payment_failed_today")).select("user_id", "day").iter_rows():
+        retry, renew = day + timedelta(days=PAYMENT_RETRY_DAYS), day + timedelta(days=cfg.billing_period_days)
+        if renew > last or by_user[(user, renew)][2] != "paying":
+            continue  # past the run, or cancelled before the next renewal
+        assert by_user[(user, retry)][0] and not by_user[(user, retry)][1], (user, day)
+        assert by_user[(user, renew)][0] or by_user[(user, renew)][1], (user, day)  # anchored: due again then
+        checked += 1
+    assert checked > 20
+    names = {e["event_name"] for e in _landed(tmp_path)}
+    assert "payment_failed" in names
+
+    # Email opens: the shared probability (engagement, dormancy), against what was opened.
+    msgs = read_message_truth(tmp_path).filter(pl.col("known_recipient") & ~pl.col("consent_violation"))
+    state = truth.select("day", pl.col("user_index"), "engagement", "dormant_day")
+    rows = msgs.join(state, on=["day", "user_index"], how="left")
+    # Dormant at delivery: fell on an earlier day (deliveries come before the day's draw).
+    dormant = (rows["dormant_day"].is_not_null() & (rows["dormant_day"] < rows["day"])).to_numpy()
+    p_open = open_probability(cfg, rows["engagement"].to_numpy(), dormant)
+    opened = int(rows["opened"].sum())
+    assert rows.height > 3_000 and dormant.any()
+    assert within(opened, p_open.sum(), (p_open * (1 - p_open)).sum()), (opened, p_open.sum())
+
+
+@pytest.mark.parametrize("sim", ["events", "closed_loop"])
+def test_a_failed_renewal_is_retried_after_the_same_delay_in_both_simulators(tmp_path, sim):
+    if sim == "events":
+        cfg_e = SimulatorConfig(billing_period_days=4, trial_days=2, payment_failure_rate=0.4)
+        simulate(str(tmp_path), users=1_500, days=14, seed=2, start=START, fault_rate=0.0, config=cfg_e)
+    else:
+        cfg_c = ClosedLoopConfig(arrivals_per_day=1000, trial_days=2, billing_period_days=4, payment_failure_rate=0.4,
+                                 extra_sessions_per_day=0.4, actions_per_session=1.0)
+        s = ClosedLoopSimulator(tmp_path, seed=2, start=START, config=cfg_c)
+        for k in range(14):
+            s.step(START + timedelta(days=k))
+    events = sorted(((e["user_id"], e["timestamp"][:10], e["event_name"]) for e in _landed(tmp_path)
+                     if e["event_name"] in ("payment_failed", "payment_succeeded")))
+    paid = {(u, d) for u, d, name in events if name == "payment_succeeded"}
+    failures = [(u, d) for u, d, name in events if name == "payment_failed"]
+    end = START + timedelta(days=14)
+    due = [(u, d) for u, d in failures if date.fromisoformat(d) + timedelta(days=PAYMENT_RETRY_DAYS) < end]
+    assert len(due) > 10, len(due)
+    retried = [(u, (date.fromisoformat(d) + timedelta(days=PAYMENT_RETRY_DAYS)).isoformat()) in paid for u, d in due]
+    # Every retry succeeds, unless the subscription was cancelled in between (rare at these rates).
+    assert sum(retried) >= 0.9 * len(due), (sum(retried), len(due))
