@@ -144,8 +144,8 @@ def test_a_failed_renewal_is_retried_after_the_same_delay_in_both_simulators(tmp
         s = ClosedLoopSimulator(tmp_path, seed=2, start=START, config=cfg_c)
         for k in range(14):
             s.step(START + timedelta(days=k))
-    events = sorted(((e["user_id"], e["timestamp"][:10], e["event_name"]) for e in _landed(tmp_path)
-                     if e["event_name"] in ("payment_failed", "payment_succeeded")))
+    events = sorted((e["user_id"], e["timestamp"][:10], e["event_name"]) for e in _landed(tmp_path)
+                     if e["event_name"] in ("payment_failed", "payment_succeeded"))
     paid = {(u, d) for u, d, name in events if name == "payment_succeeded"}
     failures = [(u, d) for u, d, name in events if name == "payment_failed"]
     end = START + timedelta(days=14)
