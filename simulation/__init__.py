@@ -1,7 +1,7 @@
 """A seeded, deterministic model of a SaaS product with a free trial, landing raw JSONL events.
 
-One product model (:class:`ProductModel`: prices, trial, billing, consent, email, dormancy, weekend
-activity, failed renewals; the rules both apply are written once, in :mod:`simulation.behaviour`), two
+One product model (:class:`ProductModel`: the funnel, prices, trial, billing, consent, email, dormancy,
+sessions, failed renewals; the rules both apply are written once, in :mod:`simulation.behaviour`), two
 simulators:
 ``simulate`` lands a whole window of journeys at once (ingestion, marts, benchmarks);
 ``ClosedLoopSimulator`` steps day by day and reads the loops' outbox (GrowthBook flags document,

@@ -4,6 +4,12 @@
 keyed draws) call these functions with their own uniforms, so a rule, its parameter and its meaning
 are the same in both. Each function takes scalars or numpy arrays.
 
+* **Traits**: engagement ``e ~ Beta(2.2, 2.8)`` (mean 0.44) and price sensitivity ``ps ~ Beta(2, 2)``.
+* **Funnel**: a visitor signs up with ``p_signup`` (channel, engagement); a signed-up user starts a
+  trial with ``p_trial`` (engagement, price sensitivity), at sign-up for 35% of them, else 0.3–4
+  days later; picks the team plan with ``p_team``; converts with ``p_convert``, 30% of converters
+  before the trial ends, the others when it ends; a paying user cancels with ``p_cancel_monthly``
+  per billing period.
 * **Dormancy**: a signed-up user stops using the product with a daily hazard that falls with
   engagement; paying users go dormant less often. A dormant user has no more sessions, still gets
   email and opens it less often. (Cancelling a subscription is a separate event and hazard.)
@@ -25,8 +31,20 @@ import numpy as np
 if TYPE_CHECKING:
     from .config import ProductModel
 
-__all__ = ["DORMANT_OPEN_FACTOR", "PAYMENT_RETRY_DAYS", "actions_mean", "dormancy_hazard", "extra_sessions_mean",
-           "is_weekend", "open_probability", "weekend_factor"]
+__all__ = ["DORMANT_OPEN_FACTOR", "ENGAGEMENT", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY", "TRIAL_AT_SIGNUP_SHARE",
+           "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "dormancy_hazard", "engagement_from_uniform",
+           "extra_sessions_mean", "is_weekend", "late_conversion_probability", "open_probability", "p_active_daily",
+           "p_cancel_monthly", "p_convert", "p_signup", "p_team", "p_trial", "price_sensitivity_from_uniform",
+           "trial_delay_ms", "weekend_factor"]
+
+ENGAGEMENT = (2.2, 2.8)
+"""Beta distribution parameters of engagement."""
+PRICE_SENSITIVITY = (2.0, 2.0)
+"""Beta distribution parameters of price sensitivity."""
+TRIAL_AT_SIGNUP_SHARE = 0.35
+"""Of the users who start a trial, the share who start it at sign-up."""
+TRIAL_DELAY_DAYS = (0.3, 4.0)
+"""The others start it this many days after sign-up (uniform)."""
 
 PAYMENT_RETRY_DAYS = 3
 """Days between a failed renewal and its (successful) retry."""
@@ -64,3 +82,71 @@ def actions_mean(cfg: ProductModel, engagement: Any) -> Any:
 def open_probability(cfg: ProductModel, engagement: Any, dormant: Any) -> Any:
     """Probability that a delivered email is opened (consent is the caller's check)."""
     return cfg.email_open_rate * (0.5 + engagement) * np.where(dormant, DORMANT_OPEN_FACTOR, 1.0)
+
+
+def _clip(x: Any, lo: float = 0.01, hi: float = 0.95) -> Any:
+    return np.clip(x, lo, hi)
+
+
+def engagement_from_uniform(u: Any) -> Any:
+    """Engagement from a uniform on [0, 1) (inverse CDF; the event simulator draws the same Beta directly)."""
+    from scipy.special import betaincinv
+
+    return betaincinv(*ENGAGEMENT, u)
+
+
+def price_sensitivity_from_uniform(u: Any) -> Any:
+    """Price sensitivity from a uniform on [0, 1) (inverse CDF)."""
+    from scipy.special import betaincinv
+
+    return betaincinv(*PRICE_SENSITIVITY, u)
+
+
+def p_signup(cfg: ProductModel, engagement: Any, channel_multiplier: Any) -> Any:
+    """Probability that a visitor signs up (over their visits)."""
+    return _clip(cfg.signup_base * channel_multiplier * (0.45 + 1.2 * engagement))
+
+
+def p_trial(cfg: ProductModel, engagement: Any, price_sensitivity: Any) -> Any:
+    """Probability that a signed-up user starts a trial."""
+    return _clip(cfg.trial_base * (0.6 + 0.9 * engagement) * (1.25 - 0.5 * price_sensitivity))
+
+
+def trial_delay_ms(at_signup_u: float, delay_u: float, ms_per_day: int) -> int:
+    """When the trial starts after sign-up, from two uniforms: 0, or ``TRIAL_DELAY_DAYS`` uniform."""
+    if at_signup_u < TRIAL_AT_SIGNUP_SHARE:
+        return 0
+    lo, hi = TRIAL_DELAY_DAYS
+    return int((lo + (hi - lo) * delay_u) * ms_per_day)
+
+
+def p_team(cfg: ProductModel, price_sensitivity: Any) -> Any:
+    """Probability that a trial is on the team plan (else pro)."""
+    return _clip(cfg.trial_team_share * (1.45 - 0.9 * price_sensitivity))
+
+
+def p_convert(cfg: ProductModel, engagement: Any, price_sensitivity: Any) -> Any:
+    """Probability that a trial converts to paying (early or at its end)."""
+    return _clip(cfg.convert_base * (0.5 + 1.1 * engagement) * (1.35 - 0.8 * price_sensitivity))
+
+
+def late_conversion_probability(cfg: ProductModel, p: Any) -> Any:
+    """Probability of converting when the trial ends, given no early conversion: with the early ones
+    (``p · early_conversion_share``) it makes ``p`` in all."""
+    s = cfg.early_conversion_share
+    return p * (1.0 - s) / (1.0 - p * s)
+
+
+def p_active_daily(cfg: ProductModel, engagement: Any) -> Any:
+    """Probability that a known, awake user is active on a weekday."""
+    return _clip(cfg.active_daily_base * (0.55 + 0.9 * engagement), 0.05, 0.98)
+
+
+def p_cancel_monthly(cfg: ProductModel, price_sensitivity: Any) -> Any:
+    """Probability that a paying user cancels within a billing period."""
+    return _clip(cfg.cancel_monthly_base * (0.5 + 1.2 * price_sensitivity), 0.005, 0.5)
+
+
+def cancel_daily_hazard(cfg: ProductModel, p_monthly: Any) -> Any:
+    """The daily hazard that gives ``p_monthly`` over a billing period."""
+    return 1.0 - (1.0 - p_monthly) ** (1.0 / cfg.billing_period_days)

@@ -7,7 +7,11 @@ change what users do from day ``d``. The effects of every intervention are confi
 (:class:`ClosedLoopConfig`, :meth:`ClosedLoopConfig.true_effects`) and the realized truth is
 recorded per user and day, so loop lifts and experiment estimates can be checked against it.
 
-Model, per day ``d`` (in this order):
+Model, per day ``d`` (in this order). The product's behaviour — traits, sign-up, trial, plan,
+conversion, cancellation, dormancy, activity, sessions, failed renewals, email opens — is the event
+simulator's: the same rules (:mod:`simulation.behaviour`) with the same parameters
+(:class:`~simulation.config.ProductModel`). What only this model adds is the interventions and
+activation (completed onboarding and the status raise daily activity).
 
 1. messages sent (``sent_at``, else ``created_at``) before ``d`` 00:00 UTC and not delivered yet are
    delivered: users with marketing consent open / click them (``email_opened`` / ``email_clicked``,
@@ -15,19 +19,23 @@ Model, per day ``d`` (in this order):
    as a consent violation. ``trial_nudge`` to a user in trial adds ``trial_nudge_lift`` to their
    conversion probability; ``retention_offer`` to a paying user multiplies their daily churn hazard
    by ``retention_offer_churn_multiplier`` for ``retention_offer_days`` days;
-2. paying users churn (``subscription_cancelled``) with their daily hazard, the others renew on
-   their billing day (``payment_succeeded``; a failed renewal, ``payment_failed``, is retried and
-   succeeds three days later, :mod:`simulation.behaviour`);
-3. trials ending today show the paywall (flag ``paywall_variant``, evaluated with the GrowthBook
-   SDK); a user converts with ``p = (p_base + lift·nudged) · conversion_multiplier[variant]`` and
-   pays ``price · price_factor[variant]`` (``subscription_started`` + ``payment_succeeded``);
+2. paying users churn (``subscription_cancelled``) with the daily hazard of ``p_cancel_monthly``,
+   the others renew on their billing day (``payment_succeeded``; a failed renewal,
+   ``payment_failed``, is retried and succeeds three days later);
+3. early converters (``p_convert · early_conversion_share`` of the trials, on a day within the trial)
+   pay without meeting the paywall; trials ending today show the paywall (flag ``paywall_variant``,
+   evaluated with the GrowthBook SDK); a user converts with ``p = min(1, (p_late + lift·nudged) ·
+   conversion_multiplier[variant])``, ``p_late`` the conversion probability left at the end of the
+   trial, and pays ``price · price_factor[variant]`` (``subscription_started`` + ``payment_succeeded``);
 4. planned trials start (``trial_started``; not for a dormant user); signed-up users go dormant
-   with the dormancy hazard the event simulator uses too (:mod:`simulation.behaviour`), the others
-   are active with a probability raised by completed onboarding and lowered on weekends, and their
-   sessions emit ``page_viewed`` / ``feature_used``;
-5. ``arrivals_per_day`` anonymous visitors arrive; some sign up (``user_signed_up`` links
-   ``anonymous_id`` and ``user_id``), get the onboarding variant of flag ``onboarding_variant`` and
-   complete onboarding with that variant's true probability (``onboarding_step_completed``).
+   with the dormancy hazard, the others are active with ``p_active_daily`` raised by completed
+   onboarding and the status and lowered on weekends, and their sessions emit ``page_viewed`` /
+   ``feature_used``;
+5. ``arrivals_per_day`` anonymous visitors arrive; some sign up (``p_signup``; ``user_signed_up``
+   links ``anonymous_id`` and ``user_id``), get the onboarding variant of flag
+   ``onboarding_variant`` and complete onboarding with that variant's true probability
+   (``onboarding_step_completed``); some will start a trial (``p_trial``, at sign-up or 0.3–4 days
+   later).
 
 Every outcome draw is a keyed uniform of (seed, purpose, user, day), not a position in a shared
 stream: a user's outcomes do not depend on what happens to other users, so two runs that differ
@@ -65,9 +73,20 @@ from lake.errors import ConfigError
 from .behaviour import (
     PAYMENT_RETRY_DAYS,
     actions_mean,
+    cancel_daily_hazard,
     dormancy_hazard,
+    engagement_from_uniform,
     extra_sessions_mean,
+    late_conversion_probability,
     open_probability,
+    p_active_daily,
+    p_cancel_monthly,
+    p_convert,
+    p_signup,
+    p_team,
+    p_trial,
+    price_sensitivity_from_uniform,
+    trial_delay_ms,
     weekend_factor,
 )
 from .catalog import (
@@ -148,16 +167,15 @@ def _default_status_activity() -> dict[str, float]:
 
 @dataclass(frozen=True, kw_only=True)
 class ClosedLoopConfig(ProductModel):
-    """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`); the
-    product's shared parameters (prices, trial, billing, consent, email) come from :class:`ProductModel`.
-
-    Engagement ``e`` is a per-user uniform on [0, 1); ``(0.5 + e)`` has mean 1, so the ``*_base``
-    rates are population means.
+    """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`). The
+    product's behaviour (funnel, prices, trial, billing, consent, email, dormancy, sessions) comes from
+    :class:`ProductModel` and the rules of :mod:`simulation.behaviour`, the same as the event
+    simulator's; what is added here is what only the closed loop simulates: the interventions and
+    their true effects, and activation (completed onboarding and status raise daily activity).
     """
 
     # Acquisition and consent.
     arrivals_per_day: int = 400
-    signup_rate: float = 0.40
     analytics_consent_rate: float = 0.95  # the others' events land with consent.analytics=false
     # Onboarding: true probability of completing all steps, per variant of flag `onboarding_flag`.
     onboarding_flag: str = "onboarding_variant"
@@ -166,22 +184,17 @@ class ClosedLoopConfig(ProductModel):
     # tablet) and variant, e.g. {"mobile": {"guided": -0.12, "checklist": 0.08}}: the best variant
     # can differ by device, which only a contextual policy finds. Empty: no context effect.
     onboarding_device_effect: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    # Activation: completing onboarding multiplies daily activity and the chance to start a trial.
-    active_base: float = 0.35
+    # Activation: completing onboarding and the status multiply daily activity (capped at 0.97).
     onboarded_activity_multiplier: float = 1.6
     status_activity_multiplier: Mapping[str, float] = field(default_factory=_default_status_activity)
-    trial_base: float = 0.25
-    onboarded_trial_multiplier: float = 1.8
-    trial_start_max_delay_days: int = 3  # a trial starts 0..this many days after sign-up
-    team_plan_share: float = 0.25
-    # Conversion at the end of the trial: p = (base·(0.5+e) + nudge_lift·nudged) · multiplier[variant].
-    trial_conversion_base: float = 0.20
+    # Conversion when the trial ends (the early converters, simulation.behaviour, never see the paywall):
+    # p = min(1, (p_late + nudge_lift·nudged) · multiplier[variant]).
     trial_nudge_template: str = "trial_nudge"
     trial_nudge_lift: float = 0.08  # absolute, when a nudge was delivered during the trial
     paywall_flag: str = "paywall_variant"
     paywall_variants: Mapping[str, PaywallEffect] = field(default_factory=_default_paywall)
-    # Churn of paying users: daily hazard base·(1.5 - e); a retention offer multiplies it.
-    churn_daily_base: float = 0.01
+    # Churn of paying users: the daily hazard of p_cancel_monthly (simulation.behaviour); a retention
+    # offer multiplies it.
     retention_offer_template: str = "retention_offer"
     retention_offer_churn_multiplier: float = 0.5
     retention_offer_days: int = 14
@@ -192,12 +205,11 @@ class ClosedLoopConfig(ProductModel):
     def __post_init__(self) -> None:
         name = "ClosedLoopConfig"
         self._check_product(name)
-        for attr in ("signup_rate", "analytics_consent_rate", "team_plan_share",
-                     "trial_conversion_base", "trial_nudge_lift", "churn_daily_base", "active_base", "trial_base"):
+        for attr in ("analytics_consent_rate", "trial_nudge_lift"):
             value = getattr(self, attr)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
-        for attr in ("arrivals_per_day", "trial_start_max_delay_days"):
+        for attr in ("arrivals_per_day",):
             if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 0:
                 raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use a non-negative integer.")
         for attr in ("retention_offer_days",):
@@ -230,17 +242,11 @@ class ClosedLoopConfig(ProductModel):
         if set(self.status_activity_multiplier) != set(_STATUSES):
             raise ConfigError(f"{name}.status_activity_multiplier", f"needs exactly the statuses {_STATUSES}",
                               "Give a multiplier per status.")
-        # No probability is ever clipped, so every configured effect holds exactly per user.
-        worst = (1.5 * self.trial_conversion_base + self.trial_nudge_lift) * max(
-            e.conversion_multiplier for e in self.paywall_variants.values())
-        if worst > 1.0:
-            raise ConfigError(f"{name}.trial_conversion_base",
-                              f"(1.5·base + nudge lift)·max multiplier = {worst:.3f} > 1",
-                              "Lower the base, the lift or the paywall conversion multipliers.")
-        if 1.5 * self.churn_daily_base > 1.0 or self.retention_offer_churn_multiplier < 0 or (
-                1.5 * self.churn_daily_base * self.retention_offer_churn_multiplier > 1.0):
-            raise ConfigError(f"{name}.churn_daily_base", "gives a daily hazard above 1",
-                              "Lower churn_daily_base or retention_offer_churn_multiplier.")
+        # A probability an effect would push past 1 is capped (the truth records each user's): with the
+        # default funnel the conversion a nudge and the popup raise stays below 1 for all but the rarest users.
+        if not 0.0 <= self.retention_offer_churn_multiplier <= 10.0:
+            raise ConfigError(f"{name}.retention_offer_churn_multiplier", f"is {self.retention_offer_churn_multiplier}",
+                              "Use a multiplier of the churn hazard from 0 to 10.")
 
     def completion_probability(self, variant: str, device: str) -> float:
         """True probability that a sign-up on ``device`` shown ``variant`` completes onboarding."""
@@ -256,13 +262,14 @@ class ClosedLoopConfig(ProductModel):
           revenue per user shown the variant relative to control, minus 1 (exact for the first
           payment, and for any horizon since churn does not depend on the variant);
         * ``retention_offer``: the churn-hazard multiplier, its duration, and the probability that a
-          paying user of mean hazard churns within that window, with and without the offer.
+          paying user of mean price sensitivity churns within that window, with and without the offer.
         """
         onboarding = dict(self.onboarding_completion)
         control = onboarding["control"]
         by_device = {d: {v: self.completion_probability(v, d) for v in onboarding}
                      for d in sorted({device for _, device in USER_AGENTS})}
-        h, days, f = self.churn_daily_base, self.retention_offer_days, self.retention_offer_churn_multiplier
+        h = float(cancel_daily_hazard(self, p_cancel_monthly(self, 0.5)))
+        days, f = self.retention_offer_days, self.retention_offer_churn_multiplier
         return {
             "onboarding": {
                 "completion_rate": onboarding,
@@ -271,12 +278,12 @@ class ClosedLoopConfig(ProductModel):
                 "lift_vs_control": {v: p - control for v, p in onboarding.items()},
                 "best_variant": max(sorted(onboarding), key=lambda v: onboarding[v]),
                 "activity_multiplier_if_completed": self.onboarded_activity_multiplier,
-                "trial_multiplier_if_completed": self.onboarded_trial_multiplier,
             },
             "trial_nudge": {
                 "template": self.trial_nudge_template,
                 "conversion_lift": self.trial_nudge_lift,
-                "base_conversion": self.trial_conversion_base,
+                "base_conversion": self.convert_base,
+                "early_conversion_share": self.early_conversion_share,
             },
             "paywall": {
                 v: {"conversion_multiplier": e.conversion_multiplier, "price_factor": e.price_factor,
@@ -288,7 +295,7 @@ class ClosedLoopConfig(ProductModel):
                 "churn_multiplier": f,
                 "days": days,
                 "churn_probability_in_window_without": 1.0 - (1.0 - h) ** days,
-                "churn_probability_in_window_with": 1.0 - (1.0 - h * f) ** days,
+                "churn_probability_in_window_with": 1.0 - (1.0 - min(1.0, h * f)) ** days,
             },
         }
 
@@ -361,10 +368,12 @@ def _date(dn: int) -> date:
 _STATE_SCHEMA: dict[str, pl.DataType] = {
     "idx": pl.Int64(), "user_id": pl.String(), "anonymous_id": pl.String(), "signup_day": pl.Int32(),
     "channel": pl.String(), "ua": pl.Int16(), "locale": pl.Int16(), "analytics": pl.Boolean(),
-    "marketing": pl.Boolean(), "engagement": pl.Float64(), "onboarding_variant": pl.String(),
+    "marketing": pl.Boolean(), "engagement": pl.Float64(), "price_sensitivity": pl.Float64(),
+    "onboarding_variant": pl.String(),
     "onboarding_steps": pl.Int8(), "onboarded": pl.Boolean(), "p_trial": pl.Float64(),
     "trial_plan_day": pl.Int32(), "plan": pl.String(), "status": pl.String(), "trial_start": pl.Int32(),
-    "trial_end": pl.Int32(), "nudged": pl.Boolean(), "nudge_day": pl.Int32(), "paywall_variant": pl.String(),
+    "trial_end": pl.Int32(), "early_day": pl.Int32(), "nudged": pl.Boolean(), "nudge_day": pl.Int32(),
+    "paywall_variant": pl.String(),
     "paywall_day": pl.Int32(), "p_convert_base": pl.Float64(), "p_convert_control": pl.Float64(),
     "p_convert": pl.Float64(), "converted_day": pl.Int32(), "amount": pl.Float64(), "next_payment": pl.Int32(),
     "offer_until": pl.Int32(), "churned_day": pl.Int32(), "dormant_day": pl.Int32(), "billing_due": pl.Int32(),
@@ -921,8 +930,8 @@ class _DayRun:
         if paying.size == 0:
             return
         offer = s["offer_until"][paying] > dn
-        hazard = cfg.churn_daily_base * (1.5 - s["engagement"][paying])
-        hazard = np.where(offer, hazard * cfg.retention_offer_churn_multiplier, hazard)
+        hazard = cancel_daily_hazard(cfg, p_cancel_monthly(cfg, s["price_sensitivity"][paying]))
+        hazard = np.where(offer, np.minimum(1.0, hazard * cfg.retention_offer_churn_multiplier), hazard)
         churn = self.k.uniform(s["idx"][paying], "churn", dn) < hazard
         fails = self.k.uniform(s["idx"][paying], "payment_failed", dn) < cfg.payment_failure_rate
         for j, i in enumerate(paying.tolist()):
@@ -960,16 +969,28 @@ class _DayRun:
     # -- 3. trial ends: paywall and conversion --
     def end_trials(self) -> None:
         cfg, s, dn = self.cfg, self.s, self.dn
+        # Early converters pay before the trial ends (simulation.behaviour): no paywall, no nudge needed.
+        for i in np.flatnonzero((s["status"] == "trial") & (s["early_day"] == dn)).tolist():
+            price = float(cfg.plan_prices[s["plan"][i]])
+            s["status"][i], s["converted_day"][i], s["amount"][i] = "paying", dn, price
+            s["next_payment"][i] = dn + cfg.billing_period_days
+            self.day["converted_today"][i] = True
+            uid, anon, ctx = self._user(i)
+            t = self._hour_time(self.hour_cum_session)
+            self._emit(t, "subscription_started", i, uid, anon, None,
+                       {"plan": s["plan"][i], "amount": price, "currency": cfg.currency}, ctx)
+            self._pay(i, t + 1_000 + self.r.randrange(2_000), price)
         ending = np.flatnonzero((s["status"] == "trial") & (s["trial_end"] == dn))
         if ending.size == 0:
             return
-        p_base = cfg.trial_conversion_base * (0.5 + s["engagement"][ending])
+        p_base = late_conversion_probability(cfg, p_convert(cfg, s["engagement"][ending],
+                                                             s["price_sensitivity"][ending]))
         p_control = p_base + cfg.trial_nudge_lift * s["nudged"][ending]
         u = self.k.uniform(s["idx"][ending], "convert")
         for j, i in enumerate(ending.tolist()):
             variant = self.flags.value(cfg.paywall_flag, s["user_id"][i], cfg.paywall_variants)
             effect = cfg.paywall_variants[variant]
-            p = float(p_control[j]) * effect.conversion_multiplier
+            p = min(1.0, float(p_control[j]) * effect.conversion_multiplier)
             price = float(cfg.plan_prices[s["plan"][i]])
             s["paywall_variant"][i], s["paywall_day"][i] = variant, dn
             s["p_convert_base"][i], s["p_convert_control"][i], s["p_convert"][i] = p_base[j], p_control[j], p
@@ -991,16 +1012,26 @@ class _DayRun:
         for i in np.flatnonzero(due).tolist():
             self._begin_trial(i)
 
+    def _early_day(self, idx: int, engagement: float, price_sensitivity: float, start: int) -> int:
+        """The day a trial started on ``start`` converts early (simulation.behaviour), or -1."""
+        cfg, key = self.cfg, np.array([idx], dtype=np.int64)
+        p = float(p_convert(cfg, engagement, price_sensitivity))
+        if cfg.trial_days < 2 or self.k.uniform(key, "early_convert")[0] >= p * cfg.early_conversion_share:
+            return -1
+        return start + 1 + int(self.k.uniform(key, "early_convert_day")[0] * (cfg.trial_days - 2))
+
     def _begin_trial(self, i: int) -> None:
         s = self.s
         s["status"][i], s["trial_start"][i], s["trial_end"][i] = "trial", self.dn, self.dn + self.cfg.trial_days
+        s["early_day"][i] = self._early_day(int(s["idx"][i]), float(s["engagement"][i]),
+                                            float(s["price_sensitivity"][i]), self.dn)
         s["nudged"][i], s["nudge_day"][i] = False, -1
         self.day["trial_started_today"][i] = True
 
     def _p_active(self, rows: np.ndarray) -> np.ndarray:
         cfg, s = self.cfg, self.s
         status_mult = np.array([cfg.status_activity_multiplier[st] for st in s["status"][rows]], dtype=np.float64)
-        p = (cfg.active_base * (0.5 + s["engagement"][rows]) * status_mult
+        p = (p_active_daily(cfg, s["engagement"][rows]) * status_mult
              * np.where(s["onboarded"][rows], cfg.onboarded_activity_multiplier, 1.0))
         return np.minimum(p, 0.97)
 
@@ -1090,20 +1121,23 @@ class _DayRun:
         self.n_arrivals = n
         if n == 0:
             return
-        signup = k.uniform(idx, "signup") < cfg.signup_rate
         analytics = k.uniform(idx, "analytics") < cfg.analytics_consent_rate
         marketing = k.uniform(idx, "marketing") < cfg.marketing_consent_rate
-        engagement = k.uniform(idx, "engagement")
+        engagement = engagement_from_uniform(k.uniform(idx, "engagement"))
+        sensitivity = price_sensitivity_from_uniform(k.uniform(idx, "price_sensitivity"))
         ua = np.minimum((k.uniform(idx, "ua") * len(USER_AGENTS)).astype(np.int16), len(USER_AGENTS) - 1)
         locale = np.minimum(np.searchsorted(np.cumsum(LOCALE_WEIGHTS), k.uniform(idx, "locale") * sum(LOCALE_WEIGHTS),
                                             side="right"), len(LOCALES) - 1).astype(np.int16)
         shares = np.cumsum([c[0] for c in CHANNELS.values()])
         channel = np.minimum(np.searchsorted(shares, k.uniform(idx, "channel") * shares[-1], side="right"),
                              len(CHANNELS) - 1)
+        multiplier = np.array([c[1] for c in CHANNELS.values()])[channel]
+        signup = k.uniform(idx, "signup") < p_signup(self.cfg, engagement, multiplier)
         uid_bits, ip_bits = k.bits(idx, "user_id"), k.bits(idx, "ip")
         anon_hi, anon_lo = k.bits(idx, "anon_hi"), k.bits(idx, "anon_lo")
         onboard_u, steps_u = k.uniform(idx, "onboarding"), k.uniform(idx, "onboarding_steps")
         trial_u, delay_u, plan_u = k.uniform(idx, "trial"), k.uniform(idx, "trial_delay"), k.uniform(idx, "plan")
+        at_signup_u = k.uniform(idx, "trial_at_signup")
         channel_names = list(CHANNELS)
         arrivals = sorted((self._hour_time(self.hour_cum_arrival), j) for j in range(n))
         new_rows: list[dict[str, Any]] = []
@@ -1124,7 +1158,8 @@ class _DayRun:
                 self._emit(t, "page_viewed", None, None, anon, sid, props, ctx)
             if not signup[j]:
                 continue
-            new_rows.append(self._signup(j, t, sid, anon, ctx, acq, idx=idx, engagement=engagement, ua=ua,
+            new_rows.append(self._signup(j, t, sid, anon, ctx, acq, idx=idx, engagement=engagement,
+                                         sensitivity=sensitivity, at_signup_u=at_signup_u, ua=ua,
                                          locale=locale, analytics=analytics, marketing=marketing,
                                          channel=channel_names[int(channel[j])], uid_bits=uid_bits,
                                          onboard_u=onboard_u, steps_u=steps_u, trial_u=trial_u, delay_u=delay_u,
@@ -1167,25 +1202,28 @@ class _DayRun:
             t += self._gap(120_000)
             self._emit(t, "onboarding_step_completed", i, uid, anon, sid,
                        {"step": step, "step_index": index, "variant": variant}, ctx)
-        eng = float(a["engagement"][j])
-        p_trial = min(1.0, cfg.trial_base * (0.5 + eng) * (cfg.onboarded_trial_multiplier if completed else 1.0))
+        eng, ps = float(a["engagement"][j]), float(a["sensitivity"][j])
+        p_start = float(p_trial(cfg, eng, ps))
         trial_day = -1
-        if a["trial_u"][j] < p_trial:
-            trial_day = dn + int(a["delay_u"][j] * (cfg.trial_start_max_delay_days + 1))
-        plan = "team" if a["plan_u"][j] < cfg.team_plan_share else "pro"
+        if a["trial_u"][j] < p_start:  # at sign-up, or 0.3-4 days later (simulation.behaviour)
+            trial_day = (t + trial_delay_ms(float(a["at_signup_u"][j]), float(a["delay_u"][j]), MS_DAY)) // MS_DAY
+        plan = "team" if a["plan_u"][j] < float(p_team(cfg, ps)) else "pro"
         row = {
             "idx": int(a["idx"][j]), "user_id": uid, "anonymous_id": anon, "signup_day": dn, "channel": a["channel"],
             "ua": int(a["ua"][j]), "locale": int(a["locale"][j]), "analytics": bool(a["analytics"][j]),
-            "marketing": bool(a["marketing"][j]), "engagement": eng, "onboarding_variant": variant,
-            "onboarding_steps": steps, "onboarded": completed, "p_trial": p_trial, "trial_plan_day": trial_day,
-            "plan": plan, "status": "free", "trial_start": -1, "trial_end": -1, "nudged": False, "nudge_day": -1,
+            "marketing": bool(a["marketing"][j]), "engagement": eng, "price_sensitivity": ps,
+            "onboarding_variant": variant, "onboarding_steps": steps, "onboarded": completed, "p_trial": p_start,
+            "trial_plan_day": trial_day,
+            "plan": plan, "status": "free", "trial_start": -1, "trial_end": -1, "early_day": -1, "nudged": False,
+            "nudge_day": -1,
             "paywall_variant": None, "paywall_day": -1, "p_convert_base": math.nan, "p_convert_control": math.nan,
             "p_convert": math.nan, "converted_day": -1, "amount": 0.0, "next_payment": -1, "offer_until": -1,
             "churned_day": -1, "dormant_day": -1, "billing_due": -1, "revenue_total": 0.0, "messages_total": 0,
             "consent_violations_total": 0,
         }
         if trial_day == dn:
-            row.update(status="trial", trial_start=dn, trial_end=dn + cfg.trial_days)
+            row.update(status="trial", trial_start=dn, trial_end=dn + cfg.trial_days,
+                       early_day=self._early_day(int(a["idx"][j]), eng, ps, dn))
             self.day["trial_started_today"][i] = True
             t += self._gap()
             self._emit(t, "trial_started", i, uid, anon, sid, {"plan": plan, "trial_days": cfg.trial_days}, ctx)
@@ -1252,6 +1290,7 @@ class _DayRun:
             "analytics_consent": pl.Series(s["analytics"], dtype=pl.Boolean),
             "marketing_consent": pl.Series(s["marketing"], dtype=pl.Boolean),
             "engagement": pl.Series(s["engagement"], dtype=pl.Float64),
+            "price_sensitivity": pl.Series(s["price_sensitivity"], dtype=pl.Float64),
             "status": pl.Series(s["status"].tolist(), dtype=pl.String),
             "onboarding_variant": pl.Series(s["onboarding_variant"].tolist(), dtype=pl.String),
             "device_type": pl.Series([USER_AGENTS[int(u)][1] for u in s["ua"]], dtype=pl.String),
@@ -1272,6 +1311,7 @@ class _DayRun:
             "in_trial": pl.Series(s["status"] == "trial", dtype=pl.Boolean),
             "trial_start_day": as_date(s["trial_start"]),
             "trial_end_day": as_date(s["trial_end"]),
+            "early_conversion_day": as_date(s["early_day"]),
             "messages_delivered_today": pl.Series(d["messages_delivered_today"], dtype=pl.Int32),
             "consent_violations_today": pl.Series(d["consent_violations_today"], dtype=pl.Int32),
             "trial_nudge_delivered_today": pl.Series(d["trial_nudge_delivered_today"], dtype=pl.Boolean),

@@ -50,11 +50,13 @@ def _default_fault_weights() -> dict[str, float]:
 class ProductModel:
     """The product's parameters, one source for each: both the event simulator
     (:class:`SimulatorConfig`) and the closed-loop simulator (``ClosedLoopConfig``) extend it, so
-    the same product has the same prices, trial, billing, consent, email, dormancy, weekend activity
+    the same product has the same funnel, prices, trial, billing, consent, email, dormancy, sessions
     and failed renewals in both (the rules they share are :mod:`simulation.behaviour`).
 
-    Parameters a model adds on its own are those only it simulates (faults and seasonality in the
-    event stream; flags, messages and their true effects in the closed loop).
+    Parameters a model adds on its own are those only it simulates: in the event stream faults,
+    arrival seasonality, devices, anonymous return visits, consent changes and the onboarding
+    experiment; in the closed loop the interventions (flags, messages), their true effects and
+    activation (completed onboarding and the status raise activity).
     """
 
     marketing_consent_rate: float = 0.60
@@ -65,6 +67,15 @@ class ProductModel:
     email_open_rate: float = 0.35  # population mean share of delivered emails opened (consenting users)
     email_click_rate: float = 0.30  # share of opened emails clicked
     feature_share: float = 0.62  # share of in-app actions that are feature_used (rest: page_viewed)
+    # The funnel both simulators apply (simulation.behaviour): base rates, scaled per user by engagement e
+    # (Beta(2.2, 2.8)) and price sensitivity ps (Beta(2, 2)).
+    signup_base: float = 0.42  # p_signup = signup_base * channel * (0.45 + 1.2 e)
+    trial_base: float = 0.42  # p_trial = trial_base * (0.6 + 0.9 e) * (1.25 - 0.5 ps)
+    trial_team_share: float = 0.28  # p_team = trial_team_share * (1.45 - 0.9 ps)
+    convert_base: float = 0.45  # p_convert = convert_base * (0.5 + 1.1 e) * (1.35 - 0.8 ps)
+    early_conversion_share: float = 0.3  # converters who pay before the trial ends
+    active_daily_base: float = 0.75  # p_active_daily = active_daily_base * (0.55 + 0.9 e)
+    cancel_monthly_base: float = 0.06  # p_cancel_monthly = cancel_monthly_base * (0.5 + 1.2 ps), per billing period
     # Lifecycle rules both simulators apply (simulation.behaviour): dormancy, weekend activity, failed renewals.
     dormancy_daily_base: float = 0.07  # daily hazard of going dormant, scaled by engagement
     paying_dormancy_factor: float = 0.3  # paying users go dormant this many times as often
@@ -79,8 +90,9 @@ class ProductModel:
 
     def _check_product(self, name: str) -> None:
         for attr in ("marketing_consent_rate", "email_open_rate", "email_click_rate", "feature_share",
-                     "dormancy_daily_base", "paying_dormancy_factor", "weekend_activity_factor",
-                     "payment_failure_rate"):
+                     "signup_base", "trial_base", "trial_team_share", "convert_base", "early_conversion_share",
+                     "active_daily_base", "cancel_monthly_base", "dormancy_daily_base", "paying_dormancy_factor",
+                     "weekend_activity_factor", "payment_failure_rate"):
             value = getattr(self, attr)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
@@ -117,16 +129,9 @@ class SimulatorConfig(ProductModel):
     guided_onboarding_share: float = 0.5  # share of users shown the "guided" onboarding variant
     guided_onboarding_lift: float = 0.06  # true additive effect of "guided" on p_onboarding_step
     # Funnel (base rates).
-    signup_base: float = 0.42
     first_visit_signup_share: float = 0.6  # of sign-ups, the share that sign up on the first visit
     return_visits_mean: float = 1.4  # anonymous return visits of a typical visitor
     onboarding_base: float = 0.62
-    trial_base: float = 0.42
-    trial_team_share: float = 0.28
-    convert_base: float = 0.45
-    early_conversion_share: float = 0.3  # converters who pay before the trial ends
-    active_daily_base: float = 0.75
-    cancel_monthly_base: float = 0.06
     consent_change_rate: float = 0.03  # signed-up users who later flip their marketing consent
     # Faults.
     fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
@@ -144,8 +149,7 @@ class SimulatorConfig(ProductModel):
             raise ConfigError("SimulatorConfig.fault_weights",
                               f"must map kinds of {FAULT_KINDS} to non-negative weights (unknown: {sorted(unknown)})",
                               "Fix the mapping.")
-        for name in ("weekend_factor", "guided_onboarding_share", "first_visit_signup_share", "trial_team_share",
-                     "early_conversion_share", "consent_change_rate"):
+        for name in ("weekend_factor", "guided_onboarding_share", "first_visit_signup_share", "consent_change_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SimulatorConfig.{name}", f"is {value}, outside [0, 1]", "Use a probability.")

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import itemgetter
 
-from .behaviour import DORMANT_OPEN_FACTOR, PAYMENT_RETRY_DAYS, actions_mean, extra_sessions_mean, is_weekend
+from .behaviour import (
+    DORMANT_OPEN_FACTOR,
+    PAYMENT_RETRY_DAYS,
+    TRIAL_AT_SIGNUP_SHARE,
+    TRIAL_DELAY_DAYS,
+    actions_mean,
+    extra_sessions_mean,
+    is_weekend,
+)
 from .catalog import (
     APP_PAGES,
     CANCEL_REASONS,
@@ -210,7 +218,8 @@ class _Journey:
                        {"step": step, "step_index": index, "variant": variant}, ctx))
             out.onboarding_steps = index
         if r.random() < p["p_trial"]:
-            self.trial_due = out.signup_ms if r.random() < 0.35 else out.signup_ms + int(r.uniform(0.3, 4.0) * MS_DAY)
+            self.trial_due = (out.signup_ms if r.random() < TRIAL_AT_SIGNUP_SHARE
+                              else out.signup_ms + int(r.uniform(*TRIAL_DELAY_DAYS) * MS_DAY))
         if r.random() < cfg.consent_change_rate:
             self.cc_due = out.signup_ms + MS_HOUR + r.randrange(10 * MS_DAY)
         if self.trial_due == out.signup_ms:

@@ -7,7 +7,17 @@ from datetime import date
 
 import numpy as np
 
-from .behaviour import dormancy_hazard
+from .behaviour import (
+    ENGAGEMENT,
+    PRICE_SENSITIVITY,
+    dormancy_hazard,
+    p_active_daily,
+    p_cancel_monthly,
+    p_convert,
+    p_signup,
+    p_team,
+    p_trial,
+)
 from .catalog import CHANNELS
 from .config import SimulatorConfig
 from .formats import MS_DAY, MS_HOUR
@@ -68,8 +78,8 @@ def draw_population(users: int, start: date, days: int, *, seed: int, cfg: Simul
     shares = np.array([c[0] for c in CHANNELS.values()])
     channel = rng.choice(len(CHANNEL_NAMES), size=users, p=shares / shares.sum()).astype(np.int8)
     chan_mult = np.array([c[1] for c in CHANNELS.values()])[channel]
-    eng = rng.beta(2.2, 2.8, size=users)
-    ps = rng.beta(2.0, 2.0, size=users)
+    eng = rng.beta(*ENGAGEMENT, size=users)
+    ps = rng.beta(*PRICE_SENSITIVITY, size=users)
     analytics = rng.random(users) < analytics_consent_rate
     marketing = rng.random(users) < cfg.marketing_consent_rate
     dev_w = np.asarray(cfg.device_count_weights, dtype=np.float64)
@@ -88,13 +98,13 @@ def draw_population(users: int, start: date, days: int, *, seed: int, cfg: Simul
         marketing_consent=marketing,
         n_devices=n_devices,
         guided_onboarding=guided,
-        p_signup=clip(cfg.signup_base * chan_mult * (0.45 + 1.2 * eng)),
+        p_signup=p_signup(cfg, eng, chan_mult),
         p_onboarding_step=clip(cfg.onboarding_base + 0.35 * (eng - 0.44) + cfg.guided_onboarding_lift * guided,
                                0.05, 0.98),
-        p_trial=clip(cfg.trial_base * (0.6 + 0.9 * eng) * (1.25 - 0.5 * ps)),
-        p_team=clip(cfg.trial_team_share * (1.45 - 0.9 * ps)),
-        p_convert=clip(cfg.convert_base * (0.5 + 1.1 * eng) * (1.35 - 0.8 * ps)),
+        p_trial=p_trial(cfg, eng, ps),
+        p_team=p_team(cfg, ps),
+        p_convert=p_convert(cfg, eng, ps),
         p_churn_daily=dormancy_hazard(cfg, eng),  # going dormant (not cancelling: p_cancel_monthly)
-        p_active_daily=clip(cfg.active_daily_base * (0.55 + 0.9 * eng), 0.05, 0.98),
-        p_cancel_monthly=clip(cfg.cancel_monthly_base * (0.5 + 1.2 * ps), 0.005, 0.5),
+        p_active_daily=p_active_daily(cfg, eng),
+        p_cancel_monthly=p_cancel_monthly(cfg, ps),
     )

@@ -28,14 +28,20 @@ def within(observed: float, expected: float, variance: float, k: float = 4.0) ->
 
 def test_both_configs_take_each_shared_parameter_from_the_product_model_and_redefine_none():
     shared = {f.name for f in fields(ProductModel)}
-    assert {"dormancy_daily_base", "paying_dormancy_factor", "weekend_activity_factor", "payment_failure_rate",
-            "extra_sessions_per_day", "actions_per_session", "email_open_rate"} <= shared
+    assert {"signup_base", "trial_base", "trial_team_share", "convert_base", "early_conversion_share",
+            "active_daily_base", "cancel_monthly_base", "dormancy_daily_base", "paying_dormancy_factor",
+            "weekend_activity_factor", "payment_failure_rate", "extra_sessions_per_day", "actions_per_session",
+            "email_open_rate"} <= shared
     for cls in (SimulatorConfig, ClosedLoopConfig):
         assert not shared & set(cls.__dict__.get("__annotations__", {})), cls  # no second default, no second meaning
     product, events, loop = ProductModel(), SimulatorConfig(), ClosedLoopConfig()
     assert all(getattr(product, n) == getattr(events, n) == getattr(loop, n) for n in shared)
-    # The old names that meant two things are gone from the event simulator.
+    # The second names and meanings are gone: the event simulator's "churn" (going dormant) and the closed
+    # loop's own funnel rates, which disagreed with the event simulator's (trial_base 0.25 against 0.42).
     assert not {"churn_daily_base", "paying_churn_factor"} & {f.name for f in fields(SimulatorConfig)}
+    assert not {"signup_rate", "team_plan_share", "trial_conversion_base", "churn_daily_base", "active_base",
+                "trial_start_max_delay_days", "onboarded_trial_multiplier", "extra_sessions_mean",
+                "actions_per_session_mean"} & {f.name for f in fields(ClosedLoopConfig)}
 
 
 def test_the_event_simulator_goes_dormant_by_the_shared_hazard(tmp_path):
@@ -154,3 +160,54 @@ def test_a_failed_renewal_is_retried_after_the_same_delay_in_both_simulators(tmp
     retried = [(u, (date.fromisoformat(d) + timedelta(days=PAYMENT_RETRY_DAYS)).isoformat()) in paid for u, d in due]
     # Every retry succeeds, unless the subscription was cancelled in between (rare at these rates).
     assert sum(retried) >= 0.9 * len(due), (sum(retried), len(due))
+
+
+def test_the_funnel_is_one_rule_in_both_simulators(tmp_path):
+    from simulation.behaviour import (
+        ENGAGEMENT,
+        late_conversion_probability,
+        p_cancel_monthly,
+        p_convert,
+        p_signup,
+        p_team,
+        p_trial,
+    )
+    from simulation.catalog import CHANNELS
+
+    events = SimulatorConfig()
+    simulate(str(tmp_path / "events"), users=2_000, days=7, seed=4, start=START, fault_rate=0.0, config=events)
+    users = pl.read_parquet(tmp_path / "events" / "simulator" / "truth" / "users.parquet")
+    e, ps = users["engagement"].to_numpy(), users["price_sensitivity"].to_numpy()
+    for column, rule in (("p_trial", p_trial(events, e, ps)), ("p_team", p_team(events, ps)),
+                         ("p_convert", p_convert(events, e, ps)), ("p_cancel_monthly", p_cancel_monthly(events, ps))):
+        assert np.array_equal(users[column].to_numpy(), rule), column
+
+    loop = ClosedLoopConfig(arrivals_per_day=800, trial_days=4, extra_sessions_per_day=0.4, actions_per_session=1.0)
+    sim = ClosedLoopSimulator(tmp_path / "loop", seed=4, start=START, config=loop)
+    days = [sim.step(START + timedelta(days=k)) for k in range(12)]
+    truth = read_truth(tmp_path / "loop")
+    last = truth.filter(pl.col("day") == pl.col("day").max())
+    e, ps = last["engagement"].to_numpy(), last["price_sensitivity"].to_numpy()
+    assert np.array_equal(last["p_trial"].to_numpy(), p_trial(loop, e, ps))
+    ended = truth.filter(pl.col("paywall_exposed_today"))
+    late = late_conversion_probability(loop, p_convert(loop, ended["engagement"].to_numpy(),
+                                                       ended["price_sensitivity"].to_numpy()))
+    assert ended.height > 300 and np.allclose(ended["p_convert_base"].to_numpy(), late, rtol=0, atol=1e-15)
+
+    # Sign-ups: the same p_signup over the same trait distributions (its population mean by sampling).
+    rng = np.random.default_rng(0)
+    shares = np.array([c[0] for c in CHANNELS.values()])
+    mult = np.array([c[1] for c in CHANNELS.values()])[rng.choice(len(shares), 400_000, p=shares / shares.sum())]
+    mean_p = p_signup(loop, rng.beta(*ENGAGEMENT, 400_000), mult).mean()
+    arrivals, signups = sum(d.arrivals for d in days), sum(d.signups for d in days)
+    assert within(signups, arrivals * mean_p, arrivals * mean_p * (1 - mean_p)), (signups, arrivals * mean_p)
+
+    # Early conversions: p_convert x early_conversion_share of the trials, before the paywall.
+    trials = truth.filter(pl.col("trial_start_day").is_not_null() & (pl.col("day") == pl.col("day").max())
+                          & (pl.col("trial_start_day") <= START + timedelta(days=12 - loop.trial_days)))
+    p_early = p_convert(loop, trials["engagement"].to_numpy(), trials["price_sensitivity"].to_numpy()) \
+        * loop.early_conversion_share
+    early = trials.filter(pl.col("converted_day").is_not_null() & (pl.col("converted_day") < pl.col("trial_end_day")))
+    assert trials.height > 500 and early.height > 50
+    assert within(early.height, p_early.sum(), (p_early * (1 - p_early)).sum()), (early.height, p_early.sum())
+    assert early["paywall_variant"].null_count() == early.height  # they never met the paywall

@@ -118,7 +118,7 @@ def _scenario(sim_for: Callable[[int], ClosedLoopSimulator]) -> None:
 
 
 def test_same_seed_and_inputs_give_identical_files_and_resuming_equals_one_run(tmp_path):
-    cfg = ClosedLoopConfig(arrivals_per_day=150, trial_days=2, trial_start_max_delay_days=1)
+    cfg = ClosedLoopConfig(arrivals_per_day=150, trial_days=2)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for root in (a, b):
         sim = ClosedLoopSimulator(root, seed=7, start=START, config=cfg)

@@ -201,7 +201,6 @@ def build_lake(paths, plan, masker) -> None:
     config = ClosedLoopConfig(
         arrivals_per_day=150,
         trial_days=3,
-        trial_start_max_delay_days=1,
         extra_sessions_per_day=0.6,
         actions_per_session=1.0,
     )

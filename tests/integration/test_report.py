@@ -142,7 +142,8 @@ def lake(tmp_path_factory) -> LakePaths:
                 if run.status == "awaiting_approval":
                     approvals.approve(paths, run.loop, run.policy_version, actor="maria@growth")
 
-        cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=3, extra_sessions_per_day=0.4,
+        # Two-day trials: the trial nudge's experiment has conversions to compare within the four days.
+        cfg = ClosedLoopConfig(arrivals_per_day=200, trial_days=2, extra_sessions_per_day=0.4,
                                actions_per_session=1.0)
         run_closed_loop(paths, start=START, days=DAYS, seed=9, config=cfg, settings=LoopSettings(), on_day=approve)
         # A collector delivers a batch with every kind of contract violation; the hour is re-ingested.
