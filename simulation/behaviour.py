@@ -5,6 +5,9 @@ keyed draws) call these functions with their own uniforms, so a rule, its parame
 are the same in both. Each function takes scalars or numpy arrays.
 
 * **Traits**: engagement ``e ~ Beta(2.2, 2.8)`` (mean 0.44) and price sensitivity ``ps ~ Beta(2, 2)``.
+* **Onboarding**: each of the steps is completed with ``p_onboarding_step`` (engagement plus the
+  variant's lift), in order, stopping at the first one missed; completing all of them is
+  ``p_onboarding_step ** steps``.
 * **Funnel**: a visitor signs up with ``p_signup`` (channel, engagement); a signed-up user starts a
   trial with ``p_trial`` (engagement, price sensitivity), at sign-up for 35% of them, else 0.3–4
   days later; picks the team plan with ``p_team``; converts with ``p_convert``, 30% of converters
@@ -32,9 +35,11 @@ if TYPE_CHECKING:
     from .config import ProductModel
 
 __all__ = ["DORMANT_OPEN_FACTOR", "ENGAGEMENT", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY", "TRIAL_AT_SIGNUP_SHARE",
-           "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "dormancy_hazard", "engagement_from_uniform",
+           "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "completion_rate", "dormancy_hazard",
+           "engagement_from_uniform",
            "extra_sessions_mean", "is_weekend", "late_conversion_probability", "open_probability", "p_active_daily",
-           "p_cancel_monthly", "p_convert", "p_signup", "p_team", "p_trial", "price_sensitivity_from_uniform",
+           "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup", "p_team", "p_trial",
+           "price_sensitivity_from_uniform",
            "trial_delay_ms", "weekend_factor"]
 
 ENGAGEMENT = (2.2, 2.8)
@@ -150,3 +155,15 @@ def p_cancel_monthly(cfg: ProductModel, price_sensitivity: Any) -> Any:
 def cancel_daily_hazard(cfg: ProductModel, p_monthly: Any) -> Any:
     """The daily hazard that gives ``p_monthly`` over a billing period."""
     return 1.0 - (1.0 - p_monthly) ** (1.0 / cfg.billing_period_days)
+
+
+def p_onboarding_step(cfg: ProductModel, engagement: Any, lift: Any) -> Any:
+    """Probability of completing each onboarding step, ``lift`` the variant's (and context's) additive effect."""
+    return _clip(cfg.onboarding_base + 0.35 * (engagement - 0.44) + lift, 0.05, 0.98)
+
+
+def completion_rate(cfg: ProductModel, lift: float, steps: int) -> float:
+    """Population share completing all ``steps`` under ``lift``: the mean of ``p_onboarding_step ** steps``
+    over the engagement distribution (midpoint rule on 20,000 equal-probability slices)."""
+    e = engagement_from_uniform((np.arange(20_000) + 0.5) / 20_000)
+    return float(np.mean(p_onboarding_step(cfg, e, lift) ** steps))

@@ -33,9 +33,9 @@ activation (completed onboarding and the status raise daily activity).
    ``feature_used``;
 5. ``arrivals_per_day`` anonymous visitors arrive; some sign up (``p_signup``; ``user_signed_up``
    links ``anonymous_id`` and ``user_id``), get the onboarding variant of flag
-   ``onboarding_variant`` and complete onboarding with that variant's true probability
-   (``onboarding_step_completed``); some will start a trial (``p_trial``, at sign-up or 0.3–4 days
-   later).
+   ``onboarding_variant`` and complete its steps in order, each with ``p_onboarding_step``
+   raised by the variant's lift (``onboarding_step_completed``); some will start a trial
+   (``p_trial``, at sign-up or 0.3–4 days later).
 
 Every outcome draw is a keyed uniform of (seed, purpose, user, day), not a position in a shared
 stream: a user's outcomes do not depend on what happens to other users, so two runs that differ
@@ -74,6 +74,7 @@ from .behaviour import (
     PAYMENT_RETRY_DAYS,
     actions_mean,
     cancel_daily_hazard,
+    completion_rate,
     dormancy_hazard,
     engagement_from_uniform,
     extra_sessions_mean,
@@ -82,6 +83,7 @@ from .behaviour import (
     p_active_daily,
     p_cancel_monthly,
     p_convert,
+    p_onboarding_step,
     p_signup,
     p_team,
     p_trial,
@@ -153,10 +155,6 @@ class PaywallEffect:
         return self.conversion_multiplier * self.price_factor - 1.0
 
 
-def _default_onboarding() -> dict[str, float]:
-    return {"control": 0.40, "guided": 0.52, "checklist": 0.45}
-
-
 def _default_paywall() -> dict[str, PaywallEffect]:
     return {"control": PaywallEffect(1.0, 1.0), "discount_popup": PaywallEffect(1.05, 0.80)}
 
@@ -177,12 +175,12 @@ class ClosedLoopConfig(ProductModel):
     # Acquisition and consent.
     arrivals_per_day: int = 400
     analytics_consent_rate: float = 0.95  # the others' events land with consent.analytics=false
-    # Onboarding: true probability of completing all steps, per variant of flag `onboarding_flag`.
+    # Onboarding: the variant of flag `onboarding_flag` (one of ProductModel.onboarding_step_lift) adds its
+    # lift to the step probability (simulation.behaviour).
     onboarding_flag: str = "onboarding_variant"
-    onboarding_completion: Mapping[str, float] = field(default_factory=_default_onboarding)
-    # Context: additive change of the completion probability per device type (desktop, mobile,
-    # tablet) and variant, e.g. {"mobile": {"guided": -0.12, "checklist": 0.08}}: the best variant
-    # can differ by device, which only a contextual policy finds. Empty: no context effect.
+    # Context: additive change of the step probability per device type (desktop, mobile, tablet) and
+    # variant, e.g. {"mobile": {"guided": -0.12, "checklist": 0.08}}: the best variant can differ by
+    # device, which only a contextual policy finds. Empty: no context effect.
     onboarding_device_effect: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # Activation: completing onboarding and the status multiply daily activity (capped at 0.97).
     onboarded_activity_multiplier: float = 1.6
@@ -220,15 +218,11 @@ class ClosedLoopConfig(ProductModel):
                               "Use whole hours from 0 to 23.")
         devices = {device for _, device in USER_AGENTS}
         if set(self.onboarding_device_effect) - devices or any(
-                not 0.0 <= self.completion_probability(v, d) <= 1.0
-                for d in devices for v in self.onboarding_completion):
+                set(effects) - set(self.onboarding_step_lift) or any(not -1.0 <= v <= 1.0 for v in effects.values())
+                for effects in self.onboarding_device_effect.values()):
             raise ConfigError(f"{name}.onboarding_device_effect",
-                              f"needs device types among {sorted(devices)} and must keep every probability in [0, 1]",
-                              "Give additive effects per device and variant that stay within [0, 1].")
-        if "control" not in self.onboarding_completion or any(
-                not 0.0 <= p <= 1.0 for p in self.onboarding_completion.values()):
-            raise ConfigError(f"{name}.onboarding_completion", "needs a 'control' variant and probabilities",
-                              "Map every variant (control included) to its completion probability.")
+                              f"needs device types among {sorted(devices)}, variants of onboarding_step_lift and "
+                              "effects within [-1, 1]", "Give additive effects per device and variant.")
         if "control" not in self.paywall_variants or any(
                 not isinstance(e, PaywallEffect) or e.conversion_multiplier < 0 or e.price_factor < 0
                 for e in self.paywall_variants.values()):
@@ -248,9 +242,15 @@ class ClosedLoopConfig(ProductModel):
             raise ConfigError(f"{name}.retention_offer_churn_multiplier", f"is {self.retention_offer_churn_multiplier}",
                               "Use a multiplier of the churn hazard from 0 to 10.")
 
-    def completion_probability(self, variant: str, device: str) -> float:
-        """True probability that a sign-up on ``device`` shown ``variant`` completes onboarding."""
-        return self.onboarding_completion[variant] + self.onboarding_device_effect.get(device, {}).get(variant, 0.0)
+    def step_lift(self, variant: str, device: str | None) -> float:
+        """What ``variant`` (on ``device``) adds to the onboarding step probability."""
+        context = self.onboarding_device_effect.get(device, {}) if device is not None else {}
+        return self.onboarding_step_lift[variant] + context.get(variant, 0.0)
+
+    def completion_probability(self, variant: str, device: str | None = None) -> float:
+        """True share of sign-ups (on ``device``; None: no context effect) shown ``variant`` who
+        complete every onboarding step (the mean over the engagement distribution)."""
+        return completion_rate(self, self.step_lift(variant, device), len(ONBOARDING_STEPS))
 
     def true_effects(self) -> dict[str, Any]:
         """The true effect of every intervention, as plain values.
@@ -264,7 +264,7 @@ class ClosedLoopConfig(ProductModel):
         * ``retention_offer``: the churn-hazard multiplier, its duration, and the probability that a
           paying user of mean price sensitivity churns within that window, with and without the offer.
         """
-        onboarding = dict(self.onboarding_completion)
+        onboarding = {v: self.completion_probability(v) for v in self.onboarding_step_lift}
         control = onboarding["control"]
         by_device = {d: {v: self.completion_probability(v, d) for v in onboarding}
                      for d in sorted({device for _, device in USER_AGENTS})}
@@ -273,6 +273,7 @@ class ClosedLoopConfig(ProductModel):
         return {
             "onboarding": {
                 "completion_rate": onboarding,
+                "step_lift": dict(self.onboarding_step_lift),
                 "completion_rate_by_device": by_device,
                 "best_by_device": {d: max(p, key=p.__getitem__) for d, p in by_device.items()},
                 "lift_vs_control": {v: p - control for v, p in onboarding.items()},
@@ -370,7 +371,8 @@ _STATE_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.String(), "ua": pl.Int16(), "locale": pl.Int16(), "analytics": pl.Boolean(),
     "marketing": pl.Boolean(), "engagement": pl.Float64(), "price_sensitivity": pl.Float64(),
     "onboarding_variant": pl.String(),
-    "onboarding_steps": pl.Int8(), "onboarded": pl.Boolean(), "p_trial": pl.Float64(),
+    "onboarding_steps": pl.Int8(), "onboarded": pl.Boolean(), "p_onboarding_step": pl.Float64(),
+    "p_trial": pl.Float64(),
     "trial_plan_day": pl.Int32(), "plan": pl.String(), "status": pl.String(), "trial_start": pl.Int32(),
     "trial_end": pl.Int32(), "early_day": pl.Int32(), "nudged": pl.Boolean(), "nudge_day": pl.Int32(),
     "paywall_variant": pl.String(),
@@ -568,6 +570,11 @@ def _rate(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
+def _mean(values: pl.Series) -> float | None:
+    """The mean of a float column (None when empty): each user's true probability, averaged."""
+    return float(values.sum()) / values.len() if values.len() else None
+
+
 def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
     """Aggregate the recorded truth of every simulated day.
 
@@ -599,11 +606,11 @@ def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
         return out
     last = truth.filter(pl.col("day") == pl.col("day").max())
     onboarding = {}
-    for variant in sorted(set(cfg.onboarding_completion) | set(last["onboarding_variant"].unique().to_list())):
+    for variant in sorted(set(cfg.onboarding_step_lift) | set(last["onboarding_variant"].unique().to_list())):
         rows = last.filter(pl.col("onboarding_variant") == variant)
         done = int(rows["onboarding_completed"].sum())
         onboarding[variant] = {"exposed": rows.height, "completed": done, "completion_rate": _rate(done, rows.height),
-                               "true_completion_rate": cfg.onboarding_completion.get(variant)}
+                               "true_completion_rate": _mean(rows["p_onboarding_complete"])}
     out["onboarding"] = onboarding
 
     ended = truth.filter(pl.col("paywall_exposed_today"))
@@ -1135,7 +1142,7 @@ class _DayRun:
         signup = k.uniform(idx, "signup") < p_signup(self.cfg, engagement, multiplier)
         uid_bits, ip_bits = k.bits(idx, "user_id"), k.bits(idx, "ip")
         anon_hi, anon_lo = k.bits(idx, "anon_hi"), k.bits(idx, "anon_lo")
-        onboard_u, steps_u = k.uniform(idx, "onboarding"), k.uniform(idx, "onboarding_steps")
+        step_u = np.stack([k.uniform(idx, "onboarding_step", n) for n in range(len(ONBOARDING_STEPS))], axis=1)
         trial_u, delay_u, plan_u = k.uniform(idx, "trial"), k.uniform(idx, "trial_delay"), k.uniform(idx, "plan")
         at_signup_u = k.uniform(idx, "trial_at_signup")
         channel_names = list(CHANNELS)
@@ -1162,7 +1169,7 @@ class _DayRun:
                                          sensitivity=sensitivity, at_signup_u=at_signup_u, ua=ua,
                                          locale=locale, analytics=analytics, marketing=marketing,
                                          channel=channel_names[int(channel[j])], uid_bits=uid_bits,
-                                         onboard_u=onboard_u, steps_u=steps_u, trial_u=trial_u, delay_u=delay_u,
+                                         step_u=step_u, trial_u=trial_u, delay_u=delay_u,
                                          plan_u=plan_u))
         self.n_signups = len(new_rows)
         self._append(new_rows)
@@ -1192,12 +1199,16 @@ class _DayRun:
         self.contexts[i] = ctx
         self._emit(t, "user_signed_up", i, uid, anon, sid, {"method": method, "email": email, **acq}, ctx)
         device = USER_AGENTS[int(a["ua"][j])][1]  # what the product knows at sign-up: the device type
-        variant = self.flags.value(cfg.onboarding_flag, uid, cfg.onboarding_completion, {"deviceType": device})
+        variant = self.flags.value(cfg.onboarding_flag, uid, cfg.onboarding_step_lift, {"deviceType": device})
         viewed = self.flags.exposure(cfg.onboarding_flag, uid)
         if viewed is not None:  # logged the millisecond after sign-up: no draw from the RNG
             self._emit(t + 1, "experiment_viewed", i, uid, anon, sid, viewed, ctx)
-        completed = bool(a["onboard_u"][j] < cfg.completion_probability(variant, device))
-        steps = len(ONBOARDING_STEPS) if completed else int(a["steps_u"][j] * len(ONBOARDING_STEPS))
+        # simulation.behaviour: the steps in order, each with the step probability, up to the first one missed
+        p_step = float(p_onboarding_step(cfg, float(a["engagement"][j]), cfg.step_lift(variant, device)))
+        steps = 0
+        while steps < len(ONBOARDING_STEPS) and a["step_u"][j, steps] < p_step:
+            steps += 1
+        completed = steps == len(ONBOARDING_STEPS)
         for index, step in enumerate(ONBOARDING_STEPS[:steps], 1):
             t += self._gap(120_000)
             self._emit(t, "onboarding_step_completed", i, uid, anon, sid,
@@ -1212,7 +1223,8 @@ class _DayRun:
             "idx": int(a["idx"][j]), "user_id": uid, "anonymous_id": anon, "signup_day": dn, "channel": a["channel"],
             "ua": int(a["ua"][j]), "locale": int(a["locale"][j]), "analytics": bool(a["analytics"][j]),
             "marketing": bool(a["marketing"][j]), "engagement": eng, "price_sensitivity": ps,
-            "onboarding_variant": variant, "onboarding_steps": steps, "onboarded": completed, "p_trial": p_start,
+            "onboarding_variant": variant, "onboarding_steps": steps, "onboarded": completed,
+            "p_onboarding_step": p_step, "p_trial": p_start,
             "trial_plan_day": trial_day,
             "plan": plan, "status": "free", "trial_start": -1, "trial_end": -1, "early_day": -1, "nudged": False,
             "nudge_day": -1,
@@ -1294,9 +1306,8 @@ class _DayRun:
             "status": pl.Series(s["status"].tolist(), dtype=pl.String),
             "onboarding_variant": pl.Series(s["onboarding_variant"].tolist(), dtype=pl.String),
             "device_type": pl.Series([USER_AGENTS[int(u)][1] for u in s["ua"]], dtype=pl.String),
-            "p_onboarding_complete": pl.Series(
-                [self.cfg.completion_probability(v, USER_AGENTS[int(u)][1])
-                 for v, u in zip(s["onboarding_variant"].tolist(), s["ua"], strict=True)], dtype=pl.Float64),
+            "p_onboarding_step": pl.Series(s["p_onboarding_step"], dtype=pl.Float64),
+            "p_onboarding_complete": pl.Series(s["p_onboarding_step"] ** len(ONBOARDING_STEPS), dtype=pl.Float64),
             "onboarding_steps": pl.Series(s["onboarding_steps"], dtype=pl.Int8),
             "onboarding_completed": pl.Series(s["onboarded"], dtype=pl.Boolean),
             "p_trial": pl.Series(s["p_trial"], dtype=pl.Float64),

@@ -46,6 +46,10 @@ def _default_fault_weights() -> dict[str, float]:
     }
 
 
+def _default_step_lift() -> dict[str, float]:
+    return {"control": 0.0, "guided": 0.06, "checklist": 0.03}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProductModel:
     """The product's parameters, one source for each: both the event simulator
@@ -69,6 +73,8 @@ class ProductModel:
     feature_share: float = 0.62  # share of in-app actions that are feature_used (rest: page_viewed)
     # The funnel both simulators apply (simulation.behaviour): base rates, scaled per user by engagement e
     # (Beta(2.2, 2.8)) and price sensitivity ps (Beta(2, 2)).
+    onboarding_base: float = 0.62  # p_onboarding_step = onboarding_base + 0.35 (e - 0.44) + lift[variant]
+    onboarding_step_lift: Mapping[str, float] = field(default_factory=_default_step_lift)  # per onboarding variant
     signup_base: float = 0.42  # p_signup = signup_base * channel * (0.45 + 1.2 e)
     trial_base: float = 0.42  # p_trial = trial_base * (0.6 + 0.9 e) * (1.25 - 0.5 ps)
     trial_team_share: float = 0.28  # p_team = trial_team_share * (1.45 - 0.9 ps)
@@ -90,12 +96,16 @@ class ProductModel:
 
     def _check_product(self, name: str) -> None:
         for attr in ("marketing_consent_rate", "email_open_rate", "email_click_rate", "feature_share",
-                     "signup_base", "trial_base", "trial_team_share", "convert_base", "early_conversion_share",
-                     "active_daily_base", "cancel_monthly_base", "dormancy_daily_base", "paying_dormancy_factor",
-                     "weekend_activity_factor", "payment_failure_rate"):
+                     "onboarding_base", "signup_base", "trial_base", "trial_team_share", "convert_base",
+                     "early_conversion_share", "active_daily_base", "cancel_monthly_base", "dormancy_daily_base",
+                     "paying_dormancy_factor", "weekend_activity_factor", "payment_failure_rate"):
             value = getattr(self, attr)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
+        if self.onboarding_step_lift.get("control") != 0.0 or any(
+                not -1.0 <= v <= 1.0 for v in self.onboarding_step_lift.values()):
+            raise ConfigError(f"{name}.onboarding_step_lift", "needs 'control' at 0.0 and lifts within [-1, 1]",
+                              "Map each onboarding variant to its additive effect on the step probability.")
         if set(self.plan_prices) != {"pro", "team"}:
             raise ConfigError(f"{name}.plan_prices", "needs exactly the plans 'pro' and 'team'",
                               "Give a price for each plan of the tracking plan.")
@@ -127,11 +137,9 @@ class SimulatorConfig(ProductModel):
     # Traits.
     device_count_weights: tuple[float, float, float] = (0.60, 0.30, 0.10)
     guided_onboarding_share: float = 0.5  # share of users shown the "guided" onboarding variant
-    guided_onboarding_lift: float = 0.06  # true additive effect of "guided" on p_onboarding_step
     # Funnel (base rates).
     first_visit_signup_share: float = 0.6  # of sign-ups, the share that sign up on the first visit
     return_visits_mean: float = 1.4  # anonymous return visits of a typical visitor
-    onboarding_base: float = 0.62
     consent_change_rate: float = 0.03  # signed-up users who later flip their marketing consent
     # Faults.
     fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
@@ -141,6 +149,9 @@ class SimulatorConfig(ProductModel):
 
     def __post_init__(self) -> None:
         self._check_product("SimulatorConfig")
+        if "guided" not in self.onboarding_step_lift:
+            raise ConfigError("SimulatorConfig.onboarding_step_lift", "needs the 'guided' variant",
+                              "The event stream shows 'guided' to guided_onboarding_share of its users.")
         if len(self.hourly_profile) != 24 or min(self.hourly_profile) < 0 or sum(self.hourly_profile) <= 0:
             raise ConfigError("SimulatorConfig.hourly_profile", "needs 24 non-negative weights, not all zero",
                               "Pass one weight per UTC hour.")

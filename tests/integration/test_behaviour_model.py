@@ -168,6 +168,7 @@ def test_the_funnel_is_one_rule_in_both_simulators(tmp_path):
         late_conversion_probability,
         p_cancel_monthly,
         p_convert,
+        p_onboarding_step,
         p_signup,
         p_team,
         p_trial,
@@ -181,6 +182,9 @@ def test_the_funnel_is_one_rule_in_both_simulators(tmp_path):
     for column, rule in (("p_trial", p_trial(events, e, ps)), ("p_team", p_team(events, ps)),
                          ("p_convert", p_convert(events, e, ps)), ("p_cancel_monthly", p_cancel_monthly(events, ps))):
         assert np.array_equal(users[column].to_numpy(), rule), column
+    guided = (users["onboarding_variant"] == "guided").to_numpy()
+    assert np.array_equal(users["p_onboarding_step"].to_numpy(),
+                          p_onboarding_step(events, e, events.onboarding_step_lift["guided"] * guided))
 
     loop = ClosedLoopConfig(arrivals_per_day=800, trial_days=4, extra_sessions_per_day=0.4, actions_per_session=1.0)
     sim = ClosedLoopSimulator(tmp_path / "loop", seed=4, start=START, config=loop)
@@ -189,6 +193,12 @@ def test_the_funnel_is_one_rule_in_both_simulators(tmp_path):
     last = truth.filter(pl.col("day") == pl.col("day").max())
     e, ps = last["engagement"].to_numpy(), last["price_sensitivity"].to_numpy()
     assert np.array_equal(last["p_trial"].to_numpy(), p_trial(loop, e, ps))
+    lifts = [loop.step_lift(v, d) for v, d in last.select("onboarding_variant", "device_type").iter_rows()]
+    step = p_onboarding_step(loop, e, np.array(lifts))
+    assert np.array_equal(last["p_onboarding_step"].to_numpy(), step)
+    # Observed: completing every step, against the shared p_step ** steps.
+    done, p_done = int(last["onboarding_completed"].sum()), step ** 5
+    assert done > 200 and within(done, p_done.sum(), (p_done * (1 - p_done)).sum()), (done, p_done.sum())
     ended = truth.filter(pl.col("paywall_exposed_today"))
     late = late_conversion_probability(loop, p_convert(loop, ended["engagement"].to_numpy(),
                                                        ended["price_sensitivity"].to_numpy()))
