@@ -87,9 +87,6 @@ def draw_population(users: int, start: date, days: int, *, seed: int, cfg: Simul
     n_devices = (rng.choice(3, size=users, p=dev_w / dev_w.sum()) + 1).astype(np.int8)
     guided = rng.random(users) < cfg.guided_onboarding_share
 
-    def clip(x: np.ndarray, lo: float = 0.01, hi: float = 0.95) -> np.ndarray:
-        return np.clip(x, lo, hi)
-
     return Population(
         arrival_ms=arrival,
         channel=channel,
