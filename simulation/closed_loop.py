@@ -59,7 +59,7 @@ import os
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -306,10 +306,23 @@ class ClosedLoopConfig(ProductModel):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ClosedLoopConfig:
-        """The inverse of :meth:`to_json`."""
+        """The inverse of :meth:`to_json`.
+
+        Raises:
+            ConfigError: ``data`` holds parameters this version does not have (a run of an earlier model).
+        """
         values = dict(data)
+        gone = _retired_parameters(values)
+        if gone:
+            raise ConfigError("ClosedLoopConfig", f"was written by an earlier model with parameters it no longer has "
+                              f"({', '.join(gone)})", "Simulate into a fresh root.")
         values["paywall_variants"] = {k: PaywallEffect(**v) for k, v in values["paywall_variants"].items()}
         return cls(**values)
+
+
+def _retired_parameters(config: Mapping[str, Any]) -> list[str]:
+    """Parameters of a stored config that :class:`ClosedLoopConfig` no longer has."""
+    return sorted(set(config) - {f.name for f in fields(ClosedLoopConfig)})
 
 
 # -- keyed randomness ---------------------------------------------------------------------------
@@ -706,6 +719,11 @@ class ClosedLoopSimulator:
         if cursor is not None:
             mine = {"seed": seed, "start": start.isoformat(), "config": self.config.to_json()}
             theirs = {k: cursor[k] for k in mine}
+            gone = _retired_parameters(cursor["config"])
+            if gone:  # the product model changed since that run: it cannot go on with the same behaviour
+                raise ConfigError("ClosedLoopSimulator", f"{self.base} holds a run of an earlier simulator model "
+                                  f"(parameters since removed: {', '.join(gone)})",
+                                  "Simulate into a fresh root (remove this one, or set GROWTHLAKE_ROOT elsewhere).")
             if orjson.dumps(mine, option=orjson.OPT_SORT_KEYS) != orjson.dumps(theirs, option=orjson.OPT_SORT_KEYS):
                 raise ConfigError("ClosedLoopSimulator", f"{self.base} holds a run with seed {cursor['seed']}, "
                                   f"start {cursor['start']} and another config",

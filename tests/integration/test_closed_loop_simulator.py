@@ -315,3 +315,17 @@ def test_a_message_to_a_user_without_marketing_consent_is_ignored_and_recorded_a
     sim.step(day2 + timedelta(days=1), messages=outbox)  # passed again: already delivered, nothing happens
     assert read_message_truth(tmp_path).height == 2
     assert truth_summary(tmp_path)["messages"]["consent_violations"] == 1
+
+
+def test_a_run_of_an_earlier_model_is_refused_with_what_changed_and_what_to_do(tmp_path):
+    cfg = ClosedLoopConfig(arrivals_per_day=50)
+    ClosedLoopSimulator(tmp_path, seed=1, start=START, config=cfg).step(START)
+    cursor_path = tmp_path / "simulator" / "closed_loop" / "cursor.json"
+    cursor = orjson.loads(cursor_path.read_bytes())
+    cursor["config"]["signup_rate"] = 0.40  # a parameter of the model before the shared behaviour
+    cursor_path.write_bytes(orjson.dumps(cursor))
+    with pytest.raises(ConfigError, match=r"earlier simulator model \(parameters since removed: signup_rate\)") as err:
+        ClosedLoopSimulator(tmp_path, seed=1, start=START, config=cfg)
+    assert "fresh root" in str(err.value)
+    with pytest.raises(ConfigError, match="signup_rate"):
+        truth_summary(tmp_path)
