@@ -10,9 +10,9 @@ are the same in both. Each function takes scalars or numpy arrays.
   ``p_onboarding_step ** steps``.
 * **Funnel**: a visitor signs up with ``p_signup`` (channel, engagement); a signed-up user starts a
   trial with ``p_trial`` (engagement, price sensitivity), at sign-up for 35% of them, else 0.3–4
-  days later; picks the team plan with ``p_team``; converts with ``p_convert``, 30% of converters
-  before the trial ends, the others when it ends; a paying user cancels with ``p_cancel_monthly``
-  per billing period.
+  days later; picks the team plan with ``p_team``; converts with ``p_convert``, a share
+  (``early_conversion_share``) of converters before the trial ends, the others when it ends; a
+  paying user cancels with ``p_cancel_monthly`` per billing period.
 * **Dormancy**: a signed-up user stops using the product with a daily hazard that falls with
   engagement; paying users go dormant less often. A dormant user has no more sessions, still gets
   email and opens it less often. (Cancelling a subscription is a separate event and hazard.)
@@ -34,13 +34,13 @@ import numpy as np
 if TYPE_CHECKING:
     from .config import ProductModel
 
-__all__ = ["DORMANT_OPEN_FACTOR", "ENGAGEMENT", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY", "TRIAL_AT_SIGNUP_SHARE",
-           "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "completion_rate", "dormancy_hazard",
-           "engagement_from_uniform",
-           "extra_sessions_mean", "is_weekend", "late_conversion_probability", "open_probability", "p_active_daily",
-           "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup", "p_team", "p_trial",
-           "price_sensitivity_from_uniform",
-           "trial_delay_ms", "weekend_factor"]
+__all__ = [
+    "DORMANT_OPEN_FACTOR", "ENGAGEMENT", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY", "TRIAL_AT_SIGNUP_SHARE",
+    "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "completion_rate", "dormancy_hazard",
+    "engagement_from_uniform", "extra_sessions_mean", "is_weekend", "late_conversion_probability",
+    "open_probability", "p_active_daily", "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup",
+    "p_team", "p_trial", "price_sensitivity_from_uniform", "trial_delay_ms", "weekend_factor",
+]
 
 ENGAGEMENT = (2.2, 2.8)
 """Beta distribution parameters of engagement."""
@@ -86,7 +86,9 @@ def actions_mean(cfg: ProductModel, engagement: Any) -> Any:
 
 def open_probability(cfg: ProductModel, engagement: Any, dormant: Any) -> Any:
     """Probability that a delivered email is opened (consent is the caller's check)."""
-    return cfg.email_open_rate * (0.5 + engagement) * np.where(dormant, DORMANT_OPEN_FACTOR, 1.0)
+    factor = np.where(dormant, DORMANT_OPEN_FACTOR, 1.0) if isinstance(dormant, np.ndarray) else (
+        DORMANT_OPEN_FACTOR if dormant else 1.0)
+    return cfg.email_open_rate * (0.5 + engagement) * factor
 
 
 def _clip(x: Any, lo: float = 0.01, hi: float = 0.95) -> Any:

@@ -15,13 +15,13 @@ from itertools import accumulate
 from operator import itemgetter
 
 from .behaviour import (
-    DORMANT_OPEN_FACTOR,
     PAYMENT_RETRY_DAYS,
     TRIAL_AT_SIGNUP_SHARE,
     TRIAL_DELAY_DAYS,
     actions_mean,
     extra_sessions_mean,
     is_weekend,
+    open_probability,
 )
 from .catalog import (
     APP_PAGES,
@@ -351,7 +351,7 @@ class _Journey:
                 continue
             email_id = short_hex(r.getrandbits, "em_")
             dormant = out.churned_ms is not None and ts >= out.churned_ms
-            if r.random() >= cfg.email_open_rate * (0.5 + self.eng) * (DORMANT_OPEN_FACTOR if dormant else 1.0):
+            if r.random() >= open_probability(cfg, self.eng, dormant):
                 continue
             opened = ts + MS_MINUTE + int(r.expovariate(1.0 / (2 * MS_HOUR)))
             props = {"campaign": campaign, "email_id": email_id}
