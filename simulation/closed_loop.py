@@ -4,8 +4,9 @@ Unlike :func:`simulation.simulate` (whole journeys at once), this model advances
 day per :meth:`ClosedLoopSimulator.step`, and each day reads the actuation outbox of the growth
 loops — a GrowthBook features document and the sent messages — so decisions taken for day ``d-1``
 change what users do from day ``d``. The effects of every intervention are configured
-(:class:`ClosedLoopConfig`, :meth:`ClosedLoopConfig.true_effects`) and the realized truth is
-recorded per user and day, so loop lifts and experiment estimates can be checked against it.
+(:class:`ClosedLoopConfig`, :meth:`ClosedLoopConfig.true_effects`; ``simulation.closed_loop_config``) and
+the realized truth is recorded per user and day (``simulation.closed_loop_truth``), so loop lifts and
+experiment estimates can be checked against it. This module is the day-stepped engine.
 
 Model, per day ``d`` (in this order). The product's behaviour — traits, sign-up, trial, plan,
 conversion, cancellation, dormancy, activity, sessions, failed renewals, email opens — is the event
@@ -59,7 +60,7 @@ import os
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,6 @@ from .behaviour import (
     PAYMENT_RETRY_DAYS,
     actions_mean,
     cancel_daily_hazard,
-    completion_rate,
     dormancy_hazard,
     engagement_from_uniform,
     extra_sessions_mean,
@@ -109,7 +109,9 @@ from .catalog import (
     SIGNUP_METHODS,
     USER_AGENTS,
 )
-from .config import ProductModel, default_hourly_profile
+from .closed_loop_config import ClosedLoopConfig, PaywallEffect, retired_parameters
+from .closed_loop_truth import MESSAGE_SCHEMA, DayTruth, closed_loop_dir, read_message_truth, read_truth, truth_summary
+from .config import default_hourly_profile
 from .formats import MS_DAY, MS_HOUR, MS_MINUTE, TimestampFormatter, short_hex, uuid4_str
 from .writer import LandingWriter
 
@@ -125,8 +127,6 @@ __all__ = [
 ]
 
 _EPOCH = date(1970, 1, 1)
-_STATUSES = ("free", "trial", "expired", "paying", "churned")
-_CURRENCIES = ("USD", "EUR", "GBP")  # the tracking plan's enum
 _OCTETS = tuple(o for o in range(11, 224) if o not in (100, 127, 169, 172, 192, 198))
 _EMAIL_LINKS = {
     "trial_nudge": ("https://app.growthlake.example/app/billing", "https://growthlake.example/pricing"),
@@ -134,195 +134,6 @@ _EMAIL_LINKS = {
 }
 _DEFAULT_LINKS = ("https://app.growthlake.example/app", "https://growthlake.example/features")
 _MAX_GAP_MS = 300_000
-
-
-# -- configuration ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PaywallEffect:
-    """True effect of a paywall variant on the users it is shown to (at the end of their trial).
-
-    Attributes:
-        conversion_multiplier: multiplies the conversion probability.
-        price_factor: multiplies the plan price of every payment of a converted user.
-    """
-
-    conversion_multiplier: float = 1.0
-    price_factor: float = 1.0
-
-    @property
-    def relative_revenue_per_exposed(self) -> float:
-        """Expected revenue per exposed user relative to ``control`` (1, 1), minus 1."""
-        return self.conversion_multiplier * self.price_factor - 1.0
-
-
-def _default_paywall() -> dict[str, PaywallEffect]:
-    return {"control": PaywallEffect(1.0, 1.0), "discount_popup": PaywallEffect(1.05, 0.80)}
-
-
-def _default_status_activity() -> dict[str, float]:
-    return {"free": 1.0, "trial": 1.3, "expired": 0.7, "paying": 1.4, "churned": 0.3}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClosedLoopConfig(ProductModel):
-    """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`). The
-    product's behaviour (funnel, prices, trial, billing, consent, email, dormancy, sessions) comes from
-    :class:`ProductModel` and the rules of :mod:`simulation.behaviour`, the same as the event
-    simulator's; what is added here is what only the closed loop simulates: the interventions and
-    their true effects, and activation (completed onboarding and status raise daily activity).
-    """
-
-    # Acquisition and consent.
-    arrivals_per_day: int = 400
-    analytics_consent_rate: float = 0.95  # the others' events land with consent.analytics=false
-    # Onboarding: the variant of flag `onboarding_flag` (one of ProductModel.onboarding_step_lift) adds its
-    # lift to the step probability (simulation.behaviour).
-    onboarding_flag: str = "onboarding_variant"
-    # Context: additive change of the step probability per device type (desktop, mobile, tablet) and
-    # variant, e.g. {"mobile": {"guided": -0.12, "checklist": 0.08}}: the best variant can differ by
-    # device, which only a contextual policy finds. Empty: no context effect.
-    onboarding_device_effect: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    # Activation: completing onboarding and the status multiply daily activity (capped at 0.97).
-    onboarded_activity_multiplier: float = 1.6
-    status_activity_multiplier: Mapping[str, float] = field(default_factory=_default_status_activity)
-    # Conversion when the trial ends (the early converters, simulation.behaviour, never see the paywall):
-    # p = min(1, (p_late + nudge_lift·nudged) · multiplier[variant]).
-    trial_nudge_template: str = "trial_nudge"
-    trial_nudge_lift: float = 0.08  # absolute, when a nudge was delivered during the trial
-    paywall_flag: str = "paywall_variant"
-    paywall_variants: Mapping[str, PaywallEffect] = field(default_factory=_default_paywall)
-    # Churn of paying users: the daily hazard of p_cancel_monthly (simulation.behaviour); a retention
-    # offer multiplies it.
-    retention_offer_template: str = "retention_offer"
-    retention_offer_churn_multiplier: float = 0.5
-    retention_offer_days: int = 14
-    # Messages sent up to this many hours into a day are delivered (and act) that day: the nightly
-    # decision run that follows a day's close sends its emails in the first minutes of the next.
-    delivery_cutoff_hours: int = 1
-
-    def __post_init__(self) -> None:
-        name = "ClosedLoopConfig"
-        self._check_product(name)
-        for attr in ("analytics_consent_rate", "trial_nudge_lift"):
-            value = getattr(self, attr)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
-        for attr in ("arrivals_per_day",):
-            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 0:
-                raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use a non-negative integer.")
-        for attr in ("retention_offer_days",):
-            if not isinstance(getattr(self, attr), int) or getattr(self, attr) < 1:
-                raise ConfigError(f"{name}.{attr}", f"is {getattr(self, attr)!r}", "Use an integer >= 1.")
-        if not isinstance(self.delivery_cutoff_hours, int) or not 0 <= self.delivery_cutoff_hours <= 23:
-            raise ConfigError(f"{name}.delivery_cutoff_hours", f"is {self.delivery_cutoff_hours!r}",
-                              "Use whole hours from 0 to 23.")
-        devices = {device for _, device in USER_AGENTS}
-        if set(self.onboarding_device_effect) - devices or any(
-                set(effects) - set(self.onboarding_step_lift) or any(not -1.0 <= v <= 1.0 for v in effects.values())
-                for effects in self.onboarding_device_effect.values()):
-            raise ConfigError(f"{name}.onboarding_device_effect",
-                              f"needs device types among {sorted(devices)}, variants of onboarding_step_lift and "
-                              "effects within [-1, 1]", "Give additive effects per device and variant.")
-        if "control" not in self.paywall_variants or any(
-                not isinstance(e, PaywallEffect) or e.conversion_multiplier < 0 or e.price_factor < 0
-                for e in self.paywall_variants.values()):
-            raise ConfigError(f"{name}.paywall_variants", "needs a 'control' variant and PaywallEffect values",
-                              "Map every variant (control included) to a PaywallEffect.")
-        if set(self.plan_prices) != {"pro", "team"} or min(self.plan_prices.values()) < 0:
-            raise ConfigError(f"{name}.plan_prices", "needs non-negative prices for exactly 'pro' and 'team'",
-                              "Give a price for each plan of the tracking plan.")
-        if self.currency not in _CURRENCIES:
-            raise ConfigError(f"{name}.currency", f"is {self.currency!r}", f"Use one of {_CURRENCIES}.")
-        if set(self.status_activity_multiplier) != set(_STATUSES):
-            raise ConfigError(f"{name}.status_activity_multiplier", f"needs exactly the statuses {_STATUSES}",
-                              "Give a multiplier per status.")
-        # A probability an effect would push past 1 is capped (the truth records each user's): with the
-        # default funnel the conversion a nudge and the popup raise stays below 1 for all but the rarest users.
-        if not 0.0 <= self.retention_offer_churn_multiplier <= 10.0:
-            raise ConfigError(f"{name}.retention_offer_churn_multiplier", f"is {self.retention_offer_churn_multiplier}",
-                              "Use a multiplier of the churn hazard from 0 to 10.")
-
-    def step_lift(self, variant: str, device: str | None) -> float:
-        """What ``variant`` (on ``device``) adds to the onboarding step probability."""
-        context = self.onboarding_device_effect.get(device, {}) if device is not None else {}
-        return self.onboarding_step_lift[variant] + context.get(variant, 0.0)
-
-    def completion_probability(self, variant: str, device: str | None = None) -> float:
-        """True share of sign-ups (on ``device``; None: no context effect) shown ``variant`` who
-        complete every onboarding step (the mean over the engagement distribution)."""
-        return completion_rate(self, self.step_lift(variant, device), len(ONBOARDING_STEPS))
-
-    def true_effects(self) -> dict[str, Any]:
-        """The true effect of every intervention, as plain values.
-
-        * ``onboarding``: completion probability per variant, the lift vs control, the best variant;
-        * ``trial_nudge``: the absolute conversion lift of a nudge delivered during the trial (under
-          the control paywall; under a variant it is scaled by that variant's conversion multiplier);
-        * ``paywall``: per variant its multipliers and ``relative_revenue_per_exposed`` — expected
-          revenue per user shown the variant relative to control, minus 1 (exact for the first
-          payment, and for any horizon since churn does not depend on the variant);
-        * ``retention_offer``: the churn-hazard multiplier, its duration, and the probability that a
-          paying user of mean price sensitivity churns within that window, with and without the offer.
-        """
-        onboarding = {v: self.completion_probability(v) for v in self.onboarding_step_lift}
-        control = onboarding["control"]
-        by_device = {d: {v: self.completion_probability(v, d) for v in onboarding}
-                     for d in sorted({device for _, device in USER_AGENTS})}
-        h = float(cancel_daily_hazard(self, p_cancel_monthly(self, 0.5)))
-        days, f = self.retention_offer_days, self.retention_offer_churn_multiplier
-        return {
-            "onboarding": {
-                "completion_rate": onboarding,
-                "step_lift": dict(self.onboarding_step_lift),
-                "completion_rate_by_device": by_device,
-                "best_by_device": {d: max(p, key=p.__getitem__) for d, p in by_device.items()},
-                "lift_vs_control": {v: p - control for v, p in onboarding.items()},
-                "best_variant": max(sorted(onboarding), key=lambda v: onboarding[v]),
-                "activity_multiplier_if_completed": self.onboarded_activity_multiplier,
-            },
-            "trial_nudge": {
-                "template": self.trial_nudge_template,
-                "conversion_lift": self.trial_nudge_lift,
-                "base_conversion": self.convert_base,
-                "early_conversion_share": self.early_conversion_share,
-            },
-            "paywall": {
-                v: {"conversion_multiplier": e.conversion_multiplier, "price_factor": e.price_factor,
-                    "relative_revenue_per_exposed": e.relative_revenue_per_exposed}
-                for v, e in self.paywall_variants.items()
-            },
-            "retention_offer": {
-                "template": self.retention_offer_template,
-                "churn_multiplier": f,
-                "days": days,
-                "churn_probability_in_window_without": 1.0 - (1.0 - h) ** days,
-                "churn_probability_in_window_with": 1.0 - (1.0 - min(1.0, h * f)) ** days,
-            },
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON values (stored in the cursor, so a resumed run can check it has the same config)."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ClosedLoopConfig:
-        """The inverse of :meth:`to_json`.
-
-        Raises:
-            ConfigError: ``data`` holds parameters this version does not have (a run of an earlier model).
-        """
-        values = dict(data)
-        gone = _retired_parameters(values)
-        if gone:
-            raise ConfigError("ClosedLoopConfig", f"was written by an earlier model with parameters it no longer has "
-                              f"({', '.join(gone)})", "Simulate into a fresh root.")
-        values["paywall_variants"] = {k: PaywallEffect(**v) for k, v in values["paywall_variants"].items()}
-        return cls(**values)
-
-
-def _retired_parameters(config: Mapping[str, Any]) -> list[str]:
-    """Parameters of a stored config that :class:`ClosedLoopConfig` no longer has."""
-    return sorted(set(config) - {f.name for f in fields(ClosedLoopConfig)})
 
 
 # -- keyed randomness ---------------------------------------------------------------------------
@@ -432,11 +243,6 @@ def _write_json(path: Path, data: Any) -> None:
     _atomic_write(path, lambda p: p.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)))
 
 
-def closed_loop_dir(root: str | os.PathLike[str]) -> Path:
-    """``<root>/simulator/closed_loop``: the simulator's state and truth."""
-    return Path(os.fspath(root)) / "simulator" / "closed_loop"
-
-
 # -- flags and messages ---------------------------------------------------------------------------
 class _Flags:
     """Evaluates flags of a GrowthBook features document per user with the real SDK."""
@@ -523,167 +329,6 @@ def _messages_due(messages: pl.DataFrame | None, before_ms: int, delivered: set[
     return sorted(out.values(), key=lambda m: (m.sent_ms, m.key))
 
 
-# -- truth ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DayTruth:
-    """What truly happened on one day.
-
-    Attributes:
-        day: the simulated day.
-        users: one row per signed-up user at the end of the day (see ``truth/day=…parquet``).
-        messages: one row per message delivered today (consent violations and unknown recipients included).
-        arrivals: anonymous visitors who arrived.
-        signups: of them, the ones who signed up.
-        events_written: landed lines (all valid against the tracking plan).
-        events_by_name: landed lines per event name.
-        no_analytics_consent: of the landed lines, those with ``consent.analytics = false``.
-        unknown_flag_values: flag evaluations that served a value the product does not know (-> control).
-        files_written: landing files published.
-        elapsed_s: wall time of the step.
-    """
-
-    day: date
-    users: pl.DataFrame
-    messages: pl.DataFrame
-    arrivals: int
-    signups: int
-    events_written: int
-    events_by_name: dict[str, int]
-    no_analytics_consent: int
-    unknown_flag_values: int
-    files_written: int
-    elapsed_s: float
-
-
-_MESSAGE_SCHEMA = {
-    "day": pl.Date(), "message_key": pl.String(), "person_id": pl.String(), "template": pl.String(),
-    "sent_at": pl.Datetime("ms", "UTC"), "user_index": pl.Int64(), "known_recipient": pl.Boolean(),
-    "marketing_consent": pl.Boolean(), "consent_violation": pl.Boolean(), "status_at_delivery": pl.String(),
-    "effective": pl.Boolean(), "opened": pl.Boolean(), "clicked": pl.Boolean(),
-}
-
-
-def read_truth(root: str | os.PathLike[str]) -> pl.DataFrame:
-    """Every per-user truth row written so far (``truth/day=*.parquet``), ordered by day and user."""
-    files = sorted((closed_loop_dir(root) / "truth").glob("day=*.parquet"))
-    if not files:
-        return pl.DataFrame()
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical").sort("day", "user_index")
-
-
-def read_message_truth(root: str | os.PathLike[str]) -> pl.DataFrame:
-    """Every delivered message so far (``truth/messages/day=*.parquet``)."""
-    files = sorted((closed_loop_dir(root) / "truth" / "messages").glob("day=*.parquet"))
-    if not files:
-        return pl.DataFrame(schema=_MESSAGE_SCHEMA)
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical")
-
-
-def _rate(num: float, den: float) -> float | None:
-    return num / den if den else None
-
-
-def _mean(values: pl.Series) -> float | None:
-    """The mean of a float column (None when empty): each user's true probability, averaged."""
-    return float(values.sum()) / values.len() if values.len() else None
-
-
-def truth_summary(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """Aggregate the recorded truth of every simulated day.
-
-    Returns a dict with ``days``, ``arrivals``, ``signups``, ``events``; ``onboarding`` (per variant:
-    exposed users, completions, observed and true completion rate); ``trial_nudge`` (trials that
-    ended with / without a nudge delivered during the trial, their conversion rates, the observed
-    difference, the mean true probability lift of the nudged, and the configured lift); ``paywall``
-    (per variant: exposures, conversions, conversion-day revenue per exposed user, expected revenue
-    per exposed user, revenue to date per exposed user, the observed and the true relative revenue
-    vs control); ``retention_offer``; ``messages`` (delivered per template, consent violations,
-    unknown recipients) and ``true_effects`` (:meth:`ClosedLoopConfig.true_effects`).
-    """
-    base = closed_loop_dir(root)
-    cursor = orjson.loads((base / "cursor.json").read_bytes()) if (base / "cursor.json").exists() else None
-    cfg = ClosedLoopConfig.from_json(cursor["config"]) if cursor else ClosedLoopConfig()
-    truth = read_truth(root)
-    msgs = read_message_truth(root)
-    days = [orjson.loads(p.read_bytes()) for p in sorted((base / "truth").glob("day=*.json"))]
-    out: dict[str, Any] = {
-        "days": len(days),
-        "first_day": days[0]["day"] if days else None,
-        "last_day": days[-1]["day"] if days else None,
-        "arrivals": sum(d["arrivals"] for d in days),
-        "signups": sum(d["signups"] for d in days),
-        "events": sum(d["events_written"] for d in days),
-        "true_effects": cfg.true_effects(),
-    }
-    if truth.height == 0:
-        return out
-    last = truth.filter(pl.col("day") == pl.col("day").max())
-    onboarding = {}
-    for variant in sorted(set(cfg.onboarding_step_lift) | set(last["onboarding_variant"].unique().to_list())):
-        rows = last.filter(pl.col("onboarding_variant") == variant)
-        done = int(rows["onboarding_completed"].sum())
-        onboarding[variant] = {"exposed": rows.height, "completed": done, "completion_rate": _rate(done, rows.height),
-                               "true_completion_rate": _mean(rows["p_onboarding_complete"])}
-    out["onboarding"] = onboarding
-
-    ended = truth.filter(pl.col("paywall_exposed_today"))
-    nudge: dict[str, Any] = {"true_lift": cfg.trial_nudge_lift}
-    for label, flag in (("nudged", True), ("not_nudged", False)):
-        rows = ended.filter(pl.col("nudged") == flag)
-        conv = int(rows["converted_today"].sum())
-        nudge[f"trials_ended_{label}"] = rows.height
-        nudge[f"conversion_rate_{label}"] = _rate(conv, rows.height)
-    a, b = nudge["conversion_rate_nudged"], nudge["conversion_rate_not_nudged"]
-    nudge["observed_lift"] = a - b if a is not None and b is not None else None
-    nudged = ended.filter(pl.col("nudged"))
-    nudge["mean_true_probability_lift"] = None
-    if nudged.height:
-        lift = (nudged["p_convert_control"] - nudged["p_convert_base"]).mean()
-        assert isinstance(lift, float)  # the mean of a float column with rows
-        nudge["mean_true_probability_lift"] = lift
-    out["trial_nudge"] = nudge
-
-    paywall: dict[str, Any] = {}
-    to_date = last.filter(pl.col("paywall_variant").is_not_null())
-    for variant in sorted(set(ended["paywall_variant"].to_list())):
-        rows = ended.filter(pl.col("paywall_variant") == variant)
-        n = rows.height
-        effect = cfg.paywall_variants.get(variant, PaywallEffect())
-        paywall[variant] = {
-            "exposed": n,
-            "converted": int(rows["converted_today"].sum()),
-            "conversion_rate": _rate(int(rows["converted_today"].sum()), n),
-            "revenue_per_exposed": _rate(float(rows["revenue_today"].sum()), n),
-            "expected_revenue_per_exposed": _rate(float(rows["expected_revenue"].sum()), n),
-            "revenue_to_date_per_exposed": _rate(
-                float(to_date.filter(pl.col("paywall_variant") == variant)["revenue_to_date"].sum()), n),
-            "true_relative_revenue_per_exposed": effect.relative_revenue_per_exposed,
-        }
-    control = paywall.get("control", {}).get("revenue_per_exposed")
-    for stats in paywall.values():
-        rpe = stats["revenue_per_exposed"]
-        stats["observed_relative_revenue_per_exposed"] = rpe / control - 1.0 if control and rpe is not None else None
-    out["paywall"] = paywall
-
-    offers = truth.filter(pl.col("retention_offer_delivered_today"))
-    paying_days = truth.filter(pl.col("churn_hazard").is_not_null())
-    out["retention_offer"] = {
-        "delivered": offers.height,
-        "users": offers["user_id"].n_unique(),
-        "paying_user_days_with_offer": int(paying_days["retention_offer_active"].sum()),
-        "paying_user_days_without_offer": int((~paying_days["retention_offer_active"]).sum()),
-        "churned_with_offer": int(paying_days.filter(pl.col("retention_offer_active"))["churned_today"].sum()),
-        "churned_without_offer": int(paying_days.filter(~pl.col("retention_offer_active"))["churned_today"].sum()),
-    }
-    out["messages"] = {
-        "delivered": {t: n for t, n in msgs.group_by("template").len().sort("template").iter_rows()},
-        "consent_violations": int(msgs["consent_violation"].sum()),
-        "consent_violation_users": msgs.filter(pl.col("consent_violation"))["person_id"].n_unique(),
-        "unknown_recipients": int((~msgs["known_recipient"]).sum()),
-    }
-    return out
-
-
 # -- the simulator --------------------------------------------------------------------------------
 class ClosedLoopSimulator:
     """Steps the product one day at a time, acting on the growth loops' outbox.
@@ -719,7 +364,7 @@ class ClosedLoopSimulator:
         if cursor is not None:
             mine = {"seed": seed, "start": start.isoformat(), "config": self.config.to_json()}
             theirs = {k: cursor[k] for k in mine}
-            gone = _retired_parameters(cursor["config"])
+            gone = retired_parameters(cursor["config"])
             if gone:  # the product model changed since that run: it cannot go on with the same behaviour
                 raise ConfigError("ClosedLoopSimulator", f"{self.base} holds a run of an earlier simulator model "
                                   f"(parameters since removed: {', '.join(gone)})",
@@ -802,7 +447,7 @@ class ClosedLoopSimulator:
             writer.abort()
             raise
         users = run.truth_users(day)
-        msgs = pl.DataFrame(run.message_rows, schema=_MESSAGE_SCHEMA)
+        msgs = pl.DataFrame(run.message_rows, schema=MESSAGE_SCHEMA)
         truth = DayTruth(day=day, users=users, messages=msgs, arrivals=run.n_arrivals, signups=run.n_signups,
                          events_written=sum(by_name.values()), events_by_name=by_name,
                          no_analytics_consent=no_consent, unknown_flag_values=flags.unknown_values,

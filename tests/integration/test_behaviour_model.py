@@ -15,7 +15,21 @@ import polars as pl
 import pytest
 
 from simulation import ClosedLoopConfig, ProductModel, SimulatorConfig, simulate
-from simulation.behaviour import PAYMENT_RETRY_DAYS, dormancy_hazard, is_weekend, open_probability
+from simulation.behaviour import (
+    ENGAGEMENT,
+    PAYMENT_RETRY_DAYS,
+    dormancy_hazard,
+    is_weekend,
+    late_conversion_probability,
+    open_probability,
+    p_cancel_monthly,
+    p_convert,
+    p_onboarding_step,
+    p_signup,
+    p_team,
+    p_trial,
+)
+from simulation.catalog import CHANNELS
 from simulation.closed_loop import ClosedLoopSimulator, read_message_truth, read_truth
 from simulation.formats import MS_DAY
 
@@ -163,18 +177,6 @@ def test_a_failed_renewal_is_retried_after_the_same_delay_in_both_simulators(tmp
 
 
 def test_the_funnel_is_one_rule_in_both_simulators(tmp_path):
-    from simulation.behaviour import (
-        ENGAGEMENT,
-        late_conversion_probability,
-        p_cancel_monthly,
-        p_convert,
-        p_onboarding_step,
-        p_signup,
-        p_team,
-        p_trial,
-    )
-    from simulation.catalog import CHANNELS
-
     events = SimulatorConfig()
     simulate(str(tmp_path / "events"), users=2_000, days=7, seed=4, start=START, fault_rate=0.0, config=events)
     users = pl.read_parquet(tmp_path / "events" / "simulator" / "truth" / "users.parquet")
