@@ -16,6 +16,9 @@ are the same in both. Each function takes scalars or numpy arrays.
 * **Dormancy**: a signed-up user stops using the product with a daily hazard that falls with
   engagement; paying users go dormant less often. A dormant user has no more sessions, still gets
   email and opens it less often. (Cancelling a subscription is a separate event and hazard.)
+* **Activation**: a known user's daily activity probability is ``p_active_daily`` (engagement) times
+  ``onboarded_activity_multiplier`` once every onboarding step is completed, times the status's
+  ``status_activity_multiplier`` (free, trial, expired, paying, churned), capped at 0.97.
 * **Weekend activity**: on Saturdays and Sundays (UTC) a known user is active less often.
 * **Payment failures**: a renewal fails with a fixed probability; the retry, ``PAYMENT_RETRY_DAYS``
   later, succeeds and the billing dates stay where they were.
@@ -38,8 +41,8 @@ __all__ = [
     "DORMANT_OPEN_FACTOR", "ENGAGEMENT", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY", "TRIAL_AT_SIGNUP_SHARE",
     "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "completion_rate", "dormancy_hazard",
     "engagement_from_uniform", "extra_sessions_mean", "is_weekend", "late_conversion_probability",
-    "open_probability", "p_active_daily", "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup",
-    "p_team", "p_trial", "price_sensitivity_from_uniform", "trial_delay_ms", "weekend_factor",
+    "open_probability", "p_active_daily", "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step",
+    "p_signup", "p_team", "p_trial", "price_sensitivity_from_uniform", "trial_delay_ms", "weekend_factor",
 ]
 
 ENGAGEMENT = (2.2, 2.8)
@@ -147,6 +150,16 @@ def late_conversion_probability(cfg: ProductModel, p: Any) -> Any:
 def p_active_daily(cfg: ProductModel, engagement: Any) -> Any:
     """Probability that a known, awake user is active on a weekday."""
     return _clip(cfg.active_daily_base * (0.55 + 0.9 * engagement), 0.05, 0.98)
+
+
+def p_active_today(cfg: ProductModel, engagement: Any, *, onboarded: Any, status: Any, day_number: int) -> Any:
+    """Probability that a known, awake user is active on ``day_number``: activation (completed onboarding,
+    the status, capped at 0.97), then the weekend factor. ``status`` is one status or an array of them."""
+    mult = cfg.status_activity_multiplier
+    status_mult = (np.array([mult[st] for st in status], dtype=np.float64) if isinstance(status, np.ndarray)
+                   else mult[status])
+    p = p_active_daily(cfg, engagement) * status_mult * np.where(onboarded, cfg.onboarded_activity_multiplier, 1.0)
+    return np.minimum(p, 0.97) * weekend_factor(cfg, day_number)
 
 
 def p_cancel_monthly(cfg: ProductModel, price_sensitivity: Any) -> Any:

@@ -80,7 +80,7 @@ from .behaviour import (
     extra_sessions_mean,
     late_conversion_probability,
     open_probability,
-    p_active_daily,
+    p_active_today,
     p_cancel_monthly,
     p_convert,
     p_onboarding_step,
@@ -89,8 +89,7 @@ from .behaviour import (
     p_trial,
     price_sensitivity_from_uniform,
     trial_delay_ms,
-    weekend_factor,
-)
+    )
 from .catalog import (
     APP_PAGES,
     CANCEL_REASONS,
@@ -698,13 +697,6 @@ class _DayRun:
         s["nudged"][i], s["nudge_day"][i] = False, -1
         self.day["trial_started_today"][i] = True
 
-    def _p_active(self, rows: np.ndarray) -> np.ndarray:
-        cfg, s = self.cfg, self.s
-        status_mult = np.array([cfg.status_activity_multiplier[st] for st in s["status"][rows]], dtype=np.float64)
-        p = (p_active_daily(cfg, s["engagement"][rows]) * status_mult
-             * np.where(s["onboarded"][rows], cfg.onboarded_activity_multiplier, 1.0))
-        return np.minimum(p, 0.97)
-
     def sessions(self) -> None:
         cfg, s, dn, day = self.cfg, self.s, self.dn, self.day
         rows = np.flatnonzero(s["signup_day"] < dn) if self.n0 else np.empty(0, int)
@@ -715,7 +707,8 @@ class _DayRun:
         hazard = dormancy_hazard(cfg, s["engagement"][rows], paying=s["status"][rows] == "paying")
         falls = awake & (self.k.uniform(s["idx"][rows], "dormant", dn) < hazard)
         s["dormant_day"][rows[falls]] = dn
-        p = self._p_active(rows) * weekend_factor(cfg, dn)
+        p = p_active_today(cfg, s["engagement"][rows], onboarded=s["onboarded"][rows], status=s["status"][rows],
+                           day_number=dn)
         forced = np.array([day["trial_started_today"][i] or day["paywall_exposed_today"][i] for i in rows.tolist()],
                           dtype=bool)
         active = ((self.k.uniform(s["idx"][rows], "active", dn) < p) & awake & ~falls) | forced

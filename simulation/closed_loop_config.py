@@ -16,12 +16,10 @@ from lake.errors import ConfigError
 
 from .behaviour import cancel_daily_hazard, completion_rate, p_cancel_monthly
 from .catalog import ONBOARDING_STEPS, USER_AGENTS
-from .config import ProductModel
+from .config import STATUSES, ProductModel
 
 __all__ = ["STATUSES", "ClosedLoopConfig", "PaywallEffect", "retired_parameters"]
 
-STATUSES = ("free", "trial", "expired", "paying", "churned")
-"""A signed-up user's status in the closed loop."""
 _CURRENCIES = ("USD", "EUR", "GBP")  # the tracking plan's enum
 
 
@@ -47,10 +45,6 @@ def _default_paywall() -> dict[str, PaywallEffect]:
     return {"control": PaywallEffect(1.0, 1.0), "discount_popup": PaywallEffect(1.05, 0.80)}
 
 
-def _default_status_activity() -> dict[str, float]:
-    return {"free": 1.0, "trial": 1.3, "expired": 0.7, "paying": 1.4, "churned": 0.3}
-
-
 @dataclass(frozen=True, kw_only=True)
 class ClosedLoopConfig(ProductModel):
     """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`). The
@@ -70,9 +64,6 @@ class ClosedLoopConfig(ProductModel):
     # variant, e.g. {"mobile": {"guided": -0.12, "checklist": 0.08}}: the best variant can differ by
     # device, which only a contextual policy finds. Empty: no context effect.
     onboarding_device_effect: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    # Activation: completing onboarding and the status multiply daily activity (capped at 0.97).
-    onboarded_activity_multiplier: float = 1.6
-    status_activity_multiplier: Mapping[str, float] = field(default_factory=_default_status_activity)
     # Conversion when the trial ends (the early converters, simulation.behaviour, never see the paywall):
     # p = min(1, (p_late + nudge_lift·nudged) · multiplier[variant]).
     trial_nudge_template: str = "trial_nudge"
@@ -121,9 +112,6 @@ class ClosedLoopConfig(ProductModel):
                               "Give a price for each plan of the tracking plan.")
         if self.currency not in _CURRENCIES:
             raise ConfigError(f"{name}.currency", f"is {self.currency!r}", f"Use one of {_CURRENCIES}.")
-        if set(self.status_activity_multiplier) != set(STATUSES):
-            raise ConfigError(f"{name}.status_activity_multiplier", f"needs exactly the statuses {STATUSES}",
-                              "Give a multiplier per status.")
         # A probability an effect would push past 1 is capped (the truth records each user's): with the
         # default funnel the conversion a nudge and the popup raise stays below 1 for all but the rarest users.
         if not 0.0 <= self.retention_offer_churn_multiplier <= 10.0:

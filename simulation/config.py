@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from lake.errors import ConfigError
 
-__all__ = ["ProductModel", "SimulatorConfig", "FAULT_KINDS", "NO_CONSENT", "default_hourly_profile"]
+__all__ = ["ProductModel", "SimulatorConfig", "FAULT_KINDS", "NO_CONSENT", "STATUSES", "default_hourly_profile"]
 
 # Collector faults, at most one per line. `duplicate` and `late` keep the event valid.
 FAULT_KINDS: tuple[str, ...] = (
@@ -44,6 +44,14 @@ def _default_fault_weights() -> dict[str, float]:
         "missing_event_id": 0.06,
         "unexpected_property": 0.08,
     }
+
+
+STATUSES = ("free", "trial", "expired", "paying", "churned")
+"""A signed-up user's status: no trial yet, in trial, trial ended unpaid, paying, subscription cancelled."""
+
+
+def _default_status_activity() -> dict[str, float]:
+    return {"free": 1.0, "trial": 1.3, "expired": 0.7, "paying": 1.4, "churned": 0.3}
 
 
 def _default_step_lift() -> dict[str, float]:
@@ -87,6 +95,9 @@ class ProductModel:
     paying_dormancy_factor: float = 0.3  # paying users go dormant this many times as often
     weekend_activity_factor: float = 0.5  # multiplies a known user's daily activity probability on Sat/Sun
     payment_failure_rate: float = 0.05  # share of renewals that fail (the retry 3 days later succeeds)
+    # Activation (simulation.behaviour): completing onboarding and the status multiply daily activity (capped).
+    onboarded_activity_multiplier: float = 1.6
+    status_activity_multiplier: Mapping[str, float] = field(default_factory=_default_status_activity)
     extra_sessions_per_day: float = 4.0  # sessions beyond the first on an active day, times engagement
     actions_per_session: float = 20.5  # in-app actions beyond the first in a session, times (0.4 + 1.2 e)
     max_delivery_delay_ms: int = 5_000  # collector delivery delay (received_at - timestamp), at most
@@ -106,6 +117,13 @@ class ProductModel:
                 not -1.0 <= v <= 1.0 for v in self.onboarding_step_lift.values()):
             raise ConfigError(f"{name}.onboarding_step_lift", "needs 'control' at 0.0 and lifts within [-1, 1]",
                               "Map each onboarding variant to its additive effect on the step probability.")
+        if set(self.status_activity_multiplier) != set(STATUSES) or any(
+                not 0.0 <= v <= 10.0 for v in self.status_activity_multiplier.values()):
+            raise ConfigError(f"{name}.status_activity_multiplier", f"needs exactly the statuses {STATUSES}, "
+                              "each with a multiplier from 0 to 10", "Give a multiplier per status.")
+        if not 0.0 <= self.onboarded_activity_multiplier <= 10.0:
+            raise ConfigError(f"{name}.onboarded_activity_multiplier", f"is {self.onboarded_activity_multiplier!r}",
+                              "Use a multiplier of daily activity from 0 to 10.")
         if set(self.plan_prices) != {"pro", "team"}:
             raise ConfigError(f"{name}.plan_prices", "needs exactly the plans 'pro' and 'team'",
                               "Give a price for each plan of the tracking plan.")
