@@ -24,25 +24,44 @@ are the same in both. Each function takes scalars or numpy arrays.
   later, succeeds and the billing dates stay where they were.
 * **Sessions**: an active day has ``1 + Poisson(extra_sessions_per_day · e)`` sessions, a session
   ``1 + Poisson(actions_per_session · (0.4 + 1.2 e))`` in-app actions (the first is always there).
+* **Visitors**: arrivals follow ``hourly_profile``, ``weekend_factor`` times as many on weekends; a
+  person has 1–3 devices (``device_count_weights``), arrives on the first (desktop for
+  ``FIRST_DEVICE_DESKTOP_SHARE``, else a phone or tablet; the others of the other kind) and uses it
+  for ``PRIMARY_DEVICE_SHARE`` of their sessions; a new device logs in (``user_logged_in``).
+  ``first_visit_signup_share`` of the sign-ups sign up on the first visit, the others
+  ``signup_delay_ms`` later, after anonymous return visits (``return_visits_mean``, within
+  ``RETURN_VISIT_WINDOW_DAYS``); a delayed trial starts at the first session after it is due.
+* **Consent changes**: ``consent_change_rate`` of the signed-up users flip their marketing consent at
+  their first session after ``consent_change_delay_ms``.
+* **Lifecycle email** (:func:`lifecycle_sends`): welcome, an onboarding nudge to those who did not
+  finish onboarding, a trial-ending reminder, a win-back a week after going dormant and the Tuesday
+  newsletter; the last two only with marketing consent.
 * **Email opens**: the probability that a delivered email is opened scales with engagement
   (``0.5 + e``) and drops for dormant users.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .formats import MS_DAY, MS_HOUR, MS_MINUTE
 
 if TYPE_CHECKING:
     from .config import ProductModel
 
 __all__ = [
-    "DORMANT_OPEN_FACTOR", "ENGAGEMENT", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY", "TRIAL_AT_SIGNUP_SHARE",
-    "TRIAL_DELAY_DAYS", "actions_mean", "cancel_daily_hazard", "completion_rate", "dormancy_hazard",
-    "engagement_from_uniform", "extra_sessions_mean", "is_weekend", "late_conversion_probability",
-    "open_probability", "p_active_daily", "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step",
-    "p_signup", "p_team", "p_trial", "price_sensitivity_from_uniform", "trial_delay_ms", "weekend_factor",
+    "CONSENT_CHANGE_WINDOW_DAYS", "DORMANT_OPEN_FACTOR", "ENGAGEMENT", "FIRST_DEVICE_DESKTOP_SHARE",
+    "FIRST_SESSION_ACTIONS_MEAN", "MARKETING_CAMPAIGNS", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY",
+    "PRIMARY_DEVICE_SHARE", "RETURN_VISIT_WINDOW_DAYS", "SIGNUP_DELAY_MEAN_DAYS", "TRIAL_AT_SIGNUP_SHARE",
+    "TRIAL_DELAY_DAYS", "actions_mean", "activated", "arrival_factor", "cancel_daily_hazard", "completion_rate",
+    "consent_change_delay_ms", "dormancy_hazard", "engagement_from_uniform", "extra_sessions_mean", "is_weekend",
+    "late_conversion_probability", "lifecycle_sends", "open_delay_ms", "open_probability", "p_active_daily",
+    "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup", "p_team", "p_trial",
+    "price_sensitivity_from_uniform", "return_visit_ms", "return_visits_mean", "signup_delay_ms", "trial_delay_ms",
+    "visit_pages_mean", "weekend_factor",
 ]
 
 ENGAGEMENT = (2.2, 2.8)
@@ -58,6 +77,91 @@ PAYMENT_RETRY_DAYS = 3
 """Days between a failed renewal and its (successful) retry."""
 DORMANT_OPEN_FACTOR = 0.4
 """A dormant user opens email this many times as often as an active one."""
+
+PRIMARY_DEVICE_SHARE = 0.55
+"""Share of a known user's sessions on the device they arrived on (the others: one of their other devices)."""
+FIRST_DEVICE_DESKTOP_SHARE = 0.6
+"""Share of visitors who arrive on a desktop (the others on a phone or tablet)."""
+RETURN_VISIT_WINDOW_DAYS = 6
+"""Anonymous return visits fall within this many days after the first visit (from 2 hours on)."""
+SIGNUP_DELAY_MEAN_DAYS = 1.5
+"""A sign-up after the first visit comes 2 hours plus an exponential delay of this mean later."""
+CONSENT_CHANGE_WINDOW_DAYS = 10
+"""A consent change falls due 1 hour to this many days after sign-up."""
+MARKETING_CAMPAIGNS = ("newsletter", "winback")
+"""Lifecycle campaigns sent only to users with marketing consent."""
+
+
+def _exponential(u: float, mean: float) -> float:
+    return -math.log(1.0 - u) * mean
+
+
+def arrival_factor(cfg: ProductModel, day_number: int) -> float:
+    """What the arrival intensity of that day is multiplied by (``weekend_factor`` on Sat/Sun)."""
+    return cfg.weekend_factor if is_weekend(day_number) else 1.0
+
+
+def signup_delay_ms(cfg: ProductModel, first_u: float, delay_u: float) -> int:
+    """When a visitor who signs up does so, after the first visit, from two uniforms: 0 (on the first
+    visit, ``first_visit_signup_share``), else 2 hours plus an exponential delay."""
+    if first_u < cfg.first_visit_signup_share:
+        return 0
+    return 2 * MS_HOUR + int(_exponential(delay_u, SIGNUP_DELAY_MEAN_DAYS * MS_DAY))
+
+
+def return_visits_mean(cfg: ProductModel, engagement: Any) -> Any:
+    """Mean number of anonymous return visits of a visitor (those before their sign-up happen)."""
+    return cfg.return_visits_mean * (0.4 + 1.2 * engagement)
+
+
+FIRST_SESSION_ACTIONS_MEAN = 2.0
+"""Mean number of in-app actions in the session of the sign-up."""
+
+
+def visit_pages_mean(engagement: Any) -> Any:
+    """Mean number of marketing pages of an anonymous visit beyond the first (at most 7 more)."""
+    return 1.0 + 2.0 * engagement
+
+
+def return_visit_ms(u: float) -> int:
+    """A return visit's time after the first visit, from a uniform."""
+    return 2 * MS_HOUR + int(u * RETURN_VISIT_WINDOW_DAYS * MS_DAY)
+
+
+def consent_change_delay_ms(u: float) -> int:
+    """When, after sign-up, a user who will change their marketing consent is due to, from a uniform."""
+    return MS_HOUR + int(u * CONSENT_CHANGE_WINDOW_DAYS * MS_DAY)
+
+
+def open_delay_ms(u: float) -> int:
+    """Time from an email's delivery to its opening, from a uniform."""
+    return MS_MINUTE + int(_exponential(u, 2 * MS_HOUR))
+
+
+def lifecycle_sends(cfg: ProductModel, *, signup_ms: int, onboarded: bool, trial_ms: int | None,
+                    converted_ms: int | None, dormant_ms: int | None, welcome_u: float, nudge_u: float,
+                    since_ms: int, until_ms: int) -> list[tuple[str, int]]:
+    """The product's own email to one signed-up user that is sent in ``[since_ms, until_ms)``, as
+    ``(campaign, ms)`` in schedule order: welcome 1–10 minutes after sign-up; an onboarding nudge a day
+    later to those who did not complete it; a reminder 3 days before the trial ends unless converted by
+    then; a win-back 7 days after going dormant; the newsletter every Tuesday at 15:00 UTC. The caller
+    checks marketing consent for :data:`MARKETING_CAMPAIGNS`."""
+    sends = [("welcome", signup_ms + MS_MINUTE + int(welcome_u * 9 * MS_MINUTE))]
+    if not onboarded:
+        sends.append(("onboarding_nudge", signup_ms + MS_DAY + int(nudge_u * 3 * MS_HOUR)))
+    if trial_ms is not None:
+        reminder = trial_ms + max(0, cfg.trial_days - 3) * MS_DAY
+        if converted_ms is None or reminder < converted_ms:
+            sends.append(("trial_ending", reminder))
+    if dormant_ms is not None:
+        sends.append(("winback", dormant_ms + 7 * MS_DAY + 10 * MS_HOUR))
+    day = max(signup_ms, since_ms) // MS_DAY
+    t = (day + (1 - (day + 3) % 7) % 7) * MS_DAY + 15 * MS_HOUR  # Tuesday (1970-01-01 was a Thursday)
+    while t < until_ms:
+        if t > signup_ms:
+            sends.append(("newsletter", t))
+        t += 7 * MS_DAY
+    return [(c, ts) for c, ts in sends if since_ms <= ts < until_ms]
 
 
 def dormancy_hazard(cfg: ProductModel, engagement: Any, *, paying: Any = False) -> Any:
@@ -155,11 +259,19 @@ def p_active_daily(cfg: ProductModel, engagement: Any) -> Any:
 def p_active_today(cfg: ProductModel, engagement: Any, *, onboarded: Any, status: Any, day_number: int) -> Any:
     """Probability that a known, awake user is active on ``day_number``: activation (completed onboarding,
     the status, capped at 0.97), then the weekend factor. ``status`` is one status or an array of them."""
+    return activated(cfg, p_active_daily(cfg, engagement), onboarded=onboarded, status=status, day_number=day_number)
+
+
+def activated(cfg: ProductModel, p_active: Any, *, onboarded: Any, status: Any, day_number: int) -> Any:
+    """:func:`p_active_today` from the user's ``p_active_daily`` (scalars in plain Python: the event
+    simulator calls it once per user and day)."""
     mult = cfg.status_activity_multiplier
-    status_mult = (np.array([mult[st] for st in status], dtype=np.float64) if isinstance(status, np.ndarray)
-                   else mult[status])
-    p = p_active_daily(cfg, engagement) * status_mult * np.where(onboarded, cfg.onboarded_activity_multiplier, 1.0)
-    return np.minimum(p, 0.97) * weekend_factor(cfg, day_number)
+    if isinstance(status, np.ndarray):
+        status_mult = np.array([mult[st] for st in status], dtype=np.float64)
+        p = p_active * status_mult * np.where(onboarded, cfg.onboarded_activity_multiplier, 1.0)
+        return np.minimum(p, 0.97) * weekend_factor(cfg, day_number)
+    p = p_active * mult[status] * (cfg.onboarded_activity_multiplier if onboarded else 1.0)
+    return min(p, 0.97) * weekend_factor(cfg, day_number)
 
 
 def p_cancel_monthly(cfg: ProductModel, price_sensitivity: Any) -> Any:

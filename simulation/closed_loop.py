@@ -72,13 +72,22 @@ import polars as pl
 from lake.errors import ConfigError
 
 from .behaviour import (
+    FIRST_DEVICE_DESKTOP_SHARE,
+    FIRST_SESSION_ACTIONS_MEAN,
+    MARKETING_CAMPAIGNS,
     PAYMENT_RETRY_DAYS,
+    PRIMARY_DEVICE_SHARE,
+    RETURN_VISIT_WINDOW_DAYS,
     actions_mean,
+    arrival_factor,
     cancel_daily_hazard,
+    consent_change_delay_ms,
     dormancy_hazard,
     engagement_from_uniform,
     extra_sessions_mean,
     late_conversion_probability,
+    lifecycle_sends,
+    open_delay_ms,
     open_probability,
     p_active_today,
     p_cancel_monthly,
@@ -88,13 +97,18 @@ from .behaviour import (
     p_team,
     p_trial,
     price_sensitivity_from_uniform,
+    return_visit_ms,
+    return_visits_mean,
+    signup_delay_ms,
     trial_delay_ms,
+    visit_pages_mean,
     )
 from .catalog import (
     APP_PAGES,
     CANCEL_REASONS,
     CHANNELS,
     EMAIL_DOMAINS,
+    EMAIL_LINKS,
     FEATURE_WEIGHTS,
     FEATURES,
     FIRST_NAMES,
@@ -110,7 +124,6 @@ from .catalog import (
 )
 from .closed_loop_config import ClosedLoopConfig, PaywallEffect, retired_parameters
 from .closed_loop_truth import MESSAGE_SCHEMA, DayTruth, closed_loop_dir, read_message_truth, read_truth, truth_summary
-from .config import default_hourly_profile
 from .formats import MS_DAY, MS_HOUR, MS_MINUTE, TimestampFormatter, short_hex, uuid4_str
 from .writer import LandingWriter
 
@@ -133,6 +146,9 @@ _EMAIL_LINKS = {
 }
 _DEFAULT_LINKS = ("https://app.growthlake.example/app", "https://growthlake.example/features")
 _MAX_GAP_MS = 300_000
+_DESKTOP = np.array([j for j, (_, kind) in enumerate(USER_AGENTS) if kind == "desktop"], dtype=np.int16)
+_HANDHELD = np.array([j for j, (_, kind) in enumerate(USER_AGENTS) if kind != "desktop"], dtype=np.int16)
+_LAST_SIGNUP_HOUR = 22  # a sign-up's session, onboarding and first steps must fit in its day
 
 
 # -- keyed randomness ---------------------------------------------------------------------------
@@ -187,16 +203,56 @@ def _date(dn: int) -> date:
     return date.fromordinal(_EPOCH.toordinal() + dn)
 
 
+def _poisson_from_uniform(u: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Poisson(``mean``) counts by inverting the CDF at ``u`` (keyed draws, elementwise)."""
+    n, k = np.zeros(len(u), dtype=np.int64), 0
+    p = np.exp(-np.asarray(mean, dtype=np.float64))
+    cdf = p.copy()
+    while k < 100:
+        more = u >= cdf
+        if not more.any():
+            break
+        n += more
+        k += 1
+        p = p * mean / k
+        cdf = cdf + p
+    return n
+
+
+def _anonymous_id(k: _Keyed, idx: int, d: int) -> str:
+    """The anonymous id of visitor ``idx``'s device ``d`` (re-derived from the seed, never stored)."""
+    key = np.array([idx], dtype=np.int64)
+    parts = ("anon_hi", "anon_lo") if d == 0 else (("anon_hi", d), ("anon_lo", d))
+    hi, lo = (int(k.bits(key, *(p if isinstance(p, tuple) else (p,)))[0]) for p in parts)
+    return uuid4_str(lambda _bits: (hi << 64) | lo)
+
+
+def _first_ua(desktop_u: np.ndarray, pick_u: np.ndarray) -> np.ndarray:
+    """The user agent (index into USER_AGENTS) of the device a visitor arrives on (simulation.behaviour)."""
+    desktop = desktop_u < FIRST_DEVICE_DESKTOP_SHARE
+    return np.where(desktop, _DESKTOP[np.minimum((pick_u * len(_DESKTOP)).astype(int), len(_DESKTOP) - 1)],
+                    _HANDHELD[np.minimum((pick_u * len(_HANDHELD)).astype(int), len(_HANDHELD) - 1)]).astype(np.int16)
+
+
+def _other_ua(k: _Keyed, key: np.ndarray, d: int, first: int) -> int:
+    """The user agent of another device ``d``: of the other kind than the first (desktop / handheld)."""
+    pool = _HANDHELD if USER_AGENTS[first][1] == "desktop" else _DESKTOP
+    return int(pool[min(int(k.uniform(key, "ua", d)[0] * len(pool)), len(pool) - 1)])
+
+
 # -- state ----------------------------------------------------------------------------------------
 # One row per signed-up user; -1 means "never" in day columns, NaN "not yet" in probabilities.
 _STATE_SCHEMA: dict[str, pl.DataType] = {
     "idx": pl.Int64(), "user_id": pl.String(), "anonymous_id": pl.String(), "signup_day": pl.Int32(),
+    "signup_ms": pl.Int64(), "signup_method": pl.String(), "n_devices": pl.Int8(), "devices_used": pl.Int8(),
+    "consent_due_ms": pl.Int64(), "consent_changed_day": pl.Int32(),
     "channel": pl.String(), "ua": pl.Int16(), "locale": pl.Int16(), "analytics": pl.Boolean(),
     "marketing": pl.Boolean(), "engagement": pl.Float64(), "price_sensitivity": pl.Float64(),
     "onboarding_variant": pl.String(),
     "onboarding_steps": pl.Int8(), "onboarded": pl.Boolean(), "p_onboarding_step": pl.Float64(),
     "p_trial": pl.Float64(),
-    "trial_plan_day": pl.Int32(), "plan": pl.String(), "status": pl.String(), "trial_start": pl.Int32(),
+    "trial_due_ms": pl.Int64(), "plan": pl.String(), "status": pl.String(), "trial_start": pl.Int32(),
+    "trial_start_ms": pl.Int64(),
     "trial_end": pl.Int32(), "early_day": pl.Int32(), "nudged": pl.Boolean(), "nudge_day": pl.Int32(),
     "paywall_variant": pl.String(),
     "paywall_day": pl.Int32(), "p_convert_base": pl.Float64(), "p_convert_control": pl.Float64(),
@@ -205,6 +261,9 @@ _STATE_SCHEMA: dict[str, pl.DataType] = {
     "revenue_total": pl.Float64(),
     "messages_total": pl.Int32(), "consent_violations_total": pl.Int32(),
 }
+# Visitors who may still come back anonymously or sign up later (keyed draws re-derive the rest).
+_VISITOR_SCHEMA: dict[str, pl.DataType] = {"idx": pl.Int64(), "arrival_ms": pl.Int64(), "signup_ms": pl.Int64()}
+_CURSOR_VERSION = 2  # 1: sign-up on arrival, one device, no consent changes or lifecycle email
 _NP_DTYPES = {pl.Int64(): np.int64, pl.Int32(): np.int32, pl.Int16(): np.int16, pl.Int8(): np.int8,
               pl.Boolean(): np.bool_, pl.Float64(): np.float64, pl.String(): object}
 
@@ -364,9 +423,12 @@ class ClosedLoopSimulator:
             mine = {"seed": seed, "start": start.isoformat(), "config": self.config.to_json()}
             theirs = {k: cursor[k] for k in mine}
             gone = retired_parameters(cursor["config"])
-            if gone:  # the product model changed since that run: it cannot go on with the same behaviour
+            # The product model changed since that run: it cannot go on with the same behaviour.
+            if gone or cursor.get("version") != _CURSOR_VERSION:
+                why = f"parameters since removed: {', '.join(gone)}" if gone else (
+                    f"state version {cursor.get('version')}, this model writes {_CURSOR_VERSION}")
                 raise ConfigError("ClosedLoopSimulator", f"{self.base} holds a run of an earlier simulator model "
-                                  f"(parameters since removed: {', '.join(gone)})",
+                                  f"({why})",
                                   "Simulate into a fresh root (remove this one, or set GROWTHLAKE_ROOT elsewhere).")
             if orjson.dumps(mine, option=orjson.OPT_SORT_KEYS) != orjson.dumps(theirs, option=orjson.OPT_SORT_KEYS):
                 raise ConfigError("ClosedLoopSimulator", f"{self.base} holds a run with seed {cursor['seed']}, "
@@ -390,12 +452,18 @@ class ClosedLoopSimulator:
         return _state_frame(state)
 
     def _load(self) -> tuple[dict[str, np.ndarray], set[str], dict[str, Any]]:
+        state, delivered, _, cursor = self._load_all()
+        return state, delivered, cursor
+
+    def _load_all(self) -> tuple[dict[str, np.ndarray], set[str], pl.DataFrame, dict[str, Any]]:
         cursor = self._read_cursor()
         if cursor is None:
-            return _empty_state(), set(), {"next_day": self.start.isoformat(), "next_visitor": 0}
+            return (_empty_state(), set(), pl.DataFrame(schema=_VISITOR_SCHEMA),
+                    {"next_day": self.start.isoformat(), "next_visitor": 0})
         state = _state_from_frame(pl.read_parquet(self.base / cursor["users_file"]))
         delivered = set(pl.read_parquet(self.base / cursor["delivered_file"])["message_key"].to_list())
-        return state, delivered, cursor
+        visitors = pl.read_parquet(self.base / cursor["visitors_file"])
+        return state, delivered, visitors, cursor
 
     # -- one day --
     def step(self, day: date, *, flags_document: Mapping[str, Any] | None = None,
@@ -421,7 +489,7 @@ class ClosedLoopSimulator:
         """
         t0 = time.perf_counter()
         dn = _day_number(day)
-        state, delivered, cursor = self._load()
+        state, delivered, visitors, cursor = self._load_all()
         expected = date.fromisoformat(cursor["next_day"])
         if day != expected:
             raise ConfigError("step(day)", f"{day} is not the next day to simulate ({expected})",
@@ -432,9 +500,9 @@ class ClosedLoopSimulator:
         run.deliver(due)
         run.churn_and_renew()
         run.end_trials()
-        run.start_trials()
         run.sessions()
-        run.arrivals()
+        next_visitors = run.visitors(visitors)
+        run.lifecycle_email()
 
         writer = LandingWriter(self.landing_dir, batch_name=f"closed-loop-s{self.seed}-{day:%Y%m%d}",
                                max_lines_per_file=self.config.max_lines_per_file,
@@ -465,17 +533,20 @@ class ClosedLoopSimulator:
             "unknown_flag_values": flags.unknown_values,
         })
         users_file, delivered_file = f"state/users-{tag}.parquet", f"state/delivered-{tag}.parquet"
+        visitors_file = f"state/visitors-{tag}.parquet"
         _write_parquet(self.base / users_file, _state_frame(run.s))
+        _write_parquet(self.base / visitors_file, next_visitors)
         keys = sorted(delivered | {m.key for m in due})
         _write_parquet(self.base / delivered_file,
                        pl.DataFrame({"message_key": keys}, schema={"message_key": pl.String}))
         _write_json(self.base / "cursor.json", {
-            "version": 1, "seed": self.seed, "start": self.start.isoformat(), "config": self.config.to_json(),
+            "version": _CURSOR_VERSION, "seed": self.seed, "start": self.start.isoformat(),
+            "config": self.config.to_json(),
             "next_day": tag, "next_visitor": run.next_visitor, "users_file": users_file,
-            "delivered_file": delivered_file,
+            "delivered_file": delivered_file, "visitors_file": visitors_file,
         })
         for old in (self.base / "state").glob("*.parquet"):
-            if old.name not in (Path(users_file).name, Path(delivered_file).name):
+            if old.name not in (Path(users_file).name, Path(delivered_file).name, Path(visitors_file).name):
                 old.unlink(missing_ok=True)
         return replace(truth, elapsed_s=round(time.perf_counter() - t0, 4))
 
@@ -497,7 +568,7 @@ class _DayRun:
         self.message_rows: list[dict[str, Any]] = []
         self.pos = {uid: i for i, uid in enumerate(state["user_id"].tolist())}
         self.n_arrivals = self.n_signups = 0
-        hourly = default_hourly_profile()
+        hourly = self.cfg.hourly_profile
         self.hour_cum_session = np.cumsum(hourly[:23])
         self.hour_cum_arrival = np.cumsum(hourly[:22])
         self.hour_cum_all = np.cumsum(hourly)
@@ -512,9 +583,9 @@ class _DayRun:
             "converted_today": [False] * n, "revenue_today": [0.0] * n, "payment_today": [False] * n,
             "churn_hazard": [None] * n, "retention_offer_active": [False] * n, "churned_today": [False] * n,
             "p_active": [None] * n, "u_convert": [None] * n, "p_dormant": [None] * n,
-            "payment_failed_today": [False] * n,
+            "payment_failed_today": [False] * n, "lifecycle_emails_today": [0] * n,
         }
-        self.contexts: dict[int, dict] = {}
+        self.contexts: dict[tuple[int, int], dict] = {}
         self.ip_bits = self.k.bits(state["idx"], "ip")
         self.n_new = 0
 
@@ -532,18 +603,24 @@ class _DayRun:
         h = int(np.searchsorted(cum, self.r.random() * cum[-1], side="right"))
         return self.t0 + min(h, len(cum) - 1) * MS_HOUR + self.r.randrange(MS_HOUR)
 
-    def _ctx(self, i: int) -> dict:
-        ctx = self.contexts.get(i)
+    def _ctx(self, i: int, d: int = 0) -> dict:
+        """User ``i``'s context on their device ``d`` (0: the one they arrived on)."""
+        ctx = self.contexts.get((i, d))
         if ctx is None:
             s = self.s
-            ctx = self.contexts[i] = {
-                "ip": _ip(int(self.ip_bits[i])), "user_agent": USER_AGENTS[int(s["ua"][i])][0],
-                "locale": LOCALES[int(s["locale"][i])],
+            if d == 0:
+                ip, ua = _ip(int(self.ip_bits[i])), int(s["ua"][i])
+            else:
+                key = np.array([s["idx"][i]], dtype=np.int64)
+                ip, ua = _ip(int(self.k.bits(key, "ip", d)[0])), _other_ua(self.k, key, d, int(s["ua"][i]))
+            ctx = self.contexts[(i, d)] = {
+                "ip": ip, "user_agent": USER_AGENTS[ua][0], "locale": LOCALES[int(s["locale"][i])],
                 "consent": {"analytics": bool(s["analytics"][i]), "marketing": bool(s["marketing"][i])}}
         return ctx
 
-    def _user(self, i: int) -> tuple[str, str, dict]:
-        return self.s["user_id"][i], self.s["anonymous_id"][i], self._ctx(i)
+    def _user(self, i: int, d: int = 0) -> tuple[str, str, dict]:
+        anon = self.s["anonymous_id"][i] if d == 0 else _anonymous_id(self.k, int(self.s["idx"][i]), d)
+        return self.s["user_id"][i], anon, self._ctx(i, d)
 
     # -- 1. messages --
     def deliver(self, due: list[_Message]) -> None:
@@ -673,14 +750,7 @@ class _DayRun:
             else:
                 s["status"][i] = "expired"
 
-    # -- 4. trial starts and sessions --
-    def start_trials(self) -> None:
-        s, dn = self.s, self.dn
-        # A dormant user does not come back to start the trial they would have started.
-        due = (s["status"] == "free") & (s["trial_plan_day"] == dn) & (s["dormant_day"] < 0)
-        for i in np.flatnonzero(due).tolist():
-            self._begin_trial(i)
-
+    # -- 4. sessions (where delayed trials start and consent changes) --
     def _early_day(self, idx: int, engagement: float, price_sensitivity: float, start: int) -> int:
         """The day a trial started on ``start`` converts early (simulation.behaviour), or -1."""
         cfg, key = self.cfg, np.array([idx], dtype=np.int64)
@@ -689,9 +759,10 @@ class _DayRun:
             return -1
         return start + 1 + int(self.k.uniform(key, "early_convert_day")[0] * (cfg.trial_days - 2))
 
-    def _begin_trial(self, i: int) -> None:
+    def _begin_trial(self, i: int, t: int) -> None:
         s = self.s
         s["status"][i], s["trial_start"][i], s["trial_end"][i] = "trial", self.dn, self.dn + self.cfg.trial_days
+        s["trial_start_ms"][i] = t
         s["early_day"][i] = self._early_day(int(s["idx"][i]), float(s["engagement"][i]),
                                             float(s["price_sensitivity"][i]), self.dn)
         s["nudged"][i], s["nudge_day"][i] = False, -1
@@ -709,8 +780,7 @@ class _DayRun:
         s["dormant_day"][rows[falls]] = dn
         p = p_active_today(cfg, s["engagement"][rows], onboarded=s["onboarded"][rows], status=s["status"][rows],
                            day_number=dn)
-        forced = np.array([day["trial_started_today"][i] or day["paywall_exposed_today"][i] for i in rows.tolist()],
-                          dtype=bool)
+        forced = np.array([day["paywall_exposed_today"][i] for i in rows.tolist()], dtype=bool)
         active = ((self.k.uniform(s["idx"][rows], "active", dn) < p) & awake & ~falls) | forced
         n_sessions = 1 + self.g.poisson(extra_sessions_mean(cfg, s["engagement"][rows]))
         for j, i in enumerate(rows.tolist()):
@@ -729,13 +799,27 @@ class _DayRun:
                 last = self._session(i, start, first=k == 0)
 
     def _session(self, i: int, t: int, *, first: bool) -> int:
-        s, day = self.s, self.day
-        uid, anon, ctx = self._user(i)
-        sid = short_hex(self.r.getrandbits, "ses_")
+        s, day, r, n_dev = self.s, self.day, self.r, int(self.s["n_devices"][i])
+        d = 0 if n_dev == 1 or r.random() < PRIMARY_DEVICE_SHARE else r.randrange(1, n_dev)
+        uid, anon, ctx = self._user(i, d)
+        sid = short_hex(r.getrandbits, "ses_")
+        if 0 <= s["consent_due_ms"][i] <= t and s["consent_changed_day"][i] < 0:  # simulation.behaviour
+            s["marketing"][i], s["consent_changed_day"][i] = not s["marketing"][i], self.dn
+            for key in [key for key in self.contexts if key[0] == i]:
+                del self.contexts[key]  # the events before keep the old consent
+            uid, anon, ctx = self._user(i, d)
+            self._emit(t, "consent_updated", i, uid, anon, sid, dict(ctx["consent"]), ctx)
+            t += self._gap(20_000)
+        if not s["devices_used"][i] & (1 << d):
+            s["devices_used"][i] |= 1 << d
+            self._emit(t, "user_logged_in", i, uid, anon, sid, {"method": s["signup_method"][i]}, ctx)
+            t += self._gap(15_000)
         self._emit(t, "page_viewed", i, uid, anon, sid, {"path": "/app", "title": PAGE_TITLES["/app"]}, ctx)
-        if first and day["trial_started_today"][i]:
+        # A delayed trial starts at the first session after it is due (not for a dormant user: no sessions).
+        if s["status"][i] == "free" and 0 <= s["trial_due_ms"][i] <= t:
             t += self._gap()
-            self._trial_started(i, t, sid)
+            self._begin_trial(i, t)
+            self._trial_started(i, t, sid, d)
         if first and day["paywall_exposed_today"][i]:
             t += self._gap()
             self._emit(t, "page_viewed", i, uid, anon, sid,  # the paywall
@@ -752,11 +836,10 @@ class _DayRun:
         n = 1 + int(self.g.poisson(actions_mean(self.cfg, float(s["engagement"][i]))))
         return self._actions(i, t, sid, uid, anon, ctx, n)
 
-    def _trial_started(self, i: int, t: int, sid: str) -> None:
-        uid, anon, ctx = self._user(i)
+    def _trial_started(self, i: int, t: int, sid: str, d: int = 0) -> None:
+        uid, anon, ctx = self._user(i, d)
         self._emit(t, "trial_started", i, uid, anon, sid,
                    {"plan": self.s["plan"][i], "trial_days": self.cfg.trial_days}, ctx)
-
     def _actions(self, i: int, t: int, sid: str, uid: str, anon: str, ctx: dict, n: int) -> int:
         """``n`` in-app actions (feature_used / page_viewed) of one session, stopping before the day ends."""
         r, limit, share = self.r, self.t0 + MS_DAY - 10 * MS_MINUTE, self.cfg.feature_share
@@ -775,60 +858,102 @@ class _DayRun:
                 self._emit(t, "page_viewed", i, uid, anon, sid, {"path": path, "title": PAGE_TITLES[path]}, ctx)
         return t
 
-    # -- 5. arrivals and sign-ups --
-    def arrivals(self) -> None:
+    # -- 5. visitors: arrivals, anonymous return visits, sign-ups --
+    def _traits(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Every keyed trait and draw of visitors ``idx``: pure functions of the seed and the index, so a
+        visitor who comes back days later is re-derived rather than stored."""
         cfg, k = self.cfg, self.k
-        n = cfg.arrivals_per_day
-        idx = np.arange(self.next_visitor, self.next_visitor + n, dtype=np.int64)
-        self.next_visitor += n
-        self.n_arrivals = n
-        if n == 0:
-            return
-        analytics = k.uniform(idx, "analytics") < cfg.analytics_consent_rate
-        marketing = k.uniform(idx, "marketing") < cfg.marketing_consent_rate
         engagement = engagement_from_uniform(k.uniform(idx, "engagement"))
-        sensitivity = price_sensitivity_from_uniform(k.uniform(idx, "price_sensitivity"))
-        ua = np.minimum((k.uniform(idx, "ua") * len(USER_AGENTS)).astype(np.int16), len(USER_AGENTS) - 1)
-        locale = np.minimum(np.searchsorted(np.cumsum(LOCALE_WEIGHTS), k.uniform(idx, "locale") * sum(LOCALE_WEIGHTS),
-                                            side="right"), len(LOCALES) - 1).astype(np.int16)
         shares = np.cumsum([c[0] for c in CHANNELS.values()])
         channel = np.minimum(np.searchsorted(shares, k.uniform(idx, "channel") * shares[-1], side="right"),
                              len(CHANNELS) - 1)
         multiplier = np.array([c[1] for c in CHANNELS.values()])[channel]
-        signup = k.uniform(idx, "signup") < p_signup(self.cfg, engagement, multiplier)
-        uid_bits, ip_bits = k.bits(idx, "user_id"), k.bits(idx, "ip")
-        anon_hi, anon_lo = k.bits(idx, "anon_hi"), k.bits(idx, "anon_lo")
-        step_u = np.stack([k.uniform(idx, "onboarding_step", n) for n in range(len(ONBOARDING_STEPS))], axis=1)
-        trial_u, delay_u, plan_u = k.uniform(idx, "trial"), k.uniform(idx, "trial_delay"), k.uniform(idx, "plan")
-        at_signup_u = k.uniform(idx, "trial_at_signup")
+        devices = np.cumsum(cfg.device_count_weights)
+        locales = np.cumsum(LOCALE_WEIGHTS)
+        return {
+            "idx": idx,
+            "analytics": k.uniform(idx, "analytics") < cfg.analytics_consent_rate,
+            "marketing": k.uniform(idx, "marketing") < cfg.marketing_consent_rate,
+            "engagement": engagement,
+            "sensitivity": price_sensitivity_from_uniform(k.uniform(idx, "price_sensitivity")),
+            "ua": _first_ua(k.uniform(idx, "desktop"), k.uniform(idx, "ua")),
+            "n_devices": 1 + np.minimum(np.searchsorted(devices, k.uniform(idx, "devices") * devices[-1],
+                                                        side="right"), 2),
+            "locale": np.minimum(np.searchsorted(locales, k.uniform(idx, "locale") * locales[-1], side="right"),
+                                 len(LOCALES) - 1),
+            "channel": channel,
+            "signup": k.uniform(idx, "signup") < p_signup(cfg, engagement, multiplier),
+            "signup_first_u": k.uniform(idx, "signup_first"), "signup_delay_u": k.uniform(idx, "signup_delay"),
+            "n_returns": _poisson_from_uniform(k.uniform(idx, "returns"), return_visits_mean(cfg, engagement)),
+            "uid_bits": k.bits(idx, "user_id"), "ip_bits": k.bits(idx, "ip"),
+            "step_u": np.stack([k.uniform(idx, "onboarding_step", n) for n in range(len(ONBOARDING_STEPS))], axis=1),
+            "trial_u": k.uniform(idx, "trial"), "delay_u": k.uniform(idx, "trial_delay"),
+            "plan_u": k.uniform(idx, "plan"), "at_signup_u": k.uniform(idx, "trial_at_signup"),
+            "consent_u": k.uniform(idx, "consent_change"), "consent_delay_u": k.uniform(idx, "consent_change_delay"),
+        }
+
+    def visitors(self, pending: pl.DataFrame) -> pl.DataFrame:
+        """Today's arrivals (``arrivals_per_day``, fewer on weekends), the anonymous return visits and
+        delayed sign-ups of earlier visitors, and every sign-up; returns the visitors still pending."""
+        cfg, dn, t0 = self.cfg, self.dn, self.t0
+        n = int(round(cfg.arrivals_per_day * arrival_factor(cfg, dn)))
+        new_idx = np.arange(self.next_visitor, self.next_visitor + n, dtype=np.int64)
+        self.next_visitor += n
+        self.n_arrivals = n
+        new_ms = np.array([self._hour_time(self.hour_cum_arrival) for _ in range(n)], dtype=np.int64)
+        idx = np.concatenate([pending["idx"].to_numpy().astype(np.int64), new_idx])
+        arrival = np.concatenate([pending["arrival_ms"].to_numpy().astype(np.int64), new_ms])
+        tr = self._traits(idx)
+        due = np.concatenate([pending["signup_ms"].to_numpy().astype(np.int64), np.full(n, -1, dtype=np.int64)])
+        n_old, end, window = pending.height, t0 + MS_DAY, 2 * MS_HOUR + RETURN_VISIT_WINDOW_DAYS * MS_DAY
+        for j in range(n_old, n_old + n):
+            if tr["signup"][j]:  # simulation.behaviour: on the first visit, or after return visits
+                due[j] = arrival[j] + signup_delay_ms(cfg, float(tr["signup_first_u"][j]),
+                                                      float(tr["signup_delay_u"][j]))
+        plans: list[tuple[int, int, int]] = []  # (time, order, j): 0 first visit, 1 return visit, 2 sign-up
         channel_names = list(CHANNELS)
-        arrivals = sorted((self._hour_time(self.hour_cum_arrival), j) for j in range(n))
+        return_u = [self.k.uniform(idx, "return", r) for r in range(int(tr["n_returns"].max(initial=0)))]
+        for j in range(len(idx)):
+            if j >= n_old:
+                plans.append((int(arrival[j]), 0, j))
+            if due[j] == arrival[j]:
+                continue  # signs up on the first visit: no anonymous return visits
+            for r in range(int(tr["n_returns"][j])):
+                tv = int(arrival[j]) + return_visit_ms(float(return_u[r][j]))
+                if t0 <= tv < end and (due[j] < 0 or tv < due[j]):
+                    plans.append((tv, 1, j))
+            if t0 <= due[j] < end:  # a late sign-up's session must fit in the day
+                plans.append((min(int(due[j]), t0 + _LAST_SIGNUP_HOUR * MS_HOUR), 2, j))
         new_rows: list[dict[str, Any]] = []
-        for t, j in arrivals:
-            def anon_bits(_bits: int, j: int = j) -> int:
-                return (int(anon_hi[j]) << 64) | int(anon_lo[j])
-            anon = uuid4_str(anon_bits)
-            ctx = {"ip": _ip(int(ip_bits[j])), "user_agent": USER_AGENTS[int(ua[j])][0],
-                   "locale": LOCALES[int(locale[j])], "consent": {"analytics": bool(analytics[j]),
-                                                                  "marketing": bool(marketing[j])}}
-            acq = self._acquisition(channel_names[int(channel[j])])
-            sid = short_hex(self.r.getrandbits, "ses_")
-            for p in range(1 + self.r.randrange(4)):
-                if p:
-                    t += self._gap()
-                path = self.r.choice(MARKETING_PAGES[:6]) if p == 0 else self.r.choice(MARKETING_PAGES)
-                props = {"path": path, "title": PAGE_TITLES[path], **(acq if p == 0 else {})}
-                self._emit(t, "page_viewed", None, None, anon, sid, props, ctx)
-            if not signup[j]:
-                continue
-            new_rows.append(self._signup(j, t, sid, anon, ctx, acq, idx=idx, engagement=engagement,
-                                         sensitivity=sensitivity, at_signup_u=at_signup_u, ua=ua,
-                                         locale=locale, analytics=analytics, marketing=marketing,
-                                         channel=channel_names[int(channel[j])], uid_bits=uid_bits,
-                                         step_u=step_u, trial_u=trial_u, delay_u=delay_u,
-                                         plan_u=plan_u))
+        for t, kind, j in sorted(plans):
+            anon = _anonymous_id(self.k, int(idx[j]), 0)
+            ctx = {"ip": _ip(int(tr["ip_bits"][j])), "user_agent": USER_AGENTS[int(tr["ua"][j])][0],
+                   "locale": LOCALES[int(tr["locale"][j])],
+                   "consent": {"analytics": bool(tr["analytics"][j]), "marketing": bool(tr["marketing"][j])}}
+            channel = channel_names[int(tr["channel"][j])]
+            acq = self._acquisition(channel)
+            t_end, sid = self._visit(t, anon, ctx, acq if kind == 0 else {}, float(tr["engagement"][j]))
+            if (kind == 0 and due[j] == arrival[j]) or kind == 2:
+                new_rows.append(self._signup(tr, j, t_end, sid, anon, ctx, acq, channel))
         self.n_signups = len(new_rows)
         self._append(new_rows)
+        keep = (due >= end) | ((due < 0) & (arrival + window >= end))
+        return pl.DataFrame({"idx": idx[keep], "arrival_ms": arrival[keep], "signup_ms": due[keep]},
+                            schema=_VISITOR_SCHEMA)
+
+    def _visit(self, t: int, anon: str, ctx: dict, acq: dict, engagement: float) -> tuple[int, str]:
+        """An anonymous visit of marketing pages (``acq`` on its first page); returns its last time and session."""
+        limit = self.t0 + MS_DAY - 10 * MS_MINUTE
+        t, sid = min(t, limit - 1), short_hex(self.r.getrandbits, "ses_")
+        for p in range(1 + min(7, int(self.g.poisson(visit_pages_mean(engagement))))):
+            if p:
+                if t + _MAX_GAP_MS + 8_000 >= limit:
+                    break
+                t += self._gap()
+            path = self.r.choice(MARKETING_PAGES[:6]) if p == 0 else self.r.choice(MARKETING_PAGES)
+            props = {"path": path, "title": PAGE_TITLES[path], **(acq if p == 0 else {})}
+            self._emit(t, "page_viewed", None, None, anon, sid, props, ctx)
+        return t, sid
 
     def _acquisition(self, channel: str) -> dict[str, str]:
         _, _, referrers, utms, campaigns = CHANNELS[channel]
@@ -840,9 +965,10 @@ class _DayRun:
             acq["utm_campaign"] = self.r.choice(campaigns)
         return acq
 
-    def _signup(self, j: int, t: int, sid: str, anon: str, ctx: dict, acq: dict, **a: Any) -> dict[str, Any]:
+    def _signup(self, tr: dict[str, np.ndarray], j: int, t: int, sid: str, anon: str, ctx: dict, acq: dict,
+                channel: str) -> dict[str, Any]:
         cfg, r, dn = self.cfg, self.r, self.dn
-        uid = f"usr_{int(a['uid_bits'][j]):016x}"
+        uid = f"usr_{int(tr['uid_bits'][j]):016x}"
         t += self._gap()
         method = r.choices(SIGNUP_METHODS, weights=SIGNUP_METHOD_WEIGHTS)[0]
         # The email is landed (ingestion masks it) and never stored by the simulator.
@@ -852,56 +978,63 @@ class _DayRun:
         self._grow_day()
         self.day["new_today"][i] = True
         self.day["active_today"][i] = True
-        self.contexts[i] = ctx
+        self.contexts[(i, 0)] = ctx
         self._emit(t, "user_signed_up", i, uid, anon, sid, {"method": method, "email": email, **acq}, ctx)
-        device = USER_AGENTS[int(a["ua"][j])][1]  # what the product knows at sign-up: the device type
+        device = USER_AGENTS[int(tr["ua"][j])][1]  # what the product knows at sign-up: the device type
         variant = self.flags.value(cfg.onboarding_flag, uid, cfg.onboarding_step_lift, {"deviceType": device})
         viewed = self.flags.exposure(cfg.onboarding_flag, uid)
         if viewed is not None:  # logged the millisecond after sign-up: no draw from the RNG
             self._emit(t + 1, "experiment_viewed", i, uid, anon, sid, viewed, ctx)
         # simulation.behaviour: the steps in order, each with the step probability, up to the first one missed
-        p_step = float(p_onboarding_step(cfg, float(a["engagement"][j]), cfg.step_lift(variant, device)))
+        eng, ps = float(tr["engagement"][j]), float(tr["sensitivity"][j])
+        p_step = float(p_onboarding_step(cfg, eng, cfg.step_lift(variant, device)))
         steps = 0
-        while steps < len(ONBOARDING_STEPS) and a["step_u"][j, steps] < p_step:
+        while steps < len(ONBOARDING_STEPS) and tr["step_u"][j, steps] < p_step:
             steps += 1
         completed = steps == len(ONBOARDING_STEPS)
         for index, step in enumerate(ONBOARDING_STEPS[:steps], 1):
             t += self._gap(120_000)
             self._emit(t, "onboarding_step_completed", i, uid, anon, sid,
                        {"step": step, "step_index": index, "variant": variant}, ctx)
-        eng, ps = float(a["engagement"][j]), float(a["sensitivity"][j])
+        signup_ms = t
         p_start = float(p_trial(cfg, eng, ps))
-        trial_day = -1
-        if a["trial_u"][j] < p_start:  # at sign-up, or 0.3-4 days later (simulation.behaviour)
-            trial_day = (t + trial_delay_ms(float(a["at_signup_u"][j]), float(a["delay_u"][j]), MS_DAY)) // MS_DAY
-        plan = "team" if a["plan_u"][j] < float(p_team(cfg, ps)) else "pro"
+        trial_due = -1
+        if tr["trial_u"][j] < p_start:  # at sign-up, or 0.3-4 days later at the next session (simulation.behaviour)
+            trial_due = signup_ms + trial_delay_ms(float(tr["at_signup_u"][j]), float(tr["delay_u"][j]), MS_DAY)
+        consent_due = -1
+        if tr["consent_u"][j] < cfg.consent_change_rate:
+            consent_due = signup_ms + consent_change_delay_ms(float(tr["consent_delay_u"][j]))
+        plan = "team" if tr["plan_u"][j] < float(p_team(cfg, ps)) else "pro"
         row = {
-            "idx": int(a["idx"][j]), "user_id": uid, "anonymous_id": anon, "signup_day": dn, "channel": a["channel"],
-            "ua": int(a["ua"][j]), "locale": int(a["locale"][j]), "analytics": bool(a["analytics"][j]),
-            "marketing": bool(a["marketing"][j]), "engagement": eng, "price_sensitivity": ps,
+            "idx": int(tr["idx"][j]), "user_id": uid, "anonymous_id": anon, "signup_day": dn,
+            "signup_ms": signup_ms, "signup_method": method, "n_devices": int(tr["n_devices"][j]), "devices_used": 1,
+            "consent_due_ms": consent_due, "consent_changed_day": -1, "channel": channel,
+            "ua": int(tr["ua"][j]), "locale": int(tr["locale"][j]), "analytics": bool(tr["analytics"][j]),
+            "marketing": bool(tr["marketing"][j]), "engagement": eng, "price_sensitivity": ps,
             "onboarding_variant": variant, "onboarding_steps": steps, "onboarded": completed,
-            "p_onboarding_step": p_step, "p_trial": p_start,
-            "trial_plan_day": trial_day,
-            "plan": plan, "status": "free", "trial_start": -1, "trial_end": -1, "early_day": -1, "nudged": False,
-            "nudge_day": -1,
+            "p_onboarding_step": p_step, "p_trial": p_start, "trial_due_ms": trial_due,
+            "plan": plan, "status": "free", "trial_start": -1, "trial_start_ms": -1, "trial_end": -1, "early_day": -1,
+            "nudged": False, "nudge_day": -1,
             "paywall_variant": None, "paywall_day": -1, "p_convert_base": math.nan, "p_convert_control": math.nan,
             "p_convert": math.nan, "converted_day": -1, "amount": 0.0, "next_payment": -1, "offer_until": -1,
             "churned_day": -1, "dormant_day": -1, "billing_due": -1, "revenue_total": 0.0, "messages_total": 0,
             "consent_violations_total": 0,
         }
-        if trial_day == dn:
-            row.update(status="trial", trial_start=dn, trial_end=dn + cfg.trial_days,
-                       early_day=self._early_day(int(a["idx"][j]), eng, ps, dn))
-            self.day["trial_started_today"][i] = True
+        if trial_due == signup_ms:
             t += self._gap()
+            row.update(status="trial", trial_start=dn, trial_start_ms=t, trial_end=dn + cfg.trial_days,
+                       early_day=self._early_day(int(tr["idx"][j]), eng, ps, dn))
+            self.day["trial_started_today"][i] = True
             self._emit(t, "trial_started", i, uid, anon, sid, {"plan": plan, "trial_days": cfg.trial_days}, ctx)
-        self._actions(i, t, sid, uid, anon, ctx, r.randrange(6))  # first steps in the product, same session
+        # first steps in the product, same session
+        self._actions(i, t, sid, uid, anon, ctx, int(self.g.poisson(FIRST_SESSION_ACTIONS_MEAN)))
         return row
 
     def _grow_day(self) -> None:
         for name, col in self.day.items():
             col.append({"new_today": False, "active_today": False, "events_today": 0, "messages_delivered_today": 0,
-                        "consent_violations_today": 0, "revenue_today": 0.0, "churn_hazard": None, "p_active": None,
+                        "consent_violations_today": 0, "revenue_today": 0.0, "lifecycle_emails_today": 0,
+                        "churn_hazard": None, "p_active": None,
                         "u_convert": None, "p_dormant": None}.get(name, False))
 
     def _append(self, rows: list[dict[str, Any]]) -> None:
@@ -911,6 +1044,40 @@ class _DayRun:
             values = [row[name] for row in rows]
             new = np.array(values, dtype=object) if dt == pl.String() else np.array(values, dtype=_NP_DTYPES[dt])
             self.s[name] = np.concatenate([self.s[name], new]) if len(self.s[name]) else new
+
+    # -- 6. the product's lifecycle email --
+    def lifecycle_email(self) -> None:
+        """Welcome, onboarding nudge, trial reminder, win-back and newsletter (simulation.behaviour), sent
+        today to the signed-up users; openers open and click them like any email."""
+        cfg, s, k, t0 = self.cfg, self.s, self.k, self.t0
+        limit = t0 + MS_DAY - 5 * MS_MINUTE
+        n = len(s["idx"])
+        if n == 0:
+            return
+        welcome_u, nudge_u = k.uniform(s["idx"], "welcome"), k.uniform(s["idx"], "onboarding_nudge")
+        for i in range(n):
+            converted = int(s["converted_day"][i])
+            sends = lifecycle_sends(
+                cfg, signup_ms=int(s["signup_ms"][i]), onboarded=bool(s["onboarded"][i]),
+                trial_ms=None if s["trial_start_ms"][i] < 0 else int(s["trial_start_ms"][i]),
+                converted_ms=None if converted < 0 else converted * MS_DAY,
+                dormant_ms=None if s["dormant_day"][i] < 0 else int(s["dormant_day"][i]) * MS_DAY,
+                welcome_u=float(welcome_u[i]), nudge_u=float(nudge_u[i]), since_ms=t0, until_ms=t0 + MS_DAY)
+            for campaign, ts in sends:
+                if campaign in MARKETING_CAMPAIGNS and not s["marketing"][i]:
+                    continue
+                self.day["lifecycle_emails_today"][i] += 1
+                dormant = 0 <= s["dormant_day"][i] <= self.dn
+                key = (int(s["idx"][i]), campaign, ts)
+                if k.scalar("lifecycle_open", *key) >= open_probability(cfg, float(s["engagement"][i]), dormant):
+                    continue
+                uid, anon, ctx = self._user(i)
+                opened = min(ts + open_delay_ms(k.scalar("lifecycle_open_delay", *key)), limit)
+                props = {"campaign": campaign, "email_id": "em_" + hashlib.sha256(repr(key).encode()).hexdigest()[:16]}
+                self._emit(opened, "email_opened", i, uid, anon, None, props, ctx)
+                if k.scalar("lifecycle_click", *key) < cfg.email_click_rate:
+                    self._emit(opened + 3_000 + self.r.randrange(90_000), "email_clicked", i, uid, anon, None,
+                               {**props, "link": self.r.choice(EMAIL_LINKS[campaign])}, ctx)
 
     # -- landing and truth --
     def land(self, writer: LandingWriter) -> tuple[dict[str, int], int]:
@@ -953,6 +1120,10 @@ class _DayRun:
             "user_id": pl.Series(s["user_id"].tolist(), dtype=pl.String),
             "anonymous_id": pl.Series(s["anonymous_id"].tolist(), dtype=pl.String),
             "signup_day": as_date(s["signup_day"]),
+            "signed_up_at": pl.Series(s["signup_ms"], dtype=pl.Int64).cast(pl.Datetime("ms", "UTC")),
+            "n_devices": pl.Series(s["n_devices"], dtype=pl.Int8),
+            "devices_used": pl.Series([bin(int(v)).count("1") for v in s["devices_used"]], dtype=pl.Int8),
+            "consent_changed_day": as_date(s["consent_changed_day"]),
             "new_today": pl.Series(d["new_today"], dtype=pl.Boolean),
             "channel": pl.Series(s["channel"].tolist(), dtype=pl.String),
             "analytics_consent": pl.Series(s["analytics"], dtype=pl.Boolean),
@@ -980,6 +1151,7 @@ class _DayRun:
             "trial_end_day": as_date(s["trial_end"]),
             "early_conversion_day": as_date(s["early_day"]),
             "messages_delivered_today": pl.Series(d["messages_delivered_today"], dtype=pl.Int32),
+            "lifecycle_emails_today": pl.Series(d["lifecycle_emails_today"], dtype=pl.Int32),
             "consent_violations_today": pl.Series(d["consent_violations_today"], dtype=pl.Int32),
             "trial_nudge_delivered_today": pl.Series(d["trial_nudge_delivered_today"], dtype=pl.Boolean),
             "retention_offer_delivered_today": pl.Series(d["retention_offer_delivered_today"], dtype=pl.Boolean),

@@ -71,6 +71,14 @@ class ProductModel:
     activation (completed onboarding and the status raise activity).
     """
 
+    # Arrivals: intensity per UTC hour of day, and the weekend multiplier (~35% fewer arrivals).
+    hourly_profile: tuple[float, ...] = field(default_factory=default_hourly_profile)
+    weekend_factor: float = 0.65
+    # Visitors (simulation.behaviour): devices, anonymous return visits before sign-up, consent changes.
+    device_count_weights: tuple[float, float, float] = (0.60, 0.30, 0.10)  # a person has 1, 2 or 3 devices
+    first_visit_signup_share: float = 0.6  # of sign-ups, the share that sign up on the first visit
+    return_visits_mean: float = 1.4  # anonymous return visits of a typical visitor
+    consent_change_rate: float = 0.03  # signed-up users who later flip their marketing consent
     marketing_consent_rate: float = 0.60
     plan_prices: Mapping[str, float] = field(default_factory=lambda: {"pro": 29.0, "team": 99.0})
     currency: str = "USD"
@@ -109,7 +117,8 @@ class ProductModel:
         for attr in ("marketing_consent_rate", "email_open_rate", "email_click_rate", "feature_share",
                      "onboarding_base", "signup_base", "trial_base", "trial_team_share", "convert_base",
                      "early_conversion_share", "active_daily_base", "cancel_monthly_base", "dormancy_daily_base",
-                     "paying_dormancy_factor", "weekend_activity_factor", "payment_failure_rate"):
+                     "paying_dormancy_factor", "weekend_activity_factor", "payment_failure_rate", "weekend_factor",
+                     "first_visit_signup_share", "consent_change_rate"):
             value = getattr(self, attr)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}.{attr}", f"is {value!r}, outside [0, 1]", "Use a probability.")
@@ -117,6 +126,16 @@ class ProductModel:
                 not -1.0 <= v <= 1.0 for v in self.onboarding_step_lift.values()):
             raise ConfigError(f"{name}.onboarding_step_lift", "needs 'control' at 0.0 and lifts within [-1, 1]",
                               "Map each onboarding variant to its additive effect on the step probability.")
+        if len(self.hourly_profile) != 24 or min(self.hourly_profile) < 0 or sum(self.hourly_profile) <= 0:
+            raise ConfigError(f"{name}.hourly_profile", "needs 24 non-negative weights, not all zero",
+                              "Pass one weight per UTC hour.")
+        if len(self.device_count_weights) != 3 or min(self.device_count_weights) < 0 or sum(
+                self.device_count_weights) <= 0:
+            raise ConfigError(f"{name}.device_count_weights", "needs 3 non-negative weights (1, 2, 3 devices)",
+                              "Pass one weight per device count.")
+        if not 0.0 <= self.return_visits_mean <= 100.0:
+            raise ConfigError(f"{name}.return_visits_mean", f"is {self.return_visits_mean!r}",
+                              "Use a mean from 0 to 100.")
         if set(self.status_activity_multiplier) != set(STATUSES) or any(
                 not 0.0 <= v <= 10.0 for v in self.status_activity_multiplier.values()):
             raise ConfigError(f"{name}.status_activity_multiplier", f"needs exactly the statuses {STATUSES}, "
@@ -149,16 +168,8 @@ class SimulatorConfig(ProductModel):
     probabilities in the ground truth.
     """
 
-    # Arrivals: intensity per UTC hour of day, and the weekend multiplier (~35% fewer arrivals).
-    hourly_profile: tuple[float, ...] = field(default_factory=default_hourly_profile)
-    weekend_factor: float = 0.65
-    # Traits.
-    device_count_weights: tuple[float, float, float] = (0.60, 0.30, 0.10)
+    # The event stream's onboarding experiment (the closed loop's comes from the flags document).
     guided_onboarding_share: float = 0.5  # share of users shown the "guided" onboarding variant
-    # Funnel (base rates).
-    first_visit_signup_share: float = 0.6  # of sign-ups, the share that sign up on the first visit
-    return_visits_mean: float = 1.4  # anonymous return visits of a typical visitor
-    consent_change_rate: float = 0.03  # signed-up users who later flip their marketing consent
     # Faults.
     fault_weights: Mapping[str, float] = field(default_factory=_default_fault_weights)
     # Files.
@@ -170,15 +181,12 @@ class SimulatorConfig(ProductModel):
         if "guided" not in self.onboarding_step_lift:
             raise ConfigError("SimulatorConfig.onboarding_step_lift", "needs the 'guided' variant",
                               "The event stream shows 'guided' to guided_onboarding_share of its users.")
-        if len(self.hourly_profile) != 24 or min(self.hourly_profile) < 0 or sum(self.hourly_profile) <= 0:
-            raise ConfigError("SimulatorConfig.hourly_profile", "needs 24 non-negative weights, not all zero",
-                              "Pass one weight per UTC hour.")
         unknown = set(self.fault_weights) - set(FAULT_KINDS)
         if unknown or sum(self.fault_weights.values()) <= 0 or min(self.fault_weights.values()) < 0:
             raise ConfigError("SimulatorConfig.fault_weights",
                               f"must map kinds of {FAULT_KINDS} to non-negative weights (unknown: {sorted(unknown)})",
                               "Fix the mapping.")
-        for name in ("weekend_factor", "guided_onboarding_share", "first_visit_signup_share", "consent_change_rate"):
+        for name in ("guided_onboarding_share",):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"SimulatorConfig.{name}", f"is {value}, outside [0, 1]", "Use a probability.")

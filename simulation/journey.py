@@ -15,13 +15,24 @@ from itertools import accumulate
 from operator import itemgetter
 
 from .behaviour import (
+    FIRST_DEVICE_DESKTOP_SHARE,
+    FIRST_SESSION_ACTIONS_MEAN,
+    MARKETING_CAMPAIGNS,
     PAYMENT_RETRY_DAYS,
+    PRIMARY_DEVICE_SHARE,
     TRIAL_AT_SIGNUP_SHARE,
     TRIAL_DELAY_DAYS,
     actions_mean,
+    activated,
+    consent_change_delay_ms,
     extra_sessions_mean,
-    is_weekend,
+    lifecycle_sends,
+    open_delay_ms,
     open_probability,
+    return_visit_ms,
+    return_visits_mean,
+    signup_delay_ms,
+    visit_pages_mean,
 )
 from .catalog import (
     APP_PAGES,
@@ -115,7 +126,7 @@ class _Journey:
         # Devices: an anonymous id, an IP and a user agent each; device 0 is where they arrived.
         n_dev = c["n_devices"][i]
         self.anon = [uuid4_str(r.getrandbits) for _ in range(n_dev)]
-        first_ua = r.choice(_DESKTOP) if r.random() < 0.6 else r.choice(_HANDHELD)
+        first_ua = r.choice(_DESKTOP) if r.random() < FIRST_DEVICE_DESKTOP_SHARE else r.choice(_HANDHELD)
         uas = [first_ua] + [r.choice(_HANDHELD if first_ua in _DESKTOP else _DESKTOP) for _ in range(n_dev - 1)]
         self.devices = [(f"{r.choice(_OCTETS)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}", ua)
                         for ua in uas]
@@ -136,6 +147,8 @@ class _Journey:
         self.uid: str | None = None
         self.trial_due = _NEVER
         self.convert_due = _NEVER
+        self.bills: list[tuple[int, str, dict]] = []  # billing events, planned when the conversion is known
+        self.billing_seed = f"growthlake-sim:{m.seed_key}:{i}:billing"
 
     def _contexts(self, analytics: bool, marketing: bool) -> list[dict]:
         consent = {"analytics": analytics, "marketing": marketing}
@@ -159,14 +172,13 @@ class _Journey:
         r, p, arrival = self.r, self.p, self.arrival
         signup_due = _NEVER
         if r.random() < p["p_signup"]:
-            first = r.random() < self.cfg.first_visit_signup_share
-            signup_due = arrival if first else arrival + 2 * MS_HOUR + int(r.expovariate(1.0 / (1.5 * MS_DAY)))
+            signup_due = arrival + signup_delay_ms(self.cfg, r.random(), r.random())
         t, sid = self._visit(arrival, first=True)
         if signup_due == arrival:
             self._signup(t + self._gap(), sid)
         else:
-            n_returns = self._poisson(self.cfg.return_visits_mean * (0.4 + 1.2 * self.eng))
-            for tv in sorted(arrival + 2 * MS_HOUR + r.randrange(6 * MS_DAY) for _ in range(n_returns)):
+            n_returns = self._poisson(return_visits_mean(self.cfg, self.eng))
+            for tv in sorted(arrival + return_visit_ms(r.random()) for _ in range(n_returns)):
                 if tv >= signup_due or tv >= self.end:
                     break
                 self._visit(tv, first=False)
@@ -187,7 +199,7 @@ class _Journey:
     def _visit(self, t: int, *, first: bool) -> tuple[int, str]:
         r, anon, ctx = self.r, self.anon[0], self._ctx(0, t)
         sid = short_hex(r.getrandbits, "ses_")
-        n = 1 + min(7, self._poisson(1.0 + 2.0 * self.eng))
+        n = 1 + min(7, self._poisson(visit_pages_mean(self.eng)))
         for k in range(n):
             if k:
                 t += self._gap()
@@ -221,10 +233,10 @@ class _Journey:
             self.trial_due = (out.signup_ms if r.random() < TRIAL_AT_SIGNUP_SHARE
                               else out.signup_ms + int(r.uniform(*TRIAL_DELAY_DAYS) * MS_DAY))
         if r.random() < cfg.consent_change_rate:
-            self.cc_due = out.signup_ms + MS_HOUR + r.randrange(10 * MS_DAY)
+            self.cc_due = out.signup_ms + consent_change_delay_ms(r.random())
         if self.trial_due == out.signup_ms:
             t = self._start_trial(t + self._gap(), 0, sid)
-        self._actions(t, anon, sid, ctx, self._poisson(2.0))
+        self._actions(t, anon, sid, ctx, self._poisson(FIRST_SESSION_ACTIONS_MEAN))
 
     def _start_trial(self, t: int, d: int, sid: str) -> int:
         r, out, cfg = self.r, self.out, self.cfg
@@ -236,7 +248,19 @@ class _Journey:
                 self.convert_due = t + int(r.uniform(1.0, cfg.trial_days - 1.0) * MS_DAY)
             else:
                 self.convert_due = t + cfg.trial_days * MS_DAY + r.randrange(2 * MS_HOUR)
+            self._plan_billing()
         return t
+
+    def _status(self, t: int) -> str:
+        """The user's status at ``t`` (simulation.behaviour's activation reads it)."""
+        out = self.out
+        if out.cancelled_ms is not None and out.cancelled_ms <= t:
+            return "churned"
+        if self.convert_due <= t:
+            return "paying"
+        if out.trial_ms is None or out.trial_ms > t:
+            return "free"
+        return "trial" if t < out.trial_ms + self.cfg.trial_days * MS_DAY else "expired"
 
     def _active_days(self) -> None:
         r, p, cfg, end = self.r, self.p, self.cfg, self.end
@@ -244,12 +268,14 @@ class _Journey:
         day, last_day = last // MS_DAY, (end - 1) // MS_DAY
         while day < last_day:
             day += 1
-            # simulation.behaviour: the dormancy hazard (x paying_dormancy_factor once paying), weekend activity
+            # simulation.behaviour: the dormancy hazard (x paying_dormancy_factor once paying), activation, weekends
             churn = p["p_churn_daily"] * (cfg.paying_dormancy_factor if day * MS_DAY >= self.convert_due else 1.0)
             if r.random() < churn:
                 self.out.churned_ms = day * MS_DAY
                 return
-            if r.random() >= p["p_active_daily"] * (cfg.weekend_activity_factor if is_weekend(day) else 1.0):
+            p_active = activated(cfg, p["p_active_daily"], onboarded=self.out.onboarding_steps == len(ONBOARDING_STEPS),
+                                      status=self._status(day * MS_DAY), day_number=day)
+            if r.random() >= p_active:
                 continue
             n = 1 + self._poisson(extra_sessions_mean(cfg, self.eng))
             hours = r.choices(range(24), cum_weights=self.m.hour_cum, k=n)
@@ -261,7 +287,7 @@ class _Journey:
 
     def _session(self, t: int) -> int:
         r, n_dev = self.r, len(self.anon)
-        d = 0 if n_dev == 1 or r.random() < 0.55 else r.randrange(1, n_dev)
+        d = 0 if n_dev == 1 or r.random() < PRIMARY_DEVICE_SHARE else r.randrange(1, n_dev)
         anon, sid = self.anon[d], short_hex(r.getrandbits, "ses_")
         if t >= self.cc_due and self.cc_ms == _NEVER:
             self.cc_ms = t
@@ -295,65 +321,59 @@ class _Journey:
         return t
 
     # -- server side: billing and lifecycle email ----------------------------------------------
-    def _billing(self) -> None:
-        r, cfg, out, end, tc = self.r, self.cfg, self.out, self.end, self.convert_due
+    def _plan_billing(self) -> None:
+        """The subscription's events inside the window, drawn with the user's own billing generator as
+        soon as the conversion is known, so activation knows when a subscription is cancelled."""
+        cfg, out, end, tc = self.cfg, self.out, self.end, self.convert_due
         if tc >= end:
             return
-        out.converted_ms, plan, uid, anon = tc, out.plan, self.uid, self.anon[0]
+        r = random.Random(self.billing_seed)
+        out.converted_ms, plan, bills = tc, out.plan, self.bills
         assert plan is not None  # a conversion is only due after a trial, which picks the plan
         amount, cur = float(cfg.plan_prices[plan]), cfg.currency
-        self.emit((tc, "subscription_started", uid, anon, None,
-                   {"plan": plan, "amount": amount, "currency": cur}, self._ctx(0, tc)))
+        bills.append((tc, "subscription_started", {"plan": plan, "amount": amount, "currency": cur}))
         paid, period = tc + 1_000 + r.randrange(2_000), cfg.billing_period_days * MS_DAY
         while paid < end:
-            self.emit((paid, "payment_succeeded", uid, anon, None, {"amount": amount, "currency": cur,
-                       "invoice_id": short_hex(r.getrandbits, "in_"), "plan": plan}, self._ctx(0, paid)))
+            bills.append((paid, "payment_succeeded", {"amount": amount, "currency": cur,
+                                                      "invoice_id": short_hex(r.getrandbits, "in_"), "plan": plan}))
             due = tc + (paid - tc) // period * period + period
             if r.random() < self.p["p_cancel_monthly"]:
                 t = paid + int(r.uniform(0.05, 0.95) * (due - paid))
                 if t < end:
                     out.cancelled_ms = t
-                    self.emit((t, "subscription_cancelled", uid, anon, None,
-                               {"plan": plan, "reason": r.choice(CANCEL_REASONS)}, self._ctx(0, t)))
+                    bills.append((t, "subscription_cancelled", {"plan": plan, "reason": r.choice(CANCEL_REASONS)}))
                 return
             paid = due
             if r.random() < cfg.payment_failure_rate:
                 if due < end:
-                    self.emit((due, "payment_failed", uid, anon, None, {"amount": amount, "currency": cur,
-                               "reason": r.choice(PAYMENT_FAILURE_REASONS)}, self._ctx(0, due)))
+                    bills.append((due, "payment_failed", {"amount": amount, "currency": cur,
+                                                          "reason": r.choice(PAYMENT_FAILURE_REASONS)}))
                 paid = due + PAYMENT_RETRY_DAYS * MS_DAY  # the retry succeeds
+
+    def _billing(self) -> None:
+        uid, anon = self.uid, self.anon[0]
+        for ts, name, props in self.bills:  # server-side: the context (consent) at the time of each event
+            self.emit((ts, name, uid, anon, None, props, self._ctx(0, ts)))
 
     def _emails(self) -> None:
         r, cfg, out = self.r, self.cfg, self.out
         signup = out.signup_ms
         assert signup is not None  # only a signed-up user gets email
-        sends = [("welcome", signup + MS_MINUTE + r.randrange(9 * MS_MINUTE))]
-        if out.onboarding_steps < len(ONBOARDING_STEPS):
-            sends.append(("onboarding_nudge", signup + MS_DAY + r.randrange(3 * MS_HOUR)))
-        if out.trial_ms is not None:
-            reminder = out.trial_ms + (cfg.trial_days - 3) * MS_DAY
-            if reminder < self.convert_due:
-                sends.append(("trial_ending", reminder))
-        if out.churned_ms is not None:
-            sends.append(("winback", out.churned_ms + 7 * MS_DAY + 10 * MS_HOUR))
-        day = signup // MS_DAY
-        t = (day + (1 - (day + 3) % 7) % 7) * MS_DAY + 15 * MS_HOUR  # Tuesday (1970-01-01 was a Thursday)
-        while t < self.end:
-            if t > signup:
-                sends.append(("newsletter", t))
-            t += 7 * MS_DAY
+        converted = None if self.convert_due == _NEVER else self.convert_due
+        sends = lifecycle_sends(cfg, signup_ms=signup, onboarded=out.onboarding_steps == len(ONBOARDING_STEPS),
+                                trial_ms=out.trial_ms, converted_ms=converted,
+                                dormant_ms=out.churned_ms, welcome_u=r.random(), nudge_u=r.random(),
+                                since_ms=signup, until_ms=self.end)
         uid, anon = self.uid, self.anon[0]
         for campaign, ts in sends:
-            if ts >= self.end:
-                continue
             ctx = self._ctx(0, ts)
-            if campaign in ("newsletter", "winback") and not ctx["consent"]["marketing"]:
+            if campaign in MARKETING_CAMPAIGNS and not ctx["consent"]["marketing"]:
                 continue
             email_id = short_hex(r.getrandbits, "em_")
             dormant = out.churned_ms is not None and ts >= out.churned_ms
             if r.random() >= open_probability(cfg, self.eng, dormant):
                 continue
-            opened = ts + MS_MINUTE + int(r.expovariate(1.0 / (2 * MS_HOUR)))
+            opened = ts + open_delay_ms(r.random())
             props = {"campaign": campaign, "email_id": email_id}
             self.emit((opened, "email_opened", uid, anon, None, props, self._ctx(0, opened)))
             if r.random() < cfg.email_click_rate:
