@@ -8,11 +8,11 @@ change what users do from day ``d``. The effects of every intervention are confi
 the realized truth is recorded per user and day (``simulation.closed_loop_truth``), so loop lifts and
 experiment estimates can be checked against it. This module is the day-stepped engine.
 
-Model, per day ``d`` (in this order). The product's behaviour — traits, sign-up, trial, plan,
-conversion, cancellation, dormancy, activity, sessions, failed renewals, email opens — is the event
+Model, per day ``d`` (in this order). The product's behaviour — visitors and their devices, return
+visits, sign-up, onboarding, trial, plan, conversion, cancellation, consent changes, activation,
+dormancy, activity, sessions, failed renewals, lifecycle email and email opens — is the event
 simulator's: the same rules (:mod:`simulation.behaviour`) with the same parameters
-(:class:`~simulation.config.ProductModel`). What only this model adds is the interventions and
-activation (completed onboarding and the status raise daily activity).
+(:class:`~simulation.config.ProductModel`). What only this model adds is the interventions.
 
 1. messages sent (``sent_at``, else ``created_at``) before ``d`` 00:00 UTC and not delivered yet are
    delivered: users with marketing consent open / click them (``email_opened`` / ``email_clicked``,
@@ -28,15 +28,20 @@ activation (completed onboarding and the status raise daily activity).
    evaluated with the GrowthBook SDK); a user converts with ``p = min(1, (p_late + lift·nudged) ·
    conversion_multiplier[variant])``, ``p_late`` the conversion probability left at the end of the
    trial, and pays ``price · price_factor[variant]`` (``subscription_started`` + ``payment_succeeded``);
-4. planned trials start (``trial_started``; not for a dormant user); signed-up users go dormant
-   with the dormancy hazard, the others are active with ``p_active_daily`` raised by completed
-   onboarding and the status and lowered on weekends, and their sessions emit ``page_viewed`` /
-   ``feature_used``;
-5. ``arrivals_per_day`` anonymous visitors arrive; some sign up (``p_signup``; ``user_signed_up``
-   links ``anonymous_id`` and ``user_id``), get the onboarding variant of flag
-   ``onboarding_variant`` and complete its steps in order, each with ``p_onboarding_step``
-   raised by the variant's lift (``onboarding_step_completed``); some will start a trial
-   (``p_trial``, at sign-up or 0.3–4 days later).
+4. signed-up users go dormant with the dormancy hazard, the others are active with ``p_active_daily``
+   raised by completed onboarding and the status (activation) and lowered on weekends; their sessions
+   (on one of their 1–3 devices; a new one logs in with ``user_logged_in``) emit ``page_viewed`` /
+   ``feature_used``; a trial that is due starts in the first session after (``trial_started``) and a
+   due consent change flips marketing consent (``consent_updated``);
+5. ``arrivals_per_day`` anonymous visitors arrive (``weekend_factor`` times as many on weekends) and
+   earlier visitors come back (anonymous return visits); a visitor signs up (``p_signup``) on the first
+   visit or, for ``1 - first_visit_signup_share`` of them, later (a sign-up due after 22:00 UTC happens
+   at 22:00, so its session fits in the day); ``user_signed_up`` links ``anonymous_id`` and
+   ``user_id``; they get the onboarding variant of flag ``onboarding_variant`` and complete its steps
+   in order, each with ``p_onboarding_step`` raised by the variant's lift
+   (``onboarding_step_completed``); some will start a trial (``p_trial``, at sign-up or 0.3–4 days later);
+6. the product's lifecycle email (welcome, onboarding nudge, trial reminder, win-back, newsletter)
+   is sent and opened / clicked like any email.
 
 Every outcome draw is a keyed uniform of (seed, purpose, user, day), not a position in a shared
 stream: a user's outcomes do not depend on what happens to other users, so two runs that differ
@@ -46,7 +51,8 @@ only in their interventions are paired user by user (common random numbers). Cos
 Layout below ``root``: landing files ``landing/events/date=…/hour=…/closed-loop-s<seed>-<YYYYMMDD>-<n>.jsonl``
 (written with :class:`LandingWriter`, published atomically); state and truth under
 ``simulator/closed_loop/``: ``cursor.json`` (the commit point of a step), ``state/users-<next day>.parquet``,
-``state/delivered-<next day>.parquet``, ``truth/day=YYYY-MM-DD.parquet`` (one row per signed-up user),
+``state/delivered-<next day>.parquet``, ``state/visitors-<next day>.parquet`` (visitors who may still
+come back or sign up), ``truth/day=YYYY-MM-DD.parquet`` (one row per signed-up user),
 ``truth/messages/day=YYYY-MM-DD.parquet`` (one row per delivered message) and
 ``truth/day=YYYY-MM-DD.json`` (day counts). No raw email or IP is stored outside the landing zone:
 both are re-derived from the seed when needed.
@@ -900,7 +906,12 @@ class _DayRun:
         new_idx = np.arange(self.next_visitor, self.next_visitor + n, dtype=np.int64)
         self.next_visitor += n
         self.n_arrivals = n
-        new_ms = np.array([self._hour_time(self.hour_cum_arrival) for _ in range(n)], dtype=np.int64)
+        # Arrival times are keyed too: when a visitor comes back or signs up later follows from them.
+        cum = self.hour_cum_arrival
+        hour = np.minimum(np.searchsorted(cum, self.k.uniform(new_idx, "arrival_hour") * cum[-1], side="right"),
+                          len(cum) - 1)
+        new_ms = t0 + hour.astype(np.int64) * MS_HOUR + (self.k.uniform(new_idx, "arrival_ms") * MS_HOUR).astype(
+            np.int64)
         idx = np.concatenate([pending["idx"].to_numpy().astype(np.int64), new_idx])
         arrival = np.concatenate([pending["arrival_ms"].to_numpy().astype(np.int64), new_ms])
         tr = self._traits(idx)

@@ -2,7 +2,7 @@
 
 The product's behaviour is :class:`~simulation.config.ProductModel` with the rules of
 :mod:`simulation.behaviour`, the same as the event simulator's; :class:`ClosedLoopConfig` adds what only
-the closed loop simulates (flags, messages, their true effects, activation) and
+the closed loop simulates (flags, messages and their true effects) and
 :meth:`ClosedLoopConfig.true_effects` says what each intervention truly does.
 """
 
@@ -48,10 +48,10 @@ def _default_paywall() -> dict[str, PaywallEffect]:
 @dataclass(frozen=True, kw_only=True)
 class ClosedLoopConfig(ProductModel):
     """Every knob of the closed-loop model, true effects included (see :meth:`true_effects`). The
-    product's behaviour (funnel, prices, trial, billing, consent, email, dormancy, sessions) comes from
-    :class:`ProductModel` and the rules of :mod:`simulation.behaviour`, the same as the event
-    simulator's; what is added here is what only the closed loop simulates: the interventions and
-    their true effects, and activation (completed onboarding and status raise daily activity).
+    product's behaviour (visitors, funnel, prices, trial, billing, consent, email, activation, dormancy,
+    sessions) comes from :class:`ProductModel` and the rules of :mod:`simulation.behaviour`, the same as
+    the event simulator's; what is added here is what only the closed loop simulates: the interventions
+    and their true effects.
     """
 
     # Acquisition and consent.

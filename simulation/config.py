@@ -62,13 +62,13 @@ def _default_step_lift() -> dict[str, float]:
 class ProductModel:
     """The product's parameters, one source for each: both the event simulator
     (:class:`SimulatorConfig`) and the closed-loop simulator (``ClosedLoopConfig``) extend it, so
-    the same product has the same funnel, prices, trial, billing, consent, email, dormancy, sessions
-    and failed renewals in both (the rules they share are :mod:`simulation.behaviour`).
+    the same product has the same visitors (arrival seasonality, devices, return visits before
+    sign-up), funnel, prices, trial, billing, consent and its changes, lifecycle email, activation,
+    dormancy, sessions and failed renewals in both (the rules they share are :mod:`simulation.behaviour`).
 
-    Parameters a model adds on its own are those only it simulates: in the event stream faults,
-    arrival seasonality, devices, anonymous return visits, consent changes and the onboarding
-    experiment; in the closed loop the interventions (flags, messages), their true effects and
-    activation (completed onboarding and the status raise activity).
+    Parameters a model adds on its own are those only it simulates: in the event stream collector
+    faults and a fixed onboarding experiment; in the closed loop the interventions (flags, messages)
+    and their true effects.
     """
 
     # Arrivals: intensity per UTC hour of day, and the weekend multiplier (~35% fewer arrivals).

@@ -17,12 +17,16 @@ import pytest
 from simulation import ClosedLoopConfig, ProductModel, SimulatorConfig, simulate
 from simulation.behaviour import (
     ENGAGEMENT,
+    MARKETING_CAMPAIGNS,
     PAYMENT_RETRY_DAYS,
+    PRIMARY_DEVICE_SHARE,
     SIGNUP_DELAY_MEAN_DAYS,
+    activated,
     dormancy_hazard,
     is_weekend,
     late_conversion_probability,
     open_probability,
+    p_active_today,
     p_cancel_monthly,
     p_convert,
     p_onboarding_step,
@@ -35,6 +39,10 @@ from simulation.closed_loop import ClosedLoopSimulator, read_message_truth, read
 from simulation.formats import MS_DAY
 
 START = date(2026, 3, 2)  # a Monday
+
+
+def _date(day_number: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=day_number)
 
 
 def within(observed: float, expected: float, variance: float, k: float = 4.0) -> bool:
@@ -239,3 +247,121 @@ def test_the_funnel_is_one_rule_in_both_simulators(tmp_path):
     assert trials.height > 500 and early.height > 50
     assert within(early.height, p_early.sum(), (p_early * (1 - p_early)).sum()), (early.height, p_early.sum())
     assert early["paywall_variant"].null_count() == early.height  # they never met the paywall
+
+
+def _sessions_started(events: list[dict]) -> dict[tuple[str, str], str]:
+    """(user, session) -> the day its first event happened, for known users' sessions, sign-up sessions left out."""
+    first: dict[tuple[str, str], str] = {}
+    signup: set[str] = set()
+    for e in events:
+        if e["user_id"] is None or e["session_id"] is None:
+            continue
+        key = (e["user_id"], e["session_id"])
+        first[key] = min(first.get(key, e["timestamp"]), e["timestamp"])
+        if e["event_name"] == "user_signed_up":
+            signup.add(e["session_id"])
+    return {k: ts[:10] for k, ts in first.items() if k[1] not in signup}
+
+
+def test_activation_is_the_same_rule_in_both_simulators(tmp_path):
+    """Completed onboarding and the status raise daily activity in the event stream as in the closed loop."""
+    lean = {"extra_sessions_per_day": 0.0, "actions_per_session": 1.0}  # one short session a day: no spill-over
+    cfg = SimulatorConfig(**lean)
+    days = 14
+    simulate(str(tmp_path / "events"), users=4_000, days=days, seed=5, start=START, fault_rate=0.0, config=cfg)
+    users = pl.read_parquet(tmp_path / "events" / "simulator" / "truth" / "users.parquet").filter(
+        pl.col("signup_ts").is_not_null())
+    active = {(u, day) for (u, _), day in _sessions_started(_landed(tmp_path / "events")).items()}
+    last_day = (START + timedelta(days=days) - date(1970, 1, 1)).days - 1
+    tally = {True: [0, 0.0, 0.0], False: [0, 0.0, 0.0]}  # onboarded: observed, expected, variance
+    cols = [pl.col(c).dt.epoch("ms") for c in ("signup_ts", "trial_start_ts", "converted_ts", "cancelled_ts",
+                                               "churned_ts")]
+    for uid, steps, p_base, signup, trial, converted, cancelled, churned in users.select(
+            "user_id", "onboarding_steps_completed", "p_active_daily", *cols).iter_rows():
+        onboarded = steps == 5
+        stop = churned // MS_DAY - 1 if churned is not None else last_day
+        for day in range(signup // MS_DAY + 1, stop + 1):
+            t = day * MS_DAY
+            status = ("churned" if cancelled is not None and cancelled <= t else
+                      "paying" if converted is not None and converted <= t else
+                      "free" if trial is None or trial > t else
+                      "trial" if t < trial + cfg.trial_days * MS_DAY else "expired")
+            p = activated(cfg, p_base, onboarded=onboarded, status=status, day_number=day)
+            row = tally[onboarded]
+            row[0] += (uid, _date(day).isoformat()) in active
+            row[1] += p
+            row[2] += p * (1 - p)
+    for onboarded, (observed, expected, variance) in tally.items():
+        assert expected > 300 and within(observed, expected, variance), (onboarded, observed, expected)
+
+    loop = ClosedLoopConfig(arrivals_per_day=600, trial_days=4, **lean)
+    sim = ClosedLoopSimulator(tmp_path / "loop", seed=6, start=START, config=loop)
+    for k in range(days):
+        sim.step(START + timedelta(days=k))
+    truth = read_truth(tmp_path / "loop").filter(pl.col("p_active").is_not_null())
+    # The status the day's activity was drawn under: a trial started in today's session was still free.
+    status = np.where(truth["trial_started_today"].to_numpy(), "free", truth["status"].to_numpy().astype(object))
+    dn = truth["day"].dt.epoch("d").to_numpy()
+    rule = np.array([p_active_today(loop, e, onboarded=o, status=s, day_number=int(d)) for e, o, s, d in
+                     zip(truth["engagement"].to_numpy(), truth["onboarding_completed"].to_numpy(), status, dn,
+                         strict=True)])
+    assert np.allclose(truth["p_active"].to_numpy(), rule, rtol=0, atol=1e-12)
+    drawn = truth.filter(pl.col("p_dormant").is_not_null() & (pl.col("dormant_day").is_null()
+                                                             | (pl.col("dormant_day") != pl.col("day")))
+                         & ~pl.col("paywall_exposed_today"))
+    for onboarded in (True, False):
+        part = drawn.filter(pl.col("onboarding_completed") == onboarded)
+        p = part["p_active"].to_numpy()
+        observed = int(part["active_today"].sum())
+        assert p.sum() > 300 and within(observed, p.sum(), (p * (1 - p)).sum()), (onboarded, observed, p.sum())
+
+
+@pytest.mark.parametrize("sim", ["events", "closed_loop"])
+def test_visitors_devices_consent_and_lifecycle_email_follow_the_same_rules(tmp_path, sim):
+    """Sign-ups after anonymous return visits, sessions across devices, consent changes and the product's
+    lifecycle email: the same shares in both simulators, from the same rules and ProductModel parameters."""
+    lean = {"extra_sessions_per_day": 0.4, "actions_per_session": 1.0}
+    days = 14
+    if sim == "events":
+        cfg: ProductModel = SimulatorConfig(trial_days=7, **lean)
+        simulate(str(tmp_path), users=6_000, days=days, seed=8, start=START, fault_rate=0.0, config=cfg)
+    else:
+        cfg = ClosedLoopConfig(arrivals_per_day=500, trial_days=7, **lean)
+        s = ClosedLoopSimulator(tmp_path, seed=8, start=START, config=cfg)
+        for k in range(days):
+            s.step(START + timedelta(days=k))
+    events = _landed(tmp_path)
+    # Sign-ups: first_visit_signup_share on the first visit, the others after a visit of their own.
+    anon_sessions: dict[str, set[str]] = {}
+    for e in events:
+        if e["user_id"] is None:
+            anon_sessions.setdefault(e["anonymous_id"], set()).add(e["session_id"])
+    signups = [e for e in events if e["event_name"] == "user_signed_up"]
+    later = sum(bool(anon_sessions.get(e["anonymous_id"], set()) - {e["session_id"]}) for e in signups)
+    share_later = later / len(signups)
+    # A delayed sign-up (2 h + 1.5 days on average) falls in the window a little less often than a first-visit one.
+    assert len(signups) > 1_000 and 0.30 < share_later < 1 - cfg.first_visit_signup_share + 0.01, share_later
+    # Devices: 1-3 per person; a session is on the arrival device with PRIMARY_DEVICE_SHARE if there are more.
+    arrival_anon = {e["user_id"]: e["anonymous_id"] for e in signups}
+    sessions = {}
+    for e in events:
+        if e["user_id"] in arrival_anon and e["session_id"] is not None and e["event_name"] == "page_viewed":
+            sessions.setdefault((e["user_id"], e["session_id"]), e["anonymous_id"])
+    on_first = np.mean([anon == arrival_anon[u] for (u, _), anon in sessions.items()])
+    w = np.asarray(cfg.device_count_weights) / sum(cfg.device_count_weights)
+    expected_first = w[0] + (1 - w[0]) * PRIMARY_DEVICE_SHARE
+    assert len(sessions) > 3_000 and abs(on_first - expected_first) < 0.03, (on_first, expected_first)
+    logins = [e for e in events if e["event_name"] == "user_logged_in"]
+    assert logins and all(e["anonymous_id"] != arrival_anon[e["user_id"]] for e in logins)
+    # Consent changes: consent_change_rate of the sign-ups flip marketing consent, at a session.
+    changes = [e for e in events if e["event_name"] == "consent_updated"]
+    assert 0 < len(changes) < 3 * cfg.consent_change_rate * len(signups) and all(e["session_id"] for e in changes)
+    # Lifecycle email: every campaign; newsletter and win-back only to users with marketing consent then.
+    opened = [e for e in events if e["event_name"] == "email_opened"]
+    assert {"welcome", "onboarding_nudge", "trial_ending", "winback", "newsletter"} <= {
+        e["properties"]["campaign"] for e in opened}
+    assert all(e["context"]["consent"]["marketing"] for e in opened
+               if e["properties"]["campaign"] in MARKETING_CAMPAIGNS)
+    welcomed = {e["user_id"] for e in opened if e["properties"]["campaign"] == "welcome"}
+    # Welcome opens: the shared open probability of the (awake) new users, engagement 0.44 on average.
+    assert 0.5 * cfg.email_open_rate < len(welcomed) / len(signups) < 1.5 * cfg.email_open_rate

@@ -274,12 +274,17 @@ def test_counterfactual_worlds_pair_users_so_the_realized_revenue_effect_is_tigh
     cfg = ClosedLoopConfig(arrivals_per_day=1000, trial_days=7, **LEAN)
     popup = {"features": {"paywall_variant": {"defaultValue": "control", "rules": [
         {"id": "rollout", "force": "discount_popup"}]}}}
-    worlds = {}
+    worlds, signups = {}, {}
     for name, doc in (("control", None), ("discount_popup", popup)):
         sim = ClosedLoopSimulator(tmp_path / name, seed=33, start=START, config=cfg)
         for d in days(16):
             sim.step(d, flags_document=doc)
-        worlds[name] = read_truth(tmp_path / name).filter(pl.col("paywall_exposed_today")).sort("user_id")
+        truth = read_truth(tmp_path / name)
+        worlds[name] = truth.filter(pl.col("paywall_exposed_today")).sort("user_id")
+        signups[name] = truth.filter(pl.col("new_today")).select("user_id", "signup_day").sort("user_id")
+    # The same visitors sign up on the same days in both worlds, the late sign-ups (after return visits) too:
+    # arrival times and delays are keyed, not drawn from the day's stream the paywall's events shift.
+    assert signups["control"].height > 5_000 and signups["control"].equals(signups["discount_popup"])
     ctrl, disc = worlds["control"], worlds["discount_popup"]
     assert ctrl.height > 800 and ctrl["user_id"].equals(disc["user_id"])
     assert set(ctrl["paywall_variant"]) == {"control"} and set(disc["paywall_variant"]) == {"discount_popup"}
@@ -332,3 +337,9 @@ def test_a_run_of_an_earlier_model_is_refused_with_what_changed_and_what_to_do(t
     assert "fresh root" in str(err.value)
     with pytest.raises(ConfigError, match="signup_rate"):
         truth_summary(tmp_path)
+    # A root of the model before visitors came back and signed up later (state version 1) is refused too.
+    del cursor["config"]["signup_rate"]
+    cursor["version"] = 1
+    cursor_path.write_bytes(orjson.dumps(cursor))
+    with pytest.raises(ConfigError, match=r"earlier simulator model \(state version 1, this model writes 2\)"):
+        ClosedLoopSimulator(tmp_path, seed=1, start=START, config=cfg)
