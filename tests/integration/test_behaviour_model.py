@@ -343,14 +343,16 @@ def test_visitors_devices_consent_and_lifecycle_email_follow_the_same_rules(tmp_
     assert len(signups) > 1_000 and 0.30 < share_later < 1 - cfg.first_visit_signup_share + 0.01, share_later
     # Devices: 1-3 per person; a session is on the arrival device with PRIMARY_DEVICE_SHARE if there are more.
     arrival_anon = {e["user_id"]: e["anonymous_id"] for e in signups}
+    signup_sessions = {e["session_id"] for e in signups}
     sessions = {}
     for e in events:
-        if e["user_id"] in arrival_anon and e["session_id"] is not None and e["event_name"] == "page_viewed":
+        if (e["user_id"] in arrival_anon and e["session_id"] not in signup_sessions and e["session_id"] is not None
+                and e["event_name"] == "page_viewed"):
             sessions.setdefault((e["user_id"], e["session_id"]), e["anonymous_id"])
     on_first = np.mean([anon == arrival_anon[u] for (u, _), anon in sessions.items()])
     w = np.asarray(cfg.device_count_weights) / sum(cfg.device_count_weights)
     expected_first = w[0] + (1 - w[0]) * PRIMARY_DEVICE_SHARE
-    assert len(sessions) > 3_000 and abs(on_first - expected_first) < 0.03, (on_first, expected_first)
+    assert len(sessions) > 3_000 and abs(on_first - expected_first) < 0.025, (on_first, expected_first)
     logins = [e for e in events if e["event_name"] == "user_logged_in"]
     assert logins and all(e["anonymous_id"] != arrival_anon[e["user_id"]] for e in logins)
     # Consent changes: consent_change_rate of the sign-ups flip marketing consent, at a session.
