@@ -55,13 +55,13 @@ if TYPE_CHECKING:
 __all__ = [
     "CONSENT_CHANGE_WINDOW_DAYS", "DORMANT_OPEN_FACTOR", "ENGAGEMENT", "FIRST_DEVICE_DESKTOP_SHARE",
     "FIRST_SESSION_ACTIONS_MEAN", "MARKETING_CAMPAIGNS", "PAYMENT_RETRY_DAYS", "PRICE_SENSITIVITY",
-    "PRIMARY_DEVICE_SHARE", "RETURN_VISIT_WINDOW_DAYS", "SIGNUP_DELAY_MEAN_DAYS", "TRIAL_AT_SIGNUP_SHARE",
-    "TRIAL_DELAY_DAYS", "actions_mean", "activated", "arrival_factor", "cancel_daily_hazard", "completion_rate",
-    "consent_change_delay_ms", "dormancy_hazard", "engagement_from_uniform", "extra_sessions_mean", "is_weekend",
-    "late_conversion_probability", "lifecycle_sends", "open_delay_ms", "open_probability", "p_active_daily",
-    "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup", "p_team", "p_trial",
-    "price_sensitivity_from_uniform", "return_visit_ms", "return_visits_mean", "signup_delay_ms", "trial_delay_ms",
-    "visit_pages_mean", "weekend_factor",
+    "PRIMARY_DEVICE_SHARE", "RETURN_VISIT_WINDOW_DAYS", "SESSION_GAP_MS", "SIGNUP_DELAY_MEAN_DAYS",
+    "TRIAL_AT_SIGNUP_SHARE", "TRIAL_DELAY_DAYS", "actions_mean", "activated", "arrival_factor", "cancel_daily_hazard",
+    "completion_rate", "consent_change_delay_ms", "dormancy_hazard", "engagement_from_uniform", "extra_sessions_mean",
+    "is_weekend", "late_conversion_probability", "lifecycle_sends", "open_delay_ms", "open_probability",
+    "p_active_daily", "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup", "p_team",
+    "p_trial", "price_sensitivity_from_uniform", "return_visit_ms", "return_visits_mean", "signup_delay_ms",
+    "trial_delay_ms", "visit_pages_mean", "weekend_factor",
 ]
 
 ENGAGEMENT = (2.2, 2.8)
@@ -114,6 +114,8 @@ def return_visits_mean(cfg: ProductModel, engagement: Any) -> Any:
     return cfg.return_visits_mean * (0.4 + 1.2 * engagement)
 
 
+SESSION_GAP_MS = 15 * MS_MINUTE
+"""A known user's next session starts at least this long after the last one's last event."""
 FIRST_SESSION_ACTIONS_MEAN = 2.0
 """Mean number of in-app actions in the session of the sign-up."""
 

@@ -84,6 +84,7 @@ from .behaviour import (
     PAYMENT_RETRY_DAYS,
     PRIMARY_DEVICE_SHARE,
     RETURN_VISIT_WINDOW_DAYS,
+    SESSION_GAP_MS,
     actions_mean,
     arrival_factor,
     cancel_daily_hazard,
@@ -798,8 +799,8 @@ class _DayRun:
             starts = sorted(self._hour_time(self.hour_cum_session) for _ in range(int(n_sessions[j])))
             last = -1
             for k, start in enumerate(starts):
-                if k and start < last + 30 * MS_MINUTE:
-                    start = last + 30 * MS_MINUTE
+                if k and start < last + SESSION_GAP_MS:
+                    start = last + SESSION_GAP_MS
                 if start > self.t0 + 23 * MS_HOUR:
                     break
                 last = self._session(i, start, first=k == 0)

@@ -20,6 +20,7 @@ from .behaviour import (
     MARKETING_CAMPAIGNS,
     PAYMENT_RETRY_DAYS,
     PRIMARY_DEVICE_SHARE,
+    SESSION_GAP_MS,
     TRIAL_AT_SIGNUP_SHARE,
     TRIAL_DELAY_DAYS,
     actions_mean,
@@ -54,7 +55,7 @@ from .catalog import (
     USER_AGENTS,
 )
 from .config import SimulatorConfig
-from .formats import MS_DAY, MS_HOUR, MS_MINUTE, short_hex, uuid4_str
+from .formats import MS_DAY, MS_HOUR, short_hex, uuid4_str
 from .population import CHANNEL_NAMES, Population
 
 __all__ = ["JourneyModel", "UserOutcome"]
@@ -280,7 +281,7 @@ class _Journey:
             n = 1 + self._poisson(extra_sessions_mean(cfg, self.eng))
             hours = r.choices(range(24), cum_weights=self.m.hour_cum, k=n)
             for start in sorted(day * MS_DAY + h * MS_HOUR + r.randrange(MS_HOUR) for h in hours):
-                start = max(start, last + 15 * MS_MINUTE)
+                start = max(start, last + SESSION_GAP_MS)
                 if start >= end:
                     return
                 last = self._session(start)
