@@ -234,7 +234,8 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     d.set_defaults(fn=_cmd_decide, needs=UPDATE)
     si = lsub.add_parser("simulate", parents=[common], help="closed loop: simulated product + whole chain + loops")
     si.add_argument("--days", type=int, default=25)
-    si.add_argument("--arrivals", type=int, default=1500, help="new visitors per day")
+    si.add_argument("--arrivals", type=int, default=1500,
+                    help="new visitors per weekday (weekend_factor times as many on Saturdays and Sundays)")
     si.add_argument("--seed", type=int, default=5)
     si.add_argument("--start", type=_day, help="first day (default: today minus --days)")
     si.add_argument("--holdout", type=float, default=0.1, help="global holdout share")
