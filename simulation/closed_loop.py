@@ -943,7 +943,7 @@ class _DayRun:
                    "locale": LOCALES[int(tr["locale"][j])],
                    "consent": {"analytics": bool(tr["analytics"][j]), "marketing": bool(tr["marketing"][j])}}
             channel = channel_names[int(tr["channel"][j])]
-            acq = self._acquisition(channel)
+            acq = self._acquisition(channel, int(idx[j]))
             t_end, sid = self._visit(t, anon, ctx, acq if kind == 0 else {}, float(tr["engagement"][j]))
             if (kind == 0 and due[j] == arrival[j]) or kind == 2:
                 new_rows.append(self._signup(tr, j, t_end, sid, anon, ctx, acq, channel))
@@ -967,14 +967,19 @@ class _DayRun:
             self._emit(t, "page_viewed", None, None, anon, sid, props, ctx)
         return t, sid
 
-    def _acquisition(self, channel: str) -> dict[str, str]:
+    def _acquisition(self, channel: str, idx: int) -> dict[str, str]:
+        """Where visitor ``idx`` came from (keyed: the first visit and a later sign-up carry the same)."""
         _, _, referrers, utms, campaigns = CHANNELS[channel]
+
+        def pick(options: tuple, purpose: str) -> Any:
+            return options[min(int(self.k.scalar(purpose, idx) * len(options)), len(options) - 1)]
+
         acq: dict[str, str] = {}
         if referrers:
-            acq["referrer"] = self.r.choice(referrers)
+            acq["referrer"] = pick(referrers, "referrer")
         if utms:
-            acq["utm_source"], acq["utm_medium"] = self.r.choice(utms)
-            acq["utm_campaign"] = self.r.choice(campaigns)
+            acq["utm_source"], acq["utm_medium"] = pick(utms, "utm")
+            acq["utm_campaign"] = pick(campaigns, "utm_campaign")
         return acq
 
     def _signup(self, tr: dict[str, np.ndarray], j: int, t: int, sid: str, anon: str, ctx: dict, acq: dict,

@@ -274,8 +274,9 @@ class _Journey:
             if r.random() < churn:
                 self.out.churned_ms = day * MS_DAY
                 return
-            p_active = activated(cfg, p["p_active_daily"], onboarded=self.out.onboarding_steps == len(ONBOARDING_STEPS),
-                                      status=self._status(day * MS_DAY), day_number=day)
+            onboarded = self.out.onboarding_steps == len(ONBOARDING_STEPS)
+            p_active = activated(cfg, p["p_active_daily"], onboarded=onboarded, status=self._status(day * MS_DAY),
+                                 day_number=day)
             if r.random() >= p_active:
                 continue
             n = 1 + self._poisson(extra_sessions_mean(cfg, self.eng))

@@ -341,6 +341,14 @@ def test_visitors_devices_consent_and_lifecycle_email_follow_the_same_rules(tmp_
     share_later = later / len(signups)
     # A delayed sign-up (2 h + 1.5 days on average) falls in the window a little less often than a first-visit one.
     assert len(signups) > 1_000 and 0.30 < share_later < 1 - cfg.first_visit_signup_share + 0.01, share_later
+    # A late sign-up carries the acquisition of the visitor's first visit (referrer, UTM), as the first page did.
+    first_page: dict[str, dict] = {}
+    for e in sorted((e for e in events if e["user_id"] is None), key=lambda e: e["timestamp"]):
+        first_page.setdefault(e["anonymous_id"], e["properties"])
+    keys = ("referrer", "utm_source", "utm_medium", "utm_campaign")
+    late = [e for e in signups if anon_sessions.get(e["anonymous_id"], set()) - {e["session_id"]}]
+    assert late and all({k: e["properties"].get(k) for k in keys} == {
+        k: first_page[e["anonymous_id"]].get(k) for k in keys} for e in late)
     # Devices: 1-3 per person; a session is on the arrival device with PRIMARY_DEVICE_SHARE if there are more.
     arrival_anon = {e["user_id"]: e["anonymous_id"] for e in signups}
     signup_sessions = {e["session_id"] for e in signups}
