@@ -83,6 +83,18 @@ def test_a_planned_property_gone_missing_is_drift_a_rarely_sent_one_is_not():
     assert young.passed  # a baseline of 50 lines judges nothing missing
 
 
+def test_a_small_hour_that_carries_a_property_less_often_by_chance_is_not_drift():
+    """20 sign-ups, 7 with a referrer, against 71% in the baseline: below half the share, but an hour of
+    20 lines does that about once in 1,100 hours (a false alarm a day at a few hundred judged hours);
+    none of 20, or a third of 100, is a release that stopped sending it."""
+    planned, base_lines, base_props = {"signup": {"referrer"}}, {"signup": 1000}, {"signup.referrer": 710}
+    chance = schema_drift_verdict({"signup": 20}, {"signup.referrer": 7}, planned, base_lines, base_props)
+    assert chance.passed, chance.note
+    for lines, carrying in ((20, 0), (100, 33)):
+        gone = schema_drift_verdict({"signup": lines}, {"signup.referrer": carrying}, planned, base_lines, base_props)
+        assert not gone.passed and "property signup.referrer on" in gone.note, (lines, carrying)
+
+
 # -- distribution drift -----------------------------------------------------------------------------
 
 def test_psi_is_zero_for_equal_mixes_and_large_for_a_takeover():
