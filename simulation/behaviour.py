@@ -58,10 +58,10 @@ __all__ = [
     "PRIMARY_DEVICE_SHARE", "RETURN_VISIT_WINDOW_DAYS", "SESSION_GAP_MS", "SIGNUP_DELAY_MEAN_DAYS",
     "TRIAL_AT_SIGNUP_SHARE", "TRIAL_DELAY_DAYS", "actions_mean", "activated", "arrival_factor", "cancel_daily_hazard",
     "completion_rate", "consent_change_delay_ms", "dormancy_hazard", "engagement_from_uniform", "extra_sessions_mean",
-    "is_weekend", "late_conversion_probability", "lifecycle_sends", "open_delay_ms", "open_probability",
-    "p_active_daily", "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step", "p_signup", "p_team",
-    "p_trial", "price_sensitivity_from_uniform", "return_visit_ms", "return_visits_mean", "signup_delay_ms",
-    "trial_delay_ms", "visit_pages_mean", "weekend_factor",
+    "is_weekend", "late_conversion_probability", "lifecycle_may_send", "lifecycle_sends", "open_delay_ms",
+    "open_probability", "p_active_daily", "p_active_today", "p_cancel_monthly", "p_convert", "p_onboarding_step",
+    "p_signup", "p_team", "p_trial", "price_sensitivity_from_uniform", "return_visit_ms", "return_visits_mean",
+    "signup_delay_ms", "trial_delay_ms", "visit_pages_mean", "weekend_factor",
 ]
 
 ENGAGEMENT = (2.2, 2.8)
@@ -164,6 +164,18 @@ def lifecycle_sends(cfg: ProductModel, *, signup_ms: int, onboarded: bool, trial
             sends.append(("newsletter", t))
         t += 7 * MS_DAY
     return [(c, ts) for c, ts in sends if since_ms <= ts < until_ms]
+
+
+def lifecycle_may_send(cfg: ProductModel, day_number: int, *, signup_day: Any, trial_start_day: Any,
+                       dormant_day: Any) -> Any:
+    """Which users :func:`lifecycle_sends` may send to on ``day_number`` (a superset, by a day's margin:
+    the caller need not evaluate the schedule of everyone else). Day arrays use -1 for "never"."""
+    if (day_number + 3) % 7 == 1:  # a Tuesday (1970-01-01 was a Thursday): the newsletter goes to everyone
+        return np.ones(len(signup_day), dtype=bool)
+    reminder_day = np.where(trial_start_day >= 0, trial_start_day + max(0, cfg.trial_days - 3), -10)
+    winback_day = np.where(dormant_day >= 0, dormant_day + 7, -10)
+    return ((signup_day >= day_number - 2) | ((reminder_day >= day_number - 1) & (reminder_day <= day_number))
+            | ((winback_day >= day_number - 1) & (winback_day <= day_number)))
 
 
 def dormancy_hazard(cfg: ProductModel, engagement: Any, *, paying: Any = False) -> Any:

@@ -93,6 +93,7 @@ from .behaviour import (
     engagement_from_uniform,
     extra_sessions_mean,
     late_conversion_probability,
+    lifecycle_may_send,
     lifecycle_sends,
     open_delay_ms,
     open_probability,
@@ -229,8 +230,11 @@ def _poisson_from_uniform(u: np.ndarray, mean: np.ndarray) -> np.ndarray:
 def _anonymous_id(k: _Keyed, idx: int, d: int) -> str:
     """The anonymous id of visitor ``idx``'s device ``d`` (re-derived from the seed, never stored)."""
     key = np.array([idx], dtype=np.int64)
-    parts = ("anon_hi", "anon_lo") if d == 0 else (("anon_hi", d), ("anon_lo", d))
-    hi, lo = (int(k.bits(key, *(p if isinstance(p, tuple) else (p,)))[0]) for p in parts)
+    extra = () if d == 0 else (d,)
+    return _uuid(int(k.bits(key, "anon_hi", *extra)[0]), int(k.bits(key, "anon_lo", *extra)[0]))
+
+
+def _uuid(hi: int, lo: int) -> str:
     return uuid4_str(lambda _bits: (hi << 64) | lo)
 
 
@@ -893,6 +897,7 @@ class _DayRun:
             "signup_first_u": k.uniform(idx, "signup_first"), "signup_delay_u": k.uniform(idx, "signup_delay"),
             "n_returns": _poisson_from_uniform(k.uniform(idx, "returns"), return_visits_mean(cfg, engagement)),
             "uid_bits": k.bits(idx, "user_id"), "ip_bits": k.bits(idx, "ip"),
+            "anon_hi": k.bits(idx, "anon_hi"), "anon_lo": k.bits(idx, "anon_lo"),
             "step_u": np.stack([k.uniform(idx, "onboarding_step", n) for n in range(len(ONBOARDING_STEPS))], axis=1),
             "trial_u": k.uniform(idx, "trial"), "delay_u": k.uniform(idx, "trial_delay"),
             "plan_u": k.uniform(idx, "plan"), "at_signup_u": k.uniform(idx, "trial_at_signup"),
@@ -938,7 +943,7 @@ class _DayRun:
                 plans.append((min(int(due[j]), t0 + _LAST_SIGNUP_HOUR * MS_HOUR), 2, j))
         new_rows: list[dict[str, Any]] = []
         for t, kind, j in sorted(plans):
-            anon = _anonymous_id(self.k, int(idx[j]), 0)
+            anon = _uuid(int(tr["anon_hi"][j]), int(tr["anon_lo"][j]))
             ctx = {"ip": _ip(int(tr["ip_bits"][j])), "user_agent": USER_AGENTS[int(tr["ua"][j])][0],
                    "locale": LOCALES[int(tr["locale"][j])],
                    "consent": {"analytics": bool(tr["analytics"][j]), "marketing": bool(tr["marketing"][j])}}
@@ -1071,15 +1076,17 @@ class _DayRun:
         n = len(s["idx"])
         if n == 0:
             return
-        welcome_u, nudge_u = k.uniform(s["idx"], "welcome"), k.uniform(s["idx"], "onboarding_nudge")
-        for i in range(n):
+        rows = np.flatnonzero(lifecycle_may_send(cfg, self.dn, signup_day=s["signup_day"],
+                                                 trial_start_day=s["trial_start"], dormant_day=s["dormant_day"]))
+        welcome_u, nudge_u = k.uniform(s["idx"][rows], "welcome"), k.uniform(s["idx"][rows], "onboarding_nudge")
+        for j, i in enumerate(rows.tolist()):
             converted = int(s["converted_day"][i])
             sends = lifecycle_sends(
                 cfg, signup_ms=int(s["signup_ms"][i]), onboarded=bool(s["onboarded"][i]),
                 trial_ms=None if s["trial_start_ms"][i] < 0 else int(s["trial_start_ms"][i]),
                 converted_ms=None if converted < 0 else converted * MS_DAY,
                 dormant_ms=None if s["dormant_day"][i] < 0 else int(s["dormant_day"][i]) * MS_DAY,
-                welcome_u=float(welcome_u[i]), nudge_u=float(nudge_u[i]), since_ms=t0, until_ms=t0 + MS_DAY)
+                welcome_u=float(welcome_u[j]), nudge_u=float(nudge_u[j]), since_ms=t0, until_ms=t0 + MS_DAY)
             for campaign, ts in sends:
                 if campaign in MARKETING_CAMPAIGNS and not s["marketing"][i]:
                     continue

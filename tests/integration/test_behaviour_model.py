@@ -25,6 +25,8 @@ from simulation.behaviour import (
     dormancy_hazard,
     is_weekend,
     late_conversion_probability,
+    lifecycle_may_send,
+    lifecycle_sends,
     open_probability,
     p_active_today,
     p_cancel_monthly,
@@ -375,3 +377,27 @@ def test_visitors_devices_consent_and_lifecycle_email_follow_the_same_rules(tmp_
     welcomed = {e["user_id"] for e in opened if e["properties"]["campaign"] == "welcome"}
     # Welcome opens: the shared open probability of the (awake) new users, engagement 0.44 on average.
     assert 0.5 * cfg.email_open_rate < len(welcomed) / len(signups) < 1.5 * cfg.email_open_rate
+
+
+def test_the_lifecycle_prefilter_keeps_every_user_the_schedule_sends_to():
+    """The closed loop evaluates lifecycle_sends only for lifecycle_may_send's users: over every weekday,
+    trial length and schedule offset, no user with a send that day may be left out."""
+    rng = np.random.default_rng(4)
+    n, day0 = 20_000, (START - date(1970, 1, 1)).days
+    for trial_days in (2, 3, 7, 14):
+        cfg = ProductModel(trial_days=trial_days)
+        signup = day0 * MS_DAY + rng.integers(0, 30 * MS_DAY, n)
+        trial = np.where(rng.random(n) < 0.5, signup + rng.integers(0, 4 * MS_DAY, n), -1)
+        dormant = np.where(rng.random(n) < 0.3, signup // MS_DAY + rng.integers(1, 20, n), -1)
+        welcome, nudge = rng.random(n), rng.random(n)
+        for dn in range(day0, day0 + 45):
+            may = lifecycle_may_send(cfg, dn, signup_day=np.where(signup // MS_DAY <= dn, signup // MS_DAY, dn + 99),
+                                     trial_start_day=np.where(trial >= 0, trial // MS_DAY, -1), dormant_day=dormant)
+            for i in np.flatnonzero(~may & (signup // MS_DAY <= dn))[:400].tolist():
+                sends = lifecycle_sends(cfg, signup_ms=int(signup[i]), onboarded=False,
+                                        trial_ms=None if trial[i] < 0 else int(trial[i]), converted_ms=None,
+                                        dormant_ms=None if dormant[i] < 0 else int(dormant[i]) * MS_DAY,
+                                        welcome_u=float(welcome[i]), nudge_u=float(nudge[i]),
+                                        since_ms=dn * MS_DAY, until_ms=(dn + 1) * MS_DAY)
+                assert not sends, (trial_days, dn, i, sends)
+            assert may.any()
