@@ -6,7 +6,8 @@ loops — a GrowthBook features document and the sent messages — so decisions 
 change what users do from day ``d``. The effects of every intervention are configured
 (:class:`ClosedLoopConfig`, :meth:`ClosedLoopConfig.true_effects`; ``simulation.closed_loop_config``) and
 the realized truth is recorded per user and day (``simulation.closed_loop_truth``), so loop lifts and
-experiment estimates can be checked against it. This module is the day-stepped engine.
+experiment estimates can be checked against it. This module is the day-stepped engine; the flags
+document and the outbox it reads each morning are ``simulation.closed_loop_inputs``.
 
 Model, per day ``d`` (in this order). The product's behaviour — visitors and their devices, return
 visits, sign-up, onboarding, trial, plan, conversion, cancellation, consent changes, activation,
@@ -66,7 +67,7 @@ import os
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ from .catalog import (
     USER_AGENTS,
 )
 from .closed_loop_config import ClosedLoopConfig, PaywallEffect, retired_parameters
+from .closed_loop_inputs import Flags, Message, messages_due
 from .closed_loop_truth import MESSAGE_SCHEMA, DayTruth, closed_loop_dir, read_message_truth, read_truth, truth_summary
 from .formats import MS_DAY, MS_HOUR, MS_MINUTE, TimestampFormatter, short_hex, uuid4_str
 from .writer import LandingWriter
@@ -312,92 +314,6 @@ def _write_json(path: Path, data: Any) -> None:
     _atomic_write(path, lambda p: p.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)))
 
 
-# -- flags and messages ---------------------------------------------------------------------------
-class _Flags:
-    """Evaluates flags of a GrowthBook features document per user with the real SDK."""
-
-    def __init__(self, doc: Mapping[str, Any] | None) -> None:
-        self.features: Mapping[str, Any] | None = None
-        self.unknown_values = 0
-        self.exposures: dict[tuple[str, str], tuple[str, str]] = {}
-        if doc is None:
-            return
-        features = doc.get("features") if isinstance(doc, Mapping) else None
-        if not isinstance(features, Mapping):
-            raise ConfigError("flags_document", "is not a GrowthBook features document (no `features` object)",
-                              "Pass {'features': {...}}, e.g. growth_loops.actuation.build_features_document(...).")
-        self.features = features
-
-    def value(self, key: str, user_id: str, allowed: Mapping[str, Any], attributes: Mapping[str, Any] | None = None
-              ) -> str:
-        """The variant the product renders: the flag's value, or control when the flag is absent
-        or serves a value the product does not know."""
-        if self.features is None or key not in self.features:
-            return "control"
-        from growthbook import GrowthBook  # the SDK the product uses; imported only when flags exist
-
-        gb = GrowthBook(attributes={"id": user_id, **(attributes or {})}, features=dict(self.features))
-        try:
-            result = gb.eval_feature(key)
-        finally:
-            gb.destroy()
-        value = "control" if result.value is None else result.value
-        if isinstance(value, str) and value in allowed:
-            if result.source == "experiment" and result.experiment is not None:
-                # What the product's trackingCallback logs: the exposure of an experiment rule.
-                self.exposures[(key, user_id)] = (result.experiment.key, value)
-            return value
-        self.unknown_values += 1
-        return "control"
-
-    def exposure(self, key: str, user_id: str) -> dict | None:
-        """``experiment_viewed`` properties of the user's last evaluation of ``key`` by an
-        experiment rule (None for forced values, defaults and holdouts)."""
-        hit = self.exposures.get((key, user_id))
-        if hit is None:
-            return None
-        return {"experiment_id": hit[0], "variation_id": hit[1], "feature_key": key}
-
-
-@dataclass(frozen=True)
-class _Message:
-    key: str
-    person_id: str
-    template: str
-    sent_ms: int
-
-
-def _messages_due(messages: pl.DataFrame | None, before_ms: int, delivered: set[str]) -> list[_Message]:
-    """Messages sent before ``before_ms`` and not delivered yet, in (sent time, key) order."""
-    if messages is None or messages.height == 0:
-        return []
-    if not isinstance(messages, pl.DataFrame):
-        raise ConfigError("messages", f"is a {type(messages).__name__}", "Pass a polars DataFrame (or None).")
-    cols = set(messages.columns)
-    ts_cols = [c for c in ("sent_at", "created_at") if c in cols]
-    if not {"person_id", "template"} <= cols or not ts_cols:
-        raise ConfigError("messages", f"has columns {sorted(cols)}",
-                          "Give at least person_id, template and sent_at and/or created_at (UTC datetimes).")
-    for c in ts_cols:
-        if not isinstance(messages.schema[c], pl.Datetime):
-            raise ConfigError(f"messages.{c}", f"is {messages.schema[c]}", "Use a (UTC) datetime column.")
-    sent = pl.coalesce([pl.col(c).dt.epoch("ms") for c in ts_cols]).alias("_sent_ms")
-    key = pl.col("message_id").cast(pl.String) if "message_id" in cols else pl.lit(None, pl.String)
-    frame = messages.select(pl.col("person_id").cast(pl.String), pl.col("template").cast(pl.String), sent,
-                            key.alias("_key"))
-    if frame["person_id"].null_count() or frame["template"].null_count():
-        raise ConfigError("messages", "has rows without person_id or template", "Drop or fix them.")
-    frame = frame.filter(pl.col("_sent_ms").is_not_null() & (pl.col("_sent_ms") < before_ms))
-    out: dict[str, _Message] = {}
-    for person, template, sent_ms, mkey in frame.iter_rows():
-        if mkey is None:
-            mkey = hashlib.sha256(f"{person}\x1f{template}\x1f{sent_ms}".encode()).hexdigest()[:32]
-        if mkey in delivered or mkey in out:
-            continue
-        out[mkey] = _Message(mkey, person, template, int(sent_ms))
-    return sorted(out.values(), key=lambda m: (m.sent_ms, m.key))
-
-
 # -- the simulator --------------------------------------------------------------------------------
 class ClosedLoopSimulator:
     """Steps the product one day at a time, acting on the growth loops' outbox.
@@ -505,8 +421,8 @@ class ClosedLoopSimulator:
         if day != expected:
             raise ConfigError("step(day)", f"{day} is not the next day to simulate ({expected})",
                               "Step the days in order, starting at next_day.")
-        flags = _Flags(flags_document)
-        due = _messages_due(messages, dn * MS_DAY + self.config.delivery_cutoff_hours * 3_600_000, delivered)
+        flags = Flags(flags_document)
+        due = messages_due(messages, dn * MS_DAY + self.config.delivery_cutoff_hours * 3_600_000, delivered)
         run = _DayRun(self, state, dn, int(cursor["next_visitor"]), flags)
         run.deliver(due)
         run.churn_and_renew()
@@ -566,7 +482,7 @@ class _DayRun:
     """The mutable work of one ``step``: state arrays, today's flags, and the events to land."""
 
     def __init__(self, sim: ClosedLoopSimulator, state: dict[str, np.ndarray], dn: int, next_visitor: int,
-                 flags: _Flags) -> None:
+                 flags: Flags) -> None:
         self.sim, self.cfg, self.k, self.flags = sim, sim.config, sim._keyed, flags
         self.s = state
         self.dn = dn
@@ -634,7 +550,7 @@ class _DayRun:
         return self.s["user_id"][i], anon, self._ctx(i, d)
 
     # -- 1. messages --
-    def deliver(self, due: list[_Message]) -> None:
+    def deliver(self, due: list[Message]) -> None:
         cfg, s, day = self.cfg, self.s, self.day
         for m in due:
             i = self.pos.get(m.person_id)
